@@ -1,0 +1,6 @@
+//! Lambda function for `POST /authentication factors/push/{channel}`. The handler lives in the shared library.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    additional_factors::lambda::run(additional_factors::http::router::Route::EnrolPush).await
+}

@@ -1,0 +1,113 @@
+//! Typed configuration, read once from the environment; a bad value fails with its name.
+
+use crate::http::auth::{KeyError, TokenVerifier};
+
+/// Where a function runs: in Lambda every secret must be given; locally, development
+/// defaults fill the gaps (and the local server prints them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Lambda,
+    Local,
+}
+
+pub const LOCAL_JWT_SECRET: &str = "local-development-secret-do-not-use-in-production";
+pub const LOCAL_JWT_ISSUER: &str = "https://identity.local";
+pub const LOCAL_JWT_AUDIENCE: &str = "additional-factors";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("token keys: {0}")]
+    Keys(#[from] KeyError),
+}
+
+/// The token settings.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub hs256_secret: Option<String>,
+    /// (`alg`, PEM) of a public key.
+    pub public_key: Option<(String, String)>,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl TokenConfig {
+    pub fn verifier(&self) -> Result<TokenVerifier, ConfigError> {
+        Ok(TokenVerifier::new(
+            self.hs256_secret.as_deref().map(str::as_bytes),
+            self.public_key
+                .as_ref()
+                .map(|(alg, pem)| (alg.as_str(), pem.as_str())),
+            self.issuer.clone(),
+            self.audience.clone(),
+        )?)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tokens: TokenConfig,
+    /// The HMAC key for codes and phone numbers; `None` locally means a random one.
+    pub otp_secret: Option<String>,
+    /// DynamoDB table; none means the in-memory store.
+    pub table_name: Option<String>,
+    pub dynamodb_endpoint: Option<String>,
+    pub sns_endpoint: Option<String>,
+}
+
+fn var(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn required(name: &'static str, mode: Mode, local_default: &str) -> Result<String, ConfigError> {
+    match (var(name), mode) {
+        (Some(value), _) => Ok(value),
+        (None, Mode::Local) => Ok(local_default.to_owned()),
+        (None, Mode::Lambda) => Err(ConfigError::Missing(name)),
+    }
+}
+
+impl Config {
+    pub fn from_env(mode: Mode) -> Result<Self, ConfigError> {
+        let public_key = match (var("JWT_PUBLIC_KEY_PEM"), var("JWT_PUBLIC_KEY_ALG")) {
+            (Some(pem), Some(alg)) => Some((alg, pem)),
+            (Some(_), None) => return Err(ConfigError::Missing("JWT_PUBLIC_KEY_ALG")),
+            (None, _) => None,
+        };
+        let hs256_secret = match (var("JWT_HS256_SECRET"), mode, &public_key) {
+            (Some(secret), _, _) => Some(secret),
+            (None, Mode::Local, None) => Some(LOCAL_JWT_SECRET.to_owned()),
+            (None, _, _) => None,
+        };
+        if let Some(secret) = &hs256_secret {
+            if secret.len() < 32 && mode == Mode::Lambda {
+                return Err(ConfigError::Invalid {
+                    name: "JWT_HS256_SECRET",
+                    reason: "must be at least 32 bytes".into(),
+                });
+            }
+        }
+        let otp_secret = var("OTP_HMAC_SECRET");
+        if mode == Mode::Lambda && otp_secret.as_ref().is_none_or(|s| s.len() < 32) {
+            return Err(ConfigError::Invalid {
+                name: "OTP_HMAC_SECRET",
+                reason: "is required and must be at least 32 bytes".into(),
+            });
+        }
+        Ok(Self {
+            tokens: TokenConfig {
+                hs256_secret,
+                public_key,
+                issuer: required("JWT_ISSUER", mode, LOCAL_JWT_ISSUER)?,
+                audience: required("JWT_AUDIENCE", mode, LOCAL_JWT_AUDIENCE)?,
+            },
+            otp_secret,
+            table_name: var("TABLE_NAME"),
+            dynamodb_endpoint: var("DYNAMODB_ENDPOINT"),
+            sns_endpoint: var("SNS_ENDPOINT"),
+        })
+    }
+}

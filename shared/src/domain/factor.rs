@@ -1,0 +1,150 @@
+//! Factors as stored, and the status a caller sees for them.
+//!
+//! The store keeps `PENDING_VERIFICATION`, `ACTIVE` or `INACTIVE`. What the listing shows also
+//! depends on the token: an SMS factor verified with one phone is `INACTIVE` for a token that
+//! carries another phone (a SIM swap or a changed number must not inherit the old factor). A
+//! token without `phone_number` sees the stored status.
+
+use serde::{Deserialize, Serialize};
+
+use super::channel::Channel;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FactorStatus {
+    PendingVerification,
+    Active,
+    Inactive,
+}
+
+impl FactorStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FactorStatus::PendingVerification => "PENDING_VERIFICATION",
+            FactorStatus::Active => "ACTIVE",
+            FactorStatus::Inactive => "INACTIVE",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::PendingVerification, Self::Active, Self::Inactive]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
+/// A factor as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactorRecord {
+    pub channel: Channel,
+    pub status: FactorStatus,
+    /// The keyed hash of the phone the factor was verified (or registered) with.
+    pub phone_hash: Option<String>,
+    /// The push provider's id for the user (Authy only).
+    pub authy_id: Option<String>,
+    /// The provider's id of the enrolment request still waiting for the user (Authy only).
+    pub pending_request: Option<String>,
+    pub updated_at: i64,
+}
+
+/// The `phone_number` of the token, as far as the listing rule needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenPhone {
+    Absent,
+    /// Present, but not a valid E.164 number: it matches no stored phone.
+    Invalid,
+    /// The keyed hash of a valid number.
+    Hash(String),
+}
+
+impl FactorRecord {
+    /// The status the caller with this token sees.
+    pub fn listed_status(&self, token_phone: &TokenPhone) -> FactorStatus {
+        match (self.channel, self.status, token_phone) {
+            (Channel::Sms, FactorStatus::Active, TokenPhone::Invalid) => FactorStatus::Inactive,
+            (Channel::Sms, FactorStatus::Active, TokenPhone::Hash(h))
+                if self.phone_hash.as_deref() != Some(h.as_str()) =>
+            {
+                FactorStatus::Inactive
+            }
+            (_, status, _) => status,
+        }
+    }
+}
+
+/// The listing: one entry per stored factor, in the order SMS, AUTHY, BIOMETRIC.
+pub fn listing(
+    mut records: Vec<FactorRecord>,
+    token_phone: &TokenPhone,
+) -> Vec<(Channel, FactorStatus)> {
+    records.sort_by_key(|r| r.channel);
+    records
+        .iter()
+        .map(|r| (r.channel, r.listed_status(token_phone)))
+        .collect()
+}
+
+/// Whether any factor is listed `ACTIVE` for this token: adding or removing one then needs
+/// a stepped-up token.
+pub fn has_active_factor(records: &[FactorRecord], token_phone: &TokenPhone) -> bool {
+    records
+        .iter()
+        .any(|r| r.listed_status(token_phone) == FactorStatus::Active)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sms(status: FactorStatus, phone: &str) -> FactorRecord {
+        FactorRecord {
+            channel: Channel::Sms,
+            status,
+            phone_hash: Some(phone.into()),
+            authy_id: None,
+            pending_request: None,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn active_sms_is_inactive_for_another_phone_only() {
+        let f = sms(FactorStatus::Active, "a");
+        assert_eq!(
+            f.listed_status(&TokenPhone::Hash("a".into())),
+            FactorStatus::Active
+        );
+        assert_eq!(
+            f.listed_status(&TokenPhone::Hash("b".into())),
+            FactorStatus::Inactive
+        );
+        assert_eq!(
+            f.listed_status(&TokenPhone::Invalid),
+            FactorStatus::Inactive
+        );
+        assert_eq!(f.listed_status(&TokenPhone::Absent), FactorStatus::Active);
+    }
+
+    #[test]
+    fn pending_sms_is_pending_whatever_the_phone() {
+        let f = sms(FactorStatus::PendingVerification, "a");
+        assert_eq!(
+            f.listed_status(&TokenPhone::Hash("b".into())),
+            FactorStatus::PendingVerification
+        );
+    }
+
+    #[test]
+    fn listing_is_ordered_sms_authy_biometric() {
+        let mut bio = sms(FactorStatus::Active, "a");
+        bio.channel = Channel::Biometric;
+        let mut authy = sms(FactorStatus::PendingVerification, "a");
+        authy.channel = Channel::Authy;
+        let list = listing(
+            vec![bio, authy, sms(FactorStatus::Active, "a")],
+            &TokenPhone::Absent,
+        );
+        let channels: Vec<_> = list.iter().map(|(c, _)| *c).collect();
+        assert_eq!(channels, [Channel::Sms, Channel::Authy, Channel::Biometric]);
+    }
+}

@@ -1,0 +1,11 @@
+//! The domain: factors, challenges, codes, limits and programmes. Pure: no I/O; the clock
+//! and randomness are passed in.
+
+pub mod challenge;
+pub mod channel;
+pub mod factor;
+pub mod idempotency;
+pub mod limits;
+pub mod otp;
+pub mod phone;
+pub mod programme;

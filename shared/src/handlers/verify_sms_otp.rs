@@ -1,0 +1,86 @@
+//! `POST /authentication_factors/otp/SMS/verify`: step two — check the code the user typed.
+//!
+//! The attempt is counted (atomically, only while the challenge is live and was sent to the
+//! token's phone) *before* the code is compared: see `domain::challenge`. A right code then
+//! consumes the challenge and activates the factor in one conditional write, so it works once.
+
+use std::sync::atomic::Ordering;
+
+use crate::{
+    app::App,
+    domain::{
+        challenge::{wrong_code, WrongCode},
+        channel::Channel,
+        factor::FactorStatus,
+        otp::VerificationCode,
+    },
+    http::{
+        auth::PhoneClaim,
+        response::{ApiError, ErrorCode, Reply},
+        Caller,
+    },
+    store::AttemptOutcome,
+};
+
+pub async fn verify_sms_otp(
+    app: &App,
+    caller: &Caller,
+    code: &VerificationCode,
+) -> Result<Reply, ApiError> {
+    // A challenge belongs to the phone it was sent to: no phone, no challenge.
+    let PhoneClaim::Valid(phone) = &caller.phone else {
+        return Err(ApiError::Conflict(ErrorCode::StateInvalid));
+    };
+    let phone_hash = app.hasher.phone_hash(phone.expose_e164());
+    let attempt = match app
+        .store
+        .count_sms_attempt(&caller.user, &phone_hash, caller.now)
+        .await?
+    {
+        AttemptOutcome::Counted(attempt) => attempt,
+        AttemptOutcome::Dead => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
+        AttemptOutcome::Expired => {
+            return Err(ApiError::Conflict(ErrorCode::VerificationCodeExpired))
+        }
+        AttemptOutcome::NoChallenge => {
+            let factor = app.store.get_factor(&caller.user, Channel::Sms).await?;
+            let registered = factor.is_some_and(|f| {
+                f.status == FactorStatus::Active
+                    && f.phone_hash.as_deref() == Some(phone_hash.as_str())
+            });
+            return Err(ApiError::Conflict(if registered {
+                ErrorCode::ChannelAlreadyRegistered
+            } else {
+                ErrorCode::StateInvalid
+            }));
+        }
+    };
+    app.metrics.codes_compared.fetch_add(1, Ordering::SeqCst);
+    if app
+        .hasher
+        .code_matches(&attempt.challenge_id, code, &attempt.code_hash)
+    {
+        if app
+            .store
+            .activate_sms_factor(&caller.user, &attempt.challenge_id, caller.now)
+            .await?
+        {
+            tracing::info!(to = %phone, attempts = attempt.attempts, "SMS factor verified");
+            return Ok(Reply::no_content());
+        }
+        // Consumed or replaced by a concurrent request between the count and now.
+        return Err(ApiError::Conflict(ErrorCode::StateInvalid));
+    }
+    tracing::info!(
+        attempts = attempt.attempts,
+        limit = attempt.limit,
+        "wrong verification code"
+    );
+    Err(ApiError::Conflict(
+        match wrong_code(attempt.attempts, attempt.limit) {
+            WrongCode::Invalid => ErrorCode::VerificationCodeInvalid,
+            WrongCode::OneRemaining => ErrorCode::OneChallengeLimitRemaining,
+            WrongCode::LimitExceeded => ErrorCode::ChallengeLimitExceeded,
+        },
+    ))
+}

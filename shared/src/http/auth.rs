@@ -1,0 +1,188 @@
+//! Who is calling: the programme (by `api-key`) and the user (by the bearer JWT).
+//!
+//! Every failure is the same empty 401, so a caller learns nothing about which check failed.
+//! The token's `exp` and `nbf` are checked against the request's clock (a parameter), with a
+//! leeway of 30 s; the algorithm must be one a configured key allows, so `none` and HS/RS
+//! confusion are refused before any signature is computed.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::domain::phone::PhoneNumber;
+
+/// Clock skew tolerated on `exp` and `nbf` (the contract allows at most 60 s).
+pub const LEEWAY_SECS: i64 = 30;
+
+/// The longest `sub` accepted (it becomes part of a store key).
+const MAX_SUBJECT_LEN: usize = 256;
+
+/// A token longer than this is refused without being decoded.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The token's `phone_number`, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneClaim {
+    Absent,
+    Invalid,
+    Valid(PhoneNumber),
+}
+
+/// The user behind a verified token.
+#[derive(Debug, Clone)]
+pub struct TokenUser {
+    pub credential_id: String,
+    pub programme_id: String,
+    pub phone: PhoneClaim,
+    /// `amr` contains `mfa`.
+    pub stepped_up: bool,
+}
+
+/// Why a token was refused (logged, never answered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the Authorization header is missing or not 'Bearer <token>'")]
+    Header,
+    #[error("the token is malformed, uses a refused algorithm, or its signature is wrong")]
+    Signature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("a required claim is missing or malformed")]
+    Claims,
+}
+
+/// The keys the identity service signs with, and what its tokens must say.
+pub struct TokenVerifier {
+    keys: Vec<(Algorithm, DecodingKey)>,
+    issuer: String,
+    audience: String,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    exp: f64,
+    #[serde(default)]
+    nbf: Option<f64>,
+    #[serde(default)]
+    programme_id: Option<serde_json::Value>,
+    #[serde(default)]
+    phone_number: Option<serde_json::Value>,
+    #[serde(default)]
+    amr: Option<serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("JWT_PUBLIC_KEY_ALG must be RS256, ES256 or EdDSA")]
+    Algorithm,
+    #[error("the public key could not be read: {0}")]
+    Pem(#[from] jsonwebtoken::errors::Error),
+    #[error("no token key is configured (JWT_HS256_SECRET or JWT_PUBLIC_KEY_PEM)")]
+    None,
+}
+
+impl TokenVerifier {
+    /// `hs256_secret` and/or one public key (`alg` RS256, ES256 or EdDSA, PEM).
+    pub fn new(
+        hs256_secret: Option<&[u8]>,
+        public_key: Option<(&str, &str)>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Result<Self, KeyError> {
+        let mut keys = Vec::new();
+        if let Some(secret) = hs256_secret {
+            keys.push((Algorithm::HS256, DecodingKey::from_secret(secret)));
+        }
+        if let Some((alg, pem)) = public_key {
+            let key = match alg {
+                "RS256" => (Algorithm::RS256, DecodingKey::from_rsa_pem(pem.as_bytes())?),
+                "ES256" => (Algorithm::ES256, DecodingKey::from_ec_pem(pem.as_bytes())?),
+                "EdDSA" => (Algorithm::EdDSA, DecodingKey::from_ed_pem(pem.as_bytes())?),
+                _ => return Err(KeyError::Algorithm),
+            };
+            keys.push(key);
+        }
+        if keys.is_empty() {
+            return Err(KeyError::None);
+        }
+        Ok(Self {
+            keys,
+            issuer: issuer.into(),
+            audience: audience.into(),
+        })
+    }
+
+    /// Verifies an `Authorization` header value at `now`.
+    pub fn verify(&self, authorization: Option<&[u8]>, now: i64) -> Result<TokenUser, TokenError> {
+        let header = authorization.ok_or(TokenError::Header)?;
+        let token = header.strip_prefix(b"Bearer ").ok_or(TokenError::Header)?;
+        if token.is_empty()
+            || token.len() > MAX_TOKEN_LEN
+            || !token.iter().all(|b| b.is_ascii_graphic())
+        {
+            return Err(TokenError::Header);
+        }
+        let token = std::str::from_utf8(token).map_err(|_| TokenError::Header)?;
+        let alg = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Signature)?
+            .alg;
+        let (alg, key) = self
+            .keys
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .ok_or(TokenError::Signature)?;
+        let mut validation = Validation::new(*alg);
+        // exp and nbf are checked below against the request's clock, not the system's.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
+            .kind()
+        {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature
+            | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
+            | jsonwebtoken::errors::ErrorKind::InvalidToken => TokenError::Signature,
+            _ => TokenError::Claims,
+        })?;
+        let claims = data.claims;
+        let now = now as f64;
+        if now - LEEWAY_SECS as f64 >= claims.exp {
+            return Err(TokenError::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| now + (LEEWAY_SECS as f64) < nbf)
+        {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.sub.is_empty() || claims.sub.len() > MAX_SUBJECT_LEN {
+            return Err(TokenError::Claims);
+        }
+        let Some(serde_json::Value::String(programme_id)) = claims.programme_id else {
+            return Err(TokenError::Claims);
+        };
+        let phone = match claims.phone_number {
+            None | Some(serde_json::Value::Null) => PhoneClaim::Absent,
+            Some(serde_json::Value::String(raw)) => {
+                PhoneNumber::parse(&raw).map_or(PhoneClaim::Invalid, PhoneClaim::Valid)
+            }
+            Some(_) => PhoneClaim::Invalid,
+        };
+        let stepped_up = match claims.amr {
+            Some(serde_json::Value::Array(methods)) => {
+                methods.iter().any(|m| m.as_str() == Some("mfa"))
+            }
+            _ => false,
+        };
+        Ok(TokenUser {
+            credential_id: claims.sub,
+            programme_id,
+            phone,
+            stepped_up,
+        })
+    }
+}

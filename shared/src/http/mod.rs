@@ -1,0 +1,351 @@
+//! The HTTP edge: one pipeline every route goes through, in the contract's order —
+//! api key (400/401), token (401), validation (400), step-up (403), idempotency, then the
+//! route's own handler (409/429/2xx). Expected failures are responses, never `Err`.
+
+pub mod auth;
+pub mod idempotency;
+pub mod response;
+pub mod router;
+
+use std::sync::Arc;
+
+use lambda_http::{http::HeaderValue, Body, Request, RequestExt, Response};
+use tracing::Instrument;
+
+use self::{
+    auth::PhoneClaim,
+    response::{ApiError, FieldError, FieldErrorKind, Reply},
+    router::Route,
+};
+use crate::{
+    app::App,
+    domain::{
+        channel::Channel,
+        factor::{has_active_factor, FactorStatus, TokenPhone},
+        idempotency::{fingerprint, IdempotencyRef, IdempotencyRefError},
+        otp::{random_id, VerificationCode, VerificationCodeError},
+        programme::Programme,
+    },
+    handlers,
+    logging::redacted_chain,
+    store::UserKey,
+};
+
+/// The authenticated caller of one request.
+pub struct Caller {
+    pub programme: Arc<Programme>,
+    pub user: UserKey,
+    pub phone: PhoneClaim,
+    pub stepped_up: bool,
+    /// The request's clock, read once.
+    pub now: i64,
+}
+
+impl Caller {
+    /// The token's phone as the listing rule sees it.
+    pub fn token_phone(&self, app: &App) -> TokenPhone {
+        match &self.phone {
+            PhoneClaim::Absent => TokenPhone::Absent,
+            PhoneClaim::Invalid => TokenPhone::Invalid,
+            PhoneClaim::Valid(phone) => {
+                TokenPhone::Hash(app.hasher.phone_hash(phone.expose_e164()))
+            }
+        }
+    }
+}
+
+/// What a mutating route takes, once validated.
+#[derive(Debug)]
+pub struct Input {
+    pub channel: Channel,
+    /// The `verificationCode` (verify only).
+    pub code: Option<VerificationCode>,
+}
+
+/// Handles one request on a known route. Never fails: every outcome is a response, with a
+/// fresh `request-ref` that every log line of the request also carries.
+pub async fn handle(app: &App, route: Route, request: Request) -> Response<Body> {
+    let request_ref = new_request_ref(app);
+    let span = tracing::info_span!("request", request_ref = %request_ref, route = route.name());
+    async {
+        let reply = match process(app, route, &request).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                log_failure(&error);
+                error.to_reply()
+            }
+        };
+        tracing::info!(status = reply.status, "answered");
+        with_request_ref(reply.into_response(), &request_ref)
+    }
+    .instrument(span)
+    .await
+}
+
+/// Answers a request that matched no route (404/405), with its own `request-ref`.
+pub fn reject_unrouted(app: &App, error: &ApiError) -> Response<Body> {
+    let request_ref = new_request_ref(app);
+    let reply = error.to_reply();
+    tracing::info!(request_ref = %request_ref, status = reply.status, "no route");
+    with_request_ref(reply.into_response(), &request_ref)
+}
+
+fn new_request_ref(app: &App) -> String {
+    random_id(app.random.as_ref()).unwrap_or_else(|_| format!("{:x}", app.clock.now()))
+}
+
+fn with_request_ref(mut response: Response<Body>, request_ref: &str) -> Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(request_ref) {
+        response.headers_mut().insert("request-ref", value);
+    }
+    response
+}
+
+fn log_failure(error: &ApiError) {
+    match error {
+        ApiError::Unavailable(cause) => {
+            tracing::warn!(error = %redacted_chain(cause.as_ref()), "a dependency failed");
+        }
+        ApiError::Internal(cause) => {
+            tracing::error!(error = %redacted_chain(cause.as_ref()), "internal error");
+        }
+        _ => {}
+    }
+}
+
+async fn process(app: &App, route: Route, request: &Request) -> Result<Reply, ApiError> {
+    let now = app.clock.now();
+    let caller = authenticate(app, request, now).await?;
+    match route {
+        Route::ListFactors => handlers::list_factors::list_factors(app, &caller).await,
+        _ => mutate(app, route, &caller, request).await,
+    }
+}
+
+async fn authenticate(app: &App, request: &Request, now: i64) -> Result<Caller, ApiError> {
+    let api_key = request
+        .headers()
+        .get("api-key")
+        .map(|v| v.to_str().unwrap_or("\u{0}").trim())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            ApiError::InvalidFields(vec![FieldError::new(
+                "api-key",
+                FieldErrorKind::Required,
+                &[],
+            )])
+        })?;
+    let programme = app
+        .programme_for_key(api_key, now)
+        .await?
+        .filter(|p| !p.disabled)
+        .ok_or_else(|| {
+            tracing::info!(reason = "unknown or disabled api key", "unauthorized");
+            ApiError::Unauthorized
+        })?;
+    let authorization = request
+        .headers()
+        .get("authorization")
+        .map(HeaderValue::as_bytes);
+    let user = app.tokens.verify(authorization, now).map_err(|reason| {
+        tracing::info!(reason = %reason, "unauthorized");
+        ApiError::Unauthorized
+    })?;
+    if user.programme_id != programme.id {
+        tracing::info!(reason = "token of another programme", "unauthorized");
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(Caller {
+        user: UserKey {
+            programme_id: programme.id.clone(),
+            credential_id: user.credential_id,
+        },
+        programme,
+        phone: user.phone,
+        stepped_up: user.stepped_up,
+        now,
+    })
+}
+
+async fn mutate(
+    app: &App,
+    route: Route,
+    caller: &Caller,
+    request: &Request,
+) -> Result<Reply, ApiError> {
+    if matches!(route, Route::SimulatePushAccept | Route::SimulatePushReject)
+        && !caller.programme.sandbox
+    {
+        return Err(ApiError::NotFound);
+    }
+    let mut fields = Vec::new();
+    let reference = match request.headers().get("idempotency-ref") {
+        None => None,
+        Some(raw) => match IdempotencyRef::parse(raw.as_bytes()) {
+            Ok(reference) => Some(reference),
+            Err(IdempotencyRefError::Size) => {
+                fields.push(FieldError::new(
+                    "idempotency-ref",
+                    FieldErrorKind::Size,
+                    &["1", "255"],
+                ));
+                None
+            }
+            Err(IdempotencyRefError::Regex) => {
+                fields.push(FieldError::new(
+                    "idempotency-ref",
+                    FieldErrorKind::Regex,
+                    &["^[\\x21-\\x7E]{1,255}$"],
+                ));
+                None
+            }
+        },
+    };
+    let params = request.path_parameters();
+    let channel = params.first("channel").unwrap_or_default();
+    let body: &[u8] = request.body().as_ref();
+    let input = parse_input(route, channel, body);
+    if !fields.is_empty() {
+        if let Err(ApiError::InvalidFields(more)) = input {
+            fields.extend(more);
+        }
+        return Err(ApiError::InvalidFields(fields));
+    }
+    if let Ok(input) = &input {
+        require_step_up(app, route, caller, input.channel).await?;
+    }
+    let operation = format!("{} {} {}", route.method(), route.name(), channel);
+    let fingerprint = fingerprint(&operation, body);
+    idempotency::run_once(app, caller, reference, &fingerprint, async {
+        let input = input?;
+        match route {
+            Route::EnrolSmsOtp => handlers::enrol_sms_otp::enrol_sms_otp(app, caller).await,
+            Route::VerifySmsOtp => match input.code {
+                Some(code) => handlers::verify_sms_otp::verify_sms_otp(app, caller, &code).await,
+                None => Err(ApiError::Internal("verify without a code".into())),
+            },
+            Route::EnrolPush => handlers::enrol_push::enrol_push(app, caller).await,
+            Route::UnlinkPush => {
+                handlers::unlink_push::unlink_push(app, caller, input.channel).await
+            }
+            Route::SimulatePushAccept => {
+                handlers::simulate_push::simulate_push(app, caller, true).await
+            }
+            Route::SimulatePushReject => {
+                handlers::simulate_push::simulate_push(app, caller, false).await
+            }
+            Route::ListFactors => Err(ApiError::Internal("list is not a mutation".into())),
+        }
+    })
+    .await
+}
+
+/// The channels each route's `{channel}` accepts.
+fn allowed_channels(route: Route) -> &'static [Channel] {
+    match route {
+        Route::EnrolSmsOtp | Route::VerifySmsOtp => &[Channel::Sms],
+        Route::EnrolPush | Route::SimulatePushAccept | Route::SimulatePushReject => {
+            &[Channel::Authy]
+        }
+        Route::UnlinkPush => &[Channel::Authy, Channel::Biometric],
+        Route::ListFactors => &[],
+    }
+}
+
+/// Validates the path and body of a mutating route.
+fn parse_input(route: Route, channel: &str, body: &[u8]) -> Result<Input, ApiError> {
+    let allowed = allowed_channels(route);
+    let mut fields = Vec::new();
+    let parsed_channel = Channel::parse_among(channel, allowed);
+    if parsed_channel.is_none() {
+        let names: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
+        fields.push(FieldError::new("channel", FieldErrorKind::In, &names));
+    }
+    let code = if route == Route::VerifySmsOtp {
+        match parse_verification_body(body) {
+            Ok(code) => Some(code),
+            Err(BodyError::Field(field)) => {
+                fields.push(field);
+                None
+            }
+            Err(BodyError::Malformed(message)) if fields.is_empty() => {
+                return Err(ApiError::MalformedBody(message))
+            }
+            Err(BodyError::Malformed(_)) => None,
+        }
+    } else {
+        None
+    };
+    match parsed_channel {
+        Some(channel) if fields.is_empty() => Ok(Input { channel, code }),
+        _ => Err(ApiError::InvalidFields(fields)),
+    }
+}
+
+enum BodyError {
+    Field(FieldError),
+    Malformed(&'static str),
+}
+
+/// `{"verificationCode": "123456"}`; an empty body counts as `{}`.
+fn parse_verification_body(body: &[u8]) -> Result<VerificationCode, BodyError> {
+    let value: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Object(serde_json::Map::new())
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|_| BodyError::Malformed("The request body is not valid JSON."))?
+    };
+    let serde_json::Value::Object(object) = value else {
+        return Err(BodyError::Malformed(
+            "The request body must be a JSON object.",
+        ));
+    };
+    match object.get("verificationCode") {
+        None | Some(serde_json::Value::Null) => Err(BodyError::Field(FieldError::new(
+            "verificationCode",
+            FieldErrorKind::Required,
+            &[],
+        ))),
+        Some(serde_json::Value::String(raw)) => VerificationCode::parse(raw).map_err(|e| {
+            BodyError::Field(match e {
+                VerificationCodeError::Size => {
+                    FieldError::new("verificationCode", FieldErrorKind::Size, &["6", "6"])
+                }
+                VerificationCodeError::Regex => {
+                    FieldError::new("verificationCode", FieldErrorKind::Regex, &["^[0-9]*$"])
+                }
+            })
+        }),
+        Some(_) => Err(BodyError::Malformed("verificationCode must be a string.")),
+    }
+}
+
+/// Adding a push factor while any factor is listed `ACTIVE`, or removing one listed
+/// `ACTIVE`, needs a stepped-up token (`amr` contains `mfa`).
+async fn require_step_up(
+    app: &App,
+    route: Route,
+    caller: &Caller,
+    channel: Channel,
+) -> Result<(), ApiError> {
+    if caller.stepped_up {
+        return Ok(());
+    }
+    let token_phone = caller.token_phone(app);
+    let needed = match route {
+        Route::EnrolPush => {
+            has_active_factor(&app.store.list_factors(&caller.user).await?, &token_phone)
+        }
+        Route::UnlinkPush => app
+            .store
+            .get_factor(&caller.user, channel)
+            .await?
+            .is_some_and(|f| f.listed_status(&token_phone) == FactorStatus::Active),
+        _ => false,
+    };
+    if needed {
+        Err(ApiError::StepUpRequired)
+    } else {
+        Ok(())
+    }
+}

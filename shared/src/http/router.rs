@@ -1,0 +1,179 @@
+//! Which route a method and path name: what API Gateway does in production, done here for
+//! the local server (and checked by the tests against `openapi.yaml`).
+
+use super::response::ApiError;
+
+/// Every route of the API. Each one is a Lambda function of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `GET /authentication_factors`
+    ListFactors,
+    /// `POST /authentication_factors/otp/{channel}`
+    EnrolSmsOtp,
+    /// `POST /authentication_factors/otp/{channel}/verify`
+    VerifySmsOtp,
+    /// `POST /authentication_factors/push/{channel}`
+    EnrolPush,
+    /// `DELETE /authentication_factors/push/{channel}`
+    UnlinkPush,
+    /// `POST /simulate/authentication_factors/push/{channel}/accept` (sandbox only)
+    SimulatePushAccept,
+    /// `POST /simulate/authentication_factors/push/{channel}/reject` (sandbox only)
+    SimulatePushReject,
+}
+
+impl Route {
+    pub const ALL: [Route; 7] = [
+        Route::ListFactors,
+        Route::EnrolSmsOtp,
+        Route::VerifySmsOtp,
+        Route::EnrolPush,
+        Route::UnlinkPush,
+        Route::SimulatePushAccept,
+        Route::SimulatePushReject,
+    ];
+
+    /// A short name for logs and fingerprints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::ListFactors => "list_factors",
+            Route::EnrolSmsOtp => "enrol_sms_otp",
+            Route::VerifySmsOtp => "verify_sms_otp",
+            Route::EnrolPush => "enrol_push",
+            Route::UnlinkPush => "unlink_push",
+            Route::SimulatePushAccept => "simulate_push_accept",
+            Route::SimulatePushReject => "simulate_push_reject",
+        }
+    }
+
+    pub fn method(self) -> &'static str {
+        match self {
+            Route::ListFactors => "GET",
+            Route::UnlinkPush => "DELETE",
+            _ => "POST",
+        }
+    }
+
+    /// The path template, as in `openapi.yaml` and `template.yaml`.
+    pub fn path_template(self) -> &'static str {
+        match self {
+            Route::ListFactors => "/authentication_factors",
+            Route::EnrolSmsOtp => "/authentication_factors/otp/{channel}",
+            Route::VerifySmsOtp => "/authentication_factors/otp/{channel}/verify",
+            Route::EnrolPush | Route::UnlinkPush => "/authentication_factors/push/{channel}",
+            Route::SimulatePushAccept => "/simulate/authentication_factors/push/{channel}/accept",
+            Route::SimulatePushReject => "/simulate/authentication_factors/push/{channel}/reject",
+        }
+    }
+}
+
+/// A matched request: the route and its `{channel}`, if the path has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    pub route: Route,
+    pub channel: Option<String>,
+}
+
+/// Matches a method and path: unknown path → 404, known path with another method → 405.
+pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or("").split('/').collect();
+    let (candidates, channel): (&[Route], Option<&str>) = match segments.as_slice() {
+        ["authentication_factors"] => (&[Route::ListFactors], None),
+        ["authentication_factors", "otp", c] => (&[Route::EnrolSmsOtp], Some(c)),
+        ["authentication_factors", "otp", c, "verify"] => (&[Route::VerifySmsOtp], Some(c)),
+        ["authentication_factors", "push", c] => (&[Route::EnrolPush, Route::UnlinkPush], Some(c)),
+        ["simulate", "authentication_factors", "push", c, "accept"] => {
+            (&[Route::SimulatePushAccept], Some(c))
+        }
+        ["simulate", "authentication_factors", "push", c, "reject"] => {
+            (&[Route::SimulatePushReject], Some(c))
+        }
+        _ => return Err(ApiError::NotFound),
+    };
+    if channel.is_some_and(str::is_empty) {
+        return Err(ApiError::NotFound);
+    }
+    match candidates.iter().find(|r| r.method() == method) {
+        Some(route) => Ok(Matched {
+            route: *route,
+            channel: channel.map(percent_decode),
+        }),
+        None => Err(ApiError::MethodNotAllowed(match candidates {
+            [Route::EnrolPush, Route::UnlinkPush] => "POST, DELETE",
+            [Route::ListFactors] => "GET",
+            _ => "POST",
+        })),
+    }
+}
+
+/// Decodes `%XX` escapes in a path segment (what API Gateway hands a function).
+fn percent_decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_every_route_on_its_method() {
+        for route in Route::ALL {
+            let path = route.path_template().replace("{channel}", "SMS");
+            let matched = match_route(route.method(), &path).ok();
+            assert_eq!(matched.map(|m| m.route), Some(route), "{path}");
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
+        for path in [
+            "/",
+            "/authentication_factors/",
+            "/authentication_factors/otp",
+            "/authentication_factors/otp//verify",
+            "/nope",
+        ] {
+            assert!(
+                matches!(match_route("GET", path), Err(ApiError::NotFound)),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            match_route("POST", "/authentication_factors"),
+            Err(ApiError::MethodNotAllowed("GET"))
+        ));
+        assert!(matches!(
+            match_route("GET", "/authentication_factors/push/AUTHY"),
+            Err(ApiError::MethodNotAllowed("POST, DELETE"))
+        ));
+        assert!(matches!(
+            match_route("PUT", "/authentication_factors/otp/SMS/verify"),
+            Err(ApiError::MethodNotAllowed("POST"))
+        ));
+    }
+
+    #[test]
+    fn channel_is_percent_decoded() {
+        let m = match_route("POST", "/authentication_factors/otp/S%4DS").ok();
+        assert_eq!(m.and_then(|m| m.channel), Some("SMS".to_owned()));
+    }
+}

@@ -1,0 +1,27 @@
+//! The push provider port: register a user's phone with the provider and push an enrolment
+//! approval request to the device. Adapters: Twilio Authy (next issue) and a fake.
+
+pub mod fake;
+
+use async_trait::async_trait;
+
+use crate::domain::phone::PhoneNumber;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the push provider failed")]
+pub struct PushError {
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+#[async_trait]
+pub trait PushProvider: Send + Sync {
+    /// Registers the phone with the provider; returns the provider's user id.
+    async fn register_user(&self, phone: &PhoneNumber) -> Result<String, PushError>;
+    /// Pushes an approval request to the user's device; returns the request's id.
+    async fn request_approval(
+        &self,
+        provider_user_id: &str,
+        message: &str,
+    ) -> Result<String, PushError>;
+}

@@ -1,0 +1,52 @@
+//! The SMS port: sends one text to one phone. Adapters: Amazon SNS (`sns`), the console
+//! sender of the local server (`console`), and a recording fake for tests (`recording`).
+
+pub mod console;
+pub mod recording;
+pub mod sns;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::domain::{otp::VerificationCode, phone::PhoneNumber};
+
+/// One SMS. `Debug` shows neither the code nor the full number.
+pub struct SmsMessage {
+    pub to: PhoneNumber,
+    /// The full text, the code included.
+    pub text: String,
+    /// The code inside `text`, so that a sender that echoes the text can mask it.
+    pub code: VerificationCode,
+    /// The programme's alphanumeric sender id, where the destination country supports it.
+    pub sender_id: Option<String>,
+}
+
+impl SmsMessage {
+    /// The text with the code starred out: the only form of it that may be logged.
+    pub fn masked_text(&self) -> String {
+        self.text.replace(self.code.expose(), "******")
+    }
+}
+
+impl fmt::Debug for SmsMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmsMessage")
+            .field("to", &self.to)
+            .field("text", &self.masked_text())
+            .field("sender_id", &self.sender_id)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the SMS could not be sent")]
+pub struct SmsError {
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    async fn send(&self, message: &SmsMessage) -> Result<(), SmsError>;
+}

@@ -1,0 +1,1 @@
+//! Amazon SNS SMS sender (next issue).

@@ -1,0 +1,495 @@
+//! The embedded default store: everything in process memory under one lock.
+//!
+//! Each port method runs entirely under the lock, which makes it as atomic as the DynamoDB
+//! transaction it stands for. It also counts its operations and can be told to fail, so the
+//! handler tests can prove the 503 paths.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Mutex, MutexGuard,
+    },
+};
+
+use async_trait::async_trait;
+
+use super::{
+    AttemptOutcome, ClaimOutcome, CountedAttempt, NewChallenge, PendingPush, ReserveOutcome,
+    StartOutcome, Store, StoreError, StoredResponse, UserKey,
+};
+use crate::domain::{
+    challenge::{challenge_state, ChallengeState},
+    channel::Channel,
+    factor::{FactorRecord, FactorStatus},
+    idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},
+    limits::LimitCounter,
+    programme::Programme,
+};
+
+#[derive(Debug, Clone)]
+struct Challenge {
+    stored: NewChallenge,
+    attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+struct IdempotencyRecord {
+    fingerprint: String,
+    lease_id: String,
+    /// `None` while the first request runs.
+    response: Option<StoredResponse>,
+    expires_at: i64,
+}
+
+#[derive(Default)]
+struct Tables {
+    programmes: HashMap<String, Programme>,
+    factors: HashMap<(UserKey, Channel), FactorRecord>,
+    challenges: HashMap<UserKey, Challenge>,
+    /// key → (count, window end)
+    counters: HashMap<String, (u32, i64)>,
+    idempotency: HashMap<(UserKey, String), IdempotencyRecord>,
+    push_requests: HashMap<String, UserKey>,
+}
+
+impl Tables {
+    fn count(&self, counter: &LimitCounter, now: i64) -> u32 {
+        match self.counters.get(&counter.key) {
+            Some((count, end)) if *end > now => *count,
+            _ => 0,
+        }
+    }
+
+    fn full_counters(&self, counters: &[LimitCounter], now: i64) -> Vec<usize> {
+        counters
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| self.count(c, now) >= c.limit)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn consume(&mut self, counters: &[LimitCounter], now: i64) {
+        for c in counters {
+            let count = self.count(c, now).saturating_add(1);
+            self.counters.insert(c.key.clone(), (count, c.window_end));
+        }
+    }
+
+    /// Drops what DynamoDB's TTL would eventually drop, so a long-running local server does
+    /// not grow without bound. Expiry is never decided here: every read checks it itself.
+    fn sweep(&mut self, now: i64) {
+        const GRACE: i64 = 3_600;
+        self.counters.retain(|_, (_, end)| *end + GRACE > now);
+        self.idempotency.retain(|_, r| r.expires_at + GRACE > now);
+        self.challenges
+            .retain(|_, c| c.stored.expires_at + GRACE > now);
+    }
+}
+
+/// The in-memory store.
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+    operations: AtomicU32,
+    failures_to_inject: AtomicU32,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `n` operations fail as if the store were unreachable.
+    pub fn fail_next(&self, n: u32) {
+        self.failures_to_inject.store(n, Ordering::SeqCst);
+    }
+
+    /// How many port operations ran (failed ones included).
+    pub fn operations(&self) -> u32 {
+        self.operations.load(Ordering::SeqCst)
+    }
+
+    /// The attempts counted on a user's current challenge, if any.
+    pub fn challenge_attempts(&self, user: &UserKey) -> Option<u32> {
+        self.lock().challenges.get(user).map(|c| c.attempts)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        // Nothing panics while the lock is held, so a poisoned lock still guards whole updates.
+        self.tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts the operation and takes the lock, or fails it when a failure was injected.
+    fn begin(&self, operation: &'static str) -> Result<MutexGuard<'_, Tables>, StoreError> {
+        self.operations.fetch_add(1, Ordering::SeqCst);
+        let injected = self
+            .failures_to_inject
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if injected {
+            return Err(StoreError::Unavailable {
+                operation,
+                source: "injected failure".into(),
+            });
+        }
+        Ok(self.lock())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn find_programme(&self, api_key_hash: &str) -> Result<Option<Programme>, StoreError> {
+        Ok(self
+            .begin("find_programme")?
+            .programmes
+            .get(api_key_hash)
+            .cloned())
+    }
+
+    async fn put_programme(
+        &self,
+        api_key_hash: &str,
+        programme: &Programme,
+    ) -> Result<(), StoreError> {
+        self.begin("put_programme")?
+            .programmes
+            .insert(api_key_hash.to_owned(), programme.clone());
+        Ok(())
+    }
+
+    async fn list_factors(&self, user: &UserKey) -> Result<Vec<FactorRecord>, StoreError> {
+        let tables = self.begin("list_factors")?;
+        Ok(Channel::ALL
+            .iter()
+            .filter_map(|c| tables.factors.get(&(user.clone(), *c)).cloned())
+            .collect())
+    }
+
+    async fn get_factor(
+        &self,
+        user: &UserKey,
+        channel: Channel,
+    ) -> Result<Option<FactorRecord>, StoreError> {
+        Ok(self
+            .begin("get_factor")?
+            .factors
+            .get(&(user.clone(), channel))
+            .cloned())
+    }
+
+    async fn put_factor(&self, user: &UserKey, factor: &FactorRecord) -> Result<(), StoreError> {
+        self.begin("put_factor")?
+            .factors
+            .insert((user.clone(), factor.channel), factor.clone());
+        Ok(())
+    }
+
+    async fn delete_factor(&self, user: &UserKey, channel: Channel) -> Result<bool, StoreError> {
+        let mut tables = self.begin("delete_factor")?;
+        let removed = tables.factors.remove(&(user.clone(), channel));
+        if let Some(request) = removed.as_ref().and_then(|f| f.pending_request.as_ref()) {
+            tables.push_requests.remove(request);
+        }
+        Ok(removed.is_some())
+    }
+
+    async fn start_sms_challenge(
+        &self,
+        user: &UserKey,
+        challenge: &NewChallenge,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<StartOutcome, StoreError> {
+        let mut tables = self.begin("start_sms_challenge")?;
+        tables.sweep(now);
+        let key = (user.clone(), Channel::Sms);
+        if let Some(f) = tables.factors.get(&key) {
+            if f.status == FactorStatus::Active
+                && f.phone_hash.as_deref() == Some(challenge.phone_hash.as_str())
+            {
+                return Ok(StartOutcome::AlreadyRegistered);
+            }
+        }
+        let full = tables.full_counters(counters, now);
+        if !full.is_empty() {
+            return Ok(StartOutcome::Limited(full));
+        }
+        tables.consume(counters, now);
+        tables.challenges.insert(
+            user.clone(),
+            Challenge {
+                stored: challenge.clone(),
+                attempts: 0,
+            },
+        );
+        let factor = tables.factors.entry(key).or_insert_with(|| FactorRecord {
+            channel: Channel::Sms,
+            status: FactorStatus::PendingVerification,
+            phone_hash: None,
+            authy_id: None,
+            pending_request: None,
+            updated_at: now,
+        });
+        factor.status = FactorStatus::PendingVerification;
+        factor.updated_at = now;
+        Ok(StartOutcome::Started)
+    }
+
+    async fn abandon_sms_challenge(
+        &self,
+        user: &UserKey,
+        challenge_id: &str,
+        counters: &[LimitCounter],
+    ) -> Result<(), StoreError> {
+        let mut tables = self.begin("abandon_sms_challenge")?;
+        if tables
+            .challenges
+            .get(user)
+            .is_some_and(|c| c.stored.challenge_id == challenge_id)
+        {
+            tables.challenges.remove(user);
+        }
+        for c in counters {
+            if let Some((count, _)) = tables.counters.get_mut(&c.key) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        Ok(())
+    }
+
+    async fn count_sms_attempt(
+        &self,
+        user: &UserKey,
+        phone_hash: &str,
+        now: i64,
+    ) -> Result<AttemptOutcome, StoreError> {
+        let mut tables = self.begin("count_sms_attempt")?;
+        let Some(challenge) = tables.challenges.get_mut(user) else {
+            return Ok(AttemptOutcome::NoChallenge);
+        };
+        if challenge.stored.phone_hash != phone_hash {
+            return Ok(AttemptOutcome::NoChallenge);
+        }
+        match challenge_state(
+            challenge.attempts,
+            challenge.stored.wrong_code_limit,
+            challenge.stored.expires_at,
+            now,
+        ) {
+            ChallengeState::Dead => Ok(AttemptOutcome::Dead),
+            ChallengeState::Expired => Ok(AttemptOutcome::Expired),
+            ChallengeState::Live => {
+                challenge.attempts += 1;
+                Ok(AttemptOutcome::Counted(CountedAttempt {
+                    challenge_id: challenge.stored.challenge_id.clone(),
+                    code_hash: challenge.stored.code_hash.clone(),
+                    attempts: challenge.attempts,
+                    limit: challenge.stored.wrong_code_limit,
+                }))
+            }
+        }
+    }
+
+    async fn activate_sms_factor(
+        &self,
+        user: &UserKey,
+        challenge_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.begin("activate_sms_factor")?;
+        let phone_hash = match tables.challenges.get(user) {
+            Some(c) if c.stored.challenge_id == challenge_id => c.stored.phone_hash.clone(),
+            _ => return Ok(false),
+        };
+        tables.challenges.remove(user);
+        tables.factors.insert(
+            (user.clone(), Channel::Sms),
+            FactorRecord {
+                channel: Channel::Sms,
+                status: FactorStatus::Active,
+                phone_hash: Some(phone_hash),
+                authy_id: None,
+                pending_request: None,
+                updated_at: now,
+            },
+        );
+        Ok(true)
+    }
+
+    async fn reserve_push_enrolment(
+        &self,
+        user: &UserKey,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let mut tables = self.begin("reserve_push_enrolment")?;
+        tables.sweep(now);
+        if tables
+            .factors
+            .get(&(user.clone(), Channel::Authy))
+            .is_some_and(|f| f.status == FactorStatus::Active)
+        {
+            return Ok(ReserveOutcome::AlreadyRegistered);
+        }
+        let full = tables.full_counters(counters, now);
+        if !full.is_empty() {
+            return Ok(ReserveOutcome::Limited(full));
+        }
+        tables.consume(counters, now);
+        Ok(ReserveOutcome::Reserved)
+    }
+
+    async fn refund_counters(&self, counters: &[LimitCounter]) -> Result<(), StoreError> {
+        let mut tables = self.begin("refund_counters")?;
+        for c in counters {
+            if let Some((count, _)) = tables.counters.get_mut(&c.key) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_push_pending(
+        &self,
+        user: &UserKey,
+        pending: &PendingPush,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.begin("set_push_pending")?;
+        let key = (user.clone(), Channel::Authy);
+        if tables
+            .factors
+            .get(&key)
+            .is_some_and(|f| f.status == FactorStatus::Active)
+        {
+            return Ok(false);
+        }
+        let previous = tables.factors.insert(
+            key,
+            FactorRecord {
+                channel: Channel::Authy,
+                status: FactorStatus::PendingVerification,
+                phone_hash: Some(pending.phone_hash.clone()),
+                authy_id: pending.authy_id.clone(),
+                pending_request: Some(pending.request_id.clone()),
+                updated_at: now,
+            },
+        );
+        if let Some(old) = previous.and_then(|f| f.pending_request) {
+            tables.push_requests.remove(&old);
+        }
+        tables
+            .push_requests
+            .insert(pending.request_id.clone(), user.clone());
+        Ok(true)
+    }
+
+    async fn resolve_push(
+        &self,
+        user: &UserKey,
+        request_id: Option<&str>,
+        approved: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.begin("resolve_push")?;
+        let Some(factor) = tables.factors.get_mut(&(user.clone(), Channel::Authy)) else {
+            return Ok(false);
+        };
+        let matches = request_id.is_none_or(|r| factor.pending_request.as_deref() == Some(r));
+        if factor.status != FactorStatus::PendingVerification || !matches {
+            return Ok(false);
+        }
+        factor.status = if approved {
+            FactorStatus::Active
+        } else {
+            FactorStatus::Inactive
+        };
+        factor.updated_at = now;
+        if let Some(old) = factor.pending_request.take() {
+            tables.push_requests.remove(&old);
+        }
+        Ok(true)
+    }
+
+    async fn find_push_request(&self, request_id: &str) -> Result<Option<UserKey>, StoreError> {
+        Ok(self
+            .begin("find_push_request")?
+            .push_requests
+            .get(request_id)
+            .cloned())
+    }
+
+    async fn claim_idempotency(
+        &self,
+        user: &UserKey,
+        reference: &IdempotencyRef,
+        fingerprint: &str,
+        lease_id: &str,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut tables = self.begin("claim_idempotency")?;
+        let key = (user.clone(), reference.as_str().to_owned());
+        if let Some(existing) = tables.idempotency.get(&key).filter(|r| r.expires_at > now) {
+            return Ok(if existing.fingerprint != fingerprint {
+                ClaimOutcome::Mismatch
+            } else {
+                match &existing.response {
+                    Some(response) => ClaimOutcome::Replay(response.clone()),
+                    None => ClaimOutcome::InProgress,
+                }
+            });
+        }
+        tables.idempotency.insert(
+            key,
+            IdempotencyRecord {
+                fingerprint: fingerprint.to_owned(),
+                lease_id: lease_id.to_owned(),
+                response: None,
+                expires_at: now + LEASE_SECS,
+            },
+        );
+        Ok(ClaimOutcome::Claimed)
+    }
+
+    async fn complete_idempotency(
+        &self,
+        user: &UserKey,
+        reference: &IdempotencyRef,
+        lease_id: &str,
+        response: &StoredResponse,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.begin("complete_idempotency")?;
+        if let Some(record) = tables
+            .idempotency
+            .get_mut(&(user.clone(), reference.as_str().to_owned()))
+            .filter(|r| r.lease_id == lease_id)
+        {
+            record.response = Some(response.clone());
+            record.expires_at = now + KEEP_SECS;
+        }
+        Ok(())
+    }
+
+    async fn release_idempotency(
+        &self,
+        user: &UserKey,
+        reference: &IdempotencyRef,
+        lease_id: &str,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.begin("release_idempotency")?;
+        let key = (user.clone(), reference.as_str().to_owned());
+        if tables
+            .idempotency
+            .get(&key)
+            .is_some_and(|r| r.lease_id == lease_id)
+        {
+            tables.idempotency.remove(&key);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! The storage port: every state change the API makes, each one atomic.
+//!
+//! Each method is one conditional write (or one transaction) in DynamoDB, so the rules that
+//! must hold under concurrency — the wrong-code limit, single use of a code, one execution per
+//! `idempotency-ref`, the send limits — are kept by the store itself, never by a read followed
+//! by a write in the function. The memory store keeps the same contract under one lock; the
+//! same contract tests run against both.
+
+pub mod dynamodb;
+pub mod memory;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    channel::Channel, factor::FactorRecord, idempotency::IdempotencyRef, limits::LimitCounter,
+    programme::Programme,
+};
+
+/// Whose data: a programme's user (the token's `sub`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserKey {
+    pub programme_id: String,
+    pub credential_id: String,
+}
+
+impl UserKey {
+    /// The partition of everything this user owns. Programme ids hold no `#`, so the
+    /// credential id cannot forge another programme's partition.
+    pub fn partition(&self) -> String {
+        format!("USER#{}#{}", self.programme_id, self.credential_id)
+    }
+}
+
+/// A fresh SMS challenge, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChallenge {
+    pub challenge_id: String,
+    /// HMAC of the code, bound to `challenge_id`.
+    pub code_hash: String,
+    /// The keyed hash of the phone it was sent to.
+    pub phone_hash: String,
+    pub wrong_code_limit: u32,
+    pub expires_at: i64,
+}
+
+/// The result of step one's atomic write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartOutcome {
+    /// Challenge stored (any earlier one replaced), factor pending, counters consumed.
+    Started,
+    /// The SMS factor is already `ACTIVE` for this phone: nothing written.
+    AlreadyRegistered,
+    /// These counters (indices into the request's list) are full: nothing written.
+    Limited(Vec<usize>),
+}
+
+/// An attempt that was counted and may now be compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedAttempt {
+    pub challenge_id: String,
+    pub code_hash: String,
+    /// Attempts counted so far, this one included.
+    pub attempts: u32,
+    pub limit: u32,
+}
+
+/// The result of counting a verification attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Counted(CountedAttempt),
+    /// No challenge, or one sent to another phone: nothing counted.
+    NoChallenge,
+    /// Every attempt used: nothing counted.
+    Dead,
+    /// Past its expiry: nothing counted.
+    Expired,
+}
+
+/// The result of reserving a push enrolment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    Reserved,
+    AlreadyRegistered,
+    Limited(Vec<usize>),
+}
+
+/// A push enrolment request waiting for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPush {
+    pub phone_hash: String,
+    pub authy_id: Option<String>,
+    pub request_id: String,
+}
+
+/// A final response kept for an idempotency reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    /// The JSON body, empty for none.
+    pub body: String,
+}
+
+/// The result of claiming an idempotency reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// First use (or the old record expired): the request runs.
+    Claimed,
+    /// Same operation and body, finished: answer this again.
+    Replay(StoredResponse),
+    /// Same reference, another operation or body.
+    Mismatch,
+    /// Same reference, still running.
+    InProgress,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store failed, timed out or throttled (503).
+    #[error("the store is unavailable during {operation}")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An item the store returned cannot be read (500).
+    #[error("the store returned an unreadable item during {operation}: {detail}")]
+    Corrupt {
+        operation: &'static str,
+        detail: String,
+    },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The programme an api key (by its SHA-256) belongs to.
+    async fn find_programme(&self, api_key_hash: &str) -> Result<Option<Programme>, StoreError>;
+    /// Creates or replaces a programme under an api key hash.
+    async fn put_programme(
+        &self,
+        api_key_hash: &str,
+        programme: &Programme,
+    ) -> Result<(), StoreError>;
+
+    /// Every factor of a user, in no particular order.
+    async fn list_factors(&self, user: &UserKey) -> Result<Vec<FactorRecord>, StoreError>;
+    /// One factor of a user.
+    async fn get_factor(
+        &self,
+        user: &UserKey,
+        channel: Channel,
+    ) -> Result<Option<FactorRecord>, StoreError>;
+    /// Creates or replaces a factor (operator tool, mobile SDK factors, tests).
+    async fn put_factor(&self, user: &UserKey, factor: &FactorRecord) -> Result<(), StoreError>;
+    /// Removes a factor; `false` when there was none.
+    async fn delete_factor(&self, user: &UserKey, channel: Channel) -> Result<bool, StoreError>;
+
+    /// Step one, atomically: unless the SMS factor is `ACTIVE` for this phone and unless a
+    /// counter is full, store the challenge (replacing any earlier one), mark the factor
+    /// pending and consume every counter.
+    async fn start_sms_challenge(
+        &self,
+        user: &UserKey,
+        challenge: &NewChallenge,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<StartOutcome, StoreError>;
+    /// After a failed send: the challenge is removed (if still this one) and the counters
+    /// given back, so the caller's retry is not charged for an SMS that never left.
+    async fn abandon_sms_challenge(
+        &self,
+        user: &UserKey,
+        challenge_id: &str,
+        counters: &[LimitCounter],
+    ) -> Result<(), StoreError>;
+    /// Counts one attempt if the challenge is live and was sent to this phone.
+    async fn count_sms_attempt(
+        &self,
+        user: &UserKey,
+        phone_hash: &str,
+        now: i64,
+    ) -> Result<AttemptOutcome, StoreError>;
+    /// Consumes the challenge (if still this one) and makes the SMS factor `ACTIVE` for the
+    /// challenge's phone. `false` when the challenge was consumed or replaced meanwhile.
+    async fn activate_sms_factor(
+        &self,
+        user: &UserKey,
+        challenge_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Push enrolment, atomically: unless the Authy factor is `ACTIVE` and unless a counter
+    /// is full, consume the counters.
+    async fn reserve_push_enrolment(
+        &self,
+        user: &UserKey,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<ReserveOutcome, StoreError>;
+    /// Gives counters back after the provider failed.
+    async fn refund_counters(&self, counters: &[LimitCounter]) -> Result<(), StoreError>;
+    /// Marks the Authy factor pending on this request, unless it became `ACTIVE` meanwhile.
+    async fn set_push_pending(
+        &self,
+        user: &UserKey,
+        pending: &PendingPush,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Approves or denies the pending Authy enrolment (the one with `request_id`, if given).
+    /// `false` when nothing (or another request) is pending.
+    async fn resolve_push(
+        &self,
+        user: &UserKey,
+        request_id: Option<&str>,
+        approved: bool,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Whose push enrolment request this is (for the provider's callback).
+    async fn find_push_request(&self, request_id: &str) -> Result<Option<UserKey>, StoreError>;
+
+    /// Claims a reference for one execution (conditional put of an in-progress record).
+    async fn claim_idempotency(
+        &self,
+        user: &UserKey,
+        reference: &IdempotencyRef,
+        fingerprint: &str,
+        lease_id: &str,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError>;
+    /// Keeps the final response under the claim (if the claim is still ours).
+    async fn complete_idempotency(
+        &self,
+        user: &UserKey,
+        reference: &IdempotencyRef,
+        lease_id: &str,
+        response: &StoredResponse,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Drops the claim (if still ours), so a retry runs again.
+    async fn release_idempotency(
+        &self,
+        user: &UserKey,
+        reference: &IdempotencyRef,
+        lease_id: &str,
+    ) -> Result<(), StoreError>;
+}
