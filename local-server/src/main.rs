@@ -1,1 +1,175 @@
-fn main() {}
+//! The local server: every route of the API on one port, on the embedded default (an
+//! in-memory store, a console SMS sender and a fake push provider), no AWS account needed.
+//!
+//! It mounts the very handlers the Lambda functions run, routing by method and path as API
+//! Gateway does. Configuration: see the README (`PORT`, `PROGRAMMES_FILE`, `SMS_OUTBOX`,
+//! `JWT_HS256_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `OTP_HMAC_SECRET`).
+
+use std::{convert::Infallible, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use additional_factors::{
+    app::{Adapters, App},
+    clock::SystemClock,
+    config::{read_programmes_file, Config, Mode},
+    domain::{
+        otp::{api_key_hash, random_id, RandomSource, SystemRandom},
+        programme::Programme,
+    },
+    http::{auth::mint_hs256, dispatch, reject_unrouted, response::ApiError, router::match_route},
+    push::fake::FakePushProvider,
+    sms::console::ConsoleSmsSender,
+    store::{memory::MemoryStore, Store},
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use lambda_http::Body;
+
+/// API Gateway refuses larger payloads; so does the local server.
+const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+const DEMO_API_KEY: &str = "demo-sandbox-api-key";
+const DEMO_PHONE: &str = "+447700900123";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    additional_factors::logging::init();
+    let config = Config::from_env(Mode::Local)?;
+    let port: u16 = std::env::var("PORT").ok().map_or(Ok(3000), |p| p.parse())?;
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let random: Arc<dyn RandomSource> = Arc::new(SystemRandom::default());
+    let otp_secret = match &config.otp_secret {
+        Some(secret) => secret.clone(),
+        None => random_id(random.as_ref())?,
+    };
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let outbox = std::env::var_os("SMS_OUTBOX").map(PathBuf::from);
+    let app = Arc::new(App::new(
+        Adapters {
+            store: store.clone(),
+            sms: Arc::new(ConsoleSmsSender::new(outbox.clone())),
+            push: Arc::new(FakePushProvider::new()),
+            clock: Arc::new(SystemClock),
+            random,
+        },
+        config.tokens.verifier()?,
+        otp_secret.as_bytes(),
+    ));
+
+    let programmes_file = std::env::var_os("PROGRAMMES_FILE").map(PathBuf::from);
+    let programmes = match &programmes_file {
+        Some(path) => read_programmes_file(path)?,
+        None => {
+            let mut demo = Programme::new("demo", true);
+            demo.name = "Demo".into();
+            vec![(DEMO_API_KEY.to_owned(), demo)]
+        }
+    };
+    for (api_key, programme) in &programmes {
+        store
+            .put_programme(&api_key_hash(api_key), programme)
+            .await?;
+    }
+
+    let addr: SocketAddr = format!("{host}:{port}").parse()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    println!("Additional Factors API on {base} (in-memory store, console SMS, fake push provider)");
+    match &outbox {
+        Some(path) => println!("SMS texts are appended to {}", path.display()),
+        None => println!(
+            "SMS texts are not kept (set SMS_OUTBOX=<file> to read the codes of live programmes)"
+        ),
+    }
+    if programmes_file.is_some() {
+        let ids: Vec<&str> = programmes.iter().map(|(_, p)| p.id.as_str()).collect();
+        println!("Programmes loaded from PROGRAMMES_FILE: {}", ids.join(", "));
+    } else {
+        print_demo(&config, &base, app.clock.now())?;
+    }
+
+    let shutdown = tokio::signal::ctrl_c();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(conn) => conn,
+                    Err(error) => { tracing::warn!(%error, "accept failed"); continue; }
+                };
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let app = app.clone();
+                        async move { Ok::<_, Infallible>(serve(&app, request).await) }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+            _ = &mut shutdown => {
+                println!("stopped");
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Prints the demo programme's api key, a token for a demo user and a first request.
+fn print_demo(config: &Config, base: &str, now: i64) -> Result<(), BoxError> {
+    let secret = config.tokens.hs256_secret.clone().unwrap_or_default();
+    let claims = serde_json::json!({
+        "sub": "demo-user", "programme_id": "demo", "phone_number": DEMO_PHONE,
+        "iss": config.tokens.issuer, "aud": config.tokens.audience,
+        "iat": now, "exp": now + 24 * 3600,
+    });
+    let token = mint_hs256(secret.as_bytes(), &claims)?;
+    println!("Demo sandbox programme \"demo\": no SMS is sent and the code is always 123456.");
+    println!(
+        "  token issuer {:?}, audience {:?}",
+        config.tokens.issuer, config.tokens.audience
+    );
+    println!();
+    println!("export API_KEY='{DEMO_API_KEY}'");
+    println!("export TOKEN='{token}'   # user demo-user, phone {DEMO_PHONE}, valid 24 h");
+    println!("curl -i -X POST {base}/authentication_factors/otp/SMS -H \"api-key: $API_KEY\" -H \"Authorization: Bearer $TOKEN\"");
+    println!();
+    Ok(())
+}
+
+/// Turns a hyper request into the `lambda_http::Request` API Gateway would hand the
+/// function (path parameters included), and the function's response back.
+async fn serve(app: &App, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    if let Err(error) = match_route(parts.method.as_str(), parts.uri.path()) {
+        return to_hyper(reject_unrouted(app, &error));
+    }
+    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return to_hyper(reject_unrouted(
+                app,
+                &ApiError::MalformedBody("The request body is too large or unreadable."),
+            ))
+        }
+    };
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        Body::Binary(bytes.to_vec())
+    };
+    to_hyper(dispatch(app, lambda_http::Request::from_parts(parts, body)).await)
+}
+
+fn to_hyper(response: lambda_http::Response<Body>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Bytes::new(),
+        Body::Text(text) => Bytes::from(text),
+        Body::Binary(binary) => Bytes::from(binary),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}

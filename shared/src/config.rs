@@ -111,3 +111,42 @@ impl Config {
         })
     }
 }
+
+/// One entry of `PROGRAMMES_FILE`: `{"id", "apiKey", "sandbox", ...settings}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProgrammeEntry {
+    api_key: String,
+    #[serde(flatten)]
+    programme: crate::domain::programme::Programme,
+}
+
+/// Reads a JSON array of programmes, each with its api key; every one is validated.
+pub fn read_programmes_file(
+    path: &std::path::Path,
+) -> Result<Vec<(String, crate::domain::programme::Programme)>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "PROGRAMMES_FILE",
+        reason,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let entries: Vec<ProgrammeEntry> =
+        serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            entry
+                .programme
+                .validate()
+                .map_err(|e| invalid(format!("programme {:?}: {e}", entry.programme.id)))?;
+            if entry.api_key.trim().is_empty() {
+                return Err(invalid(format!(
+                    "programme {:?}: apiKey is empty",
+                    entry.programme.id
+                )));
+            }
+            Ok((entry.api_key, entry.programme))
+        })
+        .collect()
+}

@@ -1,1 +1,12 @@
-fn main() {}
+//! The API's integration tests: one binary, the handlers driven through the same routing as
+//! the local server, on the memory store with recording fakes and a pinned clock.
+
+mod concurrency;
+mod credentials;
+mod helpers;
+mod idempotency;
+mod limits;
+mod listing;
+mod logs;
+mod push;
+mod sms_otp;

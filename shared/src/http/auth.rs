@@ -186,3 +186,16 @@ impl TokenVerifier {
         })
     }
 }
+
+/// Signs an HS256 token: for the local server's demo token, the operator tool's development
+/// tokens and the tests. Production tokens come from the platform's identity service.
+pub fn mint_hs256(
+    secret: &[u8],
+    claims: &serde_json::Value,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+}

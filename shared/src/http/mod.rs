@@ -82,6 +82,21 @@ pub async fn handle(app: &App, route: Route, request: Request) -> Response<Body>
     .await
 }
 
+/// Routes a request by method and path, as API Gateway does in front of the functions, and
+/// handles it: what the local server and the tests run.
+pub async fn dispatch(app: &App, request: Request) -> Response<Body> {
+    match router::match_route(request.method().as_str(), request.uri().path()) {
+        Err(error) => reject_unrouted(app, &error),
+        Ok(matched) => {
+            let mut params = std::collections::HashMap::new();
+            if let Some(channel) = matched.channel {
+                params.insert("channel".to_owned(), channel);
+            }
+            handle(app, matched.route, request.with_path_parameters(params)).await
+        }
+    }
+}
+
 /// Answers a request that matched no route (404/405), with its own `request-ref`.
 pub fn reject_unrouted(app: &App, error: &ApiError) -> Response<Body> {
     let request_ref = new_request_ref(app);

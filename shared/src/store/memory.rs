@@ -94,6 +94,8 @@ pub struct MemoryStore {
     tables: Mutex<Tables>,
     operations: AtomicU32,
     failures_to_inject: AtomicU32,
+    /// An operation (by name) that fails the next time it runs.
+    failing_operation: Mutex<Option<&'static str>>,
 }
 
 impl MemoryStore {
@@ -104,6 +106,14 @@ impl MemoryStore {
     /// The next `n` operations fail as if the store were unreachable.
     pub fn fail_next(&self, n: u32) {
         self.failures_to_inject.store(n, Ordering::SeqCst);
+    }
+
+    /// The next run of the named operation (a port method's name) fails.
+    pub fn fail_operation(&self, operation: &'static str) {
+        *self
+            .failing_operation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(operation);
     }
 
     /// How many port operations ran (failed ones included).
@@ -130,7 +140,14 @@ impl MemoryStore {
             .failures_to_inject
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        if injected {
+        let named = {
+            let mut failing = self
+                .failing_operation
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            failing.take_if(|name| *name == operation).is_some()
+        };
+        if injected || named {
             return Err(StoreError::Unavailable {
                 operation,
                 source: "injected failure".into(),

@@ -1,0 +1,509 @@
+//! The test harness: an `App` on the memory store with recording fakes and a pinned clock,
+//! requests built as API Gateway hands them to the functions, and log capture.
+//!
+//! Every `TestApp` captures the logs of every request it handles and, when dropped, fails
+//! the test if any line holds an api key, a token, a full phone number or a code the test
+//! used: so every test in the suite is also a log-leak test.
+
+use std::sync::{Arc, Mutex};
+
+use additional_factors::{
+    app::{Adapters, App},
+    clock::FixedClock,
+    domain::{
+        channel::Channel,
+        factor::{FactorRecord, FactorStatus},
+        otp::{api_key_hash, SystemRandom},
+        programme::Programme,
+    },
+    http::{auth::mint_hs256, dispatch},
+    push::fake::FakePushProvider,
+    sms::{recording::RecordingSmsSender, SmsSender},
+    store::{memory::MemoryStore, Store, UserKey},
+};
+use lambda_http::{http::HeaderMap, Body};
+use serde_json::{json, Value};
+use tracing::instrument::WithSubscriber;
+
+pub const JWT_SECRET: &str = "test-secret-for-the-identity-service-0123";
+pub const ISSUER: &str = "https://identity.test";
+pub const AUDIENCE: &str = "additional-factors";
+pub const OTP_SECRET: &str = "test-otp-hmac-secret-0123456789abcdef";
+
+pub const LIVE_KEY: &str = "live-programme-api-key-0001";
+pub const SANDBOX_KEY: &str = "sandbox-programme-api-key-0001";
+pub const PHONE: &str = "+447700900123";
+pub const OTHER_PHONE: &str = "+447700900456";
+
+/// A fixed start: 2026-11-29 10:00:30 UTC (30 s into an hour window).
+pub const T0: i64 = 1_795_946_430;
+
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub store: Arc<MemoryStore>,
+    pub sms: Arc<RecordingSmsSender>,
+    pub push: Arc<FakePushProvider>,
+    pub clock: Arc<FixedClock>,
+    logs: LogBuffer,
+    dispatch: tracing::Dispatch,
+    secrets: Mutex<Vec<String>>,
+}
+
+impl TestApp {
+    /// Two programmes with default settings: `live` (`LIVE_KEY`) and `sbx` (`SANDBOX_KEY`).
+    pub async fn new() -> Self {
+        Self::with_sms(None).await
+    }
+
+    /// The same, with another SMS sender in front of the recording one.
+    pub async fn with_sms(sms: Option<Arc<dyn SmsSender>>) -> Self {
+        let store = Arc::new(MemoryStore::new());
+        let recording = Arc::new(RecordingSmsSender::new());
+        let push = Arc::new(FakePushProvider::new());
+        let clock = Arc::new(FixedClock::new(T0));
+        let tokens = additional_factors::http::auth::TokenVerifier::new(
+            Some(JWT_SECRET.as_bytes()),
+            None,
+            ISSUER,
+            AUDIENCE,
+        )
+        .unwrap();
+        let app = Arc::new(App::new(
+            Adapters {
+                store: store.clone(),
+                sms: sms.unwrap_or_else(|| recording.clone()),
+                push: push.clone(),
+                clock: clock.clone(),
+                random: Arc::new(SystemRandom::default()),
+            },
+            tokens,
+            OTP_SECRET.as_bytes(),
+        ));
+        let logs = LogBuffer::default();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .without_time()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(logs.clone())
+            .finish();
+        let test = Self {
+            app,
+            store,
+            sms: recording,
+            push,
+            clock,
+            logs,
+            dispatch: tracing::Dispatch::new(subscriber),
+            secrets: Mutex::new(vec![JWT_SECRET.into(), OTP_SECRET.into()]),
+        };
+        test.add_programme(LIVE_KEY, Programme::new("live", false))
+            .await;
+        test.add_programme(SANDBOX_KEY, Programme::new("sbx", true))
+            .await;
+        test
+    }
+
+    pub async fn add_programme(&self, api_key: &str, programme: Programme) {
+        self.secret(api_key);
+        self.store
+            .put_programme(&api_key_hash(api_key), &programme)
+            .await
+            .unwrap();
+    }
+
+    /// Remembers a value that must never appear in a log line.
+    pub fn secret(&self, value: &str) {
+        self.secrets.lock().unwrap().push(value.to_owned());
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_secs()
+    }
+
+    /// Signs any claims with the identity service's secret.
+    pub fn sign(&self, claims: &Value) -> String {
+        let token = mint_hs256(JWT_SECRET.as_bytes(), claims).unwrap();
+        self.secret(&token);
+        token
+    }
+
+    /// A valid token for `user` of `programme`, with `PHONE`, not stepped up.
+    pub fn claims(&self, programme: &str, user: &str) -> Value {
+        json!({
+            "sub": user, "programme_id": programme, "phone_number": PHONE,
+            "iss": ISSUER, "aud": AUDIENCE, "iat": self.now(), "exp": self.now() + 3600,
+        })
+    }
+
+    pub fn token(&self, programme: &str, user: &str) -> String {
+        self.sign(&self.claims(programme, user))
+    }
+
+    pub fn token_with(&self, programme: &str, user: &str, changes: Value) -> String {
+        let mut claims = self.claims(programme, user);
+        for (k, v) in changes.as_object().unwrap() {
+            if v.is_null() {
+                claims.as_object_mut().unwrap().remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        self.sign(&claims)
+    }
+
+    /// Sends a request through the same routing and handlers as the local server.
+    pub async fn send(&self, req: Req) -> Resp {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(req.method)
+            .uri(req.path.clone());
+        for (name, value) in &req.headers {
+            builder = builder.header(name.as_str(), value.as_slice());
+        }
+        let body = match req.body {
+            Some(bytes) if !bytes.is_empty() => Body::Binary(bytes),
+            _ => Body::Empty,
+        };
+        let request = builder.body(body).unwrap();
+        let response = dispatch(&self.app, request)
+            .with_subscriber(self.dispatch.clone())
+            .await;
+        Resp::from(response)
+    }
+
+    /// The SMS texts sent so far, to a number.
+    pub fn texts_to(&self, phone: &str) -> Vec<String> {
+        self.sms
+            .sent()
+            .into_iter()
+            .filter(|s| s.to == phone)
+            .map(|s| s.text)
+            .collect()
+    }
+
+    /// The code in the last SMS sent to a number.
+    pub fn last_code(&self, phone: &str) -> String {
+        let text = self.texts_to(phone).pop().expect("no SMS was sent");
+        extract_code(&text).expect("no code in the SMS")
+    }
+
+    pub fn user(&self, programme: &str, user: &str) -> UserKey {
+        UserKey {
+            programme_id: programme.into(),
+            credential_id: user.into(),
+        }
+    }
+
+    /// Stores a factor directly (mobile-SDK biometric factors have no public enrol route).
+    pub async fn put_factor(
+        &self,
+        programme: &str,
+        user: &str,
+        channel: Channel,
+        status: FactorStatus,
+    ) {
+        let factor = FactorRecord {
+            channel,
+            status,
+            phone_hash: None,
+            authy_id: None,
+            pending_request: None,
+            updated_at: self.now(),
+        };
+        self.store
+            .put_factor(&self.user(programme, user), &factor)
+            .await
+            .unwrap();
+    }
+
+    /// Writes one line to this app's captured log (to prove the leak check can fail).
+    pub fn log_line(&self, text: &str) {
+        tracing::dispatcher::with_default(&self.dispatch, || tracing::info!(text, "planted"));
+    }
+
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&self.logs.0.lock().unwrap()).into_owned()
+    }
+
+    /// Fails if any log line holds a secret, code or full phone number used by the test.
+    pub fn assert_logs_clean(&self) {
+        let logs = self.log_text();
+        let mut secrets = self.secrets.lock().unwrap().clone();
+        for sent in self.sms.sent() {
+            secrets.push(sent.to.trim_start_matches('+').to_owned());
+            secrets.extend(extract_code(&sent.text));
+        }
+        for phone in [PHONE, OTHER_PHONE] {
+            secrets.push(phone.trim_start_matches('+').to_owned());
+        }
+        // Ids (request refs, challenge ids) are long hex runs: they may hold any six digits.
+        let without_ids = strip_hex_runs(&logs);
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            let haystack = if secret.len() <= 8 {
+                &without_ids
+            } else {
+                &logs
+            };
+            assert!(
+                !haystack.contains(secret.as_str()),
+                "a log line holds a secret ({} chars)",
+                secret.len()
+            );
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.assert_logs_clean();
+        }
+    }
+}
+
+fn strip_hex_runs(text: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+            continue;
+        }
+        if run.len() < 16 {
+            out.push_str(&run);
+        }
+        run.clear();
+        out.push(c);
+    }
+    if run.len() < 16 {
+        out.push_str(&run);
+    }
+    out
+}
+
+/// The first run of exactly six digits in a text.
+pub fn extract_code(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .map(str::to_owned)
+}
+
+pub trait ClockExt {
+    fn now_secs(&self) -> i64;
+}
+
+impl ClockExt for FixedClock {
+    fn now_secs(&self) -> i64 {
+        additional_factors::clock::Clock::now(self)
+    }
+}
+
+/// A request under construction.
+pub struct Req {
+    method: &'static str,
+    path: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Option<Vec<u8>>,
+}
+
+impl Req {
+    pub fn new(method: &'static str, path: &str) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+    pub fn get(path: &str) -> Self {
+        Self::new("GET", path)
+    }
+    pub fn post(path: &str) -> Self {
+        Self::new("POST", path)
+    }
+    pub fn delete(path: &str) -> Self {
+        Self::new("DELETE", path)
+    }
+    pub fn header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.headers.push((name.into(), value.as_ref().to_vec()));
+        self
+    }
+    pub fn key(self, api_key: &str) -> Self {
+        self.header("api-key", api_key)
+    }
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+    /// Both credentials.
+    pub fn auth(self, api_key: &str, token: &str) -> Self {
+        self.key(api_key).bearer(token)
+    }
+    pub fn idem(self, reference: &str) -> Self {
+        self.header("idempotency-ref", reference)
+    }
+    pub fn body(mut self, body: impl AsRef<[u8]>) -> Self {
+        self.body = Some(body.as_ref().to_vec());
+        self
+    }
+    pub fn json(self, value: Value) -> Self {
+        self.body(value.to_string())
+    }
+}
+
+/// A response, its body parsed (`Null` when empty).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub raw: String,
+}
+
+impl From<lambda_http::Response<Body>> for Resp {
+    fn from(response: lambda_http::Response<Body>) -> Self {
+        let (parts, body) = response.into_parts();
+        let raw = String::from_utf8_lossy(body.as_ref()).into_owned();
+        let body = if raw.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&raw).expect("body is JSON")
+        };
+        Self {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+            raw,
+        }
+    }
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn error_code(&self) -> &str {
+        self.body["errorCode"].as_str().unwrap_or("")
+    }
+    /// `(fieldName, error, params)` of every invalid field.
+    pub fn fields(&self) -> Vec<(String, String, Vec<String>)> {
+        self.body["syntaxErrors"]["invalidFields"]
+            .as_array()
+            .map(|fields| {
+                fields
+                    .iter()
+                    .map(|f| {
+                        let params = f["params"]
+                            .as_array()
+                            .map(|p| p.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+                            .unwrap_or_default();
+                        (
+                            f["fieldName"].as_str().unwrap().to_owned(),
+                            f["error"].as_str().unwrap().to_owned(),
+                            params,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    #[track_caller]
+    pub fn assert(&self, status: u16) -> &Self {
+        assert_eq!(self.status, status, "body: {}", self.raw);
+        assert!(
+            self.header("request-ref").is_some_and(|r| !r.is_empty()),
+            "no request-ref"
+        );
+        if self.raw.is_empty() {
+            assert!(self.header("content-type").is_none());
+        } else {
+            assert_eq!(self.header("content-type"), Some("application/json"));
+        }
+        self
+    }
+    #[track_caller]
+    pub fn assert_conflict(&self, code: &str) -> &Self {
+        self.assert(409);
+        assert_eq!(self.body, json!({ "errorCode": code }));
+        self
+    }
+    #[track_caller]
+    pub fn assert_field(&self, field: &str, error: &str, params: &[&str]) -> &Self {
+        self.assert(400);
+        let expected = (
+            field.to_owned(),
+            error.to_owned(),
+            params.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        );
+        assert!(
+            self.fields().contains(&expected),
+            "{expected:?} not in {}",
+            self.raw
+        );
+        assert!(self.body["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty() && m.len() <= 255));
+        self
+    }
+}
+
+// Paths of the API.
+pub const LIST: &str = "/authentication_factors";
+pub const SMS: &str = "/authentication_factors/otp/SMS";
+pub const VERIFY: &str = "/authentication_factors/otp/SMS/verify";
+pub const AUTHY: &str = "/authentication_factors/push/AUTHY";
+pub const BIOMETRIC: &str = "/authentication_factors/push/BIOMETRIC";
+pub const ACCEPT: &str = "/simulate/authentication_factors/push/AUTHY/accept";
+pub const REJECT: &str = "/simulate/authentication_factors/push/AUTHY/reject";
+
+pub fn code_body(code: &str) -> Value {
+    json!({ "verificationCode": code })
+}
+
+/// A code that is not `code`.
+pub fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().unwrap();
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+/// The statuses of a user's factors, as listed for a token.
+pub async fn listed(t: &TestApp, api_key: &str, token: &str) -> Vec<(String, String, String)> {
+    let r = t.send(Req::get(LIST).auth(api_key, token)).await;
+    r.assert(200);
+    r.body["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["type"].as_str().unwrap().to_owned(),
+                f["channel"].as_str().unwrap().to_owned(),
+                f["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+pub fn row(t: &str, c: &str, s: &str) -> (String, String, String) {
+    (t.into(), c.into(), s.into())
+}
