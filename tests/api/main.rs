@@ -8,5 +8,6 @@ mod idempotency;
 mod limits;
 mod listing;
 mod logs;
+mod openapi;
 mod push;
 mod sms_otp;
