@@ -18,6 +18,7 @@
 )]
 
 pub mod app;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -18,8 +18,8 @@ use additional_factors::{
     },
     http::{auth::mint_hs256, dispatch},
     push::fake::FakePushProvider,
-    sms::{recording::RecordingSmsSender, SmsSender},
-    store::{memory::MemoryStore, Store, UserKey},
+    sms::{recording::RecordingSmsSender, sns::SnsSmsSender, SmsSender},
+    store::{dynamodb::DynamoStore, memory::MemoryStore, Store, UserKey},
 };
 use lambda_http::{http::HeaderMap, Body};
 use serde_json::{json, Value};
@@ -60,7 +60,10 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
 
 pub struct TestApp {
     pub app: Arc<App>,
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<dyn Store>,
+    memory: Option<Arc<MemoryStore>>,
+    /// Set when the app runs on DynamoDB and SNS (a local AWS-compatible server).
+    pub aws: Option<AwsParts>,
     pub sms: Arc<RecordingSmsSender>,
     pub push: Arc<FakePushProvider>,
     pub clock: Arc<FixedClock>,
@@ -77,7 +80,45 @@ impl TestApp {
 
     /// The same, with another SMS sender in front of the recording one.
     pub async fn with_sms(sms: Option<Arc<dyn SmsSender>>) -> Self {
-        let store = Arc::new(MemoryStore::new());
+        let memory = Arc::new(MemoryStore::new());
+        Self::build(memory.clone(), Some(memory), None, sms).await
+    }
+
+    /// The same programmes, on DynamoDB (a fresh table) and SNS at the local AWS-compatible
+    /// server that `scripts/test` starts (`TEST_AWS_ENDPOINT`).
+    pub async fn on_aws() -> Self {
+        Self::on_aws_with_sns(None).await
+    }
+
+    /// On DynamoDB; SMS through SNS at `sns_endpoint` (default: the same local server).
+    pub async fn on_aws_with_sns(sns_endpoint: Option<&str>) -> Self {
+        let endpoint = aws_endpoint();
+        let config = additional_factors::aws::sdk_config(Some(&endpoint)).await;
+        let table = format!("factors-test-{}", unique());
+        let dynamo = Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            &table,
+        ));
+        assert!(dynamo.create_table_if_missing().await.unwrap());
+        let sns_config = match sns_endpoint {
+            Some(other) => additional_factors::aws::sdk_config(Some(other)).await,
+            None => config,
+        };
+        let sns = Arc::new(SnsSmsSender::new(aws_sdk_sns::Client::new(&sns_config)));
+        let aws = AwsParts {
+            endpoint,
+            dynamo: dynamo.clone(),
+            sns: sns.clone(),
+        };
+        Self::build(dynamo, None, Some(aws), Some(sns)).await
+    }
+
+    async fn build(
+        store: Arc<dyn Store>,
+        memory: Option<Arc<MemoryStore>>,
+        aws: Option<AwsParts>,
+        sms: Option<Arc<dyn SmsSender>>,
+    ) -> Self {
         let recording = Arc::new(RecordingSmsSender::new());
         let push = Arc::new(FakePushProvider::new());
         let clock = Arc::new(FixedClock::new(T0));
@@ -111,6 +152,8 @@ impl TestApp {
         let test = Self {
             app,
             store,
+            memory,
+            aws,
             sms: recording,
             push,
             clock,
@@ -123,6 +166,13 @@ impl TestApp {
         test.add_programme(SANDBOX_KEY, Programme::new("sbx", true))
             .await;
         test
+    }
+
+    /// The memory store (tests that inject faults or look inside it).
+    pub fn memory(&self) -> &MemoryStore {
+        self.memory
+            .as_deref()
+            .expect("this test runs on the memory store")
     }
 
     pub async fn add_programme(&self, api_key: &str, programme: Programme) {
@@ -280,6 +330,96 @@ impl Drop for TestApp {
             self.assert_logs_clean();
         }
     }
+}
+
+/// The DynamoDB and SNS adapters of an app running on the local AWS-compatible server.
+pub struct AwsParts {
+    pub endpoint: String,
+    pub dynamo: Arc<DynamoStore>,
+    pub sns: Arc<SnsSmsSender>,
+}
+
+impl TestApp {
+    fn aws(&self) -> &AwsParts {
+        self.aws
+            .as_ref()
+            .expect("this test runs on DynamoDB and SNS")
+    }
+
+    /// DynamoDB requests made so far.
+    pub fn dynamodb_requests(&self) -> u64 {
+        self.aws().dynamo.requests()
+    }
+
+    /// SNS requests made so far.
+    pub fn sns_requests(&self) -> u64 {
+        self.aws().sns.requests()
+    }
+
+    /// The SMS texts the SNS-compatible server received for a number (all tests share the
+    /// server: give each test its own numbers).
+    pub async fn published_to(&self, phone: &str) -> Vec<String> {
+        let data = http_get(&format!("{}/moto-api/data.json", self.aws().endpoint)).await;
+        let data: Value = serde_json::from_str(&data).unwrap();
+        let texts: Vec<String> = data["sns"]["SMS"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|sms| sms["phone_number"] == phone)
+            .map(|sms| sms["message"].as_str().unwrap().to_owned())
+            .collect();
+        for text in &texts {
+            self.secret(&extract_code(text).unwrap_or_default());
+        }
+        texts
+    }
+
+    /// The code of the last SMS published to a number.
+    pub async fn last_published_code(&self, phone: &str) -> String {
+        let text = self
+            .published_to(phone)
+            .await
+            .pop()
+            .expect("no SMS was published");
+        extract_code(&text).unwrap()
+    }
+}
+
+/// The local AWS-compatible server (moto) that `scripts/test` starts.
+pub fn aws_endpoint() -> String {
+    std::env::var("TEST_AWS_ENDPOINT")
+        .expect("TEST_AWS_ENDPOINT is not set: run scripts/test, which starts a local DynamoDB/SNS-compatible server")
+}
+
+/// A value unique in this test run (table names, phone numbers).
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let pid = u64::from(std::process::id());
+    (pid % 10_000) * 10_000 + NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+/// A phone number no other test uses: `+4477` and 8 digits.
+pub fn unique_phone() -> String {
+    format!("+4477{:08}", unique())
+}
+
+/// A plain HTTP/1.0 GET (for the emulator's own API).
+pub async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream
+        .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
 }
 
 fn strip_hex_runs(text: &str) -> String {

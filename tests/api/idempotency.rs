@@ -55,7 +55,10 @@ async fn a_replayed_verification_counts_no_second_attempt() {
         .await;
     r.assert_conflict("VERIFICATION_CODE_INVALID");
     assert_eq!(r.header("idempotent-replayed"), Some("true"));
-    assert_eq!(t.store.challenge_attempts(&t.user("live", "u1")), Some(1));
+    assert_eq!(
+        t.memory().challenge_attempts(&t.user("live", "u1")),
+        Some(1)
+    );
 }
 
 #[tokio::test]
@@ -214,7 +217,7 @@ async fn a_401_403_429_or_503_keeps_nothing() {
         .await;
     assert_eq!((r.status, r.header("idempotent-replayed")), (204, None));
     // 503 after the reference was claimed: the claim is dropped.
-    t.store.fail_operation("delete_factor");
+    t.memory().fail_operation("delete_factor");
     let r = t
         .send(Req::delete(AUTHY).auth(SANDBOX_KEY, &up).idem("del"))
         .await;

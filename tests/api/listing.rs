@@ -85,7 +85,7 @@ async fn the_store_failing_is_a_503_with_retry_after() {
     t.send(Req::get(LIST).auth(LIVE_KEY, &token))
         .await
         .assert(200); // programme now cached
-    t.store.fail_next(1);
+    t.memory().fail_next(1);
     let r = t.send(Req::get(LIST).auth(LIVE_KEY, &token)).await;
     r.assert(503);
     assert_eq!(r.header("retry-after"), Some("2"));

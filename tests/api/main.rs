@@ -8,6 +8,8 @@ mod idempotency;
 mod limits;
 mod listing;
 mod logs;
+mod on_aws;
 mod openapi;
 mod push;
 mod sms_otp;
+mod store_contract;

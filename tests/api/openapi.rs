@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 fn spec() -> Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap();
     serde_yaml::from_str(&text).unwrap()
 }
 
@@ -55,14 +56,22 @@ fn validate(spec: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String
             errors.push(format!("{at}: {value} not in {allowed:?}"));
         }
     }
-    if let (Some(max), Some(s)) = (schema.get("maxLength").and_then(Value::as_u64), value.as_str()) {
+    if let (Some(max), Some(s)) = (
+        schema.get("maxLength").and_then(Value::as_u64),
+        value.as_str(),
+    ) {
         if s.chars().count() as u64 > max {
             errors.push(format!("{at}: longer than {max}"));
         }
     }
     if let Some(object) = value.as_object() {
         let properties = schema.get("properties").and_then(Value::as_object);
-        for required in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for required in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if !object.contains_key(required.as_str().unwrap()) {
                 errors.push(format!("{at}: missing {required}"));
             }
@@ -90,16 +99,30 @@ fn check(spec: &Value, route: Route, r: &Resp) {
     let operation = &spec["paths"][route.path_template()][route.method().to_lowercase()];
     assert!(operation.is_object(), "{route:?} is not in openapi.yaml");
     let documented = &operation["responses"][r.status.to_string()];
-    assert!(documented.is_object(), "{route:?} answered {} which is not documented: {}", r.status, r.raw);
+    assert!(
+        documented.is_object(),
+        "{route:?} answered {} which is not documented: {}",
+        r.status,
+        r.raw
+    );
     let documented = resolve(spec, documented);
     for (name, header) in documented["headers"].as_object().into_iter().flatten() {
         if resolve(spec, header)["required"] == Value::Bool(true) {
-            assert!(r.header(&name.to_lowercase()).is_some(), "{route:?} {}: header {name} missing", r.status);
+            assert!(
+                r.header(&name.to_lowercase()).is_some(),
+                "{route:?} {}: header {name} missing",
+                r.status
+            );
         }
     }
     match documented["content"]["application/json"]["schema"].as_object() {
         Some(_) => {
-            assert_eq!(r.header("content-type"), Some("application/json"), "{route:?} {}", r.status);
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/json"),
+                "{route:?} {}",
+                r.status
+            );
             let schema = &documented["content"]["application/json"]["schema"];
             let errors = validate(spec, schema, &r.body, "body");
             assert!(errors.is_empty(), "{route:?} {}: {errors:?}", r.status);
@@ -117,7 +140,10 @@ fn the_spec_has_exactly_the_routes_of_the_router() {
             documented.insert((method.to_uppercase(), path.clone()));
         }
     }
-    let routed: BTreeSet<_> = Route::ALL.iter().map(|r| (r.method().to_owned(), r.path_template().to_owned())).collect();
+    let routed: BTreeSet<_> = Route::ALL
+        .iter()
+        .map(|r| (r.method().to_owned(), r.path_template().to_owned()))
+        .collect();
     assert_eq!(documented, routed);
 }
 
@@ -137,46 +163,146 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
 
     // The common answers, on every route.
     for route in Route::ALL {
-        let path = route.path_template().replace("{channel}", if route == Route::EnrolSmsOtp || route == Route::VerifySmsOtp { "SMS" } else { "AUTHY" });
+        let path = route.path_template().replace(
+            "{channel}",
+            if route == Route::EnrolSmsOtp || route == Route::VerifySmsOtp {
+                "SMS"
+            } else {
+                "AUTHY"
+            },
+        );
         let bad = route.path_template().replace("{channel}", "NOPE");
         record(route, t.send(Req::new(route.method(), &path)).await); // 400 api-key
-        record(route, t.send(Req::new(route.method(), &path).auth(LIVE_KEY, "x.y.z")).await); // 401
-        t.store.fail_next(1);
-        record(route, t.send(Req::new(route.method(), &path).auth("uncached-key", &live)).await); // 503
+        record(
+            route,
+            t.send(Req::new(route.method(), &path).auth(LIVE_KEY, "x.y.z"))
+                .await,
+        ); // 401
+        t.memory().fail_next(1);
+        record(
+            route,
+            t.send(Req::new(route.method(), &path).auth("uncached-key", &live))
+                .await,
+        ); // 503
         if route != Route::ListFactors {
-            record(route, t.send(Req::new(route.method(), &bad).auth(SANDBOX_KEY, &sbx)).await); // 400 fields
+            record(
+                route,
+                t.send(Req::new(route.method(), &bad).auth(SANDBOX_KEY, &sbx))
+                    .await,
+            ); // 400 fields
         }
     }
-    record(Route::ListFactors, t.send(Req::get(LIST).auth(LIVE_KEY, &live)).await);
+    record(
+        Route::ListFactors,
+        t.send(Req::get(LIST).auth(LIVE_KEY, &live)).await,
+    );
 
     // SMS.
-    record(Route::EnrolSmsOtp, t.send(Req::post(SMS).auth(LIVE_KEY, &no_phone)).await); // 409
-    record(Route::VerifySmsOtp, t.send(Req::post(VERIFY).auth(LIVE_KEY, &live).json(code_body("000000"))).await); // 409
-    record(Route::VerifySmsOtp, t.send(Req::post(VERIFY).auth(LIVE_KEY, &live).body("{")).await); // 400 malformed
-    record(Route::EnrolSmsOtp, t.send(Req::post(SMS).auth(LIVE_KEY, &live).idem("r1")).await); // 204
-    record(Route::EnrolSmsOtp, t.send(Req::post(SMS).auth(LIVE_KEY, &live).idem("r1")).await); // 204 replayed
-    record(Route::VerifySmsOtp, t.send(Req::post(VERIFY).auth(LIVE_KEY, &live).json(code_body(&t.last_code(PHONE)))).await); // 204
+    record(
+        Route::EnrolSmsOtp,
+        t.send(Req::post(SMS).auth(LIVE_KEY, &no_phone)).await,
+    ); // 409
+    record(
+        Route::VerifySmsOtp,
+        t.send(
+            Req::post(VERIFY)
+                .auth(LIVE_KEY, &live)
+                .json(code_body("000000")),
+        )
+        .await,
+    ); // 409
+    record(
+        Route::VerifySmsOtp,
+        t.send(Req::post(VERIFY).auth(LIVE_KEY, &live).body("{"))
+            .await,
+    ); // 400 malformed
+    record(
+        Route::EnrolSmsOtp,
+        t.send(Req::post(SMS).auth(LIVE_KEY, &live).idem("r1"))
+            .await,
+    ); // 204
+    record(
+        Route::EnrolSmsOtp,
+        t.send(Req::post(SMS).auth(LIVE_KEY, &live).idem("r1"))
+            .await,
+    ); // 204 replayed
+    record(
+        Route::VerifySmsOtp,
+        t.send(
+            Req::post(VERIFY)
+                .auth(LIVE_KEY, &live)
+                .json(code_body(&t.last_code(PHONE))),
+        )
+        .await,
+    ); // 204
     let mut tight = Programme::new("tight", false);
     tight.send_limits.per_user_per_hour = 0;
     t.add_programme("tight-key-00000001", tight).await;
-    record(Route::EnrolSmsOtp, t.send(Req::post(SMS).auth("tight-key-00000001", &t.token("tight", "u1"))).await); // 429
+    record(
+        Route::EnrolSmsOtp,
+        t.send(Req::post(SMS).auth("tight-key-00000001", &t.token("tight", "u1")))
+            .await,
+    ); // 429
 
     // Push.
-    record(Route::EnrolPush, t.send(Req::post(AUTHY).auth(SANDBOX_KEY, &sbx)).await); // 204
-    record(Route::SimulatePushReject, t.send(Req::post(REJECT).auth(SANDBOX_KEY, &sbx)).await); // 204
-    record(Route::SimulatePushReject, t.send(Req::post(REJECT).auth(SANDBOX_KEY, &sbx)).await); // 409
-    record(Route::SimulatePushAccept, t.send(Req::post(ACCEPT).auth(LIVE_KEY, &live)).await); // 404
-    record(Route::SimulatePushReject, t.send(Req::post(REJECT).auth(LIVE_KEY, &live)).await); // 404
-    record(Route::EnrolPush, t.send(Req::post(AUTHY).auth(SANDBOX_KEY, &sbx)).await); // 204
-    record(Route::SimulatePushAccept, t.send(Req::post(ACCEPT).auth(SANDBOX_KEY, &sbx)).await); // 204
-    record(Route::SimulatePushAccept, t.send(Req::post(ACCEPT).auth(SANDBOX_KEY, &sbx)).await); // 409
-    record(Route::EnrolPush, t.send(Req::post(AUTHY).auth(SANDBOX_KEY, &sbx)).await); // 403
-    record(Route::EnrolPush, t.send(Req::post(AUTHY).auth(SANDBOX_KEY, &up)).await); // 409
-    record(Route::UnlinkPush, t.send(Req::delete(AUTHY).auth(SANDBOX_KEY, &sbx)).await); // 403
-    record(Route::UnlinkPush, t.send(Req::delete(AUTHY).auth(SANDBOX_KEY, &up)).await); // 204
-    record(Route::UnlinkPush, t.send(Req::delete(AUTHY).auth(SANDBOX_KEY, &up)).await); // 409
-    t.put_factor("sbx", "u1", Channel::Biometric, FactorStatus::Active).await;
-    record(Route::ListFactors, t.send(Req::get(LIST).auth(SANDBOX_KEY, &sbx)).await);
+    record(
+        Route::EnrolPush,
+        t.send(Req::post(AUTHY).auth(SANDBOX_KEY, &sbx)).await,
+    ); // 204
+    record(
+        Route::SimulatePushReject,
+        t.send(Req::post(REJECT).auth(SANDBOX_KEY, &sbx)).await,
+    ); // 204
+    record(
+        Route::SimulatePushReject,
+        t.send(Req::post(REJECT).auth(SANDBOX_KEY, &sbx)).await,
+    ); // 409
+    record(
+        Route::SimulatePushAccept,
+        t.send(Req::post(ACCEPT).auth(LIVE_KEY, &live)).await,
+    ); // 404
+    record(
+        Route::SimulatePushReject,
+        t.send(Req::post(REJECT).auth(LIVE_KEY, &live)).await,
+    ); // 404
+    record(
+        Route::EnrolPush,
+        t.send(Req::post(AUTHY).auth(SANDBOX_KEY, &sbx)).await,
+    ); // 204
+    record(
+        Route::SimulatePushAccept,
+        t.send(Req::post(ACCEPT).auth(SANDBOX_KEY, &sbx)).await,
+    ); // 204
+    record(
+        Route::SimulatePushAccept,
+        t.send(Req::post(ACCEPT).auth(SANDBOX_KEY, &sbx)).await,
+    ); // 409
+    record(
+        Route::EnrolPush,
+        t.send(Req::post(AUTHY).auth(SANDBOX_KEY, &sbx)).await,
+    ); // 403
+    record(
+        Route::EnrolPush,
+        t.send(Req::post(AUTHY).auth(SANDBOX_KEY, &up)).await,
+    ); // 409
+    record(
+        Route::UnlinkPush,
+        t.send(Req::delete(AUTHY).auth(SANDBOX_KEY, &sbx)).await,
+    ); // 403
+    record(
+        Route::UnlinkPush,
+        t.send(Req::delete(AUTHY).auth(SANDBOX_KEY, &up)).await,
+    ); // 204
+    record(
+        Route::UnlinkPush,
+        t.send(Req::delete(AUTHY).auth(SANDBOX_KEY, &up)).await,
+    ); // 409
+    t.put_factor("sbx", "u1", Channel::Biometric, FactorStatus::Active)
+        .await;
+    record(
+        Route::ListFactors,
+        t.send(Req::get(LIST).auth(SANDBOX_KEY, &sbx)).await,
+    );
 
     for route in Route::ALL {
         let operation = &spec["paths"][route.path_template()][route.method().to_lowercase()];
@@ -187,7 +313,11 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
             .map(|k| k.parse().unwrap())
             .filter(|s| *s != 500)
             .collect();
-        assert_eq!(seen.get(&route).cloned().unwrap_or_default(), documented, "{route:?}");
+        assert_eq!(
+            seen.get(&route).cloned().unwrap_or_default(),
+            documented,
+            "{route:?}"
+        );
     }
 }
 
@@ -195,8 +325,16 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
 async fn unrouted_requests_answer_in_the_route_error_format() {
     let spec = spec();
     let t = TestApp::new().await;
-    for r in [t.send(Req::get("/nope")).await, t.send(Req::new("PATCH", LIST)).await] {
-        let errors = validate(&spec, &spec["components"]["schemas"]["RouteError"], &r.body, "body");
+    for r in [
+        t.send(Req::get("/nope")).await,
+        t.send(Req::new("PATCH", LIST)).await,
+    ] {
+        let errors = validate(
+            &spec,
+            &spec["components"]["schemas"]["RouteError"],
+            &r.body,
+            "body",
+        );
         assert!(errors.is_empty(), "{errors:?}");
         assert!(r.header("request-ref").is_some());
     }

@@ -206,7 +206,7 @@ async fn verify_body_errors_are_400s_and_change_nothing() {
         assert!(r.body.get("syntaxErrors").is_none(), "{malformed}");
     }
     assert_eq!(
-        t.store.challenge_attempts(&user),
+        t.memory().challenge_attempts(&user),
         Some(0),
         "no attempt was counted"
     );
@@ -322,7 +322,7 @@ async fn a_code_expires_after_300_seconds() {
         } else {
             r.assert_conflict("VERIFICATION_CODE_EXPIRED");
             assert_eq!(
-                t.store.challenge_attempts(&t.user("live", "u1")),
+                t.memory().challenge_attempts(&t.user("live", "u1")),
                 Some(0),
                 "an expired challenge counts nothing"
             );
@@ -385,7 +385,10 @@ async fn a_challenge_belongs_to_the_phone_it_was_sent_to() {
     verify(&t, LIVE_KEY, &none, &code)
         .await
         .assert_conflict("STATE_INVALID");
-    assert_eq!(t.store.challenge_attempts(&t.user("live", "u1")), Some(0));
+    assert_eq!(
+        t.memory().challenge_attempts(&t.user("live", "u1")),
+        Some(0)
+    );
     assert_eq!(t.app.metrics.codes_compared(), 0);
     verify(&t, LIVE_KEY, &token, &code).await.assert(204);
 }
@@ -437,7 +440,7 @@ async fn a_failed_send_is_a_503_that_leaves_nothing_behind() {
     assert_eq!(r.header("retry-after"), Some("2"));
     assert!(t.sms.sent().is_empty());
     assert_eq!(
-        t.store.challenge_attempts(&t.user("live", "u1")),
+        t.memory().challenge_attempts(&t.user("live", "u1")),
         None,
         "no usable challenge left"
     );
@@ -459,10 +462,10 @@ async fn a_store_failure_at_any_step_is_a_503() {
     t.send(Req::get(LIST).auth(LIVE_KEY, &token))
         .await
         .assert(200);
-    t.store.fail_next(1);
+    t.memory().fail_next(1);
     enrol(&t, LIVE_KEY, &token).await.assert(503);
     enrol(&t, LIVE_KEY, &token).await.assert(204);
-    t.store.fail_next(1);
+    t.memory().fail_next(1);
     verify(&t, LIVE_KEY, &token, &t.last_code(PHONE))
         .await
         .assert(503);

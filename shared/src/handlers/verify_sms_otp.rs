@@ -62,7 +62,7 @@ pub async fn verify_sms_otp(
     {
         if app
             .store
-            .activate_sms_factor(&caller.user, &attempt.challenge_id, caller.now)
+            .activate_sms_factor(&caller.user, &attempt.challenge_id, &phone_hash, caller.now)
             .await?
         {
             tracing::info!(to = %phone, attempts = attempt.attempts, "SMS factor verified");

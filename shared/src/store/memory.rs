@@ -315,13 +315,17 @@ impl Store for MemoryStore {
         &self,
         user: &UserKey,
         challenge_id: &str,
+        phone_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tables = self.begin("activate_sms_factor")?;
-        let phone_hash = match tables.challenges.get(user) {
-            Some(c) if c.stored.challenge_id == challenge_id => c.stored.phone_hash.clone(),
-            _ => return Ok(false),
-        };
+        let current = tables.challenges.get(user);
+        if !current.is_some_and(|c| {
+            c.stored.challenge_id == challenge_id && c.stored.phone_hash == phone_hash
+        }) {
+            return Ok(false);
+        }
+        let phone_hash = phone_hash.to_owned();
         tables.challenges.remove(user);
         tables.factors.insert(
             (user.clone(), Channel::Sms),

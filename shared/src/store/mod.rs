@@ -180,11 +180,12 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> Result<AttemptOutcome, StoreError>;
     /// Consumes the challenge (if still this one) and makes the SMS factor `ACTIVE` for the
-    /// challenge's phone. `false` when the challenge was consumed or replaced meanwhile.
+    /// phone it was sent to. `false` when the challenge was consumed or replaced meanwhile.
     async fn activate_sms_factor(
         &self,
         user: &UserKey,
         challenge_id: &str,
+        phone_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
 

@@ -1,1 +1,0 @@
-//! DynamoDB store (next issue).

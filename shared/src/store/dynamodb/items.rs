@@ -1,0 +1,824 @@
+//! The single table: item keys, item ↔ record conversions, and every write the adapter makes,
+//! built as plain values so one test can check each expression (moto accepts expressions that
+//! DynamoDB rejects; see `../shared/TOOLING.md`).
+//!
+//! | item | `pk` | `sk` | attributes | TTL |
+//! |---|---|---|---|---|
+//! | programme | `PROGRAMME#<sha256(api key)>` | `PROGRAMME` | `programme_id`, `programme` (JSON settings) | — |
+//! | factor | `USER#<programme>#<user>` | `FACTOR#<SMS\|AUTHY\|BIOMETRIC>` | `status`, `phone_hash`, `authy_id`, `pending_request`, `updated_at` | — |
+//! | SMS challenge | `USER#<programme>#<user>` | `CHALLENGE#SMS` | `challenge_id`, `code_hash`, `phone_hash`, `attempts`, `wrong_code_limit`, `expires_at` | `ttl` |
+//! | idempotency record | `USER#<programme>#<user>` | `IDEMPOTENCY#<ref>` | `fingerprint`, `lease_id`, `response_status`, `response_body`, `expires_at` | `ttl` |
+//! | send-limit counter | `RATE#<kind>#<scope>#<window secs>#<window index>` | `COUNTER` | `count` | `ttl` |
+//! | push request index | `PUSHREQ#<request id>` | `PUSHREQ` | `programme_id`, `credential_id` | `ttl` |
+//!
+//! Every attribute name in an expression goes through `#names`, so no reserved word
+//! (`status`, `count`, `ttl`, ...) is ever written bare.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::{
+    domain::{
+        channel::Channel,
+        factor::{FactorRecord, FactorStatus},
+        idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},
+        limits::LimitCounter,
+        programme::Programme,
+    },
+    store::{NewChallenge, PendingPush, StoreError, StoredResponse, UserKey},
+};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// TTL items outlive their logical expiry by this much: expiry is decided by the service
+/// on every read, TTL only sweeps.
+const TTL_GRACE_SECS: i64 = 24 * 3_600;
+
+/// How long a push request stays resolvable by the provider's callback.
+const PUSH_REQUEST_TTL_SECS: i64 = 7 * 24 * 3_600;
+
+/// A primary key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn to_item(&self) -> Item {
+        HashMap::from([
+            ("pk".to_owned(), s(&self.pk)),
+            ("sk".to_owned(), s(&self.sk)),
+        ])
+    }
+}
+
+pub fn programme_key(api_key_hash: &str) -> Key {
+    Key {
+        pk: format!("PROGRAMME#{api_key_hash}"),
+        sk: "PROGRAMME".into(),
+    }
+}
+
+pub fn factor_key(user: &UserKey, channel: Channel) -> Key {
+    Key {
+        pk: user.partition(),
+        sk: format!("FACTOR#{}", channel.as_str()),
+    }
+}
+
+pub fn challenge_key(user: &UserKey) -> Key {
+    Key {
+        pk: user.partition(),
+        sk: "CHALLENGE#SMS".into(),
+    }
+}
+
+pub fn idempotency_key(user: &UserKey, reference: &IdempotencyRef) -> Key {
+    Key {
+        pk: user.partition(),
+        sk: format!("IDEMPOTENCY#{}", reference.as_str()),
+    }
+}
+
+pub fn counter_key(counter: &LimitCounter) -> Key {
+    Key {
+        pk: counter.key.clone(),
+        sk: "COUNTER".into(),
+    }
+}
+
+pub fn push_request_key(request_id: &str) -> Key {
+    Key {
+        pk: format!("PUSHREQ#{request_id}"),
+        sk: "PUSHREQ".into(),
+    }
+}
+
+pub fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+pub fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// What a write does besides its condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Put this whole item (keys included).
+    Put(Item),
+    /// Apply this update expression.
+    Update(String),
+    Delete,
+    /// Only check the condition (in a transaction).
+    Check,
+}
+
+/// One write: a key, what to do, an optional condition, and the placeholders both use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    pub key: Key,
+    pub action: Action,
+    pub condition: Option<String>,
+    pub names: HashMap<String, String>,
+    pub values: HashMap<String, AttributeValue>,
+}
+
+impl Write {
+    fn new(key: Key, action: Action) -> Self {
+        Self {
+            key,
+            action,
+            condition: None,
+            names: HashMap::new(),
+            values: HashMap::new(),
+        }
+    }
+
+    /// Declares `#name` for each attribute name.
+    fn names(mut self, names: &[&str]) -> Self {
+        for name in names {
+            self.names.insert(format!("#{name}"), (*name).to_owned());
+        }
+        self
+    }
+
+    fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.insert(placeholder.to_owned(), value);
+        self
+    }
+
+    fn condition(mut self, condition: &str) -> Self {
+        self.condition = Some(condition.to_owned());
+        self
+    }
+
+    /// The expressions this write sends, for the expression checks.
+    pub fn expressions(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self.condition.iter().map(String::as_str).collect();
+        if let Action::Update(update) = &self.action {
+            all.push(update);
+        }
+        all
+    }
+}
+
+/// A query: key condition and its placeholders.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub key_condition: String,
+    pub names: HashMap<String, String>,
+    pub values: HashMap<String, AttributeValue>,
+}
+
+pub fn list_factors_query(user: &UserKey) -> Query {
+    Query {
+        key_condition: "#pk = :pk AND begins_with(#sk, :prefix)".into(),
+        names: HashMap::from([("#pk".into(), "pk".into()), ("#sk".into(), "sk".into())]),
+        values: HashMap::from([
+            (":pk".into(), s(&user.partition())),
+            (":prefix".into(), s("FACTOR#")),
+        ]),
+    }
+}
+
+// ---- programmes ----------------------------------------------------------------------------
+
+pub fn put_programme(api_key_hash: &str, programme: &Programme) -> Result<Write, StoreError> {
+    let json = serde_json::to_string(programme).map_err(|e| StoreError::Corrupt {
+        operation: "put_programme",
+        detail: e.to_string(),
+    })?;
+    let mut item = programme_key(api_key_hash).to_item();
+    item.insert("programme_id".into(), s(&programme.id));
+    item.insert("programme".into(), s(&json));
+    Ok(Write::new(programme_key(api_key_hash), Action::Put(item)))
+}
+
+pub fn programme_from_item(item: &Item) -> Result<Programme, StoreError> {
+    let json = get_s(item, "programme", "find_programme")?;
+    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+        operation: "find_programme",
+        detail: e.to_string(),
+    })
+}
+
+// ---- factors -------------------------------------------------------------------------------
+
+pub fn factor_to_item(user: &UserKey, factor: &FactorRecord) -> Item {
+    let mut item = factor_key(user, factor.channel).to_item();
+    item.insert("status".into(), s(factor.status.as_str()));
+    item.insert("updated_at".into(), n(factor.updated_at));
+    for (name, value) in [
+        ("phone_hash", &factor.phone_hash),
+        ("authy_id", &factor.authy_id),
+        ("pending_request", &factor.pending_request),
+    ] {
+        if let Some(value) = value {
+            item.insert(name.into(), s(value));
+        }
+    }
+    item
+}
+
+pub fn factor_from_item(item: &Item) -> Result<FactorRecord, StoreError> {
+    const OP: &str = "read factor";
+    let sk = get_s(item, "sk", OP)?;
+    let channel = sk
+        .strip_prefix("FACTOR#")
+        .and_then(|c| Channel::parse_among(c, &Channel::ALL))
+        .ok_or_else(|| corrupt(OP, "sk"))?;
+    let status =
+        FactorStatus::parse(&get_s(item, "status", OP)?).ok_or_else(|| corrupt(OP, "status"))?;
+    Ok(FactorRecord {
+        channel,
+        status,
+        phone_hash: opt_s(item, "phone_hash"),
+        authy_id: opt_s(item, "authy_id"),
+        pending_request: opt_s(item, "pending_request"),
+        updated_at: get_n(item, "updated_at", OP)?,
+    })
+}
+
+pub fn put_factor(user: &UserKey, factor: &FactorRecord) -> Write {
+    Write::new(
+        factor_key(user, factor.channel),
+        Action::Put(factor_to_item(user, factor)),
+    )
+}
+
+pub fn delete_factor(user: &UserKey, channel: Channel) -> Write {
+    Write::new(factor_key(user, channel), Action::Delete)
+}
+
+// ---- SMS challenges ------------------------------------------------------------------------
+
+/// Step one's factor write: pending, unless already ACTIVE for this phone.
+pub fn mark_sms_pending(user: &UserKey, phone_hash: &str, now: i64) -> Write {
+    Write::new(
+        factor_key(user, Channel::Sms),
+        Action::Update("SET #status = :pending, #updated_at = :now".into()),
+    )
+    .names(&["status", "updated_at", "phone_hash"])
+    .value(":pending", s(FactorStatus::PendingVerification.as_str()))
+    .value(":active", s(FactorStatus::Active.as_str()))
+    .value(":phone", s(phone_hash))
+    .value(":now", n(now))
+    .condition("NOT (#status = :active AND #phone_hash = :phone)")
+}
+
+pub fn put_challenge(user: &UserKey, challenge: &NewChallenge) -> Write {
+    let mut item = challenge_key(user).to_item();
+    item.insert("challenge_id".into(), s(&challenge.challenge_id));
+    item.insert("code_hash".into(), s(&challenge.code_hash));
+    item.insert("phone_hash".into(), s(&challenge.phone_hash));
+    item.insert("attempts".into(), n(0));
+    item.insert(
+        "wrong_code_limit".into(),
+        n(i64::from(challenge.wrong_code_limit)),
+    );
+    item.insert("expires_at".into(), n(challenge.expires_at));
+    item.insert("ttl".into(), n(challenge.expires_at + TTL_GRACE_SECS));
+    Write::new(challenge_key(user), Action::Put(item))
+}
+
+/// Counts one attempt, only while the challenge is live and was sent to this phone.
+pub fn count_attempt(user: &UserKey, phone_hash: &str, now: i64) -> Write {
+    Write::new(challenge_key(user), Action::Update("ADD #attempts :one".into()))
+        .names(&["pk", "attempts", "wrong_code_limit", "expires_at", "phone_hash"])
+        .value(":one", n(1))
+        .value(":phone", s(phone_hash))
+        .value(":now", n(now))
+        .condition("attribute_exists(#pk) AND #phone_hash = :phone AND #attempts < #wrong_code_limit AND #expires_at > :now")
+}
+
+/// Consumes the challenge if it is still this one.
+pub fn delete_challenge(user: &UserKey, challenge_id: &str) -> Write {
+    Write::new(challenge_key(user), Action::Delete)
+        .names(&["challenge_id"])
+        .value(":challenge", s(challenge_id))
+        .condition("#challenge_id = :challenge")
+}
+
+pub fn activate_sms(user: &UserKey, phone_hash: &str, now: i64) -> Write {
+    Write::new(
+        factor_key(user, Channel::Sms),
+        Action::Update("SET #status = :active, #phone_hash = :phone, #updated_at = :now".into()),
+    )
+    .names(&["status", "phone_hash", "updated_at"])
+    .value(":active", s(FactorStatus::Active.as_str()))
+    .value(":phone", s(phone_hash))
+    .value(":now", n(now))
+}
+
+pub fn challenge_from_item(item: &Item) -> Result<ChallengeItem, StoreError> {
+    const OP: &str = "read challenge";
+    Ok(ChallengeItem {
+        challenge_id: get_s(item, "challenge_id", OP)?,
+        code_hash: get_s(item, "code_hash", OP)?,
+        phone_hash: get_s(item, "phone_hash", OP)?,
+        attempts: u32::try_from(get_n(item, "attempts", OP)?)
+            .map_err(|_| corrupt(OP, "attempts"))?,
+        wrong_code_limit: u32::try_from(get_n(item, "wrong_code_limit", OP)?)
+            .map_err(|_| corrupt(OP, "wrong_code_limit"))?,
+        expires_at: get_n(item, "expires_at", OP)?,
+    })
+}
+
+/// A challenge as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeItem {
+    pub challenge_id: String,
+    pub code_hash: String,
+    pub phone_hash: String,
+    pub attempts: u32,
+    pub wrong_code_limit: u32,
+    pub expires_at: i64,
+}
+
+// ---- counters ------------------------------------------------------------------------------
+
+/// Consumes one unit of a counter, only while it is under its limit.
+pub fn consume_counter(counter: &LimitCounter) -> Write {
+    Write::new(
+        counter_key(counter),
+        Action::Update("ADD #count :one SET #ttl = :ttl".into()),
+    )
+    .names(&["count", "ttl"])
+    .value(":one", n(1))
+    .value(":limit", n(i64::from(counter.limit)))
+    .value(":ttl", n(counter.window_end + TTL_GRACE_SECS))
+    .condition("(attribute_not_exists(#count) AND :one <= :limit) OR #count < :limit")
+}
+
+/// Gives one unit back (never below zero).
+pub fn refund_counter(counter: &LimitCounter) -> Write {
+    Write::new(
+        counter_key(counter),
+        Action::Update("ADD #count :minus_one".into()),
+    )
+    .names(&["count"])
+    .value(":minus_one", n(-1))
+    .value(":zero", n(0))
+    .condition("#count > :zero")
+}
+
+// ---- push ----------------------------------------------------------------------------------
+
+pub fn authy_not_active(user: &UserKey) -> Write {
+    Write::new(factor_key(user, Channel::Authy), Action::Check)
+        .names(&["pk", "status"])
+        .value(":active", s(FactorStatus::Active.as_str()))
+        .condition("attribute_not_exists(#pk) OR #status <> :active")
+}
+
+pub fn set_push_pending(user: &UserKey, pending: &PendingPush, now: i64) -> Write {
+    let mut update = "SET #status = :pending, #phone_hash = :phone, #pending_request = :request, #updated_at = :now".to_owned();
+    let mut write = Write::new(factor_key(user, Channel::Authy), Action::Check)
+        .names(&[
+            "pk",
+            "status",
+            "phone_hash",
+            "pending_request",
+            "updated_at",
+            "authy_id",
+        ])
+        .value(":pending", s(FactorStatus::PendingVerification.as_str()))
+        .value(":active", s(FactorStatus::Active.as_str()))
+        .value(":phone", s(&pending.phone_hash))
+        .value(":request", s(&pending.request_id))
+        .value(":now", n(now))
+        .condition("attribute_not_exists(#pk) OR #status <> :active");
+    match &pending.authy_id {
+        Some(authy_id) => {
+            update.push_str(", #authy_id = :authy");
+            write = write.value(":authy", s(authy_id));
+        }
+        None => update.push_str(" REMOVE #authy_id"),
+    }
+    write.action = Action::Update(update);
+    write
+}
+
+pub fn put_push_request(request_id: &str, user: &UserKey, now: i64) -> Write {
+    let mut item = push_request_key(request_id).to_item();
+    item.insert("programme_id".into(), s(&user.programme_id));
+    item.insert("credential_id".into(), s(&user.credential_id));
+    item.insert("ttl".into(), n(now + PUSH_REQUEST_TTL_SECS));
+    Write::new(push_request_key(request_id), Action::Put(item))
+}
+
+pub fn resolve_push(user: &UserKey, request_id: Option<&str>, approved: bool, now: i64) -> Write {
+    let status = if approved {
+        FactorStatus::Active
+    } else {
+        FactorStatus::Inactive
+    };
+    let write = Write::new(
+        factor_key(user, Channel::Authy),
+        Action::Update("SET #status = :status, #updated_at = :now REMOVE #pending_request".into()),
+    )
+    .names(&["status", "updated_at", "pending_request"])
+    .value(":status", s(status.as_str()))
+    .value(":pending", s(FactorStatus::PendingVerification.as_str()))
+    .value(":now", n(now));
+    match request_id {
+        Some(id) => write
+            .value(":request", s(id))
+            .condition("#status = :pending AND #pending_request = :request"),
+        None => write.condition("#status = :pending"),
+    }
+}
+
+pub fn push_request_user(item: &Item) -> Result<UserKey, StoreError> {
+    Ok(UserKey {
+        programme_id: get_s(item, "programme_id", "find_push_request")?,
+        credential_id: get_s(item, "credential_id", "find_push_request")?,
+    })
+}
+
+// ---- idempotency ---------------------------------------------------------------------------
+
+/// Claims a reference: only if there is no live record under it.
+pub fn claim_idempotency(
+    user: &UserKey,
+    reference: &IdempotencyRef,
+    fingerprint: &str,
+    lease_id: &str,
+    now: i64,
+) -> Write {
+    let mut item = idempotency_key(user, reference).to_item();
+    item.insert("fingerprint".into(), s(fingerprint));
+    item.insert("lease_id".into(), s(lease_id));
+    item.insert("expires_at".into(), n(now + LEASE_SECS));
+    item.insert("ttl".into(), n(now + LEASE_SECS + TTL_GRACE_SECS));
+    Write::new(idempotency_key(user, reference), Action::Put(item))
+        .names(&["pk", "expires_at"])
+        .value(":now", n(now))
+        .condition("attribute_not_exists(#pk) OR #expires_at <= :now")
+}
+
+pub fn complete_idempotency(
+    user: &UserKey,
+    reference: &IdempotencyRef,
+    lease_id: &str,
+    response: &StoredResponse,
+    now: i64,
+) -> Write {
+    Write::new(
+        idempotency_key(user, reference),
+        Action::Update(
+            "SET #response_status = :status, #response_body = :body, #expires_at = :expires, #ttl = :ttl".into(),
+        ),
+    )
+    .names(&["response_status", "response_body", "expires_at", "ttl", "lease_id"])
+    .value(":status", n(i64::from(response.status)))
+    .value(":body", s(&response.body))
+    .value(":expires", n(now + KEEP_SECS))
+    .value(":ttl", n(now + KEEP_SECS + TTL_GRACE_SECS))
+    .value(":lease", s(lease_id))
+    .condition("#lease_id = :lease")
+}
+
+pub fn release_idempotency(user: &UserKey, reference: &IdempotencyRef, lease_id: &str) -> Write {
+    Write::new(idempotency_key(user, reference), Action::Delete)
+        .names(&["lease_id"])
+        .value(":lease", s(lease_id))
+        .condition("#lease_id = :lease")
+}
+
+/// An idempotency record as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyItem {
+    pub fingerprint: String,
+    pub response: Option<StoredResponse>,
+    pub expires_at: i64,
+}
+
+pub fn idempotency_from_item(item: &Item) -> Result<IdempotencyItem, StoreError> {
+    const OP: &str = "read idempotency record";
+    let response = match item.get("response_status") {
+        Some(_) => Some(StoredResponse {
+            status: u16::try_from(get_n(item, "response_status", OP)?)
+                .map_err(|_| corrupt(OP, "response_status"))?,
+            body: opt_s(item, "response_body").unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(IdempotencyItem {
+        fingerprint: get_s(item, "fingerprint", OP)?,
+        response,
+        expires_at: get_n(item, "expires_at", OP)?,
+    })
+}
+
+// ---- attribute access ----------------------------------------------------------------------
+
+fn corrupt(operation: &'static str, attribute: &str) -> StoreError {
+    StoreError::Corrupt {
+        operation,
+        detail: format!("attribute {attribute} is missing or malformed"),
+    }
+}
+
+pub fn get_s(item: &Item, name: &str, operation: &'static str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.clone()),
+        _ => Err(corrupt(operation, name)),
+    }
+}
+
+pub fn opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Some(value.clone()),
+        _ => None,
+    }
+}
+
+pub fn get_n(item: &Item, name: &str, operation: &'static str) -> Result<i64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value.parse().map_err(|_| corrupt(operation, name)),
+        _ => Err(corrupt(operation, name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::limits::{push_counters, sms_counters, SendLimits};
+
+    fn user() -> UserKey {
+        UserKey {
+            programme_id: "p1".into(),
+            credential_id: "user#1".into(),
+        }
+    }
+
+    fn reference() -> IdempotencyRef {
+        IdempotencyRef::parse(b"ref-1").unwrap()
+    }
+
+    /// Every write the adapter can build, with both branches of the optional parts.
+    fn every_write() -> Vec<(&'static str, Write)> {
+        let u = user();
+        let challenge = NewChallenge {
+            challenge_id: "c".into(),
+            code_hash: "h".into(),
+            phone_hash: "p".into(),
+            wrong_code_limit: 5,
+            expires_at: 300,
+        };
+        let counter = sms_counters(&SendLimits::default(), "p1", "u", "ph", 0, 0).remove(0);
+        let push_counter = push_counters(&SendLimits::default(), "p1", "u", 0).remove(0);
+        let pending = |authy: Option<&str>| PendingPush {
+            phone_hash: "p".into(),
+            authy_id: authy.map(Into::into),
+            request_id: "r".into(),
+        };
+        let factor = FactorRecord {
+            channel: Channel::Biometric,
+            status: FactorStatus::Active,
+            phone_hash: None,
+            authy_id: None,
+            pending_request: None,
+            updated_at: 0,
+        };
+        let response = StoredResponse {
+            status: 204,
+            body: String::new(),
+        };
+        vec![
+            (
+                "put_programme",
+                put_programme("hash", &Programme::new("p1", true)).unwrap(),
+            ),
+            ("put_factor", put_factor(&u, &factor)),
+            ("delete_factor", delete_factor(&u, Channel::Authy)),
+            ("mark_sms_pending", mark_sms_pending(&u, "p", 0)),
+            ("put_challenge", put_challenge(&u, &challenge)),
+            ("count_attempt", count_attempt(&u, "p", 0)),
+            ("delete_challenge", delete_challenge(&u, "c")),
+            ("activate_sms", activate_sms(&u, "p", 0)),
+            ("consume_counter", consume_counter(&counter)),
+            ("consume_push_counter", consume_counter(&push_counter)),
+            ("refund_counter", refund_counter(&counter)),
+            ("authy_not_active", authy_not_active(&u)),
+            (
+                "set_push_pending (authy id)",
+                set_push_pending(&u, &pending(Some("a")), 0),
+            ),
+            (
+                "set_push_pending (sandbox)",
+                set_push_pending(&u, &pending(None), 0),
+            ),
+            ("put_push_request", put_push_request("r", &u, 0)),
+            ("resolve_push (any)", resolve_push(&u, None, true, 0)),
+            (
+                "resolve_push (request)",
+                resolve_push(&u, Some("r"), false, 0),
+            ),
+            (
+                "claim_idempotency",
+                claim_idempotency(&u, &reference(), "f", "l", 0),
+            ),
+            (
+                "complete_idempotency",
+                complete_idempotency(&u, &reference(), "l", &response, 0),
+            ),
+            (
+                "release_idempotency",
+                release_idempotency(&u, &reference(), "l"),
+            ),
+        ]
+    }
+
+    /// Words an expression may hold besides placeholders: functions and keywords.
+    const GRAMMAR: &[&str] = &[
+        "SET",
+        "ADD",
+        "REMOVE",
+        "DELETE",
+        "AND",
+        "OR",
+        "NOT",
+        "attribute_exists",
+        "attribute_not_exists",
+        "begins_with",
+    ];
+
+    /// Checks one set of expressions against its declared names and values.
+    fn check(
+        what: &str,
+        expressions: &[&str],
+        names: &HashMap<String, String>,
+        values: &HashMap<String, AttributeValue>,
+    ) {
+        let mut used_names = std::collections::BTreeSet::new();
+        let mut used_values = std::collections::BTreeSet::new();
+        for expression in expressions {
+            let tokens = expression
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '#' || c == ':'));
+            for token in tokens.filter(|t| !t.is_empty()) {
+                if token.starts_with('#') {
+                    used_names.insert(token.to_owned());
+                } else if token.starts_with(':') {
+                    used_values.insert(token.to_owned());
+                } else {
+                    assert!(
+                        GRAMMAR.contains(&token),
+                        "{what}: bare word {token:?} (attribute names go through #names)"
+                    );
+                }
+            }
+        }
+        let declared_names: std::collections::BTreeSet<_> = names.keys().cloned().collect();
+        let declared_values: std::collections::BTreeSet<_> = values.keys().cloned().collect();
+        assert_eq!(
+            used_names, declared_names,
+            "{what}: every declared name used, every used name declared"
+        );
+        assert_eq!(
+            used_values, declared_values,
+            "{what}: every declared value used, every used value declared"
+        );
+        for (placeholder, name) in names {
+            assert_eq!(placeholder, &format!("#{name}"), "{what}");
+        }
+    }
+
+    #[test]
+    fn every_expression_declares_exactly_what_it_uses() {
+        for (what, write) in every_write() {
+            check(what, &write.expressions(), &write.names, &write.values);
+            assert!(
+                !write.key.pk.is_empty() && !write.key.sk.is_empty(),
+                "{what}"
+            );
+            if let Action::Put(item) = &write.action {
+                // Key attributes are strings, as the table declares them, and match the key.
+                assert_eq!(item.get("pk"), Some(&s(&write.key.pk)), "{what}");
+                assert_eq!(item.get("sk"), Some(&s(&write.key.sk)), "{what}");
+                if let Some(ttl) = item.get("ttl") {
+                    assert!(
+                        matches!(ttl, AttributeValue::N(_)),
+                        "{what}: ttl must be a number"
+                    );
+                }
+            }
+            if write.action == Action::Check {
+                assert!(
+                    write.condition.is_some(),
+                    "{what}: a check needs a condition"
+                );
+            }
+        }
+        let query = list_factors_query(&user());
+        check(
+            "list_factors",
+            &[&query.key_condition],
+            &query.names,
+            &query.values,
+        );
+    }
+
+    #[test]
+    fn factors_round_trip_through_items() {
+        for factor in [
+            FactorRecord {
+                channel: Channel::Authy,
+                status: FactorStatus::PendingVerification,
+                phone_hash: Some("p".into()),
+                authy_id: Some("a".into()),
+                pending_request: Some("r".into()),
+                updated_at: 42,
+            },
+            FactorRecord {
+                channel: Channel::Sms,
+                status: FactorStatus::Active,
+                phone_hash: None,
+                authy_id: None,
+                pending_request: None,
+                updated_at: 0,
+            },
+        ] {
+            assert_eq!(
+                factor_from_item(&factor_to_item(&user(), &factor)).unwrap(),
+                factor
+            );
+        }
+    }
+
+    #[test]
+    fn challenges_programmes_and_records_round_trip() {
+        let challenge = NewChallenge {
+            challenge_id: "c".into(),
+            code_hash: "h".into(),
+            phone_hash: "p".into(),
+            wrong_code_limit: 7,
+            expires_at: 300,
+        };
+        let Action::Put(item) = put_challenge(&user(), &challenge).action else {
+            panic!()
+        };
+        assert_eq!(
+            challenge_from_item(&item).unwrap(),
+            ChallengeItem {
+                challenge_id: "c".into(),
+                code_hash: "h".into(),
+                phone_hash: "p".into(),
+                attempts: 0,
+                wrong_code_limit: 7,
+                expires_at: 300
+            }
+        );
+        let mut programme = Programme::new("p1", false);
+        programme.allowed_country_codes = vec!["44".into()];
+        let Action::Put(item) = put_programme("h", &programme).unwrap().action else {
+            panic!()
+        };
+        assert_eq!(programme_from_item(&item).unwrap(), programme);
+        let Action::Put(mut item) = claim_idempotency(&user(), &reference(), "f", "l", 10).action
+        else {
+            panic!()
+        };
+        assert_eq!(idempotency_from_item(&item).unwrap().response, None);
+        item.insert("response_status".into(), n(409));
+        item.insert("response_body".into(), s("{}"));
+        assert_eq!(
+            idempotency_from_item(&item).unwrap().response,
+            Some(StoredResponse {
+                status: 409,
+                body: "{}".into()
+            })
+        );
+        let Action::Put(item) = put_push_request("r", &user(), 0).action else {
+            panic!()
+        };
+        assert_eq!(push_request_user(&item).unwrap(), user());
+    }
+
+    #[test]
+    fn unreadable_items_are_corrupt_not_panics() {
+        let mut item = factor_to_item(
+            &user(),
+            &FactorRecord {
+                channel: Channel::Sms,
+                status: FactorStatus::Active,
+                phone_hash: None,
+                authy_id: None,
+                pending_request: None,
+                updated_at: 0,
+            },
+        );
+        item.insert("status".into(), s("WEIRD"));
+        assert!(matches!(
+            factor_from_item(&item),
+            Err(StoreError::Corrupt { .. })
+        ));
+        item.insert("updated_at".into(), s("not a number"));
+        assert!(factor_from_item(&item).is_err());
+        assert!(challenge_from_item(&HashMap::new()).is_err());
+    }
+}

@@ -1,0 +1,747 @@
+//! The DynamoDB store: one table, every port method one conditional write or one
+//! transaction (see `items` for the table layout and every expression).
+//!
+//! Conditions carry the rules: an attempt is counted only while `attempts < limit` and
+//! `expires_at > now`; a challenge is consumed only if it is still the one that was counted;
+//! a reference is claimed only if no live record holds it; a counter grows only below its
+//! limit, in the same transaction as the state change it pays for. When a condition fails,
+//! the item it failed on (`ReturnValuesOnConditionCheckFailure`) tells why, without a read.
+
+pub mod items;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::{
+    error::SdkError,
+    operation::{
+        delete_item::DeleteItemError, put_item::PutItemError,
+        transact_write_items::TransactWriteItemsError, update_item::UpdateItemError,
+    },
+    types::{
+        AttributeDefinition, BillingMode, ConditionCheck, Delete, KeySchemaElement, KeyType, Put,
+        ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+        TimeToLiveSpecification, TransactWriteItem, Update,
+    },
+    Client,
+};
+
+use self::items::{Action, Item, Key, Write};
+use super::{
+    AttemptOutcome, ClaimOutcome, CountedAttempt, NewChallenge, PendingPush, ReserveOutcome,
+    StartOutcome, Store, StoreError, StoredResponse, UserKey,
+};
+use crate::domain::{
+    challenge::{challenge_state, ChallengeState},
+    channel::Channel,
+    factor::FactorRecord,
+    idempotency::IdempotencyRef,
+    limits::LimitCounter,
+    programme::Programme,
+};
+
+/// The TTL attribute of the table.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    requests: AtomicU64,
+}
+
+/// A conditional write's result: done (with the item asked for), or refused by its
+/// condition (with the item as it was, when DynamoDB returned it).
+enum Written {
+    Done(Option<Item>),
+    Refused(Option<Item>),
+}
+
+/// What the write should return.
+#[derive(Clone, Copy)]
+enum Returns {
+    Nothing,
+    New,
+    Old,
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(
+    operation: &'static str,
+    error: E,
+) -> StoreError {
+    StoreError::Unavailable {
+        operation,
+        source: Box::new(error),
+    }
+}
+
+fn build_error(operation: &'static str, error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Corrupt {
+        operation,
+        detail: error.to_string(),
+    }
+}
+
+fn non_empty<V>(
+    map: std::collections::HashMap<String, V>,
+) -> Option<std::collections::HashMap<String, V>> {
+    (!map.is_empty()).then_some(map)
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// How many DynamoDB requests this store has made.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    fn count(&self) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Creates the table (on-demand, `pk`/`sk` strings, TTL on `ttl`) unless it exists.
+    /// For local servers and the operator tool; production tables come from `template.yaml`.
+    pub async fn create_table_if_missing(&self) -> Result<bool, StoreError> {
+        const OP: &str = "create_table";
+        if self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(false);
+        }
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| build_error(OP, e))
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|e| build_error(OP, e))
+        };
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("pk")?)
+            .attribute_definitions(attribute("sk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .send()
+            .await
+            .map_err(|e| unavailable(OP, e))?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .build()
+                    .map_err(|e| build_error(OP, e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable(OP, e))?;
+        Ok(true)
+    }
+
+    /// Every programme in the table, with its api key hash (operator tool).
+    pub async fn scan_programmes(&self) -> Result<Vec<(String, Programme)>, StoreError> {
+        const OP: &str = "scan_programmes";
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            self.count();
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#sk = :sk")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_values(":sk", items::s("PROGRAMME"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable(OP, e))?;
+            for item in page.items() {
+                let pk = items::get_s(item, "pk", OP)?;
+                let hash = pk.strip_prefix("PROGRAMME#").unwrap_or(&pk).to_owned();
+                found.push((hash, items::programme_from_item(item)?));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn get(
+        &self,
+        operation: &'static str,
+        key: &Key,
+        consistent: bool,
+    ) -> Result<Option<Item>, StoreError> {
+        self.count();
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.to_item()))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(|e| unavailable(operation, e))?;
+        Ok(output.item)
+    }
+
+    /// Sends one write on its own.
+    async fn write(
+        &self,
+        operation: &'static str,
+        write: Write,
+        returns: Returns,
+    ) -> Result<Written, StoreError> {
+        self.count();
+        let names = non_empty(write.names);
+        let values = non_empty(write.values);
+        let on_failure = Some(ReturnValuesOnConditionCheckFailure::AllOld);
+        match write.action {
+            Action::Put(item) => {
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .set_condition_expression(write.condition)
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .set_return_values_on_condition_check_failure(on_failure)
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(Written::Done(None)),
+                    Err(SdkError::ServiceError(e))
+                        if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+                    {
+                        match e.into_err() {
+                            PutItemError::ConditionalCheckFailedException(c) => {
+                                Ok(Written::Refused(c.item))
+                            }
+                            other => Err(unavailable(operation, other)),
+                        }
+                    }
+                    Err(e) => Err(unavailable(operation, e)),
+                }
+            }
+            Action::Update(update) => {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(write.key.to_item()))
+                    .update_expression(update)
+                    .set_condition_expression(write.condition)
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .return_values(match returns {
+                        Returns::New => ReturnValue::AllNew,
+                        Returns::Old => ReturnValue::AllOld,
+                        Returns::Nothing => ReturnValue::None,
+                    })
+                    .set_return_values_on_condition_check_failure(on_failure)
+                    .send()
+                    .await;
+                match result {
+                    Ok(output) => Ok(Written::Done(output.attributes)),
+                    Err(SdkError::ServiceError(e))
+                        if matches!(
+                            e.err(),
+                            UpdateItemError::ConditionalCheckFailedException(_)
+                        ) =>
+                    {
+                        match e.into_err() {
+                            UpdateItemError::ConditionalCheckFailedException(c) => {
+                                Ok(Written::Refused(c.item))
+                            }
+                            other => Err(unavailable(operation, other)),
+                        }
+                    }
+                    Err(e) => Err(unavailable(operation, e)),
+                }
+            }
+            Action::Delete => {
+                let result = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(write.key.to_item()))
+                    .set_condition_expression(write.condition)
+                    .set_expression_attribute_names(names)
+                    .set_expression_attribute_values(values)
+                    .return_values(match returns {
+                        Returns::Old => ReturnValue::AllOld,
+                        _ => ReturnValue::None,
+                    })
+                    .set_return_values_on_condition_check_failure(on_failure)
+                    .send()
+                    .await;
+                match result {
+                    Ok(output) => Ok(Written::Done(output.attributes)),
+                    Err(SdkError::ServiceError(e))
+                        if matches!(
+                            e.err(),
+                            DeleteItemError::ConditionalCheckFailedException(_)
+                        ) =>
+                    {
+                        match e.into_err() {
+                            DeleteItemError::ConditionalCheckFailedException(c) => {
+                                Ok(Written::Refused(c.item))
+                            }
+                            other => Err(unavailable(operation, other)),
+                        }
+                    }
+                    Err(e) => Err(unavailable(operation, e)),
+                }
+            }
+            Action::Check => Err(StoreError::Corrupt {
+                operation,
+                detail: "a condition check needs a transaction".into(),
+            }),
+        }
+    }
+
+    /// Sends writes as one transaction. `Err` with the index of every write whose condition
+    /// failed when the transaction was cancelled by conditions.
+    async fn transact(
+        &self,
+        operation: &'static str,
+        writes: Vec<Write>,
+    ) -> Result<Result<(), Vec<usize>>, StoreError> {
+        self.count();
+        let mut items = Vec::with_capacity(writes.len());
+        for write in writes {
+            let names = non_empty(write.names);
+            let values = non_empty(write.values);
+            let key = Some(write.key.to_item());
+            let item = match write.action {
+                Action::Put(item) => TransactWriteItem::builder().put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .set_condition_expression(write.condition)
+                        .set_expression_attribute_names(names)
+                        .set_expression_attribute_values(values)
+                        .build()
+                        .map_err(|e| build_error(operation, e))?,
+                ),
+                Action::Update(update) => TransactWriteItem::builder().update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(key)
+                        .update_expression(update)
+                        .set_condition_expression(write.condition)
+                        .set_expression_attribute_names(names)
+                        .set_expression_attribute_values(values)
+                        .build()
+                        .map_err(|e| build_error(operation, e))?,
+                ),
+                Action::Delete => TransactWriteItem::builder().delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(key)
+                        .set_condition_expression(write.condition)
+                        .set_expression_attribute_names(names)
+                        .set_expression_attribute_values(values)
+                        .build()
+                        .map_err(|e| build_error(operation, e))?,
+                ),
+                Action::Check => TransactWriteItem::builder().condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(key)
+                        .condition_expression(write.condition.unwrap_or_default())
+                        .set_expression_attribute_names(names)
+                        .set_expression_attribute_values(values)
+                        .build()
+                        .map_err(|e| build_error(operation, e))?,
+                ),
+            };
+            items.push(item.build());
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                let TransactWriteItemsError::TransactionCanceledException(cancelled) = e.into_err()
+                else {
+                    return Err(StoreError::Corrupt {
+                        operation,
+                        detail: "unexpected error kind".into(),
+                    });
+                };
+                let reasons = cancelled.cancellation_reasons();
+                let failed: Vec<usize> = reasons
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                    .map(|(i, _)| i)
+                    .collect();
+                let other = reasons.iter().any(|r| {
+                    !matches!(
+                        r.code(),
+                        None | Some("None") | Some("ConditionalCheckFailed")
+                    )
+                });
+                if failed.is_empty() || other {
+                    // A conflict with another transaction, or throttling: retryable.
+                    return Err(unavailable(operation, cancelled));
+                }
+                Ok(Err(failed))
+            }
+            Err(e) => Err(unavailable(operation, e)),
+        }
+    }
+
+    /// Refunds counters one by one (failure paths only; a counter already at zero stays).
+    async fn refund(&self, counters: &[LimitCounter]) -> Result<(), StoreError> {
+        for counter in counters {
+            self.write(
+                "refund_counter",
+                items::refund_counter(counter),
+                Returns::Nothing,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of a transaction that consumes counters after `leading` other writes.
+fn limited(failed: &[usize], leading: usize) -> Vec<usize> {
+    failed
+        .iter()
+        .filter(|&&i| i >= leading)
+        .map(|&i| i - leading)
+        .collect()
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn find_programme(&self, api_key_hash: &str) -> Result<Option<Programme>, StoreError> {
+        self.get("find_programme", &items::programme_key(api_key_hash), false)
+            .await?
+            .map(|item| items::programme_from_item(&item))
+            .transpose()
+    }
+
+    async fn put_programme(
+        &self,
+        api_key_hash: &str,
+        programme: &Programme,
+    ) -> Result<(), StoreError> {
+        self.write(
+            "put_programme",
+            items::put_programme(api_key_hash, programme)?,
+            Returns::Nothing,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn list_factors(&self, user: &UserKey) -> Result<Vec<FactorRecord>, StoreError> {
+        const OP: &str = "list_factors";
+        self.count();
+        let query = items::list_factors_query(user);
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(query.key_condition)
+            .set_expression_attribute_names(Some(query.names))
+            .set_expression_attribute_values(Some(query.values))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(OP, e))?;
+        output.items().iter().map(items::factor_from_item).collect()
+    }
+
+    async fn get_factor(
+        &self,
+        user: &UserKey,
+        channel: Channel,
+    ) -> Result<Option<FactorRecord>, StoreError> {
+        self.get("get_factor", &items::factor_key(user, channel), true)
+            .await?
+            .map(|item| items::factor_from_item(&item))
+            .transpose()
+    }
+
+    async fn put_factor(&self, user: &UserKey, factor: &FactorRecord) -> Result<(), StoreError> {
+        self.write(
+            "put_factor",
+            items::put_factor(user, factor),
+            Returns::Nothing,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_factor(&self, user: &UserKey, channel: Channel) -> Result<bool, StoreError> {
+        match self
+            .write(
+                "delete_factor",
+                items::delete_factor(user, channel),
+                Returns::Old,
+            )
+            .await?
+        {
+            Written::Done(old) => Ok(old.is_some_and(|item| !item.is_empty())),
+            Written::Refused(_) => Ok(false),
+        }
+    }
+
+    async fn start_sms_challenge(
+        &self,
+        user: &UserKey,
+        challenge: &NewChallenge,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<StartOutcome, StoreError> {
+        let mut writes = vec![
+            items::mark_sms_pending(user, &challenge.phone_hash, now),
+            items::put_challenge(user, challenge),
+        ];
+        writes.extend(counters.iter().map(items::consume_counter));
+        match self.transact("start_sms_challenge", writes).await? {
+            Ok(()) => Ok(StartOutcome::Started),
+            Err(failed) if failed.contains(&0) => Ok(StartOutcome::AlreadyRegistered),
+            Err(failed) => Ok(StartOutcome::Limited(limited(&failed, 2))),
+        }
+    }
+
+    async fn abandon_sms_challenge(
+        &self,
+        user: &UserKey,
+        challenge_id: &str,
+        counters: &[LimitCounter],
+    ) -> Result<(), StoreError> {
+        self.write(
+            "abandon_sms_challenge",
+            items::delete_challenge(user, challenge_id),
+            Returns::Nothing,
+        )
+        .await?;
+        self.refund(counters).await
+    }
+
+    async fn count_sms_attempt(
+        &self,
+        user: &UserKey,
+        phone_hash: &str,
+        now: i64,
+    ) -> Result<AttemptOutcome, StoreError> {
+        const OP: &str = "count_sms_attempt";
+        let refused = match self
+            .write(
+                OP,
+                items::count_attempt(user, phone_hash, now),
+                Returns::New,
+            )
+            .await?
+        {
+            Written::Done(Some(item)) => {
+                let challenge = items::challenge_from_item(&item)?;
+                return Ok(AttemptOutcome::Counted(CountedAttempt {
+                    challenge_id: challenge.challenge_id,
+                    code_hash: challenge.code_hash,
+                    attempts: challenge.attempts,
+                    limit: challenge.wrong_code_limit,
+                }));
+            }
+            Written::Done(None) => {
+                return Err(StoreError::Corrupt {
+                    operation: OP,
+                    detail: "no item returned".into(),
+                })
+            }
+            Written::Refused(old) => old,
+        };
+        // Why was it refused? DynamoDB returns the item as it was; none means there is none.
+        let Some(item) = refused.filter(|item| !item.is_empty()) else {
+            return Ok(AttemptOutcome::NoChallenge);
+        };
+        let challenge = items::challenge_from_item(&item)?;
+        if challenge.phone_hash != phone_hash {
+            return Ok(AttemptOutcome::NoChallenge);
+        }
+        Ok(
+            match challenge_state(
+                challenge.attempts,
+                challenge.wrong_code_limit,
+                challenge.expires_at,
+                now,
+            ) {
+                ChallengeState::Dead => AttemptOutcome::Dead,
+                ChallengeState::Expired => AttemptOutcome::Expired,
+                // Replaced between the write and the read: this request's challenge is gone.
+                ChallengeState::Live => AttemptOutcome::NoChallenge,
+            },
+        )
+    }
+
+    async fn activate_sms_factor(
+        &self,
+        user: &UserKey,
+        challenge_id: &str,
+        phone_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let writes = vec![
+            items::delete_challenge(user, challenge_id),
+            items::activate_sms(user, phone_hash, now),
+        ];
+        Ok(self.transact("activate_sms_factor", writes).await?.is_ok())
+    }
+
+    async fn reserve_push_enrolment(
+        &self,
+        user: &UserKey,
+        counters: &[LimitCounter],
+        _now: i64,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let mut writes = vec![items::authy_not_active(user)];
+        writes.extend(counters.iter().map(items::consume_counter));
+        match self.transact("reserve_push_enrolment", writes).await? {
+            Ok(()) => Ok(ReserveOutcome::Reserved),
+            Err(failed) if failed.contains(&0) => Ok(ReserveOutcome::AlreadyRegistered),
+            Err(failed) => Ok(ReserveOutcome::Limited(limited(&failed, 1))),
+        }
+    }
+
+    async fn refund_counters(&self, counters: &[LimitCounter]) -> Result<(), StoreError> {
+        self.refund(counters).await
+    }
+
+    async fn set_push_pending(
+        &self,
+        user: &UserKey,
+        pending: &PendingPush,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let writes = vec![
+            items::set_push_pending(user, pending, now),
+            items::put_push_request(&pending.request_id, user, now),
+        ];
+        Ok(self.transact("set_push_pending", writes).await?.is_ok())
+    }
+
+    async fn resolve_push(
+        &self,
+        user: &UserKey,
+        request_id: Option<&str>,
+        approved: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let write = items::resolve_push(user, request_id, approved, now);
+        Ok(matches!(
+            self.write("resolve_push", write, Returns::Nothing).await?,
+            Written::Done(_)
+        ))
+    }
+
+    async fn find_push_request(&self, request_id: &str) -> Result<Option<UserKey>, StoreError> {
+        self.get(
+            "find_push_request",
+            &items::push_request_key(request_id),
+            true,
+        )
+        .await?
+        .map(|item| items::push_request_user(&item))
+        .transpose()
+    }
+
+    async fn claim_idempotency(
+        &self,
+        user: &UserKey,
+        reference: &IdempotencyRef,
+        fingerprint: &str,
+        lease_id: &str,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        const OP: &str = "claim_idempotency";
+        let write = items::claim_idempotency(user, reference, fingerprint, lease_id, now);
+        let old = match self.write(OP, write, Returns::Nothing).await? {
+            Written::Done(_) => return Ok(ClaimOutcome::Claimed),
+            Written::Refused(old) => old,
+        };
+        // The condition fails only on an existing record, which DynamoDB returns; without it
+        // the safe answer is "in progress" (the caller retries).
+        let Some(record) = old.filter(|item| !item.is_empty()) else {
+            return Ok(ClaimOutcome::InProgress);
+        };
+        let record = items::idempotency_from_item(&record)?;
+        Ok(if record.fingerprint != fingerprint {
+            ClaimOutcome::Mismatch
+        } else {
+            match record.response {
+                Some(response) => ClaimOutcome::Replay(response),
+                None => ClaimOutcome::InProgress,
+            }
+        })
+    }
+
+    async fn complete_idempotency(
+        &self,
+        user: &UserKey,
+        reference: &IdempotencyRef,
+        lease_id: &str,
+        response: &StoredResponse,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let write = items::complete_idempotency(user, reference, lease_id, response, now);
+        self.write("complete_idempotency", write, Returns::Nothing)
+            .await?;
+        Ok(())
+    }
+
+    async fn release_idempotency(
+        &self,
+        user: &UserKey,
+        reference: &IdempotencyRef,
+        lease_id: &str,
+    ) -> Result<(), StoreError> {
+        self.write(
+            "release_idempotency",
+            items::release_idempotency(user, reference, lease_id),
+            Returns::Nothing,
+        )
+        .await?;
+        Ok(())
+    }
+}

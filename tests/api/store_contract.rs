@@ -1,0 +1,553 @@
+//! One contract for the storage port, run against the memory store and against the DynamoDB
+//! adapter talking over HTTP to the local DynamoDB-compatible server, so the two cannot drift.
+
+use std::sync::Arc;
+
+use additional_factors::{
+    aws::sdk_config,
+    domain::{
+        channel::Channel,
+        factor::{FactorRecord, FactorStatus},
+        idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},
+        limits::{push_counters, sms_counters, SendLimits},
+        programme::Programme,
+    },
+    store::{
+        dynamodb::DynamoStore, memory::MemoryStore, AttemptOutcome, ClaimOutcome, NewChallenge,
+        PendingPush, ReserveOutcome, StartOutcome, Store, StoredResponse, UserKey,
+    },
+};
+
+use crate::helpers::{aws_endpoint, unique};
+
+const NOW: i64 = 1_800_000_000;
+
+async fn dynamo() -> Arc<dyn Store> {
+    let config = sdk_config(Some(&aws_endpoint())).await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        format!("contract-{}", unique()),
+    );
+    store.create_table_if_missing().await.unwrap();
+    Arc::new(store)
+}
+
+fn memory() -> Arc<dyn Store> {
+    Arc::new(MemoryStore::new())
+}
+
+fn user(name: &str) -> UserKey {
+    UserKey {
+        programme_id: "p1".into(),
+        credential_id: name.into(),
+    }
+}
+
+fn challenge(id: &str, phone: &str, limit: u32) -> NewChallenge {
+    NewChallenge {
+        challenge_id: id.into(),
+        code_hash: format!("hash-of-{id}"),
+        phone_hash: phone.into(),
+        wrong_code_limit: limit,
+        expires_at: NOW + 300,
+    }
+}
+
+fn counted(outcome: &AttemptOutcome) -> Option<u32> {
+    match outcome {
+        AttemptOutcome::Counted(c) => Some(c.attempts),
+        _ => None,
+    }
+}
+
+/// Runs one contract check against both stores.
+macro_rules! contract {
+    ($name:ident, $check:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn memory() {
+                super::$check(super::memory()).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn dynamodb() {
+                super::$check(super::dynamo().await).await;
+            }
+        }
+    };
+}
+
+contract!(programmes, programmes_round_trip);
+async fn programmes_round_trip(store: Arc<dyn Store>) {
+    let mut programme = Programme::new("p1", true);
+    programme.send_limits.per_user_per_hour = 2;
+    store.put_programme("hash-1", &programme).await.unwrap();
+    assert_eq!(
+        store.find_programme("hash-1").await.unwrap(),
+        Some(programme)
+    );
+    assert_eq!(store.find_programme("hash-2").await.unwrap(), None);
+}
+
+contract!(factors, factors_put_list_get_delete);
+async fn factors_put_list_get_delete(store: Arc<dyn Store>) {
+    let u = user("u1");
+    assert!(store.list_factors(&u).await.unwrap().is_empty());
+    let bio = FactorRecord {
+        channel: Channel::Biometric,
+        status: FactorStatus::Active,
+        phone_hash: None,
+        authy_id: None,
+        pending_request: None,
+        updated_at: NOW,
+    };
+    store.put_factor(&u, &bio).await.unwrap();
+    assert_eq!(store.list_factors(&u).await.unwrap(), vec![bio.clone()]);
+    assert_eq!(
+        store.get_factor(&u, Channel::Biometric).await.unwrap(),
+        Some(bio)
+    );
+    assert!(store.list_factors(&user("u2")).await.unwrap().is_empty());
+    assert!(store.delete_factor(&u, Channel::Biometric).await.unwrap());
+    assert!(!store.delete_factor(&u, Channel::Biometric).await.unwrap());
+    assert!(store.list_factors(&u).await.unwrap().is_empty());
+}
+
+contract!(sms_challenge, sms_challenge_lifecycle);
+async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
+    let u = user("u1");
+    let counters = sms_counters(&SendLimits::default(), "p1", "u1", "phone-a", NOW, 0);
+    assert_eq!(
+        store.count_sms_attempt(&u, "phone-a", NOW).await.unwrap(),
+        AttemptOutcome::NoChallenge
+    );
+    assert_eq!(
+        store
+            .start_sms_challenge(&u, &challenge("c1", "phone-a", 3), &counters, NOW)
+            .await
+            .unwrap(),
+        StartOutcome::Started
+    );
+    let factors = store.list_factors(&u).await.unwrap();
+    assert_eq!(factors.len(), 1);
+    assert_eq!(factors[0].status, FactorStatus::PendingVerification);
+    // Another phone: no challenge, nothing counted.
+    assert_eq!(
+        store.count_sms_attempt(&u, "phone-b", NOW).await.unwrap(),
+        AttemptOutcome::NoChallenge
+    );
+    for expected in 1..=3 {
+        let outcome = store.count_sms_attempt(&u, "phone-a", NOW).await.unwrap();
+        assert_eq!(counted(&outcome), Some(expected));
+        if let AttemptOutcome::Counted(c) = outcome {
+            assert_eq!(
+                (c.challenge_id.as_str(), c.code_hash.as_str(), c.limit),
+                ("c1", "hash-of-c1", 3)
+            );
+        }
+    }
+    assert_eq!(
+        store.count_sms_attempt(&u, "phone-a", NOW).await.unwrap(),
+        AttemptOutcome::Dead
+    );
+    // A new challenge replaces the dead one.
+    store
+        .start_sms_challenge(&u, &challenge("c2", "phone-a", 3), &counters, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted(&store.count_sms_attempt(&u, "phone-a", NOW).await.unwrap()),
+        Some(1)
+    );
+    assert!(
+        !store
+            .activate_sms_factor(&u, "c1", "phone-a", NOW)
+            .await
+            .unwrap(),
+        "a replaced challenge"
+    );
+    assert!(store
+        .activate_sms_factor(&u, "c2", "phone-a", NOW)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .activate_sms_factor(&u, "c2", "phone-a", NOW)
+            .await
+            .unwrap(),
+        "consumed once"
+    );
+    let factor = store.get_factor(&u, Channel::Sms).await.unwrap().unwrap();
+    assert_eq!(
+        (factor.status, factor.phone_hash.as_deref()),
+        (FactorStatus::Active, Some("phone-a"))
+    );
+    assert_eq!(
+        store.count_sms_attempt(&u, "phone-a", NOW).await.unwrap(),
+        AttemptOutcome::NoChallenge
+    );
+    // Active for this phone: step one refuses and consumes nothing; another phone may start.
+    assert_eq!(
+        store
+            .start_sms_challenge(&u, &challenge("c3", "phone-a", 3), &counters, NOW)
+            .await
+            .unwrap(),
+        StartOutcome::AlreadyRegistered
+    );
+    let other = sms_counters(&SendLimits::default(), "p1", "u1", "phone-b", NOW, 0);
+    assert_eq!(
+        store
+            .start_sms_challenge(&u, &challenge("c4", "phone-b", 3), &other, NOW)
+            .await
+            .unwrap(),
+        StartOutcome::Started
+    );
+}
+
+contract!(expiry, an_expired_challenge_still_stored_is_expired);
+async fn an_expired_challenge_still_stored_is_expired(store: Arc<dyn Store>) {
+    let u = user("u1");
+    store
+        .start_sms_challenge(&u, &challenge("c1", "p", 5), &[], NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        counted(&store.count_sms_attempt(&u, "p", NOW + 299).await.unwrap()),
+        Some(1)
+    );
+    assert_eq!(
+        store.count_sms_attempt(&u, "p", NOW + 300).await.unwrap(),
+        AttemptOutcome::Expired
+    );
+    assert_eq!(
+        store.count_sms_attempt(&u, "p", NOW + 301).await.unwrap(),
+        AttemptOutcome::Expired
+    );
+}
+
+contract!(limits, full_counters_refuse_and_write_nothing);
+async fn full_counters_refuse_and_write_nothing(store: Arc<dyn Store>) {
+    let u = user("u1");
+    let limits = SendLimits {
+        per_user_per_hour: 2,
+        ..SendLimits::default()
+    };
+    let counters = sms_counters(&limits, "p1", "u1", "p", NOW, 0);
+    for id in ["c1", "c2"] {
+        assert_eq!(
+            store
+                .start_sms_challenge(&u, &challenge(id, "p", 5), &counters, NOW)
+                .await
+                .unwrap(),
+            StartOutcome::Started
+        );
+    }
+    assert_eq!(
+        store
+            .start_sms_challenge(&u, &challenge("c3", "p", 5), &counters, NOW)
+            .await
+            .unwrap(),
+        StartOutcome::Limited(vec![0])
+    );
+    // Nothing written: c2 is still the challenge.
+    assert!(store.activate_sms_factor(&u, "c2", "p", NOW).await.unwrap());
+    // A zero limit refuses the first request.
+    let zero = SendLimits {
+        per_number_per_day: 0,
+        ..SendLimits::default()
+    };
+    let counters = sms_counters(&zero, "p1", "u2", "q", NOW, 0);
+    assert_eq!(
+        store
+            .start_sms_challenge(&user("u2"), &challenge("c", "q", 5), &counters, NOW)
+            .await
+            .unwrap(),
+        StartOutcome::Limited(vec![2])
+    );
+}
+
+contract!(
+    abandon,
+    an_abandoned_challenge_is_gone_and_its_counters_refunded
+);
+async fn an_abandoned_challenge_is_gone_and_its_counters_refunded(store: Arc<dyn Store>) {
+    let u = user("u1");
+    let limits = SendLimits {
+        per_user_per_hour: 1,
+        ..SendLimits::default()
+    };
+    let counters = sms_counters(&limits, "p1", "u1", "p", NOW, 0);
+    store
+        .start_sms_challenge(&u, &challenge("c1", "p", 5), &counters, NOW)
+        .await
+        .unwrap();
+    store
+        .abandon_sms_challenge(&u, "c1", &counters)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.count_sms_attempt(&u, "p", NOW).await.unwrap(),
+        AttemptOutcome::NoChallenge
+    );
+    assert_eq!(
+        store
+            .start_sms_challenge(&u, &challenge("c2", "p", 5), &counters, NOW)
+            .await
+            .unwrap(),
+        StartOutcome::Started
+    );
+    // Abandoning a challenge that was replaced leaves the new one alone.
+    store.abandon_sms_challenge(&u, "c1", &[]).await.unwrap();
+    assert!(counted(&store.count_sms_attempt(&u, "p", NOW).await.unwrap()).is_some());
+}
+
+contract!(push, push_enrolment_lifecycle);
+async fn push_enrolment_lifecycle(store: Arc<dyn Store>) {
+    let u = user("u1");
+    let limits = SendLimits {
+        push_per_user_per_hour: 2,
+        ..SendLimits::default()
+    };
+    let counters = push_counters(&limits, "p1", "u1", NOW);
+    assert_eq!(
+        store
+            .reserve_push_enrolment(&u, &counters, NOW)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    let pending = PendingPush {
+        phone_hash: "p".into(),
+        authy_id: Some("a1".into()),
+        request_id: "r1".into(),
+    };
+    assert!(store.set_push_pending(&u, &pending, NOW).await.unwrap());
+    assert_eq!(
+        store.find_push_request("r1").await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(store.find_push_request("r0").await.unwrap(), None);
+    assert!(
+        !store.resolve_push(&u, Some("r0"), true, NOW).await.unwrap(),
+        "another request"
+    );
+    assert!(store.resolve_push(&u, Some("r1"), true, NOW).await.unwrap());
+    assert!(
+        !store
+            .resolve_push(&u, Some("r1"), false, NOW)
+            .await
+            .unwrap(),
+        "no longer pending"
+    );
+    let factor = store.get_factor(&u, Channel::Authy).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            factor.status,
+            factor.authy_id.as_deref(),
+            factor.pending_request
+        ),
+        (FactorStatus::Active, Some("a1"), None)
+    );
+    assert_eq!(
+        store
+            .reserve_push_enrolment(&u, &counters, NOW)
+            .await
+            .unwrap(),
+        ReserveOutcome::AlreadyRegistered
+    );
+    assert!(!store.set_push_pending(&u, &pending, NOW).await.unwrap());
+    // Limits and refunds.
+    let v = user("u2");
+    let counters = push_counters(&limits, "p1", "u2", NOW);
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .reserve_push_enrolment(&v, &counters, NOW)
+                .await
+                .unwrap(),
+            ReserveOutcome::Reserved
+        );
+    }
+    assert_eq!(
+        store
+            .reserve_push_enrolment(&v, &counters, NOW)
+            .await
+            .unwrap(),
+        ReserveOutcome::Limited(vec![0])
+    );
+    store.refund_counters(&counters).await.unwrap();
+    assert_eq!(
+        store
+            .reserve_push_enrolment(&v, &counters, NOW)
+            .await
+            .unwrap(),
+        ReserveOutcome::Reserved
+    );
+    // Sandbox requests have no provider id; rejecting makes the factor inactive.
+    let sandbox = PendingPush {
+        phone_hash: "p".into(),
+        authy_id: None,
+        request_id: "r2".into(),
+    };
+    assert!(store.set_push_pending(&v, &sandbox, NOW).await.unwrap());
+    assert!(store.resolve_push(&v, None, false, NOW).await.unwrap());
+    assert_eq!(
+        store
+            .get_factor(&v, Channel::Authy)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        FactorStatus::Inactive
+    );
+}
+
+contract!(idempotency, idempotency_claims);
+async fn idempotency_claims(store: Arc<dyn Store>) {
+    let u = user("u1");
+    let r = IdempotencyRef::parse(b"ref-1").unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency(&u, &r, "f1", "lease-1", NOW)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store
+            .claim_idempotency(&u, &r, "f1", "lease-2", NOW)
+            .await
+            .unwrap(),
+        ClaimOutcome::InProgress
+    );
+    assert_eq!(
+        store
+            .claim_idempotency(&u, &r, "f2", "lease-2", NOW)
+            .await
+            .unwrap(),
+        ClaimOutcome::Mismatch
+    );
+    // Another user's identical reference is unrelated.
+    assert_eq!(
+        store
+            .claim_idempotency(&user("u2"), &r, "f1", "lease-3", NOW)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // Only the lease holder completes or releases.
+    let response = StoredResponse {
+        status: 409,
+        body: r#"{"errorCode":"STATE_INVALID"}"#.into(),
+    };
+    store
+        .complete_idempotency(&u, &r, "lease-x", &response, NOW)
+        .await
+        .unwrap();
+    store.release_idempotency(&u, &r, "lease-x").await.unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency(&u, &r, "f1", "lease-2", NOW)
+            .await
+            .unwrap(),
+        ClaimOutcome::InProgress
+    );
+    store
+        .complete_idempotency(&u, &r, "lease-1", &response, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency(&u, &r, "f1", "l", NOW + 1)
+            .await
+            .unwrap(),
+        ClaimOutcome::Replay(response.clone())
+    );
+    assert_eq!(
+        store
+            .claim_idempotency(&u, &r, "f1", "l", NOW + KEEP_SECS - 1)
+            .await
+            .unwrap(),
+        ClaimOutcome::Replay(response)
+    );
+    // Kept records and abandoned leases expire by the service's own clock.
+    assert_eq!(
+        store
+            .claim_idempotency(&u, &r, "f9", "l", NOW + KEEP_SECS)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let other = IdempotencyRef::parse(b"ref-2").unwrap();
+    store
+        .claim_idempotency(&u, &other, "f", "dead-lease", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency(&u, &other, "f", "l", NOW + LEASE_SECS)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    // A released claim runs again.
+    store.release_idempotency(&u, &other, "l").await.unwrap();
+    assert_eq!(
+        store
+            .claim_idempotency(&u, &other, "f", "m", NOW + LEASE_SECS)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+}
+
+contract!(
+    concurrent_attempts,
+    fifty_parallel_attempts_count_at_most_the_limit
+);
+async fn fifty_parallel_attempts_count_at_most_the_limit(store: Arc<dyn Store>) {
+    let u = user("u1");
+    store
+        .start_sms_challenge(&u, &challenge("c1", "p", 5), &[], NOW)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, u) = (store.clone(), u.clone());
+            tokio::spawn(async move { store.count_sms_attempt(&u, "p", NOW).await.unwrap() })
+        })
+        .collect();
+    let mut attempts = Vec::new();
+    for task in tasks {
+        if let Some(n) = counted(&task.await.unwrap()) {
+            attempts.push(n);
+        }
+    }
+    attempts.sort();
+    assert_eq!(attempts, vec![1, 2, 3, 4, 5]);
+}
+
+contract!(concurrent_claims, twenty_parallel_claims_have_one_winner);
+async fn twenty_parallel_claims_have_one_winner(store: Arc<dyn Store>) {
+    let u = user("u1");
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (store, u) = (store.clone(), u.clone());
+            tokio::spawn(async move {
+                let r = IdempotencyRef::parse(b"same").unwrap();
+                store
+                    .claim_idempotency(&u, &r, "f", &format!("lease-{i}"), NOW)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut claimed = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            ClaimOutcome::Claimed => claimed += 1,
+            ClaimOutcome::InProgress => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(claimed, 1);
+}
