@@ -508,6 +508,8 @@ async fn dynamodb_requests_per_operation() {
         .await
         .assert(401);
     measure("unknown api key (401)", b, t.dynamodb_requests(), 1);
+    // SNS: one Publish per code sent; none for replays, conflicts or verifications.
+    assert_eq!(t.sns_requests(), 2);
     for (name, measured, expected) in &table {
         println!("dynamodb requests | {name:<55} | {measured}");
         assert_eq!(measured, expected, "{name}");
