@@ -12,13 +12,13 @@ use additional_factors::{
     clock::SystemClock,
     config::{read_programmes_file, Config, Mode},
     domain::{
-        otp::{api_key_hash, random_id, RandomSource, SystemRandom},
+        otp::{api_key_hash, RandomSource, SystemRandom},
         programme::Programme,
     },
     http::{auth::mint_hs256, dispatch, reject_unrouted, response::ApiError, router::match_route},
     push::fake::FakePushProvider,
-    sms::console::ConsoleSmsSender,
-    store::{memory::MemoryStore, Store},
+    sms::{console::ConsoleSmsSender, sns::SnsSmsSender, SmsSender},
+    store::{dynamodb::DynamoStore, memory::MemoryStore, Store},
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -41,22 +41,31 @@ async fn main() -> Result<(), BoxError> {
     let port: u16 = std::env::var("PORT").ok().map_or(Ok(3000), |p| p.parse())?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let random: Arc<dyn RandomSource> = Arc::new(SystemRandom::default());
-    let otp_secret = match &config.otp_secret {
-        Some(secret) => secret.clone(),
-        None => random_id(random.as_ref())?,
-    };
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let outbox = std::env::var_os("SMS_OUTBOX").map(PathBuf::from);
+    let (store, store_name) = build_store(&config).await?;
+    let (sms, sms_name): (Arc<dyn SmsSender>, String) = match &config.sns_endpoint {
+        Some(endpoint) => {
+            let sdk = additional_factors::aws::sdk_config(Some(endpoint)).await;
+            (
+                Arc::new(SnsSmsSender::new(aws_sdk_sns::Client::new(&sdk))),
+                format!("SNS at {endpoint}"),
+            )
+        }
+        None => (
+            Arc::new(ConsoleSmsSender::new(outbox.clone())),
+            "console SMS".into(),
+        ),
+    };
     let app = Arc::new(App::new(
         Adapters {
             store: store.clone(),
-            sms: Arc::new(ConsoleSmsSender::new(outbox.clone())),
+            sms,
             push: Arc::new(FakePushProvider::new()),
             clock: Arc::new(SystemClock),
             random,
         },
         config.tokens.verifier()?,
-        otp_secret.as_bytes(),
+        config.otp_secret.as_bytes(),
     ));
 
     let programmes_file = std::env::var_os("PROGRAMMES_FILE").map(PathBuf::from);
@@ -77,12 +86,13 @@ async fn main() -> Result<(), BoxError> {
     let addr: SocketAddr = format!("{host}:{port}").parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    println!("Additional Factors API on {base} (in-memory store, console SMS, fake push provider)");
-    match &outbox {
-        Some(path) => println!("SMS texts are appended to {}", path.display()),
-        None => println!(
-            "SMS texts are not kept (set SMS_OUTBOX=<file> to read the codes of live programmes)"
-        ),
+    println!("Additional Factors API on {base} ({store_name}, {sms_name}, fake push provider)");
+    match (&outbox, &config.sns_endpoint) {
+        (_, Some(_)) => {}
+        (Some(path), None) => println!("SMS texts are appended to {}", path.display()),
+        (None, None) => {
+            println!("SMS texts are not kept (set SMS_OUTBOX=<file> to read the codes of live programmes)")
+        }
     }
     if programmes_file.is_some() {
         let ids: Vec<&str> = programmes.iter().map(|(_, p)| p.id.as_str()).collect();
@@ -115,6 +125,28 @@ async fn main() -> Result<(), BoxError> {
             }
         }
     }
+}
+
+/// The in-memory store, or DynamoDB when `TABLE_NAME` or `DYNAMODB_ENDPOINT` is set. At a
+/// local endpoint the table is created when missing.
+async fn build_store(config: &Config) -> Result<(Arc<dyn Store>, String), BoxError> {
+    if config.table_name.is_none() && config.dynamodb_endpoint.is_none() {
+        return Ok((Arc::new(MemoryStore::new()), "in-memory store".into()));
+    }
+    let table = config
+        .table_name
+        .clone()
+        .unwrap_or_else(|| "additional-factors".into());
+    let sdk = additional_factors::aws::sdk_config(config.dynamodb_endpoint.as_deref()).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    if config.dynamodb_endpoint.is_some() && store.create_table_if_missing().await? {
+        println!("Created DynamoDB table {table}");
+    }
+    let endpoint = config.dynamodb_endpoint.as_deref().unwrap_or("AWS");
+    Ok((
+        Arc::new(store),
+        format!("DynamoDB table {table} at {endpoint}"),
+    ))
 }
 
 /// Prints the demo programme's api key, a token for a demo user and a first request.

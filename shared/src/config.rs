@@ -13,6 +13,8 @@ pub enum Mode {
 pub const LOCAL_JWT_SECRET: &str = "local-development-secret-do-not-use-in-production";
 pub const LOCAL_JWT_ISSUER: &str = "https://identity.local";
 pub const LOCAL_JWT_AUDIENCE: &str = "additional-factors";
+/// The local default HMAC key: stable, so state kept in a local DynamoDB survives a restart.
+pub const LOCAL_OTP_SECRET: &str = "local-otp-hmac-secret-do-not-use-in-production";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -50,8 +52,8 @@ impl TokenConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub tokens: TokenConfig,
-    /// The HMAC key for codes and phone numbers; `None` locally means a random one.
-    pub otp_secret: Option<String>,
+    /// The HMAC key for codes and phone numbers (required in Lambda; a fixed default locally).
+    pub otp_secret: String,
     /// DynamoDB table; none means the in-memory store.
     pub table_name: Option<String>,
     pub dynamodb_endpoint: Option<String>,
@@ -90,11 +92,11 @@ impl Config {
                 });
             }
         }
-        let otp_secret = var("OTP_HMAC_SECRET");
-        if mode == Mode::Lambda && otp_secret.as_ref().is_none_or(|s| s.len() < 32) {
+        let otp_secret = required("OTP_HMAC_SECRET", mode, LOCAL_OTP_SECRET)?;
+        if mode == Mode::Lambda && otp_secret.len() < 32 {
             return Err(ConfigError::Invalid {
                 name: "OTP_HMAC_SECRET",
-                reason: "is required and must be at least 32 bytes".into(),
+                reason: "must be at least 32 bytes".into(),
             });
         }
         Ok(Self {

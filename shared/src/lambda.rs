@@ -8,19 +8,19 @@ use lambda_http::{service_fn, Request};
 use crate::{
     app::{Adapters, App},
     clock::SystemClock,
-    config::{Config, Mode},
+    config::{Config, ConfigError, Mode},
     domain::otp::SystemRandom,
     http::{handle, router::Route},
-    push::fake::FakePushProvider,
-    sms::console::ConsoleSmsSender,
-    store::memory::MemoryStore,
+    push::unconfigured::UnconfiguredPushProvider,
+    sms::sns::SnsSmsSender,
+    store::dynamodb::DynamoStore,
 };
 
 /// Runs the function for `route` until the Lambda runtime stops it.
 pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
     crate::logging::init();
     let config = Config::from_env(Mode::Lambda)?;
-    let app = Arc::new(build(&config)?);
+    let app = Arc::new(build(&config).await?);
     lambda_http::run(service_fn(move |request: Request| {
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(handle(&app, route, request).await) }
@@ -32,7 +32,7 @@ pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
 pub async fn run_simulator() -> Result<(), lambda_http::Error> {
     crate::logging::init();
     let config = Config::from_env(Mode::Lambda)?;
-    let app = Arc::new(build(&config)?);
+    let app = Arc::new(build(&config).await?);
     lambda_http::run(service_fn(move |request: Request| {
         let app = app.clone();
         let route = if request.uri().path().ends_with("/reject") {
@@ -45,17 +45,26 @@ pub async fn run_simulator() -> Result<(), lambda_http::Error> {
     .await
 }
 
-fn build(config: &Config) -> Result<App, lambda_http::Error> {
-    let otp_secret = config.otp_secret.clone().unwrap_or_default();
+/// The production state: DynamoDB, SNS, SDK clients built once per cold start.
+async fn build(config: &Config) -> Result<App, lambda_http::Error> {
+    let table = config
+        .table_name
+        .clone()
+        .ok_or(ConfigError::Missing("TABLE_NAME"))?;
+    let sdk = crate::aws::sdk_config(config.dynamodb_endpoint.as_deref()).await;
+    let sns = match &config.sns_endpoint {
+        Some(endpoint) => crate::aws::sdk_config(Some(endpoint)).await,
+        None => sdk.clone(),
+    };
     Ok(App::new(
         Adapters {
-            store: Arc::new(MemoryStore::new()),
-            sms: Arc::new(ConsoleSmsSender::new(None)),
-            push: Arc::new(FakePushProvider::new()),
+            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
+            sms: Arc::new(SnsSmsSender::new(aws_sdk_sns::Client::new(&sns))),
+            push: Arc::new(UnconfiguredPushProvider),
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom::default()),
         },
         config.tokens.verifier()?,
-        otp_secret.as_bytes(),
+        config.otp_secret.as_bytes(),
     ))
 }

@@ -2,6 +2,7 @@
 //! approval request to the device. Adapters: Twilio Authy (next issue) and a fake.
 
 pub mod fake;
+pub mod unconfigured;
 
 use async_trait::async_trait;
 

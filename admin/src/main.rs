@@ -1,0 +1,218 @@
+//! `factors-admin`: the operator's tool.
+//!
+//! ```text
+//! factors-admin create-table
+//! factors-admin create-programme --id ID [--name NAME] [--sandbox] [--settings FILE.json]
+//! factors-admin list-programmes
+//! factors-admin disable-programme --id ID      (and enable-programme)
+//! factors-admin add-biometric --programme ID --user SUB
+//! factors-admin mint-token --programme ID --user SUB [--phone +44...] [--mfa] [--ttl SECONDS]
+//! ```
+//!
+//! Store commands work on the DynamoDB table named by `TABLE_NAME` (default
+//! `additional-factors`), at `DYNAMODB_ENDPOINT` when set (a local server) or in the AWS
+//! account of the environment's credentials. A new api key is printed once and only its
+//! SHA-256 is stored. `mint-token` signs with `JWT_HS256_SECRET` for local and sandbox use.
+
+use std::collections::HashMap;
+
+use additional_factors::{
+    aws::sdk_config,
+    clock::{Clock, SystemClock},
+    config::{Config, Mode},
+    domain::{
+        channel::Channel,
+        factor::{FactorRecord, FactorStatus},
+        otp::{api_key_hash, hex, RandomSource, SystemRandom},
+        programme::Programme,
+    },
+    http::auth::mint_hs256,
+    store::{dynamodb::DynamoStore, Store, UserKey},
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const USAGE: &str = "usage: factors-admin <create-table | create-programme --id ID [--name NAME] [--sandbox] [--settings FILE] | \
+list-programmes | disable-programme --id ID | enable-programme --id ID | add-biometric --programme ID --user SUB | \
+mint-token --programme ID --user SUB [--phone +44...] [--mfa] [--ttl SECONDS]>";
+
+/// `--flag value` and bare `--flag` arguments.
+struct Args {
+    command: String,
+    options: HashMap<String, String>,
+}
+
+impl Args {
+    fn parse() -> Result<Self, BoxError> {
+        let mut args = std::env::args().skip(1);
+        let command = args.next().ok_or(USAGE)?;
+        let mut options = HashMap::new();
+        let rest: Vec<String> = args.collect();
+        let mut i = 0;
+        while let Some(arg) = rest.get(i) {
+            let name = arg
+                .strip_prefix("--")
+                .ok_or_else(|| format!("unexpected argument {arg:?}\n{USAGE}"))?;
+            match rest.get(i + 1).filter(|v| !v.starts_with("--")) {
+                Some(value) => {
+                    options.insert(name.to_owned(), value.clone());
+                    i += 2;
+                }
+                None => {
+                    options.insert(name.to_owned(), String::new());
+                    i += 1;
+                }
+            }
+        }
+        Ok(Self { command, options })
+    }
+
+    fn required(&self, name: &str) -> Result<&str, BoxError> {
+        self.options
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("--{name} is required\n{USAGE}").into())
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.options.contains_key(name)
+    }
+}
+
+async fn store(config: &Config) -> DynamoStore {
+    let table = config
+        .table_name
+        .clone()
+        .unwrap_or_else(|| "additional-factors".into());
+    let sdk = sdk_config(config.dynamodb_endpoint.as_deref()).await;
+    DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)
+}
+
+async fn set_disabled(store: &DynamoStore, id: &str, disabled: bool) -> Result<(), BoxError> {
+    let mut found = false;
+    for (hash, mut programme) in store.scan_programmes().await? {
+        if programme.id == id {
+            programme.disabled = disabled;
+            store.put_programme(&hash, &programme).await?;
+            found = true;
+        }
+    }
+    if !found {
+        return Err(format!("no programme {id:?}").into());
+    }
+    println!(
+        "programme {id} {}",
+        if disabled { "disabled" } else { "enabled" }
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = Args::parse()?;
+    let config = Config::from_env(Mode::Local)?;
+    match args.command.as_str() {
+        "create-table" => {
+            let created = store(&config).await.create_table_if_missing().await?;
+            println!(
+                "{}",
+                if created {
+                    "table created"
+                } else {
+                    "table already exists"
+                }
+            );
+        }
+        "create-programme" => {
+            let mut programme: Programme = match args.options.get("settings") {
+                Some(path) => serde_json::from_str(&std::fs::read_to_string(path)?)?,
+                None => Programme::new(args.required("id")?, false),
+            };
+            if let Some(id) = args.options.get("id") {
+                programme.id = id.clone();
+            }
+            if let Some(name) = args.options.get("name") {
+                programme.name = name.clone();
+            }
+            programme.sandbox |= args.flag("sandbox");
+            programme.validate()?;
+            let store = store(&config).await;
+            if store
+                .scan_programmes()
+                .await?
+                .iter()
+                .any(|(_, p)| p.id == programme.id)
+            {
+                return Err(format!("programme {:?} exists already", programme.id).into());
+            }
+            let mut key = [0u8; 32];
+            SystemRandom::default().fill(&mut key)?;
+            let api_key = hex(&key);
+            store
+                .put_programme(&api_key_hash(&api_key), &programme)
+                .await?;
+            println!(
+                "programme {} created (sandbox: {})",
+                programme.id, programme.sandbox
+            );
+            println!("api key (shown once, only its SHA-256 is stored): {api_key}");
+        }
+        "list-programmes" => {
+            for (_, p) in store(&config).await.scan_programmes().await? {
+                println!(
+                    "{}\tname={:?}\tsandbox={}\tdisabled={}\tchannels={:?}",
+                    p.id, p.name, p.sandbox, p.disabled, p.enabled_channels
+                );
+            }
+        }
+        "disable-programme" => {
+            set_disabled(&store(&config).await, args.required("id")?, true).await?
+        }
+        "enable-programme" => {
+            set_disabled(&store(&config).await, args.required("id")?, false).await?
+        }
+        "add-biometric" => {
+            let user = UserKey {
+                programme_id: args.required("programme")?.to_owned(),
+                credential_id: args.required("user")?.to_owned(),
+            };
+            let factor = FactorRecord {
+                channel: Channel::Biometric,
+                status: FactorStatus::Active,
+                phone_hash: None,
+                authy_id: None,
+                pending_request: None,
+                updated_at: SystemClock.now(),
+            };
+            store(&config).await.put_factor(&user, &factor).await?;
+            println!(
+                "BIOMETRIC factor ACTIVE for {} in {}",
+                user.credential_id, user.programme_id
+            );
+        }
+        "mint-token" => {
+            let secret = config
+                .tokens
+                .hs256_secret
+                .clone()
+                .ok_or("JWT_HS256_SECRET is not set")?;
+            let now = SystemClock.now();
+            let ttl: i64 = args.options.get("ttl").map_or(Ok(3_600), |t| t.parse())?;
+            let mut claims = serde_json::json!({
+                "sub": args.required("user")?, "programme_id": args.required("programme")?,
+                "iss": config.tokens.issuer, "aud": config.tokens.audience,
+                "iat": now, "exp": now + ttl,
+            });
+            if let Some(phone) = args.options.get("phone") {
+                claims["phone_number"] = phone.clone().into();
+            }
+            if args.flag("mfa") {
+                claims["amr"] = serde_json::json!(["pwd", "mfa"]);
+            }
+            println!("{}", mint_hs256(secret.as_bytes(), &claims)?);
+        }
+        _ => return Err(USAGE.into()),
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! The operator tool against the local DynamoDB-compatible server: a programme created with
+//! it is usable by its printed key, disabling it is seen by the store, and the tokens it
+//! mints verify.
+
+use std::process::Command;
+
+use additional_factors::{
+    aws::sdk_config,
+    domain::{channel::Channel, factor::FactorStatus, otp::api_key_hash},
+    http::auth::{PhoneClaim, TokenVerifier},
+    store::{dynamodb::DynamoStore, Store, UserKey},
+};
+
+fn admin(table: &str, args: &[&str]) -> (bool, String, String) {
+    let endpoint = std::env::var("TEST_AWS_ENDPOINT")
+        .expect("TEST_AWS_ENDPOINT is not set: run scripts/test, which starts a local DynamoDB/SNS-compatible server");
+    let output = Command::new(env!("CARGO_BIN_EXE_factors-admin"))
+        .args(args)
+        .env("DYNAMODB_ENDPOINT", endpoint)
+        .env("TABLE_NAME", table)
+        .env("JWT_HS256_SECRET", "admin-test-secret-admin-test-secret")
+        .env("JWT_ISSUER", "iss")
+        .env("JWT_AUDIENCE", "aud")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn programmes_keys_tokens_and_biometric_factors() {
+    let table = format!("admin-{}", std::process::id());
+    assert_eq!(admin(&table, &["create-table"]).1.trim(), "table created");
+    assert_eq!(
+        admin(&table, &["create-table"]).1.trim(),
+        "table already exists"
+    );
+    let (ok, out, _) = admin(
+        &table,
+        &[
+            "create-programme",
+            "--id",
+            "acme",
+            "--name",
+            "Acme",
+            "--sandbox",
+        ],
+    );
+    assert!(ok);
+    let key = out
+        .lines()
+        .find_map(|l| l.rsplit(": ").next().filter(|k| k.len() == 64))
+        .unwrap()
+        .to_owned();
+    let (ok, _, err) = admin(&table, &["create-programme", "--id", "acme"]);
+    assert!(!ok && err.contains("exists already"));
+    let (ok, _, err) = admin(&table, &["create-programme"]);
+    assert!(!ok && err.contains("--id is required"));
+
+    let endpoint = std::env::var("TEST_AWS_ENDPOINT").unwrap();
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk_config(Some(&endpoint)).await),
+        &table,
+    );
+    let programme = store
+        .find_programme(&api_key_hash(&key))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            programme.id.as_str(),
+            programme.name.as_str(),
+            programme.sandbox,
+            programme.disabled
+        ),
+        ("acme", "Acme", true, false)
+    );
+    assert!(admin(&table, &["list-programmes"]).1.starts_with("acme\t"));
+    assert!(
+        !admin(&table, &["list-programmes"]).1.contains(&key),
+        "keys are never listed"
+    );
+    assert!(admin(&table, &["disable-programme", "--id", "acme"]).0);
+    assert!(
+        store
+            .find_programme(&api_key_hash(&key))
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(admin(&table, &["enable-programme", "--id", "acme"]).0);
+    assert!(
+        !store
+            .find_programme(&api_key_hash(&key))
+            .await
+            .unwrap()
+            .unwrap()
+            .disabled
+    );
+    assert!(!admin(&table, &["disable-programme", "--id", "nobody"]).0);
+
+    assert!(
+        admin(
+            &table,
+            &["add-biometric", "--programme", "acme", "--user", "u1"]
+        )
+        .0
+    );
+    let user = UserKey {
+        programme_id: "acme".into(),
+        credential_id: "u1".into(),
+    };
+    let factor = store
+        .get_factor(&user, Channel::Biometric)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(factor.status, FactorStatus::Active);
+
+    let (ok, token, _) = admin(
+        &table,
+        &[
+            "mint-token",
+            "--programme",
+            "acme",
+            "--user",
+            "u1",
+            "--phone",
+            "+447700900123",
+            "--mfa",
+        ],
+    );
+    assert!(ok);
+    let verifier = TokenVerifier::new(
+        Some(b"admin-test-secret-admin-test-secret"),
+        None,
+        "iss",
+        "aud",
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let user = verifier
+        .verify(Some(format!("Bearer {}", token.trim()).as_bytes()), now)
+        .unwrap();
+    assert_eq!(
+        (
+            user.credential_id.as_str(),
+            user.programme_id.as_str(),
+            user.stepped_up
+        ),
+        ("u1", "acme", true)
+    );
+    assert!(matches!(user.phone, PhoneClaim::Valid(_)));
+    assert!(!admin(&table, &["frobnicate"]).0);
+}

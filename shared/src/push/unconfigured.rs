@@ -1,0 +1,29 @@
+//! The push provider of a deployment without one configured: every call fails, so live
+//! programmes get an honest 503 instead of a push that never leaves. Sandbox programmes never
+//! call a provider.
+
+use async_trait::async_trait;
+
+use super::{PushError, PushProvider};
+use crate::domain::phone::PhoneNumber;
+
+pub struct UnconfiguredPushProvider;
+
+#[async_trait]
+impl PushProvider for UnconfiguredPushProvider {
+    async fn register_user(&self, _phone: &PhoneNumber) -> Result<String, PushError> {
+        Err(PushError {
+            source: "no push provider is configured".into(),
+        })
+    }
+
+    async fn request_approval(
+        &self,
+        _provider_user_id: &str,
+        _message: &str,
+    ) -> Result<String, PushError> {
+        Err(PushError {
+            source: "no push provider is configured".into(),
+        })
+    }
+}
