@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! factors-admin create-table
-//! factors-admin create-programme --id ID [--name NAME] [--sandbox] [--settings FILE.json]
+//! factors-admin create-programme --id ID [--name NAME] [--sandbox] [--settings FILE.json] [--api-key KEY]
 //! factors-admin list-programmes
 //! factors-admin disable-programme --id ID      (and enable-programme)
 //! factors-admin add-biometric --programme ID --user SUB
@@ -32,7 +32,7 @@ use additional_factors::{
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: factors-admin <create-table | create-programme --id ID [--name NAME] [--sandbox] [--settings FILE] | \
+const USAGE: &str = "usage: factors-admin <create-table | create-programme --id ID [--name NAME] [--sandbox] [--settings FILE] [--api-key KEY] | \
 list-programmes | disable-programme --id ID | enable-programme --id ID | add-biometric --programme ID --user SUB | \
 mint-token --programme ID --user SUB [--phone +44...] [--mfa] [--ttl SECONDS]>";
 
@@ -146,9 +146,15 @@ async fn main() -> Result<(), BoxError> {
             {
                 return Err(format!("programme {:?} exists already", programme.id).into());
             }
-            let mut key = [0u8; 32];
-            SystemRandom::default().fill(&mut key)?;
-            let api_key = hex(&key);
+            // --api-key: a chosen key, for development only (the events/ files use one).
+            let api_key = match args.options.get("api-key").filter(|k| !k.is_empty()) {
+                Some(chosen) => chosen.clone(),
+                None => {
+                    let mut key = [0u8; 32];
+                    SystemRandom::default().fill(&mut key)?;
+                    hex(&key)
+                }
+            };
             store
                 .put_programme(&api_key_hash(&api_key), &programme)
                 .await?;

@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod credentials;
+mod events;
 mod helpers;
 mod idempotency;
 mod limits;
@@ -13,3 +14,4 @@ mod openapi;
 mod push;
 mod sms_otp;
 mod store_contract;
+mod template;

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Writes events/: API Gateway (HTTP API, payload 2.0) events for `sam local invoke`, one per
+route and interesting case, numbered in the order that makes a scenario on one fresh table:
+list, enrol and verify an SMS code, add and approve a push factor, unlink it.
+
+The tokens are signed with the development secret of events/env.json and expire in 2100.
+Run it again after changing env.json:  python3 scripts/make-events.py
+The tests feed every file through the matching function's handler (tests/api/events.rs).
+"""
+import base64, hashlib, hmac, json, os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EVENTS = os.path.join(HERE, "..", "events")
+ENV = json.load(open(os.path.join(EVENTS, "env.json")))["Parameters"]
+API_KEY = "events-sandbox-api-key"
+PHONE = "+447700900123"
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def token(mfa=False, phone=PHONE):
+    claims = {"sub": "events-user", "programme_id": "events-sandbox", "iss": ENV["JWT_ISSUER"],
+              "aud": ENV["JWT_AUDIENCE"], "exp": 4102444800}
+    if phone:
+        claims["phone_number"] = phone
+    if mfa:
+        claims["amr"] = ["pwd", "mfa"]
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
+    sig = hmac.new(ENV["JWT_HS256_SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
+
+def event(method, template, channel=None, headers=None, body=None):
+    path = template.replace("{channel}", channel) if channel else template
+    route_key = f"{method} {template}"
+    return {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "user-agent": "sam-local-invoke", **(headers or {})},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "local", "domainName": "local.execute-api.localhost",
+            "domainPrefix": "local", "requestId": "local-request", "routeKey": route_key, "stage": "$default",
+            "time": "29/Nov/2026:10:00:00 +0000", "timeEpoch": 1795946400000,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.10",
+                     "userAgent": "sam-local-invoke"},
+        },
+        **({"pathParameters": {"channel": channel}} if channel else {}),
+        **({"body": body} if body is not None else {}),
+        "isBase64Encoded": False,
+    }
+
+
+def creds(mfa=False, phone=PHONE):
+    return {"api-key": API_KEY, "authorization": f"Bearer {token(mfa, phone)}"}
+
+
+LIST, OTP, VERIFY = "/authentication_factors", "/authentication_factors/otp/{channel}", "/authentication_factors/otp/{channel}/verify"
+PUSH, ACCEPT = "/authentication_factors/push/{channel}", "/simulate/authentication_factors/push/{channel}/accept"
+REJECT = "/simulate/authentication_factors/push/{channel}/reject"
+CASES = [
+    ("list-factors.400-no-api-key", event("GET", LIST, headers={"authorization": creds()["authorization"]})),
+    ("list-factors.401-no-token", event("GET", LIST, headers={"api-key": API_KEY})),
+    ("list-factors.200-empty", event("GET", LIST, headers=creds())),
+    ("enrol-sms-otp.400-channel", event("POST", OTP, "EMAIL", creds())),
+    ("enrol-sms-otp.409-no-phone", event("POST", OTP, "SMS", creds(phone=None))),
+    ("enrol-sms-otp.204", event("POST", OTP, "SMS", {**creds(), "idempotency-ref": "events-enrol-1"})),
+    ("verify-sms-otp.400-code-size", event("POST", VERIFY, "SMS", creds(), '{"verificationCode": "123"}')),
+    ("verify-sms-otp.409-wrong-code", event("POST", VERIFY, "SMS", creds(), '{"verificationCode": "000000"}')),
+    ("verify-sms-otp.204", event("POST", VERIFY, "SMS", creds(), '{"verificationCode": "123456"}')),
+    ("list-factors.200-sms-active", event("GET", LIST, headers=creds())),
+    ("enrol-push.403-step-up", event("POST", PUSH, "AUTHY", creds())),
+    ("enrol-push.204", event("POST", PUSH, "AUTHY", creds(mfa=True))),
+    ("simulate-push.204-accept", event("POST", ACCEPT, "AUTHY", creds())),
+    ("simulate-push.409-nothing-pending", event("POST", REJECT, "AUTHY", creds())),
+    ("unlink-push.400-channel", event("DELETE", PUSH, "SMS", creds(mfa=True))),
+    ("unlink-push.403-step-up", event("DELETE", PUSH, "AUTHY", creds())),
+    ("unlink-push.204", event("DELETE", PUSH, "AUTHY", creds(mfa=True))),
+    ("unlink-push.409-not-registered", event("DELETE", PUSH, "AUTHY", creds(mfa=True))),
+]
+
+for name in os.listdir(EVENTS):
+    if name[:2].isdigit():
+        os.remove(os.path.join(EVENTS, name))
+for i, (name, body) in enumerate(CASES, 1):
+    with open(os.path.join(EVENTS, f"{i:02d}-{name}.json"), "w") as f:
+        json.dump(body, f, indent=2)
+        f.write("\n")
+print(f"wrote {len(CASES)} events")

@@ -1,0 +1,279 @@
+//! `template.yaml` against the code: every route of `openapi.yaml` has exactly one function
+//! and event, every function binary is deployed, each function's policy grants exactly the
+//! actions its store and SMS calls use, and the table, logs and secrets are set up as the
+//! README says. (cfn-lint and `sam validate --lint` run in scripts/test.)
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_yaml::Value;
+
+fn load(name: &str) -> Value {
+    let text =
+        std::fs::read_to_string(format!("{}/../{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+/// A tagged value (`!Ref X`, `!GetAtt X.Arn`, `!Sub ...`) as "Tag value".
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Tagged(tagged) => format!("{} {}", tagged.tag, text(&tagged.value)),
+        Value::Sequence(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The actions each function may use, and why.
+fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+    // Every function: GetItem (programme by api key). Every mutating route: PutItem (claim an
+    // idempotency-ref), UpdateItem (keep its response), DeleteItem (drop the claim).
+    let mutating = [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    ];
+    let with = |extra: &[&'static str]| {
+        mutating
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect::<BTreeSet<_>>()
+    };
+    BTreeMap::from([
+        (
+            "list-factors",
+            BTreeSet::from(["dynamodb:GetItem", "dynamodb:Query"]),
+        ),
+        // The only function that sends anything.
+        ("enrol-sms-otp", with(&["sns:Publish"])),
+        ("verify-sms-otp", with(&[])),
+        // Query: the step-up check lists the user's factors; ConditionCheckItem: "not already
+        // ACTIVE" inside the reservation transaction.
+        (
+            "enrol-push",
+            with(&["dynamodb:Query", "dynamodb:ConditionCheckItem"]),
+        ),
+        ("unlink-push", with(&[])),
+        ("simulate-push", with(&[])),
+    ])
+}
+
+struct Function {
+    binary: String,
+    events: Vec<(String, String)>,
+    statements: Vec<Value>,
+}
+
+fn functions(template: &Value) -> BTreeMap<String, Function> {
+    let mut found = BTreeMap::new();
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{name:?}"
+        );
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let events = resource["Properties"]["Events"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .map(|e| {
+                assert_eq!(e["Type"], "HttpApi");
+                assert_eq!(text(&e["Properties"]["ApiId"]), "!Ref Api");
+                (
+                    e["Properties"]["Method"].as_str().unwrap().to_owned(),
+                    e["Properties"]["Path"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let statements = resource["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().unwrap().clone())
+            .collect();
+        let previous = found.insert(
+            binary.clone(),
+            Function {
+                binary,
+                events,
+                statements,
+            },
+        );
+        assert!(previous.is_none(), "{name:?}: binary deployed twice");
+    }
+    found
+}
+
+#[test]
+fn every_route_has_exactly_one_function_and_event() {
+    let template = load("template.yaml");
+    let spec = load("openapi.yaml");
+    let mut routed = Vec::new();
+    for f in functions(&template).values() {
+        routed.extend(f.events.iter().cloned());
+    }
+    let unique: BTreeSet<_> = routed.iter().cloned().collect();
+    assert_eq!(unique.len(), routed.len(), "a route is served twice");
+    let mut documented = BTreeSet::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        for method in item.as_mapping().unwrap().keys() {
+            documented.insert((
+                method.as_str().unwrap().to_uppercase(),
+                path.as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    assert_eq!(unique, documented);
+}
+
+#[test]
+fn every_function_binary_is_deployed() {
+    let template = load("template.yaml");
+    let deployed: BTreeSet<String> = functions(&template).keys().cloned().collect();
+    let dir = format!("{}/../functions", env!("CARGO_MANIFEST_DIR"));
+    let crates: BTreeSet<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(deployed, crates);
+    assert_eq!(
+        deployed,
+        allowed().keys().map(|k| (*k).to_owned()).collect()
+    );
+}
+
+#[test]
+fn each_policy_grants_exactly_what_its_function_uses() {
+    let template = load("template.yaml");
+    let allowed = allowed();
+    for (binary, function) in functions(&template) {
+        let mut granted = BTreeSet::new();
+        for statement in &function.statements {
+            assert_eq!(statement["Effect"], "Allow");
+            let actions: Vec<String> = statement["Action"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect();
+            for action in &actions {
+                assert!(!action.contains('*'), "{binary}: wildcard action {action}");
+                if action.starts_with("dynamodb:") {
+                    assert_eq!(
+                        text(&statement["Resource"]),
+                        "!GetAtt FactorsTable.Arn",
+                        "{binary}"
+                    );
+                } else {
+                    assert_eq!(action, "sns:Publish");
+                    // Direct-to-phone SMS only: no topic can be published to.
+                    assert_eq!(statement["NotResource"], "arn:aws:sns:*:*:*", "{binary}");
+                    assert!(statement.get("Resource").is_none());
+                }
+            }
+            granted.extend(actions);
+        }
+        let expected: BTreeSet<String> = allowed[function.binary.as_str()]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        assert_eq!(granted, expected, "{binary}");
+    }
+    assert!(!allowed["verify-sms-otp"].contains("sns:Publish"));
+}
+
+#[test]
+fn runtime_table_logs_and_secrets() {
+    let t = load("template.yaml");
+    assert_eq!(t["Transform"], "AWS::Serverless-2016-10-31");
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Handler"], "bootstrap");
+    assert_eq!(globals["Architectures"][0], "arm64");
+    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+    let env = &globals["Environment"]["Variables"];
+    for secret in ["JWT_HS256_SECRET", "OTP_HMAC_SECRET"] {
+        assert!(
+            text(&env[secret]).contains("{{resolve:secretsmanager:"),
+            "{secret} must come from Secrets Manager"
+        );
+    }
+    let table = &t["Resources"]["FactorsTable"]["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"],
+        additional_factors::store::dynamodb::TTL_ATTRIBUTE
+    );
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
+    assert_eq!(t["Resources"]["FactorsTable"]["DeletionPolicy"], "Retain");
+    let api = &t["Resources"]["Api"]["Properties"];
+    assert!(api["DefaultRouteSettings"]["ThrottlingRateLimit"] != Value::Null);
+    assert!(api["AccessLogSettings"]["DestinationArn"] != Value::Null);
+    // Every function has a log group with a retention.
+    let mut logged = BTreeSet::new();
+    for (name, resource) in t["Resources"].as_mapping().unwrap() {
+        if resource["Type"] == "AWS::Logs::LogGroup"
+            && resource["Properties"]["LogGroupName"] != Value::Null
+        {
+            assert!(
+                resource["Properties"]["RetentionInDays"] != Value::Null,
+                "{name:?}"
+            );
+            logged.insert(text(&resource["Properties"]["LogGroupName"]));
+        }
+    }
+    for (name, resource) in t["Resources"].as_mapping().unwrap() {
+        if resource["Type"] == "AWS::Serverless::Function" {
+            let group = format!("!Sub /aws/lambda/${{{}}}", name.as_str().unwrap());
+            assert!(logged.contains(&group), "{group}");
+        }
+    }
+    assert!(t["Outputs"]["ApiUrl"] != Value::Null && t["Outputs"]["TableName"] != Value::Null);
+}
+
+#[test]
+fn cargo_lambda_watch_routes_every_path_to_its_function() {
+    let text =
+        std::fs::read_to_string(format!("{}/../Cargo.toml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let manifest: toml::Value = toml::from_str(&text).unwrap();
+    let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .unwrap();
+    let mut routed = BTreeSet::new();
+    for (path, target) in router {
+        match target {
+            toml::Value::String(function) => {
+                routed.insert(("*".to_owned(), path.clone(), function.clone()));
+            }
+            toml::Value::Array(entries) => {
+                for entry in entries {
+                    routed.insert((
+                        entry["method"].as_str().unwrap().to_owned(),
+                        path.clone(),
+                        entry["function"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut expected = BTreeSet::new();
+    for (binary, function) in functions(&load("template.yaml")) {
+        for (method, path) in function.events {
+            expected.insert((method, path, binary.clone()));
+        }
+    }
+    assert_eq!(routed, expected);
+}
