@@ -83,6 +83,40 @@ CASES = [
     ("unlink-push.409-not-registered", event("DELETE", PUSH, "AUTHY", creds(mfa=True))),
 ]
 
+def authy_signed(body, nonce="1795946400"):
+    """Signs a callback as Authy documents it (see shared/src/push/authy_signature.rs)."""
+    import urllib.parse
+    pairs = []
+
+    def flatten(key, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                flatten(f"{key}[{k}]" if key else k, v)
+        elif isinstance(value, list):
+            for v in value:
+                flatten(f"{key}[]", v)
+        elif isinstance(value, bool):
+            pairs.append((key, "true" if value else "false"))
+        elif value is None:
+            pairs.append((key, ""))
+        else:
+            pairs.append((key, str(value)))
+
+    flatten("", body)
+    enc = lambda t: urllib.parse.quote(t, safe="-._~").replace("%20", "+")
+    params = "&".join(f"{k}={v}" for k, v in sorted((enc(k), enc(v)) for k, v in pairs))
+    data = f"{nonce}|POST|{ENV['AUTHY_CALLBACK_URL']}|{params}"
+    sig = base64.b64encode(hmac.new(ENV["AUTHY_API_KEY"].encode(), data.encode(), hashlib.sha256).digest()).decode()
+    return {"x-authy-signature": sig, "x-authy-signature-nonce": nonce}
+
+
+CALLBACK = {"uuid": "no-such-request", "status": "approved", "authy_id": 42, "callback_action": "approval_request_status"}
+CASES += [
+    ("authy-callback.401-unsigned", event("POST", "/webhooks/authy", body=json.dumps(CALLBACK))),
+    ("authy-callback.200-unknown-request",
+     event("POST", "/webhooks/authy", headers=authy_signed(CALLBACK), body=json.dumps(CALLBACK))),
+]
+
 for name in os.listdir(EVENTS):
     if name[:2].isdigit():
         os.remove(os.path.join(EVENTS, name))

@@ -15,8 +15,9 @@ use additional_factors::{
         otp::{api_key_hash, RandomSource, SystemRandom},
         programme::Programme,
     },
+    events::{EventPublisher, LogEvents},
     http::{auth::mint_hs256, dispatch, reject_unrouted, response::ApiError, router::match_route},
-    push::fake::FakePushProvider,
+    push::{fake::FakePushProvider, PushProvider},
     sms::{console::ConsoleSmsSender, sns::SnsSmsSender, SmsSender},
     store::{dynamodb::DynamoStore, memory::MemoryStore, Store},
 };
@@ -56,17 +57,41 @@ async fn main() -> Result<(), BoxError> {
             "console SMS".into(),
         ),
     };
-    let app = Arc::new(App::new(
+    // Authy when AUTHY_API_KEY is set (e.g. a local fake of it), else the fake provider.
+    let (push, callback, push_name): (Arc<dyn PushProvider>, _, &str) = match &config.authy {
+        Some(_) => {
+            let (push, callback) = additional_factors::app::push_provider(&config)?;
+            (push, callback, "Authy")
+        }
+        None => (
+            Arc::new(FakePushProvider::new()),
+            None,
+            "fake push provider",
+        ),
+    };
+    let events: Arc<dyn EventPublisher> = match &config.events_topic_arn {
+        Some(_) => {
+            let sdk = additional_factors::aws::sdk_config(config.sns_endpoint.as_deref()).await;
+            additional_factors::app::event_publisher(&config, &aws_sdk_sns::Client::new(&sdk))
+        }
+        None => Arc::new(LogEvents),
+    };
+    let mut app = App::new(
         Adapters {
             store: store.clone(),
             sms,
-            push: Arc::new(FakePushProvider::new()),
+            push,
             clock: Arc::new(SystemClock),
             random,
+            events,
         },
         config.tokens.verifier()?,
         config.otp_secret.as_bytes(),
-    ));
+    );
+    if let Some(callback) = callback {
+        app = app.with_authy_callback(callback);
+    }
+    let app = Arc::new(app);
 
     let programmes_file = std::env::var_os("PROGRAMMES_FILE").map(PathBuf::from);
     let programmes = match &programmes_file {
@@ -86,7 +111,7 @@ async fn main() -> Result<(), BoxError> {
     let addr: SocketAddr = format!("{host}:{port}").parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    println!("Additional Factors API on {base} ({store_name}, {sms_name}, fake push provider)");
+    println!("Additional Factors API on {base} ({store_name}, {sms_name}, {push_name})");
     match (&outbox, &config.sns_endpoint) {
         (_, Some(_)) => {}
         (Some(path), None) => println!("SMS texts are appended to {}", path.display()),

@@ -10,15 +10,52 @@ use std::{
 
 use crate::{
     clock::Clock,
+    domain::channel::Channel,
     domain::{
         otp::{api_key_hash, Hasher, RandomSource},
         programme::Programme,
     },
+    events::{Change, EventPublisher, FactorEvent},
     http::auth::TokenVerifier,
     push::PushProvider,
     sms::SmsSender,
     store::{Store, StoreError},
 };
+
+/// The push provider a configuration asks for: Authy when `AUTHY_API_KEY` is set (with its
+/// callback settings), otherwise one that refuses (live programmes get a 503).
+pub fn push_provider(
+    config: &crate::config::Config,
+) -> Result<(Arc<dyn PushProvider>, Option<AuthyCallback>), crate::push::PushError> {
+    match &config.authy {
+        Some(authy) => Ok((
+            Arc::new(crate::push::authy::AuthyPushProvider::new(
+                authy.base_url.clone(),
+                authy.api_key.clone(),
+                crate::push::authy::AUTHY_TIMEOUT,
+            )?),
+            Some(AuthyCallback {
+                api_key: authy.api_key.clone(),
+                url: authy.callback_url.clone(),
+            }),
+        )),
+        None => Ok((
+            Arc::new(crate::push::unconfigured::UnconfiguredPushProvider),
+            None,
+        )),
+    }
+}
+
+/// Lifecycle events go to `EVENTS_TOPIC_ARN` when it is set, nowhere otherwise.
+pub fn event_publisher(
+    config: &crate::config::Config,
+    sns: &aws_sdk_sns::Client,
+) -> Arc<dyn EventPublisher> {
+    match &config.events_topic_arn {
+        Some(arn) => Arc::new(crate::events::SnsTopicEvents::new(sns.clone(), arn.clone())),
+        None => Arc::new(crate::events::NoEvents),
+    }
+}
 
 /// How long a warm function trusts a programme record it read.
 pub const PROGRAMME_CACHE_SECS: i64 = 60;
@@ -43,6 +80,15 @@ pub struct Adapters {
     pub push: Arc<dyn PushProvider>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,
+    pub events: Arc<dyn EventPublisher>,
+}
+
+/// What the Authy callback route needs: the key Authy signs with, and the exact public URL
+/// Authy calls (part of what is signed).
+#[derive(Clone)]
+pub struct AuthyCallback {
+    pub api_key: String,
+    pub url: String,
 }
 
 pub struct App {
@@ -51,6 +97,9 @@ pub struct App {
     pub push: Arc<dyn PushProvider>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn RandomSource>,
+    pub events: Arc<dyn EventPublisher>,
+    /// Set when Authy is configured: enables `POST /webhooks/authy`.
+    pub authy_callback: Option<AuthyCallback>,
     pub hasher: Hasher,
     pub tokens: TokenVerifier,
     pub metrics: Metrics,
@@ -65,10 +114,38 @@ impl App {
             push: adapters.push,
             clock: adapters.clock,
             random: adapters.random,
+            events: adapters.events,
+            authy_callback: None,
             hasher: Hasher::new(otp_secret),
             tokens,
             metrics: Metrics::default(),
             programmes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Enables the Authy callback route.
+    pub fn with_authy_callback(mut self, callback: AuthyCallback) -> Self {
+        self.authy_callback = Some(callback);
+        self
+    }
+
+    /// Publishes a factor lifecycle event; a failure is logged, never answered.
+    pub async fn announce(
+        &self,
+        programme_id: &str,
+        credential_id: &str,
+        channel: Channel,
+        change: Change,
+    ) {
+        let event = FactorEvent {
+            credential_id: credential_id.to_owned(),
+            programme_id: programme_id.to_owned(),
+            channel,
+            change,
+            published_timestamp: self.clock.now().saturating_mul(1_000),
+        };
+        if let Err(error) = self.events.publish(&event).await {
+            tracing::warn!(error = %crate::logging::redacted_chain(&error), change = change.as_str(), "factor event not published");
         }
     }
 

@@ -58,6 +58,17 @@ pub struct Config {
     pub table_name: Option<String>,
     pub dynamodb_endpoint: Option<String>,
     pub sns_endpoint: Option<String>,
+    /// Twilio Authy: API key, base URL and this deployment's public callback URL.
+    pub authy: Option<AuthyConfig>,
+    /// The SNS topic factor lifecycle events go to.
+    pub events_topic_arn: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthyConfig {
+    pub api_key: String,
+    pub base_url: String,
+    pub callback_url: String,
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -110,6 +121,17 @@ impl Config {
             table_name: var("TABLE_NAME"),
             dynamodb_endpoint: var("DYNAMODB_ENDPOINT"),
             sns_endpoint: var("SNS_ENDPOINT"),
+            authy: match var("AUTHY_API_KEY") {
+                None => None,
+                Some(api_key) => Some(AuthyConfig {
+                    api_key,
+                    base_url: var("AUTHY_BASE_URL")
+                        .unwrap_or_else(|| "https://api.authy.com".into()),
+                    callback_url: var("AUTHY_CALLBACK_URL")
+                        .ok_or(ConfigError::Missing("AUTHY_CALLBACK_URL"))?,
+                }),
+            },
+            events_topic_arn: var("EVENTS_TOPIC_ARN"),
         })
     }
 }

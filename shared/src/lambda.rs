@@ -11,7 +11,6 @@ use crate::{
     config::{Config, ConfigError, Mode},
     domain::otp::SystemRandom,
     http::{handle, router::Route},
-    push::unconfigured::UnconfiguredPushProvider,
     sms::sns::SnsSmsSender,
     store::dynamodb::DynamoStore,
 };
@@ -56,15 +55,22 @@ async fn build(config: &Config) -> Result<App, lambda_http::Error> {
         Some(endpoint) => crate::aws::sdk_config(Some(endpoint)).await,
         None => sdk.clone(),
     };
-    Ok(App::new(
+    let sns_client = aws_sdk_sns::Client::new(&sns);
+    let (push, callback) = crate::app::push_provider(config)?;
+    let app = App::new(
         Adapters {
             store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
-            sms: Arc::new(SnsSmsSender::new(aws_sdk_sns::Client::new(&sns))),
-            push: Arc::new(UnconfiguredPushProvider),
+            sms: Arc::new(SnsSmsSender::new(sns_client.clone())),
+            push,
+            events: crate::app::event_publisher(config, &sns_client),
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom::default()),
         },
         config.tokens.verifier()?,
         config.otp_secret.as_bytes(),
-    ))
+    );
+    Ok(match callback {
+        Some(callback) => app.with_authy_callback(callback),
+        None => app,
+    })
 }

@@ -22,6 +22,7 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod events;
 pub mod handlers;
 pub mod http;
 pub mod lambda;

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use additional_factors::{
+    app::AuthyCallback,
     app::{Adapters, App},
-    clock::SystemClock,
+    clock::FixedClock,
     domain::{
         otp::{api_key_hash, SystemRandom},
         programme::Programme,
@@ -27,6 +28,7 @@ fn route_of(function: &str, path: &str) -> Route {
         "unlink-push" => Route::UnlinkPush,
         "simulate-push" if path.ends_with("/reject") => Route::SimulatePushReject,
         "simulate-push" => Route::SimulatePushAccept,
+        "authy-callback" => Route::AuthyCallback,
         other => panic!("no function {other}"),
     }
 }
@@ -57,19 +59,25 @@ async fn every_event_file_gets_the_status_in_its_name() {
             store,
             sms: Arc::new(RecordingSmsSender::new()),
             push: Arc::new(FakePushProvider::new()),
-            clock: Arc::new(SystemClock),
+            // The events' own time: the Authy callback is signed with it as its nonce.
+            clock: Arc::new(FixedClock::new(1_795_946_405)),
             random: Arc::new(SystemRandom::default()),
+            events: Arc::new(additional_factors::events::NoEvents),
         },
         tokens,
         env["OTP_HMAC_SECRET"].as_str().unwrap().as_bytes(),
-    );
+    )
+    .with_authy_callback(AuthyCallback {
+        api_key: env["AUTHY_API_KEY"].as_str().unwrap().to_owned(),
+        url: env["AUTHY_CALLBACK_URL"].as_str().unwrap().to_owned(),
+    });
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.as_bytes()[0].is_ascii_digit())
         .collect();
     names.sort();
-    assert!(names.len() >= 18);
+    assert!(names.len() >= 20);
     let mut seen = std::collections::BTreeSet::new();
     for name in &names {
         // NN-<function>.<status>[-what].json
@@ -102,6 +110,7 @@ async fn every_event_file_gets_the_status_in_its_name() {
         "enrol-push",
         "unlink-push",
         "simulate-push",
+        "authy-callback",
     ] {
         assert!(
             seen.contains(&(function.to_owned(), 2)),

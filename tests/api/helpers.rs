@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use additional_factors::{
-    app::{Adapters, App},
+    app::{Adapters, App, AuthyCallback},
     clock::FixedClock,
     domain::{
         channel::Channel,
@@ -16,8 +16,9 @@ use additional_factors::{
         otp::{api_key_hash, SystemRandom},
         programme::Programme,
     },
+    events::RecordingEvents,
     http::{auth::mint_hs256, dispatch},
-    push::fake::FakePushProvider,
+    push::{fake::FakePushProvider, PushProvider},
     sms::{recording::RecordingSmsSender, sns::SnsSmsSender, SmsSender},
     store::{dynamodb::DynamoStore, memory::MemoryStore, Store, UserKey},
 };
@@ -29,6 +30,11 @@ pub const JWT_SECRET: &str = "test-secret-for-the-identity-service-0123";
 pub const ISSUER: &str = "https://identity.test";
 pub const AUDIENCE: &str = "additional-factors";
 pub const OTP_SECRET: &str = "test-otp-hmac-secret-0123456789abcdef";
+
+/// The Authy application key the test apps verify callbacks with, and their callback URL.
+pub const AUTHY_KEY: &str = "test-authy-api-key-0001";
+pub const CALLBACK_URL: &str = "https://factors.test/webhooks/authy";
+pub const CALLBACK: &str = "/webhooks/authy";
 
 pub const LIVE_KEY: &str = "live-programme-api-key-0001";
 pub const SANDBOX_KEY: &str = "sandbox-programme-api-key-0001";
@@ -66,6 +72,7 @@ pub struct TestApp {
     pub aws: Option<AwsParts>,
     pub sms: Arc<RecordingSmsSender>,
     pub push: Arc<FakePushProvider>,
+    pub events: Arc<RecordingEvents>,
     pub clock: Arc<FixedClock>,
     logs: LogBuffer,
     dispatch: tracing::Dispatch,
@@ -81,7 +88,27 @@ impl TestApp {
     /// The same, with another SMS sender in front of the recording one.
     pub async fn with_sms(sms: Option<Arc<dyn SmsSender>>) -> Self {
         let memory = Arc::new(MemoryStore::new());
-        Self::build(memory.clone(), Some(memory), None, sms).await
+        Self::build(memory.clone(), Some(memory), None, sms, true, None).await
+    }
+
+    /// The app with this push provider (the Authy adapter, pointed at a fake Authy).
+    pub async fn with_push_provider(provider: Arc<dyn PushProvider>) -> Self {
+        let memory = Arc::new(MemoryStore::new());
+        Self::build(
+            memory.clone(),
+            Some(memory),
+            None,
+            None,
+            true,
+            Some(provider),
+        )
+        .await
+    }
+
+    /// A deployment without Authy: its callback route answers 404.
+    pub async fn without_authy() -> Self {
+        let memory = Arc::new(MemoryStore::new());
+        Self::build(memory.clone(), Some(memory), None, None, false, None).await
     }
 
     /// The same programmes, on DynamoDB (a fresh table) and SNS at the local AWS-compatible
@@ -110,7 +137,7 @@ impl TestApp {
             dynamo: dynamo.clone(),
             sns: sns.clone(),
         };
-        Self::build(dynamo, None, Some(aws), Some(sns)).await
+        Self::build(dynamo, None, Some(aws), Some(sns), true, None).await
     }
 
     async fn build(
@@ -118,8 +145,11 @@ impl TestApp {
         memory: Option<Arc<MemoryStore>>,
         aws: Option<AwsParts>,
         sms: Option<Arc<dyn SmsSender>>,
+        authy: bool,
+        provider: Option<Arc<dyn PushProvider>>,
     ) -> Self {
         let recording = Arc::new(RecordingSmsSender::new());
+        let events = Arc::new(RecordingEvents::default());
         let push = Arc::new(FakePushProvider::new());
         let clock = Arc::new(FixedClock::new(T0));
         let tokens = additional_factors::http::auth::TokenVerifier::new(
@@ -133,9 +163,10 @@ impl TestApp {
             Adapters {
                 store: store.clone(),
                 sms: sms.unwrap_or_else(|| recording.clone()),
-                push: push.clone(),
+                push: provider.unwrap_or_else(|| push.clone()),
                 clock: clock.clone(),
                 random: Arc::new(SystemRandom::default()),
+                events: events.clone(),
             },
             tokens,
             OTP_SECRET.as_bytes(),
@@ -149,6 +180,16 @@ impl TestApp {
             .with_max_level(tracing::Level::TRACE)
             .with_writer(logs.clone())
             .finish();
+        let app =
+            match authy {
+                true => Arc::new(Arc::into_inner(app).unwrap().with_authy_callback(
+                    AuthyCallback {
+                        api_key: AUTHY_KEY.into(),
+                        url: CALLBACK_URL.into(),
+                    },
+                )),
+                false => app,
+            };
         let test = Self {
             app,
             store,
@@ -156,6 +197,7 @@ impl TestApp {
             aws,
             sms: recording,
             push,
+            events,
             clock,
             logs,
             dispatch: tracing::Dispatch::new(subscriber),
@@ -240,6 +282,22 @@ impl TestApp {
             .with_subscriber(self.dispatch.clone())
             .await;
         Resp::from(response)
+    }
+
+    /// A callback as Authy would send it, signed now (the nonce is the clock).
+    pub fn authy_callback(&self, body: &Value) -> Req {
+        let nonce = self.now().to_string();
+        let signature = additional_factors::push::authy_signature::sign(
+            AUTHY_KEY,
+            &nonce,
+            "POST",
+            CALLBACK_URL,
+            body,
+        );
+        Req::post(CALLBACK)
+            .header("x-authy-signature", signature)
+            .header("x-authy-signature-nonce", nonce)
+            .json(body.clone())
     }
 
     /// The SMS texts sent so far, to a number.

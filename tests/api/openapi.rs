@@ -184,7 +184,7 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
             t.send(Req::new(route.method(), &path).auth("uncached-key", &live))
                 .await,
         ); // 503
-        if route != Route::ListFactors {
+        if route != Route::ListFactors && route != Route::AuthyCallback {
             record(
                 route,
                 t.send(Req::new(route.method(), &bad).auth(SANDBOX_KEY, &sbx))
@@ -303,6 +303,24 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
         Route::ListFactors,
         t.send(Req::get(LIST).auth(SANDBOX_KEY, &sbx)).await,
     );
+
+    // Authy's callback.
+    let callback = json!({"uuid": "unknown", "status": "approved"});
+    record(
+        Route::AuthyCallback,
+        t.send(t.authy_callback(&callback)).await,
+    ); // 200
+    t.memory().fail_next(1);
+    t.clock.advance(1);
+    record(
+        Route::AuthyCallback,
+        t.send(t.authy_callback(&callback)).await,
+    ); // 503
+    let without = TestApp::without_authy().await;
+    record(
+        Route::AuthyCallback,
+        without.send(without.authy_callback(&callback)).await,
+    ); // 404
 
     for route in Route::ALL {
         let operation = &spec["paths"][route.path_template()][route.method().to_lowercase()];

@@ -107,8 +107,18 @@ async fn factors_put_list_get_delete(store: Arc<dyn Store>) {
         Some(bio)
     );
     assert!(store.list_factors(&user("u2")).await.unwrap().is_empty());
-    assert!(store.delete_factor(&u, Channel::Biometric).await.unwrap());
-    assert!(!store.delete_factor(&u, Channel::Biometric).await.unwrap());
+    assert_eq!(
+        store
+            .delete_factor(&u, Channel::Biometric)
+            .await
+            .unwrap()
+            .map(|f| f.status),
+        Some(FactorStatus::Active)
+    );
+    assert_eq!(
+        store.delete_factor(&u, Channel::Biometric).await.unwrap(),
+        None
+    );
     assert!(store.list_factors(&u).await.unwrap().is_empty());
 }
 

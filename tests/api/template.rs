@@ -45,17 +45,29 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "list-factors",
             BTreeSet::from(["dynamodb:GetItem", "dynamodb:Query"]),
         ),
-        // The only function that sends anything.
+        // The only function that sends SMS (sns:Publish to phone numbers only).
         ("enrol-sms-otp", with(&["sns:Publish"])),
-        ("verify-sms-otp", with(&[])),
+        // Functions that make a factor ACTIVE/INACTIVE or remove it publish a lifecycle event:
+        // sns:Publish on the events topic only (they cannot send an SMS).
+        ("verify-sms-otp", with(&["sns:Publish"])),
         // Query: the step-up check lists the user's factors; ConditionCheckItem: "not already
         // ACTIVE" inside the reservation transaction.
         (
             "enrol-push",
             with(&["dynamodb:Query", "dynamodb:ConditionCheckItem"]),
         ),
-        ("unlink-push", with(&[])),
-        ("simulate-push", with(&[])),
+        ("unlink-push", with(&["sns:Publish"])),
+        ("simulate-push", with(&["sns:Publish"])),
+        // GetItem: the request's user; PutItem: the nonce; UpdateItem: approve or deny.
+        (
+            "authy-callback",
+            BTreeSet::from([
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "sns:Publish",
+            ]),
+        ),
     ])
 }
 
@@ -171,11 +183,20 @@ fn each_policy_grants_exactly_what_its_function_uses() {
                         "!GetAtt FactorsTable.Arn",
                         "{binary}"
                     );
-                } else {
+                } else if binary == "enrol-sms-otp" {
                     assert_eq!(action, "sns:Publish");
                     // Direct-to-phone SMS only: no topic can be published to.
                     assert_eq!(statement["NotResource"], "arn:aws:sns:*:*:*", "{binary}");
                     assert!(statement.get("Resource").is_none());
+                } else {
+                    // Lifecycle events: the events topic and nothing else (no SMS).
+                    assert_eq!(action, "sns:Publish");
+                    assert_eq!(
+                        text(&statement["Resource"]),
+                        "!Ref FactorEventsTopic",
+                        "{binary}"
+                    );
+                    assert!(statement.get("NotResource").is_none());
                 }
             }
             granted.extend(actions);
@@ -186,7 +207,8 @@ fn each_policy_grants_exactly_what_its_function_uses() {
             .collect();
         assert_eq!(granted, expected, "{binary}");
     }
-    assert!(!allowed["verify-sms-otp"].contains("sns:Publish"));
+    // verify-sms-otp may publish lifecycle events, never an SMS: its only sns:Publish
+    // statement is on the events topic (checked above).
 }
 
 #[test]
@@ -199,7 +221,7 @@ fn runtime_table_logs_and_secrets() {
     assert_eq!(globals["Architectures"][0], "arm64");
     assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
     let env = &globals["Environment"]["Variables"];
-    for secret in ["JWT_HS256_SECRET", "OTP_HMAC_SECRET"] {
+    for secret in ["JWT_HS256_SECRET", "OTP_HMAC_SECRET", "AUTHY_API_KEY"] {
         assert!(
             text(&env[secret]).contains("{{resolve:secretsmanager:"),
             "{secret} must come from Secrets Manager"
@@ -241,6 +263,8 @@ fn runtime_table_logs_and_secrets() {
         }
     }
     assert!(t["Outputs"]["ApiUrl"] != Value::Null && t["Outputs"]["TableName"] != Value::Null);
+    assert_eq!(text(&env["EVENTS_TOPIC_ARN"]), "!Ref FactorEventsTopic");
+    assert!(t["Outputs"]["EventsTopicArn"] != Value::Null);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! One module per route, named after what it does. Each takes an authenticated, validated
 //! request and returns a response or an `ApiError`; the pipeline in `http` did the rest.
 
+pub mod authy_callback;
 pub mod enrol_push;
 pub mod enrol_sms_otp;
 pub mod list_factors;

@@ -3,6 +3,8 @@
 
 use crate::{
     app::App,
+    domain::channel::Channel,
+    events::Change,
     http::{
         response::{ApiError, ErrorCode, Reply},
         Caller,
@@ -16,6 +18,19 @@ pub async fn simulate_push(app: &App, caller: &Caller, approved: bool) -> Result
         .await?
     {
         tracing::info!(approved, "simulated push answer");
+        let change = if approved {
+            Change::Active
+        } else {
+            Change::Inactive
+        };
+        let user = &caller.user;
+        app.announce(
+            &user.programme_id,
+            &user.credential_id,
+            Channel::Authy,
+            change,
+        )
+        .await;
         Ok(Reply::no_content())
     } else {
         Err(ApiError::Conflict(ErrorCode::StateInvalid))

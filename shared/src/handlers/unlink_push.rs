@@ -4,6 +4,7 @@
 use crate::{
     app::App,
     domain::channel::Channel,
+    events::Change,
     http::{
         response::{ApiError, ErrorCode, Reply},
         Caller,
@@ -11,10 +12,23 @@ use crate::{
 };
 
 pub async fn unlink_push(app: &App, caller: &Caller, channel: Channel) -> Result<Reply, ApiError> {
-    if app.store.delete_factor(&caller.user, channel).await? {
-        tracing::info!(channel = channel.as_str(), "push factor unlinked");
-        Ok(Reply::no_content())
-    } else {
-        Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered))
+    let Some(removed) = app.store.delete_factor(&caller.user, channel).await? else {
+        return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
+    };
+    tracing::info!(channel = channel.as_str(), "push factor unlinked");
+    // The provider forgets the user too; the factor is already gone whatever it answers.
+    if let Some(authy_id) = removed.authy_id.filter(|_| !caller.programme.sandbox) {
+        if let Err(error) = app.push.forget_user(&authy_id).await {
+            tracing::warn!(error = %crate::logging::redacted_chain(&error), "the push provider did not forget the user");
+        }
     }
+    let user = &caller.user;
+    app.announce(
+        &user.programme_id,
+        &user.credential_id,
+        channel,
+        Change::Unlinked,
+    )
+    .await;
+    Ok(Reply::no_content())
 }

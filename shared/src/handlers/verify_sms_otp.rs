@@ -14,6 +14,7 @@ use crate::{
         factor::FactorStatus,
         otp::VerificationCode,
     },
+    events::Change,
     http::{
         auth::PhoneClaim,
         response::{ApiError, ErrorCode, Reply},
@@ -66,6 +67,14 @@ pub async fn verify_sms_otp(
             .await?
         {
             tracing::info!(to = %phone, attempts = attempt.attempts, "SMS factor verified");
+            let user = &caller.user;
+            app.announce(
+                &user.programme_id,
+                &user.credential_id,
+                Channel::Sms,
+                Change::Active,
+            )
+            .await;
             return Ok(Reply::no_content());
         }
         // Consumed or replaced by a concurrent request between the count and now.

@@ -130,6 +130,9 @@ fn log_failure(error: &ApiError) {
 
 async fn process(app: &App, route: Route, request: &Request) -> Result<Reply, ApiError> {
     let now = app.clock.now();
+    if route == Route::AuthyCallback {
+        return handlers::authy_callback::authy_callback(app, request, now).await;
+    }
     let caller = authenticate(app, request, now).await?;
     match route {
         Route::ListFactors => handlers::list_factors::list_factors(app, &caller).await,
@@ -249,7 +252,9 @@ async fn mutate(
             Route::SimulatePushReject => {
                 handlers::simulate_push::simulate_push(app, caller, false).await
             }
-            Route::ListFactors => Err(ApiError::Internal("list is not a mutation".into())),
+            Route::ListFactors | Route::AuthyCallback => {
+                Err(ApiError::Internal("not a user mutation".into()))
+            }
         }
     })
     .await
@@ -263,7 +268,7 @@ fn allowed_channels(route: Route) -> &'static [Channel] {
             &[Channel::Authy]
         }
         Route::UnlinkPush => &[Channel::Authy, Channel::Biometric],
-        Route::ListFactors => &[],
+        Route::ListFactors | Route::AuthyCallback => &[],
     }
 }
 

@@ -131,6 +131,11 @@ impl Reply {
         Self::new(204, None)
     }
 
+    /// 200 without a body (the answer a webhook sender expects).
+    pub fn ok() -> Self {
+        Self::new(200, None)
+    }
+
     pub fn json(status: u16, value: &serde_json::Value) -> Self {
         Self::new(status, Some(value.to_string()))
     }

@@ -20,10 +20,12 @@ pub enum Route {
     SimulatePushAccept,
     /// `POST /simulate/authentication_factors/push/{channel}/reject` (sandbox only)
     SimulatePushReject,
+    /// `POST /webhooks/authy` (Authy's signed callback; no api key or token)
+    AuthyCallback,
 }
 
 impl Route {
-    pub const ALL: [Route; 7] = [
+    pub const ALL: [Route; 8] = [
         Route::ListFactors,
         Route::EnrolSmsOtp,
         Route::VerifySmsOtp,
@@ -31,6 +33,7 @@ impl Route {
         Route::UnlinkPush,
         Route::SimulatePushAccept,
         Route::SimulatePushReject,
+        Route::AuthyCallback,
     ];
 
     /// A short name for logs and fingerprints.
@@ -43,6 +46,7 @@ impl Route {
             Route::UnlinkPush => "unlink_push",
             Route::SimulatePushAccept => "simulate_push_accept",
             Route::SimulatePushReject => "simulate_push_reject",
+            Route::AuthyCallback => "authy_callback",
         }
     }
 
@@ -63,6 +67,7 @@ impl Route {
             Route::EnrolPush | Route::UnlinkPush => "/authentication_factors/push/{channel}",
             Route::SimulatePushAccept => "/simulate/authentication_factors/push/{channel}/accept",
             Route::SimulatePushReject => "/simulate/authentication_factors/push/{channel}/reject",
+            Route::AuthyCallback => "/webhooks/authy",
         }
     }
 }
@@ -79,6 +84,7 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or("").split('/').collect();
     let (candidates, channel): (&[Route], Option<&str>) = match segments.as_slice() {
         ["authentication_factors"] => (&[Route::ListFactors], None),
+        ["webhooks", "authy"] => (&[Route::AuthyCallback], None),
         ["authentication_factors", "otp", c] => (&[Route::EnrolSmsOtp], Some(c)),
         ["authentication_factors", "otp", c, "verify"] => (&[Route::VerifySmsOtp], Some(c)),
         ["authentication_factors", "push", c] => (&[Route::EnrolPush, Route::UnlinkPush], Some(c)),

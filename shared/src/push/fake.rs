@@ -13,6 +13,7 @@ use crate::domain::phone::PhoneNumber;
 #[derive(Default)]
 pub struct FakePushProvider {
     requests: Mutex<Vec<(String, String)>>,
+    forgotten: Mutex<Vec<String>>,
     next_id: AtomicU32,
     failures_to_inject: AtomicU32,
 }
@@ -25,6 +26,14 @@ impl FakePushProvider {
     /// (provider user id, request id) of every approval request pushed.
     pub fn requests(&self) -> Vec<(String, String)> {
         self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Provider user ids forgotten on unlink.
+    pub fn forgotten(&self) -> Vec<String> {
+        self.forgotten
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -70,5 +79,14 @@ impl PushProvider for FakePushProvider {
             .unwrap_or_else(|p| p.into_inner())
             .push((provider_user_id.to_owned(), id.clone()));
         Ok(id)
+    }
+
+    async fn forget_user(&self, provider_user_id: &str) -> Result<(), PushError> {
+        self.injected()?;
+        self.forgotten
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(provider_user_id.to_owned());
+        Ok(())
     }
 }

@@ -1,6 +1,9 @@
 //! The push provider port: register a user's phone with the provider and push an enrolment
-//! approval request to the device. Adapters: Twilio Authy (next issue) and a fake.
+//! approval request to the device. Adapters: Twilio Authy (`authy`), a fake, and
+//! `unconfigured` for deployments without a provider.
 
+pub mod authy;
+pub mod authy_signature;
 pub mod fake;
 pub mod unconfigured;
 
@@ -25,4 +28,6 @@ pub trait PushProvider: Send + Sync {
         provider_user_id: &str,
         message: &str,
     ) -> Result<String, PushError>;
+    /// Forgets a user whose factor was unlinked (their pending requests die with them).
+    async fn forget_user(&self, provider_user_id: &str) -> Result<(), PushError>;
 }

@@ -9,12 +9,16 @@ use crate::domain::phone::PhoneNumber;
 
 pub struct UnconfiguredPushProvider;
 
+fn unconfigured() -> PushError {
+    PushError {
+        source: "no push provider is configured (AUTHY_API_KEY)".into(),
+    }
+}
+
 #[async_trait]
 impl PushProvider for UnconfiguredPushProvider {
     async fn register_user(&self, _phone: &PhoneNumber) -> Result<String, PushError> {
-        Err(PushError {
-            source: "no push provider is configured".into(),
-        })
+        Err(unconfigured())
     }
 
     async fn request_approval(
@@ -22,8 +26,10 @@ impl PushProvider for UnconfiguredPushProvider {
         _provider_user_id: &str,
         _message: &str,
     ) -> Result<String, PushError> {
-        Err(PushError {
-            source: "no push provider is configured".into(),
-        })
+        Err(unconfigured())
+    }
+
+    async fn forget_user(&self, _provider_user_id: &str) -> Result<(), PushError> {
+        Err(unconfigured())
     }
 }

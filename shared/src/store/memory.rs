@@ -51,6 +51,8 @@ struct Tables {
     counters: HashMap<String, (u32, i64)>,
     idempotency: HashMap<(UserKey, String), IdempotencyRecord>,
     push_requests: HashMap<String, UserKey>,
+    /// Callback nonce → until when it is remembered.
+    nonces: HashMap<String, i64>,
 }
 
 impl Tables {
@@ -85,6 +87,7 @@ impl Tables {
         self.idempotency.retain(|_, r| r.expires_at + GRACE > now);
         self.challenges
             .retain(|_, c| c.stored.expires_at + GRACE > now);
+        self.nonces.retain(|_, until| *until + GRACE > now);
     }
 }
 
@@ -205,13 +208,17 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn delete_factor(&self, user: &UserKey, channel: Channel) -> Result<bool, StoreError> {
+    async fn delete_factor(
+        &self,
+        user: &UserKey,
+        channel: Channel,
+    ) -> Result<Option<FactorRecord>, StoreError> {
         let mut tables = self.begin("delete_factor")?;
         let removed = tables.factors.remove(&(user.clone(), channel));
         if let Some(request) = removed.as_ref().and_then(|f| f.pending_request.as_ref()) {
             tables.push_requests.remove(request);
         }
-        Ok(removed.is_some())
+        Ok(removed)
     }
 
     async fn start_sms_challenge(
@@ -433,6 +440,25 @@ impl Store for MemoryStore {
         if let Some(old) = factor.pending_request.take() {
             tables.push_requests.remove(&old);
         }
+        Ok(true)
+    }
+
+    async fn claim_callback_nonce(
+        &self,
+        nonce_key: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.begin("claim_callback_nonce")?;
+        tables.sweep(now);
+        if tables
+            .nonces
+            .get(nonce_key)
+            .is_some_and(|until| *until > now)
+        {
+            return Ok(false);
+        }
+        tables.nonces.insert(nonce_key.to_owned(), expires_at);
         Ok(true)
     }
 

@@ -151,8 +151,12 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<FactorRecord>, StoreError>;
     /// Creates or replaces a factor (operator tool, mobile SDK factors, tests).
     async fn put_factor(&self, user: &UserKey, factor: &FactorRecord) -> Result<(), StoreError>;
-    /// Removes a factor; `false` when there was none.
-    async fn delete_factor(&self, user: &UserKey, channel: Channel) -> Result<bool, StoreError>;
+    /// Removes a factor; returns it, `None` when there was none.
+    async fn delete_factor(
+        &self,
+        user: &UserKey,
+        channel: Channel,
+    ) -> Result<Option<FactorRecord>, StoreError>;
 
     /// Step one, atomically: unless the SMS factor is `ACTIVE` for this phone and unless a
     /// counter is full, store the challenge (replacing any earlier one), mark the factor
@@ -213,6 +217,14 @@ pub trait Store: Send + Sync {
         user: &UserKey,
         request_id: Option<&str>,
         approved: bool,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Records a provider callback's nonce until `expires_at`: `false` if it was seen already
+    /// (a replayed callback).
+    async fn claim_callback_nonce(
+        &self,
+        nonce_key: &str,
+        expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
     /// Whose push enrolment request this is (for the provider's callback).

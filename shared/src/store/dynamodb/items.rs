@@ -10,6 +10,7 @@
 //! | idempotency record | `USER#<programme>#<user>` | `IDEMPOTENCY#<ref>` | `fingerprint`, `lease_id`, `response_status`, `response_body`, `expires_at` | `ttl` |
 //! | send-limit counter | `RATE#<kind>#<scope>#<window secs>#<window index>` | `COUNTER` | `count` | `ttl` |
 //! | push request index | `PUSHREQ#<request id>` | `PUSHREQ` | `programme_id`, `credential_id` | `ttl` |
+//! | callback nonce | `NONCE#<sha256(nonce, signature)>` | `NONCE` | `expires_at` | `ttl` |
 //!
 //! Every attribute name in an expression goes through `#names`, so no reserved word
 //! (`status`, `count`, `ttl`, ...) is ever written bare.
@@ -439,6 +440,21 @@ pub fn push_request_user(item: &Item) -> Result<UserKey, StoreError> {
     })
 }
 
+/// Remembers a callback nonce: only if it is not remembered already.
+pub fn claim_nonce(nonce_key: &str, expires_at: i64, now: i64) -> Write {
+    let key = Key {
+        pk: format!("NONCE#{nonce_key}"),
+        sk: "NONCE".into(),
+    };
+    let mut item = key.to_item();
+    item.insert("expires_at".into(), n(expires_at));
+    item.insert("ttl".into(), n(expires_at + TTL_GRACE_SECS));
+    Write::new(key, Action::Put(item))
+        .names(&["pk", "expires_at"])
+        .value(":now", n(now))
+        .condition("attribute_not_exists(#pk) OR #expires_at <= :now")
+}
+
 // ---- idempotency ---------------------------------------------------------------------------
 
 /// Claims a reference: only if there is no live record under it.
@@ -614,6 +630,7 @@ mod tests {
                 set_push_pending(&u, &pending(None), 0),
             ),
             ("put_push_request", put_push_request("r", &u, 0)),
+            ("claim_nonce", claim_nonce("n", 10, 0)),
             ("resolve_push (any)", resolve_push(&u, None, true, 0)),
             (
                 "resolve_push (request)",

@@ -512,7 +512,11 @@ impl Store for DynamoStore {
         Ok(())
     }
 
-    async fn delete_factor(&self, user: &UserKey, channel: Channel) -> Result<bool, StoreError> {
+    async fn delete_factor(
+        &self,
+        user: &UserKey,
+        channel: Channel,
+    ) -> Result<Option<FactorRecord>, StoreError> {
         match self
             .write(
                 "delete_factor",
@@ -521,8 +525,8 @@ impl Store for DynamoStore {
             )
             .await?
         {
-            Written::Done(old) => Ok(old.is_some_and(|item| !item.is_empty())),
-            Written::Refused(_) => Ok(false),
+            Written::Done(Some(old)) if !old.is_empty() => Ok(Some(items::factor_from_item(&old)?)),
+            Written::Done(_) | Written::Refused(_) => Ok(None),
         }
     }
 
@@ -671,6 +675,20 @@ impl Store for DynamoStore {
         let write = items::resolve_push(user, request_id, approved, now);
         Ok(matches!(
             self.write("resolve_push", write, Returns::Nothing).await?,
+            Written::Done(_)
+        ))
+    }
+
+    async fn claim_callback_nonce(
+        &self,
+        nonce_key: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let write = items::claim_nonce(nonce_key, expires_at, now);
+        Ok(matches!(
+            self.write("claim_callback_nonce", write, Returns::Nothing)
+                .await?,
             Written::Done(_)
         ))
     }

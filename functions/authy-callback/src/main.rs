@@ -1,0 +1,7 @@
+//! Lambda function for `POST /webhooks/authy` (Authy's signed callbacks). The handler lives in
+//! the shared library.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    additional_factors::lambda::run(additional_factors::http::router::Route::AuthyCallback).await
+}

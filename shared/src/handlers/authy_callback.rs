@@ -1,0 +1,109 @@
+//! `POST /webhooks/authy`: Twilio Authy's callback when the user answers (or lets expire) an
+//! enrolment approval request. No api key or token: Authy's signature instead.
+//!
+//! Order matters: the signature is verified (constant time) before anything is read from the
+//! store; then the nonce must be fresh (Authy's nonce is a Unix timestamp) and unseen (it is
+//! remembered in the store, so a replayed callback is refused by every function instance);
+//! only then is the request looked up. A valid callback about an unknown request, or one no
+//! longer pending, answers 200 and changes nothing. approved → `ACTIVE`, denied →
+//! `INACTIVE`, expired → stays `PENDING_VERIFICATION`.
+
+use aws_lc_rs::digest;
+use lambda_http::Request;
+use serde_json::Value;
+
+use crate::{
+    app::App,
+    domain::{channel::Channel, otp::hex},
+    events::Change,
+    http::response::{ApiError, Reply},
+    push::authy_signature,
+};
+
+/// How far Authy's nonce (a timestamp) may be from our clock, and how long nonces are kept.
+pub const NONCE_WINDOW_SECS: i64 = 300;
+
+fn refuse(reason: &'static str) -> ApiError {
+    tracing::info!(reason, "Authy callback refused");
+    ApiError::Unauthorized
+}
+
+pub async fn authy_callback(app: &App, request: &Request, now: i64) -> Result<Reply, ApiError> {
+    let Some(settings) = &app.authy_callback else {
+        return Err(ApiError::NotFound);
+    };
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let (Some(nonce), Some(signature)) = (
+        header("x-authy-signature-nonce"),
+        header("x-authy-signature"),
+    ) else {
+        return Err(refuse("unsigned"));
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(request.body().as_ref()) else {
+        return Err(refuse("body is not JSON"));
+    };
+    if !authy_signature::verify(
+        &settings.api_key,
+        nonce,
+        "POST",
+        &settings.url,
+        &body,
+        signature,
+    ) {
+        return Err(refuse("wrong signature"));
+    }
+    match nonce.parse::<i64>() {
+        Ok(sent) if (now - sent).abs() <= NONCE_WINDOW_SECS => {}
+        _ => return Err(refuse("stale or malformed nonce")),
+    }
+    let nonce_key =
+        hex(digest::digest(&digest::SHA256, format!("{nonce}|{signature}").as_bytes()).as_ref());
+    if !app
+        .store
+        .claim_callback_nonce(&nonce_key, now + 2 * NONCE_WINDOW_SECS, now)
+        .await?
+    {
+        return Err(refuse("replayed"));
+    }
+    let (Some(uuid), Some(status)) = (
+        body.get("uuid").and_then(Value::as_str),
+        body.get("status").and_then(Value::as_str),
+    ) else {
+        tracing::info!("Authy callback without uuid or status: nothing to do");
+        return Ok(Reply::ok());
+    };
+    let approved = match status {
+        "approved" => true,
+        "denied" => false,
+        other => {
+            tracing::info!(status = other, "Authy callback: the request stays pending");
+            return Ok(Reply::ok());
+        }
+    };
+    let Some(user) = app.store.find_push_request(uuid).await? else {
+        tracing::info!("Authy callback about an unknown request: nothing changed");
+        return Ok(Reply::ok());
+    };
+    if app
+        .store
+        .resolve_push(&user, Some(uuid), approved, now)
+        .await?
+    {
+        tracing::info!(approved, "Authy enrolment answered");
+        let change = if approved {
+            Change::Active
+        } else {
+            Change::Inactive
+        };
+        app.announce(
+            &user.programme_id,
+            &user.credential_id,
+            Channel::Authy,
+            change,
+        )
+        .await;
+    } else {
+        tracing::info!("Authy callback about a request no longer pending: nothing changed");
+    }
+    Ok(Reply::ok())
+}
