@@ -72,7 +72,11 @@ async fn main() -> Result<(), BoxError> {
     let events: Arc<dyn EventPublisher> = match &config.events_topic_arn {
         Some(_) => {
             let sdk = additional_factors::aws::sdk_config(config.sns_endpoint.as_deref()).await;
-            additional_factors::app::event_publisher(&config, &aws_sdk_sns::Client::new(&sdk))
+            let client = aws_sdk_sns::Client::new(&sdk);
+            additional_factors::app::event_publisher(
+                &config,
+                &additional_factors::aws::lazy(move || client),
+            )
         }
         None => Arc::new(LogEvents),
     };

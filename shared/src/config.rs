@@ -119,8 +119,13 @@ impl Config {
             },
             otp_secret,
             table_name: var("TABLE_NAME"),
-            dynamodb_endpoint: var("DYNAMODB_ENDPOINT"),
-            sns_endpoint: var("SNS_ENDPOINT"),
+            // Ours first, then the AWS SDK's own service-specific and global variables.
+            dynamodb_endpoint: var("DYNAMODB_ENDPOINT")
+                .or_else(|| var("AWS_ENDPOINT_URL_DYNAMODB"))
+                .or_else(|| var("AWS_ENDPOINT_URL")),
+            sns_endpoint: var("SNS_ENDPOINT")
+                .or_else(|| var("AWS_ENDPOINT_URL_SNS"))
+                .or_else(|| var("AWS_ENDPOINT_URL")),
             authy: match var("AUTHY_API_KEY") {
                 None => None,
                 Some(api_key) => Some(AuthyConfig {

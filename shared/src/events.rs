@@ -114,12 +114,20 @@ impl EventPublisher for RecordingEvents {
 
 /// Publishes each event as a JSON message to an SNS topic.
 pub struct SnsTopicEvents {
-    client: aws_sdk_sns::Client,
+    client: crate::aws::Lazy<aws_sdk_sns::Client>,
     topic_arn: String,
 }
 
 impl SnsTopicEvents {
     pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> Self {
+        Self::with_lazy_client(crate::aws::lazy(move || client), topic_arn)
+    }
+
+    /// A publisher whose client is built on its first event.
+    pub fn with_lazy_client(
+        client: crate::aws::Lazy<aws_sdk_sns::Client>,
+        topic_arn: impl Into<String>,
+    ) -> Self {
         Self {
             client,
             topic_arn: topic_arn.into(),

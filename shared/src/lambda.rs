@@ -50,17 +50,30 @@ async fn build(config: &Config) -> Result<App, lambda_http::Error> {
         .table_name
         .clone()
         .ok_or(ConfigError::Missing("TABLE_NAME"))?;
+    let started = std::time::Instant::now();
     let sdk = crate::aws::sdk_config(config.dynamodb_endpoint.as_deref()).await;
+    let sdk_loaded = started.elapsed();
     let sns = match &config.sns_endpoint {
-        Some(endpoint) => crate::aws::sdk_config(Some(endpoint)).await,
-        None => sdk.clone(),
+        Some(endpoint) if config.dynamodb_endpoint.as_ref() != Some(endpoint) => {
+            crate::aws::sdk_config(Some(endpoint)).await
+        }
+        _ => sdk.clone(),
     };
-    let sns_client = aws_sdk_sns::Client::new(&sns);
+    // Clients are built on first use: a function pays only for the services it calls.
+    let sns_client = crate::aws::lazy(move || aws_sdk_sns::Client::new(&sns));
+    let dynamodb = crate::aws::lazy(move || aws_sdk_dynamodb::Client::new(&sdk));
+    let clients_built = started.elapsed();
     let (push, callback) = crate::app::push_provider(config)?;
+    tracing::debug!(
+        sdk_config_us = sdk_loaded.as_micros() as u64,
+        clients_us = clients_built.as_micros() as u64,
+        push_provider_us = started.elapsed().as_micros() as u64,
+        "cold start: state built"
+    );
     let app = App::new(
         Adapters {
-            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table)),
-            sms: Arc::new(SnsSmsSender::new(sns_client.clone())),
+            store: Arc::new(DynamoStore::with_lazy_client(dynamodb, table)),
+            sms: Arc::new(SnsSmsSender::with_lazy_client(sns_client.clone())),
             push,
             events: crate::app::event_publisher(config, &sns_client),
             clock: Arc::new(SystemClock),

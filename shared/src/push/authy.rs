@@ -31,8 +31,12 @@ pub const AUTHY_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the user has to answer an enrolment request on the device.
 const REQUEST_LIFETIME_SECS: u32 = 24 * 3_600;
 
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 pub struct AuthyPushProvider {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Built on first use: loading the root certificates costs milliseconds that functions
+    /// which never call Authy should not pay at cold start.
+    client: std::sync::OnceLock<Option<HttpsClient>>,
     base_url: String,
     api_key: String,
     timeout: Duration,
@@ -72,18 +76,28 @@ impl AuthyPushProvider {
         api_key: impl Into<String>,
         timeout: Duration,
     ) -> Result<Self, PushError> {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| PushError { source: e.into() })?
-            .https_or_http()
-            .enable_http1()
-            .build();
         Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: std::sync::OnceLock::new(),
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             api_key: api_key.into(),
             timeout,
         })
+    }
+
+    fn client(&self) -> Result<&HttpsClient, PushError> {
+        self.client
+            .get_or_init(|| {
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_native_roots()
+                    .map_err(|e| tracing::error!(error = %e, "no root certificates for Authy"))
+                    .ok()?
+                    .https_or_http()
+                    .enable_http1()
+                    .build();
+                Some(Client::builder(TokioExecutor::new()).build(connector))
+            })
+            .as_ref()
+            .ok_or_else(|| failure("no TLS root certificates to reach Authy"))
     }
 
     async fn post(&self, path: &str, form: &[(&str, String)]) -> Result<Value, PushError> {
@@ -95,7 +109,7 @@ impl AuthyPushProvider {
             .map_err(|e| PushError { source: e.into() })?;
         let exchange = async {
             let response = self
-                .client
+                .client()?
                 .request(request)
                 .await
                 .map_err(|e| PushError { source: e.into() })?;

@@ -10,12 +10,17 @@ use aws_sdk_sns::{types::MessageAttributeValue, Client};
 use super::{SmsError, SmsMessage, SmsSender};
 
 pub struct SnsSmsSender {
-    client: Client,
+    client: crate::aws::Lazy<Client>,
     requests: AtomicU64,
 }
 
 impl SnsSmsSender {
     pub fn new(client: Client) -> Self {
+        Self::with_lazy_client(crate::aws::lazy(move || client))
+    }
+
+    /// A sender whose client is built on its first SMS.
+    pub fn with_lazy_client(client: crate::aws::Lazy<Client>) -> Self {
         Self {
             client,
             requests: AtomicU64::new(0),

@@ -44,7 +44,7 @@ use crate::domain::{
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
 pub struct DynamoStore {
-    client: Client,
+    client: crate::aws::Lazy<Client>,
     table: String,
     requests: AtomicU64,
 }
@@ -88,7 +88,13 @@ fn non_empty<V>(
 }
 
 impl DynamoStore {
+    /// A store on an existing client.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self::with_lazy_client(crate::aws::lazy(move || client), table)
+    }
+
+    /// A store whose client is built on its first request (Lambda cold starts).
+    pub fn with_lazy_client(client: crate::aws::Lazy<Client>, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),

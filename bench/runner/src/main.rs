@@ -1,0 +1,502 @@
+//! `factors-bench`: the numbers of BENCHMARKS.md, measured the same way every time.
+//!
+//! - **cold start** of every function binary under a small Lambda Runtime API emulator (this
+//!   file): the binary is spawned with `AWS_LAMBDA_RUNTIME_API`; *init* is spawn → its first
+//!   `GET /runtime/invocation/next`, *first request* is event handed over → response posted.
+//!   Medians over `--runs` fresh processes, next to an empty `lambda_http` function built with
+//!   the same features (the floor), as a ratio to it;
+//! - **warm** event → response, the median of 20 more invocations of each process, against
+//!   the local DynamoDB/SNS server;
+//! - **peak RSS** (`VmHWM`) of each process after its warm invocations;
+//! - **stripped size** of each release binary;
+//! - **handler CPU** per operation on the memory store, in process, single thread.
+//!
+//! `scripts/bench` builds the release binaries, starts the local server and runs this.
+
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use additional_factors::{
+    app::{Adapters, App},
+    aws::sdk_config,
+    clock::SystemClock,
+    domain::{
+        otp::{api_key_hash, SystemRandom},
+        programme::Programme,
+    },
+    events::NoEvents,
+    http::{auth::TokenVerifier, dispatch},
+    push::fake::FakePushProvider,
+    sms::{SmsError, SmsMessage, SmsSender},
+    store::{dynamodb::DynamoStore, memory::MemoryStore, Store},
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const WARM_INVOCATIONS: usize = 20;
+const EVENTS_API_KEY: &str = "events-sandbox-api-key";
+
+/// What the emulator saw of one process.
+#[derive(Default)]
+struct Timeline {
+    events: VecDeque<String>,
+    first_next: Option<Instant>,
+    delivered: Vec<Instant>,
+    responded: Vec<(Instant, u16)>,
+    init_error: bool,
+}
+
+struct Emulator {
+    timeline: Mutex<Timeline>,
+    changed: tokio::sync::Notify,
+}
+
+impl Emulator {
+    async fn serve(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = request.uri().path().to_owned();
+        let ok = |body: &str| Response::new(Full::new(Bytes::from(body.to_owned())));
+        if path.ends_with("/invocation/next") {
+            let event = {
+                let mut timeline = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
+                timeline.first_next.get_or_insert_with(Instant::now);
+                let event = timeline.events.pop_front();
+                if event.is_some() {
+                    timeline.delivered.push(Instant::now());
+                }
+                event
+            };
+            let Some(event) = event else {
+                // No more work: hold the request until the process is killed.
+                tokio::time::sleep(Duration::from_secs(3_600)).await;
+                return ok("");
+            };
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() + 30_000)
+                .unwrap_or_default();
+            let mut response = ok(&event);
+            let headers = response.headers_mut();
+            for (name, value) in [
+                ("lambda-runtime-aws-request-id", "bench-request".to_owned()),
+                ("lambda-runtime-deadline-ms", deadline.to_string()),
+                (
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:123456789012:function:bench".to_owned(),
+                ),
+                (
+                    "lambda-runtime-trace-id",
+                    "Root=1-00000000-000000000000000000000000;Sampled=0".to_owned(),
+                ),
+                ("content-type", "application/json".to_owned()),
+            ] {
+                if let Ok(value) = value.parse() {
+                    headers.insert(name, value);
+                }
+            }
+            return response;
+        }
+        let failed = path.ends_with("/error");
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let status = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("statusCode").and_then(Value::as_u64))
+            .and_then(|s| u16::try_from(s).ok())
+            .unwrap_or(if failed { 599 } else { 0 });
+        {
+            let mut timeline = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
+            if path.ends_with("/init/error") {
+                timeline.init_error = true;
+            } else {
+                timeline.responded.push((Instant::now(), status));
+            }
+        }
+        self.changed.notify_waiters();
+        let mut response = ok("{}");
+        *response.status_mut() = hyper::StatusCode::ACCEPTED;
+        response
+    }
+}
+
+/// One process: init, first request, warm median, peak RSS, statuses seen.
+struct Run {
+    init: Duration,
+    first: Duration,
+    warm: Duration,
+    peak_rss_kib: u64,
+    statuses: Vec<u16>,
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+async fn run_once(binary: &Path, event: &str, env: &[(String, String)]) -> Result<Run, BoxError> {
+    let emulator = Arc::new(Emulator {
+        timeline: Mutex::new(Timeline {
+            events: std::iter::repeat_n(event.to_owned(), 1 + WARM_INVOCATIONS).collect(),
+            ..Timeline::default()
+        }),
+        changed: tokio::sync::Notify::new(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let server = {
+        let emulator = emulator.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let emulator = emulator.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let emulator = emulator.clone();
+                        async move { Ok::<_, Infallible>(emulator.serve(request).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        })
+    };
+    let spawned_at = Instant::now();
+    let mut child = tokio::process::Command::new(binary)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let notified = emulator.changed.notified();
+        {
+            let timeline = emulator.timeline.lock().unwrap_or_else(|p| p.into_inner());
+            if timeline.init_error {
+                return Err(format!("{} failed to initialise", binary.display()).into());
+            }
+            if timeline.responded.len() > WARM_INVOCATIONS {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{} did not answer in time", binary.display()).into());
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak_rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    child.kill().await?;
+    server.abort();
+    let timeline = emulator.timeline.lock().unwrap_or_else(|p| p.into_inner());
+    let latencies: Vec<Duration> = timeline
+        .delivered
+        .iter()
+        .zip(&timeline.responded)
+        .map(|(delivered, (responded, _))| responded.saturating_duration_since(*delivered))
+        .collect();
+    Ok(Run {
+        init: timeline
+            .first_next
+            .map(|t| t.saturating_duration_since(spawned_at))
+            .unwrap_or_default(),
+        first: latencies.first().copied().unwrap_or_default(),
+        warm: median(latencies.iter().skip(1).copied().collect()),
+        peak_rss_kib,
+        statuses: timeline.responded.iter().map(|(_, s)| *s).collect(),
+    })
+}
+
+/// An SMS sender that sends nothing (handler CPU is measured without I/O).
+struct NoSms;
+
+#[async_trait::async_trait]
+impl SmsSender for NoSms {
+    async fn send(&self, _message: &SmsMessage) -> Result<(), SmsError> {
+        Ok(())
+    }
+}
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn read_event(events: &Path, prefix: &str) -> Result<String, BoxError> {
+    let name = std::fs::read_dir(events)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.contains(prefix))
+        .ok_or_else(|| format!("no event {prefix}"))?;
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(events.join(name))?)?;
+    // Each cold process must do the real work, not replay a kept response.
+    if let Some(headers) = event.get_mut("headers").and_then(Value::as_object_mut) {
+        headers.remove("idempotency-ref");
+    }
+    Ok(event.to_string())
+}
+
+/// Median wall time of `op` over `n` runs, in microseconds (one thread, memory store).
+async fn time_op<F, Fut>(n: usize, mut op: F) -> f64
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = Duration>,
+{
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        samples.push(op(i).await);
+    }
+    median(samples).as_nanos() as f64 / 1_000.0
+}
+
+async fn handler_cpu(env: &Value) -> Result<Vec<(&'static str, f64)>, BoxError> {
+    let store = Arc::new(MemoryStore::new());
+    let mut programme = Programme::new("events-sandbox", true);
+    programme.send_limits.per_user_per_hour = u32::MAX;
+    programme.send_limits.per_user_per_day = u32::MAX;
+    programme.send_limits.per_number_per_day = u32::MAX;
+    programme.send_limits.per_programme_per_day = u32::MAX;
+    programme.wrong_code_limit = 10;
+    store
+        .put_programme(&api_key_hash(EVENTS_API_KEY), &programme)
+        .await?;
+    let text = |k: &str| {
+        env.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let tokens = TokenVerifier::new(
+        Some(text("JWT_HS256_SECRET").as_bytes()),
+        None,
+        text("JWT_ISSUER"),
+        text("JWT_AUDIENCE"),
+    )?;
+    let app = App::new(
+        Adapters {
+            store,
+            sms: Arc::new(NoSms),
+            push: Arc::new(FakePushProvider::new()),
+            clock: Arc::new(SystemClock),
+            random: Arc::new(SystemRandom::default()),
+            events: Arc::new(NoEvents),
+        },
+        tokens,
+        text("OTP_HMAC_SECRET").as_bytes(),
+    );
+    let events = PathBuf::from(arg("--events", "events"));
+    let request = |prefix: &str| -> Result<lambda_http::Request, BoxError> {
+        Ok(lambda_http::request::from_str(&read_event(
+            &events, prefix,
+        )?)?)
+    };
+    let with_ref = |prefix: &str, reference: &str| -> Result<lambda_http::Request, BoxError> {
+        let mut r = request(prefix)?;
+        r.headers_mut()
+            .insert("idempotency-ref", reference.parse()?);
+        Ok(r)
+    };
+    let n = 2_000;
+    let (list, enrol, wrong, right) = (
+        "list-factors.200-empty",
+        "enrol-sms-otp.204",
+        "verify-sms-otp.409",
+        "verify-sms-otp.204",
+    );
+    let mut results = Vec::new();
+    let app = &app;
+    results.push((
+        "list",
+        time_op(n, |_| async {
+            let r = request(list).ok();
+            let t = Instant::now();
+            if let Some(r) = r {
+                dispatch(app, r).await;
+            }
+            t.elapsed()
+        })
+        .await,
+    ));
+    results.push((
+        "enrol SMS (sandbox)",
+        time_op(n, |_| async {
+            let r = request(enrol).ok();
+            let t = Instant::now();
+            if let Some(r) = r {
+                dispatch(app, r).await;
+            }
+            t.elapsed()
+        })
+        .await,
+    ));
+    results.push((
+        "verify, wrong code",
+        time_op(n, |i| async move {
+            if i % 9 == 0 {
+                if let Ok(r) = request(enrol) {
+                    dispatch(app, r).await;
+                }
+            }
+            let r = request(wrong).ok();
+            let t = Instant::now();
+            if let Some(r) = r {
+                dispatch(app, r).await;
+            }
+            t.elapsed()
+        })
+        .await,
+    ));
+    results.push((
+        "verify, right code",
+        time_op(n, |_| async {
+            if let Ok(r) = request(enrol) {
+                dispatch(app, r).await;
+            }
+            let r = request(right).ok();
+            let t = Instant::now();
+            if let Some(r) = r {
+                dispatch(app, r).await;
+            }
+            t.elapsed()
+        })
+        .await,
+    ));
+    if let Ok(r) = with_ref(enrol, "bench-replay") {
+        dispatch(app, r).await;
+    }
+    results.push((
+        "replay",
+        time_op(n, |_| async {
+            let r = with_ref(enrol, "bench-replay").ok();
+            let t = Instant::now();
+            if let Some(r) = r {
+                dispatch(app, r).await;
+            }
+            t.elapsed()
+        })
+        .await,
+    ));
+    Ok(results)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let bin_dir = PathBuf::from(arg("--bin-dir", "target/release"));
+    let events = PathBuf::from(arg("--events", "events"));
+    let runs: usize = arg("--runs", "10").parse()?;
+    let endpoint = arg("--endpoint", "");
+    let env_json: Value = serde_json::from_str(&std::fs::read_to_string(events.join("env.json"))?)?;
+    let env_json = env_json.get("Parameters").cloned().unwrap_or(Value::Null);
+
+    // A table with the events' sandbox programme, its limits out of the way.
+    let table = format!("bench-{}", std::process::id());
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk_config(Some(&endpoint)).await),
+        &table,
+    );
+    store.create_table_if_missing().await?;
+    let mut programme = Programme::new("events-sandbox", true);
+    programme.send_limits.per_user_per_hour = u32::MAX;
+    programme.send_limits.per_user_per_day = u32::MAX;
+    programme.send_limits.per_number_per_day = u32::MAX;
+    programme.send_limits.per_programme_per_day = u32::MAX;
+    programme.send_limits.push_per_user_per_hour = u32::MAX;
+    store
+        .put_programme(&api_key_hash(EVENTS_API_KEY), &programme)
+        .await?;
+
+    // What Lambda's environment looks like, pointed at the local server. SSL_CERT_DIR is an
+    // empty directory: this machine's 300-file certificate directory is not what Lambda has.
+    let empty_certs = std::env::temp_dir().join("bench-empty-certs");
+    std::fs::create_dir_all(&empty_certs)?;
+    let mut env: Vec<(String, String)> = env_json
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+        .collect();
+    env.retain(|(k, _)| !k.ends_with("_ENDPOINT") && k != "TABLE_NAME" && k != "RUST_LOG");
+    env.extend([
+        ("TABLE_NAME".into(), table.clone()),
+        ("DYNAMODB_ENDPOINT".into(), endpoint.clone()),
+        ("SNS_ENDPOINT".into(), endpoint.clone()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "bench".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "bench".into()),
+        ("AWS_LAMBDA_FUNCTION_NAME".into(), "bench".into()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "128".into()),
+        ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+        ("RUST_LOG".into(), "info".into()),
+        ("SSL_CERT_DIR".into(), empty_certs.display().to_string()),
+    ]);
+
+    let functions = [
+        ("empty-function", "list-factors.200-empty"),
+        ("list-factors", "list-factors.200-empty"),
+        ("enrol-sms-otp", "enrol-sms-otp.204"),
+        ("verify-sms-otp", "verify-sms-otp.409-wrong-code"),
+        ("enrol-push", "enrol-push.204"),
+        ("unlink-push", "unlink-push.409"),
+        ("simulate-push", "simulate-push.409"),
+        ("authy-callback", "authy-callback.200"),
+    ];
+    println!("| function | stripped size | init (median of {runs}) | × empty | first request | warm (median) | peak RSS | statuses |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut floor = None;
+    for (function, event_name) in functions {
+        let binary = bin_dir.join(function);
+        let event = read_event(&events, event_name)?;
+        let mut results = Vec::new();
+        for _ in 0..runs {
+            results.push(run_once(&binary, &event, &env).await?);
+        }
+        let init = median(results.iter().map(|r| r.init).collect());
+        let first = median(results.iter().map(|r| r.first).collect());
+        let warm = median(results.iter().map(|r| r.warm).collect());
+        let rss = results.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0);
+        let mut statuses: Vec<u16> = results.iter().flat_map(|r| r.statuses.clone()).collect();
+        statuses.sort_unstable();
+        statuses.dedup();
+        let floor_init = *floor.get_or_insert(init);
+        let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "| {function} | {:.1} MB | {:.2} ms | {:.2} | {:.2} ms | {:.2} ms | {:.1} MB | {statuses:?} |",
+            size as f64 / 1e6,
+            init.as_secs_f64() * 1e3,
+            init.as_secs_f64() / floor_init.as_secs_f64().max(1e-9),
+            first.as_secs_f64() * 1e3,
+            warm.as_secs_f64() * 1e3,
+            rss as f64 / 1024.0,
+        );
+    }
+    println!();
+    println!("| handler CPU (memory store, one thread) | median µs |");
+    println!("|---|---|");
+    for (op, micros) in handler_cpu(&env_json).await? {
+        println!("| {op} | {micros:.1} |");
+    }
+    Ok(())
+}
