@@ -515,3 +515,124 @@ async fn dynamodb_requests_per_operation() {
         assert_eq!(measured, expected, "{name}");
     }
 }
+
+/// A proxy in front of the DynamoDB-compatible server that sends every request twice and
+/// answers with the second answer: what the SDK does when the first answer is lost on the
+/// way back (a reset mid-response) and it retries.
+async fn resending_proxy(upstream: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                while let Some(request) = read_message(&mut client).await {
+                    let mut answer = Vec::new();
+                    for _ in 0..2 {
+                        let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                        server.write_all(&request).await.unwrap();
+                        answer = read_message(&mut server).await.unwrap_or_default();
+                    }
+                    if client.write_all(&answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// One HTTP/1.1 message (head and Content-Length body), or None at end of stream.
+async fn read_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                buf.truncate(end + 4 + length);
+                return Some(buf);
+            }
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn a_resent_write_counts_one_attempt_and_keeps_its_own_claim() {
+    use additional_factors::{
+        domain::idempotency::IdempotencyRef,
+        store::{
+            dynamodb::DynamoStore, AttemptOutcome, ClaimOutcome, NewChallenge, Store, UserKey,
+        },
+    };
+    let endpoint = aws_endpoint();
+    let table = format!("resend-{}", unique());
+    let direct = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&additional_factors::aws::sdk_config(Some(&endpoint)).await),
+        &table,
+    );
+    direct.create_table_if_missing().await.unwrap();
+    let proxy = resending_proxy(endpoint).await;
+    let resent = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&additional_factors::aws::sdk_config(Some(&proxy)).await),
+        &table,
+    );
+    let user = UserKey {
+        programme_id: "p".into(),
+        credential_id: "u".into(),
+    };
+    let challenge = NewChallenge {
+        challenge_id: "c".into(),
+        code_hash: "h".into(),
+        phone_hash: "ph".into(),
+        wrong_code_limit: 5,
+        expires_at: 2_000_000_000,
+    };
+    direct
+        .start_sms_challenge(&user, &challenge, &[], 1_800_000_000)
+        .await
+        .unwrap();
+    for expected in 1..=3 {
+        match resent
+            .count_sms_attempt(&user, "ph", 1_800_000_000)
+            .await
+            .unwrap()
+        {
+            AttemptOutcome::Counted(attempt) => {
+                assert_eq!(attempt.attempts, expected, "one attempt per request")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let reference = IdempotencyRef::parse(b"resent").unwrap();
+    assert_eq!(
+        resent
+            .claim_idempotency(&user, &reference, "f", "lease", 1_800_000_000)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed,
+        "a resent claim is still ours"
+    );
+    assert_eq!(
+        direct
+            .claim_idempotency(&user, &reference, "f", "other", 1_800_000_000)
+            .await
+            .unwrap(),
+        ClaimOutcome::InProgress
+    );
+}

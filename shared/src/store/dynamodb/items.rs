@@ -286,13 +286,21 @@ pub fn put_challenge(user: &UserKey, challenge: &NewChallenge) -> Write {
 }
 
 /// Counts one attempt, only while the challenge is live and was sent to this phone.
-pub fn count_attempt(user: &UserKey, phone_hash: &str, now: i64) -> Write {
-    Write::new(challenge_key(user), Action::Update("ADD #attempts :one".into()))
-        .names(&["pk", "attempts", "wrong_code_limit", "expires_at", "phone_hash"])
+///
+/// `attempt_id` makes the increment idempotent: if the SDK resends the request after a lost
+/// answer, the resend finds its own id in `last_attempt` and is refused instead of counting
+/// the same attempt twice (the caller then reads the count from the returned item).
+pub fn count_attempt(user: &UserKey, phone_hash: &str, now: i64, attempt_id: &str) -> Write {
+    Write::new(challenge_key(user), Action::Update("ADD #attempts :one SET #last_attempt = :attempt".into()))
+        .names(&["pk", "attempts", "wrong_code_limit", "expires_at", "phone_hash", "last_attempt"])
         .value(":one", n(1))
         .value(":phone", s(phone_hash))
         .value(":now", n(now))
-        .condition("attribute_exists(#pk) AND #phone_hash = :phone AND #attempts < #wrong_code_limit AND #expires_at > :now")
+        .value(":attempt", s(attempt_id))
+        .condition(
+            "attribute_exists(#pk) AND #phone_hash = :phone AND #attempts < #wrong_code_limit \
+             AND #expires_at > :now AND (attribute_not_exists(#last_attempt) OR #last_attempt <> :attempt)",
+        )
 }
 
 /// Consumes the challenge if it is still this one.
@@ -317,6 +325,7 @@ pub fn activate_sms(user: &UserKey, phone_hash: &str, now: i64) -> Write {
 pub fn challenge_from_item(item: &Item) -> Result<ChallengeItem, StoreError> {
     const OP: &str = "read challenge";
     Ok(ChallengeItem {
+        last_attempt: opt_s(item, "last_attempt"),
         challenge_id: get_s(item, "challenge_id", OP)?,
         code_hash: get_s(item, "code_hash", OP)?,
         phone_hash: get_s(item, "phone_hash", OP)?,
@@ -331,6 +340,8 @@ pub fn challenge_from_item(item: &Item) -> Result<ChallengeItem, StoreError> {
 /// A challenge as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeItem {
+    /// The id of the request that counted the last attempt.
+    pub last_attempt: Option<String>,
     pub challenge_id: String,
     pub code_hash: String,
     pub phone_hash: String,
@@ -509,6 +520,7 @@ pub fn release_idempotency(user: &UserKey, reference: &IdempotencyRef, lease_id:
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyItem {
     pub fingerprint: String,
+    pub lease_id: Option<String>,
     pub response: Option<StoredResponse>,
     pub expires_at: i64,
 }
@@ -525,6 +537,7 @@ pub fn idempotency_from_item(item: &Item) -> Result<IdempotencyItem, StoreError>
     };
     Ok(IdempotencyItem {
         fingerprint: get_s(item, "fingerprint", OP)?,
+        lease_id: opt_s(item, "lease_id"),
         response,
         expires_at: get_n(item, "expires_at", OP)?,
     })
@@ -614,7 +627,7 @@ mod tests {
             ("delete_factor", delete_factor(&u, Channel::Authy)),
             ("mark_sms_pending", mark_sms_pending(&u, "p", 0)),
             ("put_challenge", put_challenge(&u, &challenge)),
-            ("count_attempt", count_attempt(&u, "p", 0)),
+            ("count_attempt", count_attempt(&u, "p", 0, "a")),
             ("delete_challenge", delete_challenge(&u, "c")),
             ("activate_sms", activate_sms(&u, "p", 0)),
             ("consume_counter", consume_counter(&counter)),
@@ -782,6 +795,7 @@ mod tests {
         assert_eq!(
             challenge_from_item(&item).unwrap(),
             ChallengeItem {
+                last_attempt: None,
                 challenge_id: "c".into(),
                 code_hash: "h".into(),
                 phone_hash: "p".into(),

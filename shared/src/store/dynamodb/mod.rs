@@ -45,6 +45,7 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 
 pub struct DynamoStore {
     client: crate::aws::Lazy<Client>,
+    random: crate::domain::otp::SystemRandom,
     table: String,
     requests: AtomicU64,
 }
@@ -97,6 +98,7 @@ impl DynamoStore {
     pub fn with_lazy_client(client: crate::aws::Lazy<Client>, table: impl Into<String>) -> Self {
         Self {
             client,
+            random: crate::domain::otp::SystemRandom::default(),
             table: table.into(),
             requests: AtomicU64::new(0),
         }
@@ -577,23 +579,28 @@ impl Store for DynamoStore {
         now: i64,
     ) -> Result<AttemptOutcome, StoreError> {
         const OP: &str = "count_sms_attempt";
+        let attempt_id =
+            crate::domain::otp::random_id(&self.random).map_err(|e| StoreError::Corrupt {
+                operation: OP,
+                detail: e.to_string(),
+            })?;
+        let counted = |challenge: items::ChallengeItem| {
+            AttemptOutcome::Counted(CountedAttempt {
+                challenge_id: challenge.challenge_id,
+                code_hash: challenge.code_hash,
+                attempts: challenge.attempts,
+                limit: challenge.wrong_code_limit,
+            })
+        };
         let refused = match self
             .write(
                 OP,
-                items::count_attempt(user, phone_hash, now),
+                items::count_attempt(user, phone_hash, now, &attempt_id),
                 Returns::New,
             )
             .await?
         {
-            Written::Done(Some(item)) => {
-                let challenge = items::challenge_from_item(&item)?;
-                return Ok(AttemptOutcome::Counted(CountedAttempt {
-                    challenge_id: challenge.challenge_id,
-                    code_hash: challenge.code_hash,
-                    attempts: challenge.attempts,
-                    limit: challenge.wrong_code_limit,
-                }));
-            }
+            Written::Done(Some(item)) => return Ok(counted(items::challenge_from_item(&item)?)),
             Written::Done(None) => {
                 return Err(StoreError::Corrupt {
                     operation: OP,
@@ -607,6 +614,10 @@ impl Store for DynamoStore {
             return Ok(AttemptOutcome::NoChallenge);
         };
         let challenge = items::challenge_from_item(&item)?;
+        if challenge.last_attempt.as_deref() == Some(attempt_id.as_str()) {
+            // Our own attempt, counted by a first try whose answer was lost: not again.
+            return Ok(counted(challenge));
+        }
         if challenge.phone_hash != phone_hash {
             return Ok(AttemptOutcome::NoChallenge);
         }
@@ -730,6 +741,10 @@ impl Store for DynamoStore {
             return Ok(ClaimOutcome::InProgress);
         };
         let record = items::idempotency_from_item(&record)?;
+        if record.lease_id.as_deref() == Some(lease_id) {
+            // Our own claim, written by a first try whose answer was lost.
+            return Ok(ClaimOutcome::Claimed);
+        }
         Ok(if record.fingerprint != fingerprint {
             ClaimOutcome::Mismatch
         } else {
