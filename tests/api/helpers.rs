@@ -117,16 +117,39 @@ impl TestApp {
         Self::on_aws_with_sns(None).await
     }
 
+    /// On DynamoDB and SNS, both reached through `endpoint` (a fault proxy in front of the
+    /// local server); the table is created directly.
+    pub async fn on_aws_behind(endpoint: &str) -> Self {
+        Self::on_aws_at(aws_endpoint(), Some(endpoint.to_owned()), Some(endpoint)).await
+    }
+
     /// On DynamoDB; SMS through SNS at `sns_endpoint` (default: the same local server).
     pub async fn on_aws_with_sns(sns_endpoint: Option<&str>) -> Self {
-        let endpoint = aws_endpoint();
-        let config = additional_factors::aws::sdk_config(Some(&endpoint)).await;
+        Self::on_aws_at(aws_endpoint(), None, sns_endpoint).await
+    }
+
+    async fn on_aws_at(
+        endpoint: String,
+        dynamodb_via: Option<String>,
+        sns_endpoint: Option<&str>,
+    ) -> Self {
+        // The emulator serves every test at once; under that load the production timeouts
+        // (2 s a try) would turn slow answers into 503s. Only the fault tests, which check
+        // those timeouts, use them (through `dynamodb_via`).
+        let config = patient(additional_factors::aws::sdk_config(Some(&endpoint)).await);
         let table = format!("factors-test-{}", unique());
-        let dynamo = Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            &table,
-        ));
-        assert!(dynamo.create_table_if_missing().await.unwrap());
+        let direct = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), &table);
+        assert!(direct.create_table_if_missing().await.unwrap());
+        let dynamo = match dynamodb_via {
+            Some(via) => {
+                let config = additional_factors::aws::sdk_config(Some(&via)).await;
+                Arc::new(DynamoStore::new(
+                    aws_sdk_dynamodb::Client::new(&config),
+                    &table,
+                ))
+            }
+            None => Arc::new(direct),
+        };
         let sns_config = match sns_endpoint {
             Some(other) => additional_factors::aws::sdk_config(Some(other)).await,
             None => config,
@@ -390,6 +413,16 @@ impl Drop for TestApp {
     }
 }
 
+/// The SDK configuration with long timeouts, for tests that load the emulator.
+pub fn patient(config: aws_config::SdkConfig) -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(30))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build();
+    config.into_builder().timeout_config(timeouts).build()
+}
+
 /// The DynamoDB and SNS adapters of an app running on the local AWS-compatible server.
 pub struct AwsParts {
     pub endpoint: String,
@@ -443,18 +476,129 @@ impl TestApp {
     }
 }
 
-/// The local AWS-compatible server (moto) that `scripts/test` starts.
+/// The local AWS-compatible server (moto) that `scripts/test` starts, reached through a
+/// proxy that hands it one request at a time.
+///
+/// moto handles concurrent requests on several threads without a lock around an item's
+/// condition check and update, so two conditional updates can both pass (seen: 6 attempts
+/// counted against a limit of 5 under 1,000 parallel requests). DynamoDB applies each write
+/// atomically; serialising moto's requests gives it the same guarantee, so the concurrency
+/// tests test this code, not the emulator's race.
 pub fn aws_endpoint() -> String {
-    std::env::var("TEST_AWS_ENDPOINT")
-        .expect("TEST_AWS_ENDPOINT is not set: run scripts/test, which starts a local DynamoDB/SNS-compatible server")
+    static SERIALIZED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SERIALIZED
+        .get_or_init(|| {
+            let upstream = std::env::var("TEST_AWS_ENDPOINT").expect(
+                "TEST_AWS_ENDPOINT is not set: run scripts/test, which starts a local DynamoDB/SNS-compatible server",
+            );
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            listener.set_nonblocking(true).unwrap();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                    serialize_requests(listener, upstream).await
+                });
+            });
+            url
+        })
+        .clone()
+}
+
+async fn serialize_requests(listener: tokio::net::TcpListener, upstream: String) {
+    use tokio::io::AsyncWriteExt;
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    // One lock per table (atomicity is per item; tests on other tables run in parallel).
+    type Turns = Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+    let turns: Arc<Turns> = Arc::new(Mutex::new(std::collections::HashMap::new()));
+    loop {
+        let Ok((mut client, _)) = listener.accept().await else {
+            continue;
+        };
+        let (upstream, turns) = (upstream.clone(), turns.clone());
+        tokio::spawn(async move {
+            while let Some(request) = read_http_message(&mut client).await {
+                let table = String::from_utf8_lossy(&request)
+                    .split("\"TableName\":\"")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap_or("")
+                    .to_owned();
+                let turn = turns.lock().unwrap().entry(table).or_default().clone();
+                let answer = {
+                    let _turn = turn.lock().await;
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    if server.write_all(&request).await.is_err() {
+                        return;
+                    }
+                    read_http_message(&mut server).await
+                };
+                let Some(answer) = answer else { return };
+                if client.write_all(&answer).await.is_err() {
+                    return;
+                }
+                // The server closes after each answer (moto does): so does the proxy, or a
+                // client reading to the end of the stream would wait forever.
+                let head_end = answer
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .unwrap_or(answer.len());
+                if String::from_utf8_lossy(&answer[..head_end])
+                    .to_ascii_lowercase()
+                    .contains("connection: close")
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// One HTTP/1.1 message (head and Content-Length body), or None at the end of the stream.
+pub async fn read_http_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                buf.truncate(end + 4 + length);
+                return Some(buf);
+            }
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// A value unique in this test run (table names, phone numbers).
 pub fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let pid = u64::from(std::process::id());
-    (pid % 10_000) * 10_000 + NEXT.fetch_add(1, Ordering::SeqCst)
+    // Distinct across processes and runs sharing one long-lived server (8 digits at most).
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        ((u64::from(std::process::id()) ^ (nanos / 1_000)) % 9_000 + 1_000) * 10_000
+    });
+    base + NEXT.fetch_add(1, Ordering::SeqCst) % 10_000
 }
 
 /// A phone number no other test uses: `+4477` and 8 digits.

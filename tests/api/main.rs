@@ -5,6 +5,8 @@ mod authy;
 mod concurrency;
 mod credentials;
 mod events;
+mod faults;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod limits;

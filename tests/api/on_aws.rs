@@ -528,12 +528,12 @@ async fn resending_proxy(upstream: String) -> String {
             let (mut client, _) = listener.accept().await.unwrap();
             let upstream = upstream.clone();
             tokio::spawn(async move {
-                while let Some(request) = read_message(&mut client).await {
+                while let Some(request) = read_http_message(&mut client).await {
                     let mut answer = Vec::new();
                     for _ in 0..2 {
                         let mut server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
                         server.write_all(&request).await.unwrap();
-                        answer = read_message(&mut server).await.unwrap_or_default();
+                        answer = read_http_message(&mut server).await.unwrap_or_default();
                     }
                     if client.write_all(&answer).await.is_err() {
                         return;
@@ -543,33 +543,6 @@ async fn resending_proxy(upstream: String) -> String {
         }
     });
     url
-}
-
-/// One HTTP/1.1 message (head and Content-Length body), or None at end of stream.
-async fn read_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                buf.truncate(end + 4 + length);
-                return Some(buf);
-            }
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 #[tokio::test]

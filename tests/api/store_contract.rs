@@ -23,7 +23,7 @@ use crate::helpers::{aws_endpoint, unique};
 const NOW: i64 = 1_800_000_000;
 
 async fn dynamo() -> Arc<dyn Store> {
-    let config = sdk_config(Some(&aws_endpoint())).await;
+    let config = crate::helpers::patient(sdk_config(Some(&aws_endpoint())).await);
     let store = DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&config),
         format!("contract-{}", unique()),

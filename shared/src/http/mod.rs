@@ -232,8 +232,14 @@ async fn mutate(
     if let Ok(input) = &input {
         require_step_up(app, route, caller, input.channel).await?;
     }
-    let operation = format!("{} {} {}", route.method(), route.name(), channel);
-    let fingerprint = fingerprint(&operation, body);
+    // Only a request with a reference needs its fingerprint (a second parse of the body).
+    let fingerprint = match &reference {
+        Some(_) => fingerprint(
+            &format!("{} {} {}", route.method(), route.name(), channel),
+            body,
+        ),
+        None => String::new(),
+    };
     idempotency::run_once(app, caller, reference, &fingerprint, async {
         let input = input?;
         match route {
@@ -308,19 +314,34 @@ enum BodyError {
 }
 
 /// `{"verificationCode": "123456"}`; an empty body counts as `{}`.
+/// The verify body's one field. Deserialising into a struct (not a map) makes a repeated
+/// `verificationCode` an error instead of "the last one wins": a body whose meaning depends
+/// on the parser is refused. Other fields are ignored.
+#[derive(serde::Deserialize)]
+struct VerifyBody {
+    #[serde(rename = "verificationCode", default)]
+    verification_code: Option<serde_json::Value>,
+}
+
 fn parse_verification_body(body: &[u8]) -> Result<VerificationCode, BodyError> {
-    let value: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Value::Object(serde_json::Map::new())
-    } else {
-        serde_json::from_slice(body)
-            .map_err(|_| BodyError::Malformed("The request body is not valid JSON."))?
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let code = match first {
+        None => None,
+        // serde would also read a struct from an array: only an object is a body.
+        Some(b'{') => {
+            serde_json::from_slice::<VerifyBody>(body)
+                .map_err(|_| {
+                    BodyError::Malformed("The request body is not valid JSON, or repeats a field.")
+                })?
+                .verification_code
+        }
+        Some(_) => {
+            return Err(BodyError::Malformed(
+                "The request body must be a JSON object.",
+            ))
+        }
     };
-    let serde_json::Value::Object(object) = value else {
-        return Err(BodyError::Malformed(
-            "The request body must be a JSON object.",
-        ));
-    };
-    match object.get("verificationCode") {
+    match code.as_ref() {
         None | Some(serde_json::Value::Null) => Err(BodyError::Field(FieldError::new(
             "verificationCode",
             FieldErrorKind::Required,

@@ -1,0 +1,242 @@
+//! Injected faults between the functions and DynamoDB/SNS: a proxy in front of the local
+//! AWS-compatible server refuses connections, resets them mid-response, delays past the SDK
+//! timeout, or answers DynamoDB `ThrottlingException` / `ProvisionedThroughputExceededException`
+//! and SNS `Throttling` / `InternalError`. Every route answers 503 with `Retry-After` within
+//! its time budget, and the next request, faults gone, works: nothing was left half-done.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use tokio::{
+    io::AsyncWriteExt,
+    net::{TcpListener, TcpStream},
+};
+
+use crate::helpers::*;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    Pass,
+    /// The connection is closed before anything is answered.
+    Refuse,
+    /// The request reaches the server; its answer is cut halfway.
+    ResetMidResponse,
+    /// Longer than the SDK's per-attempt timeout.
+    Delay,
+    DynamoThrottling,
+    DynamoProvisionedThroughput,
+    SnsThrottling,
+    SnsInternalError,
+}
+
+pub struct FaultProxy {
+    pub url: String,
+    fault: Arc<Mutex<Fault>>,
+}
+
+impl FaultProxy {
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+}
+
+fn canned(status: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+pub async fn fault_proxy(upstream: &str) -> FaultProxy {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let fault = Arc::new(Mutex::new(Fault::Pass));
+    let shared = fault.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            let (upstream, fault) = (upstream.clone(), shared.clone());
+            tokio::spawn(async move {
+                while let Some(request) = read_http_message(&mut client).await {
+                    let mode = *fault.lock().unwrap();
+                    let answer = match mode {
+                        Fault::Refuse => return,
+                        Fault::Delay => {
+                            tokio::time::sleep(additional_factors::aws::ATTEMPT_TIMEOUT + Duration::from_millis(500)).await;
+                            return;
+                        }
+                        Fault::DynamoThrottling => canned(
+                            "400 Bad Request",
+                            "application/x-amz-json-1.0",
+                            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#,
+                        ),
+                        Fault::DynamoProvisionedThroughput => canned(
+                            "400 Bad Request",
+                            "application/x-amz-json-1.0",
+                            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#,
+                        ),
+                        Fault::SnsThrottling => canned(
+                            "400 Bad Request",
+                            "text/xml",
+                            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>r</RequestId></ErrorResponse>",
+                        ),
+                        Fault::SnsInternalError => canned(
+                            "500 Internal Server Error",
+                            "text/xml",
+                            "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>boom</Message></Error><RequestId>r</RequestId></ErrorResponse>",
+                        ),
+                        Fault::Pass | Fault::ResetMidResponse => {
+                            let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
+                            if server.write_all(&request).await.is_err() {
+                                return;
+                            }
+                            let Some(answer) = read_http_message(&mut server).await else { return };
+                            if mode == Fault::ResetMidResponse {
+                                let _ = client.write_all(&answer[..answer.len() / 2]).await;
+                                return;
+                            }
+                            answer
+                        }
+                    };
+                    if client.write_all(&answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    FaultProxy { url, fault }
+}
+
+/// The time a request may take under any fault: within the 10 s function timeout.
+const BUDGET: Duration = Duration::from_secs(9);
+
+#[track_caller]
+fn assert_unavailable(r: &Resp, started: Instant, what: &str) {
+    assert_eq!(r.status, 503, "{what}: {}", r.raw);
+    assert_eq!(r.header("retry-after"), Some("2"), "{what}");
+    assert_eq!(r.raw, "", "{what}");
+    assert!(
+        started.elapsed() < BUDGET,
+        "{what}: took {:?}",
+        started.elapsed()
+    );
+}
+
+async fn on_faulty_aws() -> (TestApp, FaultProxy) {
+    let proxy = fault_proxy(&aws_endpoint()).await;
+    let t = TestApp::on_aws_behind(&proxy.url).await;
+    (t, proxy)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_503_under_every_dynamodb_fault_and_recovers() {
+    let faults = [
+        Fault::Refuse,
+        Fault::ResetMidResponse,
+        Fault::Delay,
+        Fault::DynamoThrottling,
+        Fault::DynamoProvisionedThroughput,
+    ];
+    let tasks: Vec<_> = faults
+        .into_iter()
+        .map(|fault| {
+            tokio::spawn(async move {
+                let (t, proxy) = on_faulty_aws().await;
+                let phone = unique_phone();
+                let token =
+                    t.token_with("sbx", "u1", json!({"phone_number": phone, "amr": ["mfa"]}));
+                let auth = |r: Req| r.auth(SANDBOX_KEY, &token);
+                // Warm the programme cache so every route reaches its own store calls.
+                t.send(auth(Req::get(LIST))).await.assert(200);
+                let routes: Vec<(&str, Box<dyn Fn() -> Req + Send + Sync>)> = vec![
+                    ("list", Box::new(|| Req::get(LIST))),
+                    ("enrol SMS", Box::new(|| Req::post(SMS).idem("enrol"))),
+                    (
+                        "verify",
+                        Box::new(|| Req::post(VERIFY).idem("verify").json(code_body("123456"))),
+                    ),
+                    ("enrol push", Box::new(|| Req::post(AUTHY).idem("push"))),
+                    ("accept", Box::new(|| Req::post(ACCEPT).idem("accept"))),
+                    ("unlink", Box::new(|| Req::delete(AUTHY).idem("unlink"))),
+                ];
+                for (what, request) in &routes {
+                    proxy.set(fault);
+                    let started = Instant::now();
+                    let r = t.send(auth(request())).await;
+                    assert_unavailable(&r, started, &format!("{fault:?} {what}"));
+                    proxy.set(Fault::Pass);
+                    // A claim whose release failed too (every call was cut) holds the
+                    // reference for its lease (60 s, IDEMPOTENT_REQUEST_IN_PROGRESS); past it,
+                    // the same request, retried with the same reference, runs to its end.
+                    t.clock.advance(61);
+                    let token =
+                        t.token_with("sbx", "u1", json!({"phone_number": phone, "amr": ["mfa"]}));
+                    let auth = |r: Req| r.auth(SANDBOX_KEY, &token);
+                    let again = t.send(auth(request())).await;
+                    assert!(
+                        again.status < 500,
+                        "{fault:?} {what} after recovery: {} {}",
+                        again.status,
+                        again.raw
+                    );
+                    assert_eq!(
+                        again.header("idempotent-replayed"),
+                        None,
+                        "{fault:?} {what}: nothing was kept from the 503"
+                    );
+                }
+                // The whole flow ended where it should have.
+                let token = t.token_with("sbx", "u1", json!({"phone_number": phone}));
+                assert_eq!(
+                    listed(&t, SANDBOX_KEY, &token).await,
+                    [row("OTP", "SMS", "ACTIVE")],
+                    "{fault:?}"
+                );
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_enrolment_answers_503_under_every_sns_fault_and_the_retry_sends_one_code() {
+    for fault in [
+        Fault::Refuse,
+        Fault::Delay,
+        Fault::SnsThrottling,
+        Fault::SnsInternalError,
+    ] {
+        let proxy = fault_proxy(&aws_endpoint()).await;
+        let t = TestApp::on_aws_with_sns(Some(&proxy.url)).await;
+        let phone = unique_phone();
+        let token = t.token_with("live", "u1", json!({ "phone_number": phone }));
+        proxy.set(fault);
+        let started = Instant::now();
+        let r = t
+            .send(Req::post(SMS).auth(LIVE_KEY, &token).idem("e"))
+            .await;
+        assert_unavailable(&r, started, &format!("{fault:?}"));
+        assert!(t.published_to(&phone).await.is_empty(), "{fault:?}");
+        proxy.set(Fault::Pass);
+        t.send(Req::post(SMS).auth(LIVE_KEY, &token).idem("e"))
+            .await
+            .assert(204);
+        let code = t.last_published_code(&phone).await;
+        assert_eq!(t.published_to(&phone).await.len(), 1, "{fault:?}");
+        t.send(
+            Req::post(VERIFY)
+                .auth(LIVE_KEY, &token)
+                .json(code_body(&code)),
+        )
+        .await
+        .assert(204);
+    }
+}
