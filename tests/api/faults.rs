@@ -113,6 +113,9 @@ pub async fn fault_proxy(upstream: &str) -> FaultProxy {
     FaultProxy { url, fault }
 }
 
+/// Builds the same request again (for its retry).
+type RequestMaker = Box<dyn Fn() -> Req + Send + Sync>;
+
 /// The time a request may take under any fault: within the 10 s function timeout.
 const BUDGET: Duration = Duration::from_secs(9);
 
@@ -154,7 +157,7 @@ async fn every_route_answers_503_under_every_dynamodb_fault_and_recovers() {
                 let auth = |r: Req| r.auth(SANDBOX_KEY, &token);
                 // Warm the programme cache so every route reaches its own store calls.
                 t.send(auth(Req::get(LIST))).await.assert(200);
-                let routes: Vec<(&str, Box<dyn Fn() -> Req + Send + Sync>)> = vec![
+                let routes: Vec<(&str, RequestMaker)> = vec![
                     ("list", Box::new(|| Req::get(LIST))),
                     ("enrol SMS", Box::new(|| Req::post(SMS).idem("enrol"))),
                     (
