@@ -229,3 +229,124 @@ async fn a_repeated_field_is_a_malformed_body() {
     .await
     .assert(204);
 }
+
+/// Every way in with a bad key or token is the same empty 401, and none is measurably slower
+/// than the others: in particular a key sharing a long prefix with a real one costs what a
+/// random one costs (the key is hashed before it is looked up: no timing oracle). The cases
+/// run interleaved, so machine load affects them alike; medians of 300 rounds each.
+#[tokio::test]
+async fn every_refusal_is_an_empty_401_in_about_the_same_time() {
+    use std::time::{Duration, Instant};
+
+    use additional_factors::domain::programme::Programme;
+    let t = TestApp::new().await;
+    let mut disabled = Programme::new("off", false);
+    disabled.disabled = true;
+    t.add_programme("disabled-programme-api-key-0001", disabled)
+        .await;
+    let good = t.token("live", "u1");
+    let now = t.now();
+    let cases: Vec<(&str, String, String)> = vec![
+        (
+            "unknown key",
+            "completely-unrelated-key-000000".into(),
+            good.clone(),
+        ),
+        (
+            "key sharing a prefix",
+            format!("{}X", &LIVE_KEY[..LIVE_KEY.len() - 1]),
+            good.clone(),
+        ),
+        (
+            "disabled programme",
+            "disabled-programme-api-key-0001".into(),
+            t.token("off", "u1"),
+        ),
+        ("foreign programme", SANDBOX_KEY.into(), good.clone()),
+        (
+            "expired",
+            LIVE_KEY.into(),
+            t.token_with("live", "u1", json!({"exp": now - 3600})),
+        ),
+        (
+            "not yet valid",
+            LIVE_KEY.into(),
+            t.token_with("live", "u1", json!({"nbf": now + 3600})),
+        ),
+        (
+            "wrong issuer",
+            LIVE_KEY.into(),
+            t.token_with("live", "u1", json!({"iss": "x"})),
+        ),
+        (
+            "wrong audience",
+            LIVE_KEY.into(),
+            t.token_with("live", "u1", json!({"aud": "x"})),
+        ),
+        (
+            "truncated",
+            LIVE_KEY.into(),
+            good[..good.len() - 3].to_owned(),
+        ),
+        (
+            "oversized",
+            LIVE_KEY.into(),
+            format!("{good}{}", "A".repeat(8 * 1024)),
+        ),
+        (
+            "alg none",
+            LIVE_KEY.into(),
+            format!(
+                "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.",
+                good.split('.').nth(1).unwrap()
+            ),
+        ),
+    ];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
+    for _ in 0..300 {
+        for (i, (why, key, token)) in cases.iter().enumerate() {
+            let request = Req::get(LIST).auth(key, token);
+            let started = Instant::now();
+            let r = t.send(request).await;
+            samples[i].push(started.elapsed());
+            assert_eq!((r.status, r.raw.as_str()), (401, ""), "{why}");
+        }
+    }
+    let medians: Vec<Duration> = samples
+        .iter_mut()
+        .map(|s| {
+            s.sort();
+            s[s.len() / 2]
+        })
+        .collect();
+    let fastest = *medians.iter().min().unwrap();
+    for ((why, _, _), median) in cases.iter().zip(&medians) {
+        println!("401 for {why:<22} median {median:?}");
+        assert!(
+            *median < fastest * 3,
+            "{why}: {median:?} against {fastest:?}"
+        );
+    }
+    let close = |a: Duration, b: Duration| a.max(b).as_secs_f64() / a.min(b).as_secs_f64() < 1.5;
+    // Whether a key is valid cannot be learnt from the time of a 401: an unknown key with a
+    // good token costs what a valid key with a bad token costs, and a near miss of a real key
+    // what a random key does.
+    assert!(
+        close(medians[0], medians[1]),
+        "prefix: {:?} vs {:?}",
+        medians[0],
+        medians[1]
+    );
+    assert!(
+        close(medians[0], medians[4]),
+        "unknown key {:?} vs expired token {:?}",
+        medians[0],
+        medians[4]
+    );
+    assert!(
+        close(medians[2], medians[6]),
+        "disabled {:?} vs wrong issuer {:?}",
+        medians[2],
+        medians[6]
+    );
+}
