@@ -558,22 +558,33 @@ async fn serialize_requests(listener: tokio::net::TcpListener, upstream: String)
 }
 
 /// One HTTP/1.1 message (head and Content-Length body), or None at the end of the stream.
+/// Scans each byte once: emulator answers can be megabytes.
 pub async fn read_http_message(stream: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
     use tokio::io::AsyncReadExt;
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
+    let mut chunk = [0u8; 65536];
+    let mut scanned: usize = 0;
+    let mut expected: Option<usize> = None;
     loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                buf.truncate(end + 4 + length);
+        if expected.is_none() {
+            let from = scanned.saturating_sub(3);
+            if let Some(at) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+                let end = from + at;
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                expected = Some(end + 4 + length);
+            }
+            scanned = buf.len();
+        }
+        if let Some(total) = expected {
+            if buf.len() >= total {
+                buf.truncate(total);
                 return Some(buf);
             }
         }
