@@ -860,3 +860,8 @@ pub async fn listed(t: &TestApp, api_key: &str, token: &str) -> Vec<(String, Str
 pub fn row(t: &str, c: &str, s: &str) -> (String, String, String) {
     (t.into(), c.into(), s.into())
 }
+
+/// A fresh verification-attempt id (each one counts).
+pub fn attempt_id() -> String {
+    format!("attempt-{}", unique())
+}

@@ -582,7 +582,7 @@ async fn a_resent_write_counts_one_attempt_and_keeps_its_own_claim() {
         .unwrap();
     for expected in 1..=3 {
         match resent
-            .count_sms_attempt(&user, "ph", 1_800_000_000)
+            .count_sms_attempt(&user, "ph", &attempt_id(), 1_800_000_000)
             .await
             .unwrap()
         {

@@ -473,3 +473,49 @@ async fn a_store_failure_at_any_step_is_a_503() {
         .await
         .assert(204);
 }
+
+#[tokio::test]
+async fn a_retried_verification_counts_its_attempt_once() {
+    let t = TestApp::new().await;
+    let token = t.token("live", "u1");
+    enrol(&t, LIVE_KEY, &token).await.assert(204);
+    let code = t.last_code(PHONE);
+    for _ in 0..4 {
+        verify(&t, LIVE_KEY, &token, &wrong(&code))
+            .await
+            .assert(409);
+    }
+    // The fifth and last attempt is counted, then the store fails: 503, claim released.
+    t.memory().fail_operation("activate_sms_factor");
+    let right = || {
+        Req::post(VERIFY)
+            .auth(LIVE_KEY, &token)
+            .idem("last-try")
+            .json(code_body(&code))
+    };
+    t.send(right()).await.assert(503);
+    assert_eq!(
+        t.memory().challenge_attempts(&t.user("live", "u1")),
+        Some(5)
+    );
+    // Its retry runs again but is the same attempt: not a sixth (which the limit refuses).
+    t.send(right()).await.assert(204);
+    assert_eq!(
+        listed(&t, LIVE_KEY, &token).await,
+        [row("OTP", "SMS", "ACTIVE")]
+    );
+    // Without a reference, the same request is a new attempt every time.
+    let t = TestApp::new().await;
+    enrol(&t, LIVE_KEY, &token).await.assert(204);
+    let code = t.last_code(PHONE);
+    for _ in 0..4 {
+        verify(&t, LIVE_KEY, &token, &wrong(&code))
+            .await
+            .assert(409);
+    }
+    t.memory().fail_operation("activate_sms_factor");
+    verify(&t, LIVE_KEY, &token, &code).await.assert(503);
+    verify(&t, LIVE_KEY, &token, &code)
+        .await
+        .assert_conflict("STATE_INVALID");
+}

@@ -18,7 +18,7 @@ use additional_factors::{
     },
 };
 
-use crate::helpers::{aws_endpoint, unique};
+use crate::helpers::{attempt_id, aws_endpoint, unique};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -127,7 +127,10 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
     let u = user("u1");
     let counters = sms_counters(&SendLimits::default(), "p1", "u1", "phone-a", NOW, 0);
     assert_eq!(
-        store.count_sms_attempt(&u, "phone-a", NOW).await.unwrap(),
+        store
+            .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
+            .await
+            .unwrap(),
         AttemptOutcome::NoChallenge
     );
     assert_eq!(
@@ -142,11 +145,17 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
     assert_eq!(factors[0].status, FactorStatus::PendingVerification);
     // Another phone: no challenge, nothing counted.
     assert_eq!(
-        store.count_sms_attempt(&u, "phone-b", NOW).await.unwrap(),
+        store
+            .count_sms_attempt(&u, "phone-b", &attempt_id(), NOW)
+            .await
+            .unwrap(),
         AttemptOutcome::NoChallenge
     );
     for expected in 1..=3 {
-        let outcome = store.count_sms_attempt(&u, "phone-a", NOW).await.unwrap();
+        let outcome = store
+            .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
+            .await
+            .unwrap();
         assert_eq!(counted(&outcome), Some(expected));
         if let AttemptOutcome::Counted(c) = outcome {
             assert_eq!(
@@ -156,7 +165,10 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(
-        store.count_sms_attempt(&u, "phone-a", NOW).await.unwrap(),
+        store
+            .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
+            .await
+            .unwrap(),
         AttemptOutcome::Dead
     );
     // A new challenge replaces the dead one.
@@ -165,7 +177,12 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        counted(&store.count_sms_attempt(&u, "phone-a", NOW).await.unwrap()),
+        counted(
+            &store
+                .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
+                .await
+                .unwrap()
+        ),
         Some(1)
     );
     assert!(
@@ -192,7 +209,10 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
         (FactorStatus::Active, Some("phone-a"))
     );
     assert_eq!(
-        store.count_sms_attempt(&u, "phone-a", NOW).await.unwrap(),
+        store
+            .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
+            .await
+            .unwrap(),
         AttemptOutcome::NoChallenge
     );
     // Active for this phone: step one refuses and consumes nothing; another phone may start.
@@ -221,16 +241,71 @@ async fn an_expired_challenge_still_stored_is_expired(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(
-        counted(&store.count_sms_attempt(&u, "p", NOW + 299).await.unwrap()),
+        counted(
+            &store
+                .count_sms_attempt(&u, "p", &attempt_id(), NOW + 299)
+                .await
+                .unwrap()
+        ),
         Some(1)
     );
     assert_eq!(
-        store.count_sms_attempt(&u, "p", NOW + 300).await.unwrap(),
+        store
+            .count_sms_attempt(&u, "p", &attempt_id(), NOW + 300)
+            .await
+            .unwrap(),
         AttemptOutcome::Expired
     );
     assert_eq!(
-        store.count_sms_attempt(&u, "p", NOW + 301).await.unwrap(),
+        store
+            .count_sms_attempt(&u, "p", &attempt_id(), NOW + 301)
+            .await
+            .unwrap(),
         AttemptOutcome::Expired
+    );
+}
+
+contract!(attempt_ids, an_attempt_id_is_counted_once);
+async fn an_attempt_id_is_counted_once(store: Arc<dyn Store>) {
+    let u = user("u1");
+    store
+        .start_sms_challenge(&u, &challenge("c1", "p", 2), &[], NOW)
+        .await
+        .unwrap();
+    let first = attempt_id();
+    for _ in 0..3 {
+        assert_eq!(
+            counted(&store.count_sms_attempt(&u, "p", &first, NOW).await.unwrap()),
+            Some(1),
+            "the same attempt again is not counted again"
+        );
+    }
+    let second = attempt_id();
+    assert_eq!(
+        counted(
+            &store
+                .count_sms_attempt(&u, "p", &second, NOW)
+                .await
+                .unwrap()
+        ),
+        Some(2)
+    );
+    // The challenge is now dead, yet the last attempt, repeated, still reads its count.
+    assert_eq!(
+        counted(
+            &store
+                .count_sms_attempt(&u, "p", &second, NOW)
+                .await
+                .unwrap()
+        ),
+        Some(2)
+    );
+    assert_eq!(
+        store
+            .count_sms_attempt(&u, "p", &attempt_id(), NOW)
+            .await
+            .unwrap(),
+        AttemptOutcome::Dead
     );
 }
 
@@ -295,7 +370,10 @@ async fn an_abandoned_challenge_is_gone_and_its_counters_refunded(store: Arc<dyn
         .await
         .unwrap();
     assert_eq!(
-        store.count_sms_attempt(&u, "p", NOW).await.unwrap(),
+        store
+            .count_sms_attempt(&u, "p", &attempt_id(), NOW)
+            .await
+            .unwrap(),
         AttemptOutcome::NoChallenge
     );
     assert_eq!(
@@ -307,7 +385,13 @@ async fn an_abandoned_challenge_is_gone_and_its_counters_refunded(store: Arc<dyn
     );
     // Abandoning a challenge that was replaced leaves the new one alone.
     store.abandon_sms_challenge(&u, "c1", &[]).await.unwrap();
-    assert!(counted(&store.count_sms_attempt(&u, "p", NOW).await.unwrap()).is_some());
+    assert!(counted(
+        &store
+            .count_sms_attempt(&u, "p", &attempt_id(), NOW)
+            .await
+            .unwrap()
+    )
+    .is_some());
 }
 
 contract!(push, push_enrolment_lifecycle);
@@ -523,7 +607,12 @@ async fn fifty_parallel_attempts_count_at_most_the_limit(store: Arc<dyn Store>) 
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let (store, u) = (store.clone(), u.clone());
-            tokio::spawn(async move { store.count_sms_attempt(&u, "p", NOW).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .count_sms_attempt(&u, "p", &attempt_id(), NOW)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut attempts = Vec::new();

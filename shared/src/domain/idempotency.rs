@@ -47,6 +47,13 @@ impl IdempotencyRef {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id of the verification attempt a request with this reference counts: the same on
+    /// every retry, so that a retry which runs again (its first try failed after counting)
+    /// does not count a second attempt.
+    pub fn attempt_id(&self) -> String {
+        hex(digest::digest(&digest::SHA256, format!("attempt|{}", self.0).as_bytes()).as_ref())
+    }
 }
 
 /// The fingerprint of an operation and its body.

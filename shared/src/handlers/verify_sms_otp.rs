@@ -12,7 +12,7 @@ use crate::{
         challenge::{wrong_code, WrongCode},
         channel::Channel,
         factor::FactorStatus,
-        otp::VerificationCode,
+        otp::{random_id, VerificationCode},
     },
     events::Change,
     http::{
@@ -27,15 +27,21 @@ pub async fn verify_sms_otp(
     app: &App,
     caller: &Caller,
     code: &VerificationCode,
+    attempt_id: Option<String>,
 ) -> Result<Reply, ApiError> {
     // A challenge belongs to the phone it was sent to: no phone, no challenge.
     let PhoneClaim::Valid(phone) = &caller.phone else {
         return Err(ApiError::Conflict(ErrorCode::StateInvalid));
     };
     let phone_hash = app.hasher.phone_hash(phone.expose_e164());
+    // Without an idempotency-ref every request is a new attempt.
+    let attempt_id = match attempt_id {
+        Some(id) => id,
+        None => random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?,
+    };
     let attempt = match app
         .store
-        .count_sms_attempt(&caller.user, &phone_hash, caller.now)
+        .count_sms_attempt(&caller.user, &phone_hash, &attempt_id, caller.now)
         .await?
     {
         AttemptOutcome::Counted(attempt) => attempt,

@@ -243,12 +243,16 @@ async fn mutate(
         ),
         None => String::new(),
     };
+    // A retry of the same request counts the same attempt (see `count_sms_attempt`).
+    let attempt_id = reference.as_ref().map(IdempotencyRef::attempt_id);
     idempotency::run_once(app, caller, reference, &fingerprint, async {
         let input = input?;
         match route {
             Route::EnrolSmsOtp => handlers::enrol_sms_otp::enrol_sms_otp(app, caller).await,
             Route::VerifySmsOtp => match input.code {
-                Some(code) => handlers::verify_sms_otp::verify_sms_otp(app, caller, &code).await,
+                Some(code) => {
+                    handlers::verify_sms_otp::verify_sms_otp(app, caller, &code, attempt_id).await
+                }
                 None => Err(ApiError::Internal("verify without a code".into())),
             },
             Route::EnrolPush => handlers::enrol_push::enrol_push(app, caller).await,

@@ -31,6 +31,7 @@ use crate::domain::{
 struct Challenge {
     stored: NewChallenge,
     attempts: u32,
+    last_attempt: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -248,6 +249,7 @@ impl Store for MemoryStore {
             Challenge {
                 stored: challenge.clone(),
                 attempts: 0,
+                last_attempt: None,
             },
         );
         let factor = tables.factors.entry(key).or_insert_with(|| FactorRecord {
@@ -289,12 +291,25 @@ impl Store for MemoryStore {
         &self,
         user: &UserKey,
         phone_hash: &str,
+        attempt_id: &str,
         now: i64,
     ) -> Result<AttemptOutcome, StoreError> {
         let mut tables = self.begin("count_sms_attempt")?;
         let Some(challenge) = tables.challenges.get_mut(user) else {
             return Ok(AttemptOutcome::NoChallenge);
         };
+        let counted = |challenge: &Challenge| {
+            AttemptOutcome::Counted(CountedAttempt {
+                challenge_id: challenge.stored.challenge_id.clone(),
+                code_hash: challenge.stored.code_hash.clone(),
+                attempts: challenge.attempts,
+                limit: challenge.stored.wrong_code_limit,
+            })
+        };
+        if challenge.last_attempt.as_deref() == Some(attempt_id) {
+            // Already counted: not again.
+            return Ok(counted(challenge));
+        }
         if challenge.stored.phone_hash != phone_hash {
             return Ok(AttemptOutcome::NoChallenge);
         }
@@ -308,12 +323,8 @@ impl Store for MemoryStore {
             ChallengeState::Expired => Ok(AttemptOutcome::Expired),
             ChallengeState::Live => {
                 challenge.attempts += 1;
-                Ok(AttemptOutcome::Counted(CountedAttempt {
-                    challenge_id: challenge.stored.challenge_id.clone(),
-                    code_hash: challenge.stored.code_hash.clone(),
-                    attempts: challenge.attempts,
-                    limit: challenge.stored.wrong_code_limit,
-                }))
+                challenge.last_attempt = Some(attempt_id.to_owned());
+                Ok(counted(challenge))
             }
         }
     }

@@ -177,10 +177,15 @@ pub trait Store: Send + Sync {
         counters: &[LimitCounter],
     ) -> Result<(), StoreError>;
     /// Counts one attempt if the challenge is live and was sent to this phone.
+    ///
+    /// An attempt is counted once per `attempt_id`: the same id again (an SDK resend, or the
+    /// caller's retry of the same idempotent request after its claim was released) reads
+    /// the count instead of adding to it.
     async fn count_sms_attempt(
         &self,
         user: &UserKey,
         phone_hash: &str,
+        attempt_id: &str,
         now: i64,
     ) -> Result<AttemptOutcome, StoreError>;
     /// Consumes the challenge (if still this one) and makes the SMS factor `ACTIVE` for the

@@ -288,8 +288,9 @@ pub fn put_challenge(user: &UserKey, challenge: &NewChallenge) -> Write {
 /// Counts one attempt, only while the challenge is live and was sent to this phone.
 ///
 /// `attempt_id` makes the increment idempotent: if the SDK resends the request after a lost
-/// answer, the resend finds its own id in `last_attempt` and is refused instead of counting
-/// the same attempt twice (the caller then reads the count from the returned item).
+/// answer, or the caller retries the same idempotent request, the write finds its own id in
+/// `last_attempt` and is refused instead of counting the same attempt twice (the caller then
+/// reads the count from the returned item).
 pub fn count_attempt(user: &UserKey, phone_hash: &str, now: i64, attempt_id: &str) -> Write {
     Write::new(challenge_key(user), Action::Update("ADD #attempts :one SET #last_attempt = :attempt".into()))
         .names(&["pk", "attempts", "wrong_code_limit", "expires_at", "phone_hash", "last_attempt"])

@@ -45,7 +45,6 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 
 pub struct DynamoStore {
     client: crate::aws::Lazy<Client>,
-    random: crate::domain::otp::SystemRandom,
     table: String,
     requests: AtomicU64,
 }
@@ -98,7 +97,6 @@ impl DynamoStore {
     pub fn with_lazy_client(client: crate::aws::Lazy<Client>, table: impl Into<String>) -> Self {
         Self {
             client,
-            random: crate::domain::otp::SystemRandom::default(),
             table: table.into(),
             requests: AtomicU64::new(0),
         }
@@ -576,14 +574,10 @@ impl Store for DynamoStore {
         &self,
         user: &UserKey,
         phone_hash: &str,
+        attempt_id: &str,
         now: i64,
     ) -> Result<AttemptOutcome, StoreError> {
         const OP: &str = "count_sms_attempt";
-        let attempt_id =
-            crate::domain::otp::random_id(&self.random).map_err(|e| StoreError::Corrupt {
-                operation: OP,
-                detail: e.to_string(),
-            })?;
         let counted = |challenge: items::ChallengeItem| {
             AttemptOutcome::Counted(CountedAttempt {
                 challenge_id: challenge.challenge_id,
@@ -595,7 +589,7 @@ impl Store for DynamoStore {
         let refused = match self
             .write(
                 OP,
-                items::count_attempt(user, phone_hash, now, &attempt_id),
+                items::count_attempt(user, phone_hash, now, attempt_id),
                 Returns::New,
             )
             .await?
@@ -614,7 +608,7 @@ impl Store for DynamoStore {
             return Ok(AttemptOutcome::NoChallenge);
         };
         let challenge = items::challenge_from_item(&item)?;
-        if challenge.last_attempt.as_deref() == Some(attempt_id.as_str()) {
+        if challenge.last_attempt.as_deref() == Some(attempt_id) {
             // Our own attempt, counted by a first try whose answer was lost: not again.
             return Ok(counted(challenge));
         }
