@@ -189,6 +189,7 @@ async fn main() -> Result<(), BoxError> {
                 phone_hash: None,
                 authy_id: None,
                 pending_request: None,
+                verified_by: None,
                 updated_at: SystemClock.now(),
             };
             store(&config).await.put_factor(&user, &factor).await?;

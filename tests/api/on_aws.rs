@@ -546,7 +546,7 @@ async fn resending_proxy(upstream: String) -> String {
 }
 
 #[tokio::test]
-async fn a_resent_write_counts_one_attempt_and_keeps_its_own_claim() {
+async fn a_resent_write_counts_one_attempt_keeps_its_own_claim_and_activates_once() {
     use additional_factors::{
         domain::idempotency::IdempotencyRef,
         store::{
@@ -608,4 +608,14 @@ async fn a_resent_write_counts_one_attempt_and_keeps_its_own_claim() {
             .unwrap(),
         ClaimOutcome::InProgress
     );
+    // The emulator ignores the transaction's ClientRequestToken (DynamoDB dedupes by it), so
+    // the resent activation is refused: the store finds its own attempt's success.
+    assert!(resent
+        .activate_sms_factor(&user, "c", "ph", "attempt-x", 1_800_000_000)
+        .await
+        .unwrap());
+    assert!(!direct
+        .activate_sms_factor(&user, "c", "ph", "attempt-y", 1_800_000_000)
+        .await
+        .unwrap());
 }

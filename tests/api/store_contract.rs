@@ -98,6 +98,7 @@ async fn factors_put_list_get_delete(store: Arc<dyn Store>) {
         phone_hash: None,
         authy_id: None,
         pending_request: None,
+        verified_by: None,
         updated_at: NOW,
     };
     store.put_factor(&u, &bio).await.unwrap();
@@ -187,21 +188,28 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
     );
     assert!(
         !store
-            .activate_sms_factor(&u, "c1", "phone-a", NOW)
+            .activate_sms_factor(&u, "c1", "phone-a", "attempt-1", NOW)
             .await
             .unwrap(),
         "a replaced challenge"
     );
     assert!(store
-        .activate_sms_factor(&u, "c2", "phone-a", NOW)
+        .activate_sms_factor(&u, "c2", "phone-a", "attempt-2", NOW)
         .await
         .unwrap());
     assert!(
         !store
-            .activate_sms_factor(&u, "c2", "phone-a", NOW)
+            .activate_sms_factor(&u, "c2", "phone-a", "attempt-3", NOW)
             .await
             .unwrap(),
         "consumed once"
+    );
+    assert!(
+        store
+            .activate_sms_factor(&u, "c2", "phone-a", "attempt-2", NOW)
+            .await
+            .unwrap(),
+        "the attempt that consumed it, resent, finds its own success"
     );
     let factor = store.get_factor(&u, Channel::Sms).await.unwrap().unwrap();
     assert_eq!(
@@ -334,7 +342,10 @@ async fn full_counters_refuse_and_write_nothing(store: Arc<dyn Store>) {
         StartOutcome::Limited(vec![0])
     );
     // Nothing written: c2 is still the challenge.
-    assert!(store.activate_sms_factor(&u, "c2", "p", NOW).await.unwrap());
+    assert!(store
+        .activate_sms_factor(&u, "c2", "p", "a", NOW)
+        .await
+        .unwrap());
     // A zero limit refuses the first request.
     let zero = SendLimits {
         per_number_per_day: 0,

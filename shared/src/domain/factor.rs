@@ -44,6 +44,9 @@ pub struct FactorRecord {
     pub authy_id: Option<String>,
     /// The provider's id of the enrolment request still waiting for the user (Authy only).
     pub pending_request: Option<String>,
+    /// The verification attempt that made the SMS factor `ACTIVE`: a retry of that same
+    /// request (same `idempotency-ref`) whose first try succeeded unseen finds its success.
+    pub verified_by: Option<String>,
     pub updated_at: i64,
 }
 
@@ -58,6 +61,11 @@ pub enum TokenPhone {
 }
 
 impl FactorRecord {
+    /// An `ACTIVE` SMS factor that this verification attempt activated.
+    pub fn is_verified_by(&self, attempt_id: &str) -> bool {
+        self.status == FactorStatus::Active && self.verified_by.as_deref() == Some(attempt_id)
+    }
+
     /// The status the caller with this token sees.
     pub fn listed_status(&self, token_phone: &TokenPhone) -> FactorStatus {
         match (self.channel, self.status, token_phone) {
@@ -103,6 +111,7 @@ mod tests {
             phone_hash: Some(phone.into()),
             authy_id: None,
             pending_request: None,
+            verified_by: None,
             updated_at: 0,
         }
     }

@@ -13,6 +13,7 @@ use crate::{
         channel::Channel,
         factor::FactorStatus,
         otp::{random_id, VerificationCode},
+        phone::PhoneNumber,
     },
     events::Change,
     http::{
@@ -51,6 +52,14 @@ pub async fn verify_sms_otp(
         }
         AttemptOutcome::NoChallenge => {
             let factor = app.store.get_factor(&caller.user, Channel::Sms).await?;
+            if factor
+                .as_ref()
+                .is_some_and(|f| f.is_verified_by(&attempt_id))
+            {
+                // This same request (same idempotency-ref) verified it already; the answer
+                // was lost before it could be kept.
+                return verified(app, caller, phone, None).await;
+            }
             let registered = factor.is_some_and(|f| {
                 f.status == FactorStatus::Active
                     && f.phone_hash.as_deref() == Some(phone_hash.as_str())
@@ -69,19 +78,16 @@ pub async fn verify_sms_otp(
     {
         if app
             .store
-            .activate_sms_factor(&caller.user, &attempt.challenge_id, &phone_hash, caller.now)
+            .activate_sms_factor(
+                &caller.user,
+                &attempt.challenge_id,
+                &phone_hash,
+                &attempt_id,
+                caller.now,
+            )
             .await?
         {
-            tracing::info!(to = %phone, attempts = attempt.attempts, "SMS factor verified");
-            let user = &caller.user;
-            app.announce(
-                &user.programme_id,
-                &user.credential_id,
-                Channel::Sms,
-                Change::Active,
-            )
-            .await;
-            return Ok(Reply::no_content());
+            return verified(app, caller, phone, Some(attempt.attempts)).await;
         }
         // Consumed or replaced by a concurrent request between the count and now.
         return Err(ApiError::Conflict(ErrorCode::StateInvalid));
@@ -98,4 +104,23 @@ pub async fn verify_sms_otp(
             WrongCode::LimitExceeded => ErrorCode::ChallengeLimitExceeded,
         },
     ))
+}
+
+/// The factor is `ACTIVE`: logged and announced.
+async fn verified(
+    app: &App,
+    caller: &Caller,
+    phone: &PhoneNumber,
+    attempts: Option<u32>,
+) -> Result<Reply, ApiError> {
+    tracing::info!(to = %phone, attempts = ?attempts, "SMS factor verified");
+    let user = &caller.user;
+    app.announce(
+        &user.programme_id,
+        &user.credential_id,
+        Channel::Sms,
+        Change::Active,
+    )
+    .await;
+    Ok(Reply::no_content())
 }

@@ -258,6 +258,7 @@ impl Store for MemoryStore {
             phone_hash: None,
             authy_id: None,
             pending_request: None,
+            verified_by: None,
             updated_at: now,
         });
         factor.status = FactorStatus::PendingVerification;
@@ -334,6 +335,7 @@ impl Store for MemoryStore {
         user: &UserKey,
         challenge_id: &str,
         phone_hash: &str,
+        attempt_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tables = self.begin("activate_sms_factor")?;
@@ -341,7 +343,8 @@ impl Store for MemoryStore {
         if !current.is_some_and(|c| {
             c.stored.challenge_id == challenge_id && c.stored.phone_hash == phone_hash
         }) {
-            return Ok(false);
+            let factor = tables.factors.get(&(user.clone(), Channel::Sms));
+            return Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id)));
         }
         let phone_hash = phone_hash.to_owned();
         tables.challenges.remove(user);
@@ -353,6 +356,7 @@ impl Store for MemoryStore {
                 phone_hash: Some(phone_hash),
                 authy_id: None,
                 pending_request: None,
+                verified_by: Some(attempt_id.to_owned()),
                 updated_at: now,
             },
         );
@@ -415,6 +419,7 @@ impl Store for MemoryStore {
                 phone_hash: Some(pending.phone_hash.clone()),
                 authy_id: pending.authy_id.clone(),
                 pending_request: Some(pending.request_id.clone()),
+                verified_by: None,
                 updated_at: now,
             },
         );

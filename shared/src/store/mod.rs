@@ -189,12 +189,15 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> Result<AttemptOutcome, StoreError>;
     /// Consumes the challenge (if still this one) and makes the SMS factor `ACTIVE` for the
-    /// phone it was sent to. `false` when the challenge was consumed or replaced meanwhile.
+    /// phone it was sent to, marked as verified by `attempt_id`. `false` when the challenge
+    /// was consumed or replaced meanwhile by anything but this same attempt (whose own write,
+    /// resent after a lost answer, is found and is `true`).
     async fn activate_sms_factor(
         &self,
         user: &UserKey,
         challenge_id: &str,
         phone_hash: &str,
+        attempt_id: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
 

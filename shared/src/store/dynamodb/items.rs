@@ -216,6 +216,7 @@ pub fn factor_to_item(user: &UserKey, factor: &FactorRecord) -> Item {
         ("phone_hash", &factor.phone_hash),
         ("authy_id", &factor.authy_id),
         ("pending_request", &factor.pending_request),
+        ("verified_by", &factor.verified_by),
     ] {
         if let Some(value) = value {
             item.insert(name.into(), s(value));
@@ -239,6 +240,7 @@ pub fn factor_from_item(item: &Item) -> Result<FactorRecord, StoreError> {
         phone_hash: opt_s(item, "phone_hash"),
         authy_id: opt_s(item, "authy_id"),
         pending_request: opt_s(item, "pending_request"),
+        verified_by: opt_s(item, "verified_by"),
         updated_at: get_n(item, "updated_at", OP)?,
     })
 }
@@ -312,14 +314,18 @@ pub fn delete_challenge(user: &UserKey, challenge_id: &str) -> Write {
         .condition("#challenge_id = :challenge")
 }
 
-pub fn activate_sms(user: &UserKey, phone_hash: &str, now: i64) -> Write {
+pub fn activate_sms(user: &UserKey, phone_hash: &str, attempt_id: &str, now: i64) -> Write {
     Write::new(
         factor_key(user, Channel::Sms),
-        Action::Update("SET #status = :active, #phone_hash = :phone, #updated_at = :now".into()),
+        Action::Update(
+            "SET #status = :active, #phone_hash = :phone, #verified_by = :attempt, #updated_at = :now"
+                .into(),
+        ),
     )
-    .names(&["status", "phone_hash", "updated_at"])
+    .names(&["status", "phone_hash", "verified_by", "updated_at"])
     .value(":active", s(FactorStatus::Active.as_str()))
     .value(":phone", s(phone_hash))
+    .value(":attempt", s(attempt_id))
     .value(":now", n(now))
 }
 
@@ -613,6 +619,7 @@ mod tests {
             phone_hash: None,
             authy_id: None,
             pending_request: None,
+            verified_by: None,
             updated_at: 0,
         };
         let response = StoredResponse {
@@ -630,7 +637,7 @@ mod tests {
             ("put_challenge", put_challenge(&u, &challenge)),
             ("count_attempt", count_attempt(&u, "p", 0, "a")),
             ("delete_challenge", delete_challenge(&u, "c")),
-            ("activate_sms", activate_sms(&u, "p", 0)),
+            ("activate_sms", activate_sms(&u, "p", "a", 0)),
             ("consume_counter", consume_counter(&counter)),
             ("consume_push_counter", consume_counter(&push_counter)),
             ("refund_counter", refund_counter(&counter)),
@@ -763,6 +770,7 @@ mod tests {
                 phone_hash: Some("p".into()),
                 authy_id: Some("a".into()),
                 pending_request: Some("r".into()),
+                verified_by: None,
                 updated_at: 42,
             },
             FactorRecord {
@@ -771,6 +779,7 @@ mod tests {
                 phone_hash: None,
                 authy_id: None,
                 pending_request: None,
+                verified_by: None,
                 updated_at: 0,
             },
         ] {
@@ -841,6 +850,7 @@ mod tests {
                 phone_hash: None,
                 authy_id: None,
                 pending_request: None,
+                verified_by: None,
                 updated_at: 0,
             },
         );

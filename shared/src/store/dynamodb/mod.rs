@@ -635,13 +635,20 @@ impl Store for DynamoStore {
         user: &UserKey,
         challenge_id: &str,
         phone_hash: &str,
+        attempt_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
         let writes = vec![
             items::delete_challenge(user, challenge_id),
-            items::activate_sms(user, phone_hash, now),
+            items::activate_sms(user, phone_hash, attempt_id, now),
         ];
-        Ok(self.transact("activate_sms_factor", writes).await?.is_ok())
+        if self.transact("activate_sms_factor", writes).await?.is_ok() {
+            return Ok(true);
+        }
+        // Refused: by a concurrent request, or by our own first try, committed, whose answer
+        // was lost (DynamoDB also dedupes the SDK's resend by its ClientRequestToken).
+        let factor = self.get_factor(user, Channel::Sms).await?;
+        Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id)))
     }
 
     async fn reserve_push_enrolment(
