@@ -68,7 +68,13 @@ pub async fn handle(app: &App, route: Route, request: Request) -> Response<Body>
     let request_ref = new_request_ref(app);
     let span = tracing::info_span!("request", request_ref = %request_ref, route = route.name());
     async {
-        let reply = match process(app, route, &request).await {
+        let outcome =
+            tokio::time::timeout(crate::aws::REQUEST_DEADLINE, process(app, route, &request))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::Unavailable("the request ran out of time".into()))
+                });
+        let reply = match outcome {
             Ok(reply) => reply,
             Err(error) => {
                 log_failure(&error);
