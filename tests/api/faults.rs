@@ -22,7 +22,10 @@ pub enum Fault {
     Pass,
     /// The connection is closed before anything is answered.
     Refuse,
-    /// The request reaches the server; its answer is cut halfway.
+    /// A DynamoDB request reaches the server; its answer is cut halfway. (An SNS request is
+    /// dropped unsent instead: SNS `Publish` has no idempotency key, so a text accepted whose
+    /// answer was lost is sent again by any retry, the SDK's or the caller's. No code can
+    /// tell that case apart; SECURITY.md says so.)
     ResetMidResponse,
     /// Longer than the SDK's per-attempt timeout.
     Delay,
@@ -35,11 +38,17 @@ pub enum Fault {
 pub struct FaultProxy {
     pub url: String,
     fault: Arc<Mutex<Fault>>,
+    faulted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl FaultProxy {
     pub fn set(&self, fault: Fault) {
         *self.fault.lock().unwrap() = fault;
+    }
+
+    /// How many requests met a fault.
+    pub fn faulted(&self) -> u64 {
+        self.faulted.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -56,14 +65,22 @@ pub async fn fault_proxy(upstream: &str) -> FaultProxy {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let upstream = upstream.trim_start_matches("http://").to_owned();
     let fault = Arc::new(Mutex::new(Fault::Pass));
-    let shared = fault.clone();
+    let faulted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (shared, counter) = (fault.clone(), faulted.clone());
     tokio::spawn(async move {
         loop {
             let (mut client, _) = listener.accept().await.unwrap();
-            let (upstream, fault) = (upstream.clone(), shared.clone());
+            let (upstream, fault, counter) = (upstream.clone(), shared.clone(), counter.clone());
             tokio::spawn(async move {
                 while let Some(request) = read_http_message(&mut client).await {
-                    let mode = *fault.lock().unwrap();
+                    let mut mode = *fault.lock().unwrap();
+                    let to_sns = !String::from_utf8_lossy(&request).contains("DynamoDB_20120810");
+                    if mode == Fault::ResetMidResponse && to_sns {
+                        mode = Fault::Refuse;
+                    }
+                    if mode != Fault::Pass {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     let answer = match mode {
                         Fault::Refuse => return,
                         Fault::Delay => {
@@ -110,7 +127,11 @@ pub async fn fault_proxy(upstream: &str) -> FaultProxy {
             });
         }
     });
-    FaultProxy { url, fault }
+    FaultProxy {
+        url,
+        fault,
+        faulted,
+    }
 }
 
 /// Builds the same request again (for its retry).
@@ -242,4 +263,42 @@ async fn sms_enrolment_answers_503_under_every_sns_fault_and_the_retry_sends_one
         .await
         .assert(204);
     }
+}
+
+/// An SMS sender that hangs on its first send (a dependency slower than any timeout).
+struct HangsOnce(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl additional_factors::sms::SmsSender for HangsOnce {
+    async fn send(
+        &self,
+        _: &additional_factors::sms::SmsMessage,
+    ) -> Result<(), additional_factors::sms::SmsError> {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_request_past_its_budget_is_cut_and_answered_503() {
+    let t = TestApp::with_sms(Some(Arc::new(HangsOnce(false.into())))).await;
+    let token = t.token("live", "u1");
+    let started = Instant::now();
+    let r = t
+        .send(Req::post(SMS).auth(LIVE_KEY, &token).idem("slow"))
+        .await;
+    assert_unavailable(&r, started, "hanging SMS provider");
+    assert!(started.elapsed() >= additional_factors::aws::REQUEST_DEADLINE);
+    // Cut mid-way, like a killed function: its claim holds the reference for the lease...
+    t.send(Req::post(SMS).auth(LIVE_KEY, &token).idem("slow"))
+        .await
+        .assert_conflict("IDEMPOTENT_REQUEST_IN_PROGRESS");
+    // ...then the retry runs to its end.
+    t.clock.advance(61);
+    let token = t.token("live", "u1");
+    t.send(Req::post(SMS).auth(LIVE_KEY, &token).idem("slow"))
+        .await
+        .assert(204);
 }

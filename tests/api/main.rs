@@ -17,4 +17,5 @@ mod openapi;
 mod push;
 mod sms_otp;
 mod store_contract;
+mod storm;
 mod template;
