@@ -34,10 +34,7 @@ pub fn push_provider(
                 authy.api_key.clone(),
                 crate::push::authy::AUTHY_TIMEOUT,
             )?),
-            Some(AuthyCallback {
-                api_key: authy.api_key.clone(),
-                url: authy.callback_url.clone(),
-            }),
+            authy_callback(config),
         )),
         None => Ok((
             Arc::new(crate::push::unconfigured::UnconfiguredPushProvider),
@@ -46,13 +43,24 @@ pub fn push_provider(
     }
 }
 
+/// How Authy's callbacks are checked, when Authy is configured (no client needed).
+pub fn authy_callback(config: &crate::config::Config) -> Option<AuthyCallback> {
+    config.authy.as_ref().map(|authy| AuthyCallback {
+        api_key: authy.api_key.clone(),
+        url: authy.callback_url.clone(),
+    })
+}
+
 /// Lifecycle events go to `EVENTS_TOPIC_ARN` when it is set, nowhere otherwise.
 pub fn event_publisher(
     config: &crate::config::Config,
-    sns: &aws_sdk_sns::Client,
+    sns: &crate::aws::Lazy<aws_sdk_sns::Client>,
 ) -> Arc<dyn EventPublisher> {
     match &config.events_topic_arn {
-        Some(arn) => Arc::new(crate::events::SnsTopicEvents::new(sns.clone(), arn.clone())),
+        Some(arn) => Arc::new(crate::events::SnsTopicEvents::with_lazy_client(
+            sns.clone(),
+            arn.clone(),
+        )),
         None => Arc::new(crate::events::NoEvents),
     }
 }

@@ -1,5 +1,11 @@
 //! The Lambda entry point every function binary calls: build the state once per cold start,
 //! then serve one route.
+//!
+//! Each binary names its function (`run::<ListFactors>()`), and the function says, as
+//! constants, what it calls besides DynamoDB. The state is built from those constants, so a
+//! binary holds code only for the clients its route uses: the linker leaves the SNS client
+//! out of `list-factors` and `enrol-push`, and the Authy client out of every function but
+//! the two push routes (BENCHMARKS.md has the sizes).
 
 use std::sync::Arc;
 
@@ -10,19 +16,76 @@ use crate::{
     clock::SystemClock,
     config::{Config, ConfigError, Mode},
     domain::otp::SystemRandom,
+    events::EventPublisher,
     http::{handle, router::Route},
-    sms::sns::SnsSmsSender,
+    push::{unconfigured::UnconfiguredPushProvider, PushProvider},
+    sms::{sns::SnsSmsSender, NoSmsSender, SmsSender},
     store::dynamodb::DynamoStore,
 };
 
-/// Runs the function for `route` until the Lambda runtime stops it.
-pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
+/// One function binary: its route and what it calls besides DynamoDB.
+pub trait Function {
+    const ROUTE: Route;
+    /// SMS through SNS.
+    const SENDS_SMS: bool = false;
+    /// The push provider (Authy) over HTTPS.
+    const CALLS_PUSH_PROVIDER: bool = false;
+    /// Lifecycle events to the SNS topic.
+    const PUBLISHES_EVENTS: bool = false;
+}
+
+pub struct ListFactors;
+impl Function for ListFactors {
+    const ROUTE: Route = Route::ListFactors;
+}
+
+pub struct EnrolSmsOtp;
+impl Function for EnrolSmsOtp {
+    const ROUTE: Route = Route::EnrolSmsOtp;
+    const SENDS_SMS: bool = true;
+}
+
+pub struct VerifySmsOtp;
+impl Function for VerifySmsOtp {
+    const ROUTE: Route = Route::VerifySmsOtp;
+    const PUBLISHES_EVENTS: bool = true;
+}
+
+pub struct EnrolPush;
+impl Function for EnrolPush {
+    const ROUTE: Route = Route::EnrolPush;
+    const CALLS_PUSH_PROVIDER: bool = true;
+}
+
+pub struct UnlinkPush;
+impl Function for UnlinkPush {
+    const ROUTE: Route = Route::UnlinkPush;
+    const CALLS_PUSH_PROVIDER: bool = true;
+    const PUBLISHES_EVENTS: bool = true;
+}
+
+/// Serves `.../accept` and `.../reject` (see `run_simulator`).
+pub struct SimulatePush;
+impl Function for SimulatePush {
+    const ROUTE: Route = Route::SimulatePushAccept;
+    const PUBLISHES_EVENTS: bool = true;
+}
+
+/// Checks Authy's signature with the API key: no call to Authy.
+pub struct AuthyCallback;
+impl Function for AuthyCallback {
+    const ROUTE: Route = Route::AuthyCallback;
+    const PUBLISHES_EVENTS: bool = true;
+}
+
+/// Runs the function `F` until the Lambda runtime stops it.
+pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
     crate::logging::init();
     let config = Config::from_env(Mode::Lambda)?;
-    let app = Arc::new(build(&config).await?);
+    let app = Arc::new(build::<F>(&config).await?);
     lambda_http::run(service_fn(move |request: Request| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(&app, route, request).await) }
+        async move { Ok::<_, std::convert::Infallible>(handle(&app, F::ROUTE, request).await) }
     }))
     .await
 }
@@ -31,7 +94,7 @@ pub async fn run(route: Route) -> Result<(), lambda_http::Error> {
 pub async fn run_simulator() -> Result<(), lambda_http::Error> {
     crate::logging::init();
     let config = Config::from_env(Mode::Lambda)?;
-    let app = Arc::new(build(&config).await?);
+    let app = Arc::new(build::<SimulatePush>(&config).await?);
     lambda_http::run(service_fn(move |request: Request| {
         let app = app.clone();
         let route = if request.uri().path().ends_with("/reject") {
@@ -44,8 +107,9 @@ pub async fn run_simulator() -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// The production state: DynamoDB, SNS, SDK clients built once per cold start.
-async fn build(config: &Config) -> Result<App, lambda_http::Error> {
+/// The production state: DynamoDB, and SNS and Authy where `F` uses them; SDK clients built
+/// on first use.
+async fn build<F: Function>(config: &Config) -> Result<App, lambda_http::Error> {
     let table = config
         .table_name
         .clone()
@@ -53,17 +117,32 @@ async fn build(config: &Config) -> Result<App, lambda_http::Error> {
     let started = std::time::Instant::now();
     let sdk = crate::aws::sdk_config(config.dynamodb_endpoint.as_deref()).await;
     let sdk_loaded = started.elapsed();
-    let sns = match &config.sns_endpoint {
-        Some(endpoint) if config.dynamodb_endpoint.as_ref() != Some(endpoint) => {
-            crate::aws::sdk_config(Some(endpoint)).await
+    let mut sms: Arc<dyn SmsSender> = Arc::new(NoSmsSender);
+    let mut events: Arc<dyn EventPublisher> = Arc::new(crate::events::NoEvents);
+    if F::SENDS_SMS || F::PUBLISHES_EVENTS {
+        let sns = match &config.sns_endpoint {
+            Some(endpoint) if config.dynamodb_endpoint.as_ref() != Some(endpoint) => {
+                crate::aws::sdk_config(Some(endpoint)).await
+            }
+            _ => sdk.clone(),
+        };
+        let sns_client = crate::aws::lazy(move || aws_sdk_sns::Client::new(&sns));
+        if F::SENDS_SMS {
+            sms = Arc::new(SnsSmsSender::with_lazy_client(sns_client.clone()));
         }
-        _ => sdk.clone(),
-    };
-    // Clients are built on first use: a function pays only for the services it calls.
-    let sns_client = crate::aws::lazy(move || aws_sdk_sns::Client::new(&sns));
+        if F::PUBLISHES_EVENTS {
+            events = crate::app::event_publisher(config, &sns_client);
+        }
+    }
+    // Clients are built on first use: a function pays only for the calls it makes.
     let dynamodb = crate::aws::lazy(move || aws_sdk_dynamodb::Client::new(&sdk));
     let clients_built = started.elapsed();
-    let (push, callback) = crate::app::push_provider(config)?;
+    let (push, callback) = if F::CALLS_PUSH_PROVIDER {
+        crate::app::push_provider(config)?
+    } else {
+        let push: Arc<dyn PushProvider> = Arc::new(UnconfiguredPushProvider);
+        (push, crate::app::authy_callback(config))
+    };
     tracing::debug!(
         sdk_config_us = sdk_loaded.as_micros() as u64,
         clients_us = clients_built.as_micros() as u64,
@@ -73,9 +152,9 @@ async fn build(config: &Config) -> Result<App, lambda_http::Error> {
     let app = App::new(
         Adapters {
             store: Arc::new(DynamoStore::with_lazy_client(dynamodb, table)),
-            sms: Arc::new(SnsSmsSender::with_lazy_client(sns_client.clone())),
+            sms,
             push,
-            events: crate::app::event_publisher(config, &sns_client),
+            events,
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom::default()),
         },

@@ -46,24 +46,40 @@ pub fn redact_digits(text: &str) -> String {
 
 /// Installs the global subscriber: JSON lines in Lambda (or with `LOG_FORMAT=json`), plain
 /// text otherwise; `RUST_LOG` filters (default `info`). Writes to stderr.
+///
+/// `RUST_LOG` takes levels and `target=level` pairs (`debug`, `info,additional_factors=debug`):
+/// a `Targets` filter, not an `EnvFilter`, whose span and field matching needs the regex
+/// engine (about 0.4 MB of every binary, and its start-up work).
 pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::{filter::Targets, fmt, layer::SubscriberExt, util::SubscriberInitExt};
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     let json = std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok()
         || std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+            )
             .try_init()
     } else {
-        builder.with_ansi(false).try_init()
+        registry
+            .with(
+                fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::io::stderr)
+                    .with_target(false),
+            )
+            .try_init()
     };
 }
 

@@ -301,3 +301,69 @@ fn cargo_lambda_watch_routes_every_path_to_its_function() {
     }
     assert_eq!(routed, expected);
 }
+
+/// What each binary declares it calls (`lambda::Function`), which decides the clients linked
+/// into it, agrees with the SNS grants of its function in the template, and each binary's
+/// `main` runs the function it is named after.
+#[test]
+fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
+    use additional_factors::lambda::{
+        AuthyCallback, EnrolPush, EnrolSmsOtp, Function as Binary, ListFactors, SimulatePush,
+        UnlinkPush, VerifySmsOtp,
+    };
+    fn uses<F: Binary>(marker: &'static str) -> (&'static str, bool, bool, bool) {
+        (
+            marker,
+            F::SENDS_SMS,
+            F::PUBLISHES_EVENTS,
+            F::CALLS_PUSH_PROVIDER,
+        )
+    }
+    let declared = BTreeMap::from([
+        ("list-factors", uses::<ListFactors>("ListFactors")),
+        ("enrol-sms-otp", uses::<EnrolSmsOtp>("EnrolSmsOtp")),
+        ("verify-sms-otp", uses::<VerifySmsOtp>("VerifySmsOtp")),
+        ("enrol-push", uses::<EnrolPush>("EnrolPush")),
+        ("unlink-push", uses::<UnlinkPush>("UnlinkPush")),
+        ("simulate-push", uses::<SimulatePush>("SimulatePush")),
+        ("authy-callback", uses::<AuthyCallback>("AuthyCallback")),
+    ]);
+    let template = load("template.yaml");
+    let functions = functions(&template);
+    assert_eq!(
+        functions.keys().map(String::as_str).collect::<Vec<_>>(),
+        declared.keys().copied().collect::<Vec<_>>()
+    );
+    for (binary, function) in &functions {
+        let (marker, sms, events, push) = declared[binary.as_str()];
+        let sns_grant = |resource: &str| {
+            function.statements.iter().any(|s| {
+                text(&s["Action"]).contains("sns:Publish")
+                    && (text(&s["Resource"]) == resource || text(&s["NotResource"]) == resource)
+            })
+        };
+        assert_eq!(sns_grant("arn:aws:sns:*:*:*"), sms, "{binary}: SMS");
+        assert_eq!(
+            sns_grant("!Ref FactorEventsTopic"),
+            events,
+            "{binary}: events"
+        );
+        // Only the push routes call the provider (the callback only checks its signature).
+        assert_eq!(
+            push,
+            binary.ends_with("-push") && binary != "simulate-push",
+            "{binary}"
+        );
+        let main = load_text(&format!("functions/{binary}/src/main.rs"));
+        let runs = if binary == "simulate-push" {
+            "lambda::run_simulator()".to_owned()
+        } else {
+            format!("lambda::run::<additional_factors::lambda::{marker}>()")
+        };
+        assert!(main.contains(&runs), "{binary} runs {runs}");
+    }
+}
+
+fn load_text(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/../{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}

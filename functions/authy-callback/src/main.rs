@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    additional_factors::lambda::run(additional_factors::http::router::Route::AuthyCallback).await
+    additional_factors::lambda::run::<additional_factors::lambda::AuthyCallback>().await
 }

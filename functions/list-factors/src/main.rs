@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    additional_factors::lambda::run(additional_factors::http::router::Route::ListFactors).await
+    additional_factors::lambda::run::<additional_factors::lambda::ListFactors>().await
 }

@@ -50,3 +50,15 @@ pub struct SmsError {
 pub trait SmsSender: Send + Sync {
     async fn send(&self, message: &SmsMessage) -> Result<(), SmsError>;
 }
+
+/// The sender of a function that sends no SMS (its route never calls it): a call fails.
+pub struct NoSmsSender;
+
+#[async_trait]
+impl SmsSender for NoSmsSender {
+    async fn send(&self, _message: &SmsMessage) -> Result<(), SmsError> {
+        Err(SmsError {
+            source: "this function does not send SMS".into(),
+        })
+    }
+}
