@@ -6,7 +6,8 @@
 //!   Medians over `--runs` fresh processes, next to an empty `lambda_http` function built with
 //!   the same features (the floor), as a ratio to it;
 //! - **warm** event → response, the median of 20 more invocations of each process, against
-//!   the local DynamoDB/SNS server;
+//!   the local DynamoDB/SNS server, reached through a forwarder here that counts the
+//!   DynamoDB and SNS requests each invocation made;
 //! - **peak RSS** (`VmHWM`) of each process after its warm invocations;
 //! - **stripped size** of each release binary;
 //! - **handler CPU** per operation on the memory store, in process, single thread.
@@ -52,14 +53,116 @@ const EVENTS_API_KEY: &str = "events-sandbox-api-key";
 struct Timeline {
     events: VecDeque<String>,
     first_next: Option<Instant>,
-    delivered: Vec<Instant>,
-    responded: Vec<(Instant, u16)>,
+    /// When each event was handed over, and the requests counted so far at that moment.
+    delivered: Vec<(Instant, Requests)>,
+    /// When each response came, its status, and the requests the invocation made.
+    responded: Vec<(Instant, u16, Requests)>,
     init_error: bool,
 }
 
 struct Emulator {
     timeline: Mutex<Timeline>,
     changed: tokio::sync::Notify,
+    counts: Arc<Counts>,
+}
+
+/// DynamoDB and SNS requests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Requests {
+    dynamodb: u64,
+    sns: u64,
+}
+
+/// What the forwarder in front of the local DynamoDB/SNS server has counted.
+#[derive(Default)]
+struct Counts {
+    dynamodb: std::sync::atomic::AtomicU64,
+    sns: std::sync::atomic::AtomicU64,
+}
+
+impl Counts {
+    fn now(&self) -> Requests {
+        use std::sync::atomic::Ordering::SeqCst;
+        Requests {
+            dynamodb: self.dynamodb.load(SeqCst),
+            sns: self.sns.load(SeqCst),
+        }
+    }
+}
+
+/// Forwards every request to `upstream` (the local DynamoDB/SNS server) and counts it:
+/// DynamoDB's carry `X-Amz-Target: DynamoDB_20120810.<Operation>`, the rest are SNS's.
+async fn start_counting_forwarder(
+    upstream: String,
+    counts: Arc<Counts>,
+) -> Result<String, BoxError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = format!("http://{}", listener.local_addr()?);
+    let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (client, upstream, counts) = (client.clone(), upstream.clone(), counts.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let (client, upstream, counts) =
+                        (client.clone(), upstream.clone(), counts.clone());
+                    async move {
+                        let dynamodb = request
+                            .headers()
+                            .get("x-amz-target")
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|t| t.starts_with("DynamoDB"));
+                        let counter = if dynamodb {
+                            &counts.dynamodb
+                        } else {
+                            &counts.sns
+                        };
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let (parts, body) = request.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                        let mut forwarded = Request::builder()
+                            .method(parts.method)
+                            .uri(format!("{upstream}{path}"));
+                        for (name, value) in &parts.headers {
+                            forwarded = forwarded.header(name, value);
+                        }
+                        let answer = match forwarded.body(Full::new(body)) {
+                            Ok(forwarded) => client.request(forwarded).await.ok(),
+                            Err(_) => None,
+                        };
+                        let response = match answer {
+                            Some(answer) => {
+                                let (parts, body) = answer.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                Response::from_parts(parts, Full::new(body))
+                            }
+                            None => {
+                                let mut failed = Response::new(Full::new(Bytes::new()));
+                                *failed.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+                                failed
+                            }
+                        };
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(address)
 }
 
 impl Emulator {
@@ -72,7 +175,7 @@ impl Emulator {
                 timeline.first_next.get_or_insert_with(Instant::now);
                 let event = timeline.events.pop_front();
                 if event.is_some() {
-                    timeline.delivered.push(Instant::now());
+                    timeline.delivered.push((Instant::now(), self.counts.now()));
                 }
                 event
             };
@@ -123,7 +226,17 @@ impl Emulator {
             if path.ends_with("/init/error") {
                 timeline.init_error = true;
             } else {
-                timeline.responded.push((Instant::now(), status));
+                let before = timeline
+                    .delivered
+                    .get(timeline.responded.len())
+                    .map(|(_, counted)| *counted)
+                    .unwrap_or_default();
+                let now = self.counts.now();
+                let made = Requests {
+                    dynamodb: now.dynamodb - before.dynamodb,
+                    sns: now.sns - before.sns,
+                };
+                timeline.responded.push((Instant::now(), status, made));
             }
         }
         self.changed.notify_waiters();
@@ -140,6 +253,9 @@ struct Run {
     warm: Duration,
     peak_rss_kib: u64,
     statuses: Vec<u16>,
+    /// DynamoDB and SNS requests of the first invocation, and of each warm one.
+    first_requests: Requests,
+    warm_requests: Vec<Requests>,
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -147,13 +263,19 @@ fn median(mut values: Vec<Duration>) -> Duration {
     values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
-async fn run_once(binary: &Path, event: &str, env: &[(String, String)]) -> Result<Run, BoxError> {
+async fn run_once(
+    binary: &Path,
+    event: &str,
+    env: &[(String, String)],
+    counts: &Arc<Counts>,
+) -> Result<Run, BoxError> {
     let emulator = Arc::new(Emulator {
         timeline: Mutex::new(Timeline {
             events: std::iter::repeat_n(event.to_owned(), 1 + WARM_INVOCATIONS).collect(),
             ..Timeline::default()
         }),
         changed: tokio::sync::Notify::new(),
+        counts: counts.clone(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
@@ -213,7 +335,7 @@ async fn run_once(binary: &Path, event: &str, env: &[(String, String)]) -> Resul
         .delivered
         .iter()
         .zip(&timeline.responded)
-        .map(|(delivered, (responded, _))| responded.saturating_duration_since(*delivered))
+        .map(|((delivered, _), (responded, _, _))| responded.saturating_duration_since(*delivered))
         .collect();
     Ok(Run {
         init: timeline
@@ -223,7 +345,18 @@ async fn run_once(binary: &Path, event: &str, env: &[(String, String)]) -> Resul
         first: latencies.first().copied().unwrap_or_default(),
         warm: median(latencies.iter().skip(1).copied().collect()),
         peak_rss_kib,
-        statuses: timeline.responded.iter().map(|(_, s)| *s).collect(),
+        statuses: timeline.responded.iter().map(|(_, s, _)| *s).collect(),
+        first_requests: timeline
+            .responded
+            .first()
+            .map(|(_, _, made)| *made)
+            .unwrap_or_default(),
+        warm_requests: timeline
+            .responded
+            .iter()
+            .skip(1)
+            .map(|(_, _, made)| *made)
+            .collect(),
     })
 }
 
@@ -421,6 +554,10 @@ async fn main() -> Result<(), BoxError> {
     let env_json: Value = serde_json::from_str(&std::fs::read_to_string(events.join("env.json"))?)?;
     let env_json = env_json.get("Parameters").cloned().unwrap_or(Value::Null);
 
+    // The functions reach the local server through a forwarder that counts their requests.
+    let counts = Arc::new(Counts::default());
+    let forwarder = start_counting_forwarder(endpoint.clone(), counts.clone()).await?;
+
     // A table with the events' sandbox programme, its limits out of the way.
     let table = format!("bench-{}", std::process::id());
     let store = DynamoStore::new(
@@ -446,8 +583,8 @@ async fn main() -> Result<(), BoxError> {
     env.retain(|(k, _)| !k.ends_with("_ENDPOINT") && k != "TABLE_NAME" && k != "RUST_LOG");
     env.extend([
         ("TABLE_NAME".into(), table.clone()),
-        ("DYNAMODB_ENDPOINT".into(), endpoint.clone()),
-        ("SNS_ENDPOINT".into(), endpoint.clone()),
+        ("DYNAMODB_ENDPOINT".into(), forwarder.clone()),
+        ("SNS_ENDPOINT".into(), forwarder.clone()),
         ("AWS_REGION".into(), "us-east-1".into()),
         ("AWS_ACCESS_KEY_ID".into(), "bench".into()),
         ("AWS_SECRET_ACCESS_KEY".into(), "bench".into()),
@@ -475,11 +612,11 @@ async fn main() -> Result<(), BoxError> {
     for _ in 0..runs {
         for ((function, event_name), results) in functions.iter().zip(rounds.iter_mut()) {
             let event = read_event(&events, event_name)?;
-            results.push(run_once(&bin_dir.join(function), &event, &env).await?);
+            results.push(run_once(&bin_dir.join(function), &event, &env, &counts).await?);
         }
     }
-    println!("| function | stripped size | init (median of {runs}) | × empty (median of same-round ratios) | first request | warm (median) | peak RSS | statuses |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| function | stripped size | init (median of {runs}) | × empty (median of same-round ratios) | first request | warm (median) | DynamoDB / SNS requests, first | DynamoDB / SNS requests, warm | peak RSS | statuses |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let floor: Vec<f64> = rounds
         .first()
         .map(|runs| runs.iter().map(|r| r.init.as_secs_f64()).collect())
@@ -501,8 +638,26 @@ async fn main() -> Result<(), BoxError> {
         statuses.sort_unstable();
         statuses.dedup();
         let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+        // Every count seen (a route whose answer changes across invocations has several).
+        let seen = |requests: Vec<Requests>| {
+            let mut requests = requests;
+            requests.sort_unstable();
+            requests.dedup();
+            requests
+                .iter()
+                .map(|r| format!("{} / {}", r.dynamodb, r.sns))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let first_requests = seen(results.iter().map(|r| r.first_requests).collect());
+        let warm_requests = seen(
+            results
+                .iter()
+                .flat_map(|r| r.warm_requests.clone())
+                .collect(),
+        );
         println!(
-            "| {function} | {size} B ({:.2} MB) | {:.2} ms | {ratio:.2} | {:.2} ms | {:.2} ms | {:.1} MB | {statuses:?} |",
+            "| {function} | {size} B ({:.2} MB) | {:.2} ms | {ratio:.2} | {:.2} ms | {:.2} ms | {first_requests} | {warm_requests} | {:.1} MB | {statuses:?} |",
             size as f64 / 1e6,
             init.as_secs_f64() * 1e3,
             first.as_secs_f64() * 1e3,
