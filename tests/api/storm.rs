@@ -70,7 +70,8 @@ async fn until_final(
     request: impl Fn() -> Req,
 ) -> Resp {
     let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Duration::from_millis(250);
+    let mut sent = 0;
     loop {
         let (t, answers, req) = (t.clone(), answers.clone(), request());
         tally.requests.fetch_add(1, Ordering::SeqCst);
@@ -97,6 +98,12 @@ async fn until_final(
             Ok(None) => unreachable!("the sender is held here"),
             Ok(Some(r)) if r.status >= 500 => {
                 tally.unavailable.fetch_add(1, Ordering::SeqCst);
+                // A well-behaved client waits as long as `Retry-After` says.
+                let after: u64 = r
+                    .header("retry-after")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(1);
+                backoff = backoff.max(Duration::from_secs(after));
             }
             Ok(Some(r))
                 if r.status == 409 && r.error_code() == "IDEMPOTENT_REQUEST_IN_PROGRESS" =>
@@ -105,8 +112,11 @@ async fn until_final(
             }
             Ok(Some(r)) => return r,
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_millis(800));
+        // Jitter, so that 100 clients do not retry in step.
+        sent += 1;
+        let jitter = Duration::from_millis(((client * 97 + sent * 31) % 500) as u64);
+        tokio::time::sleep(backoff + jitter).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -205,7 +215,7 @@ async fn a_hundred_clients_retrying_through_faults_end_active_with_one_sms_each(
     proxy.set(Fault::Pass);
 
     // Faults over. Claims whose release failed block their retries for the lease: time
-    // moves past it, between requests, every 10 s while clients wait, at most three times
+    // moves past it, between requests, every 10 s while clients wait, at most four times
     // (codes live 300 s).
     let mut clock_moves = 0;
     let faults_over = tokio::time::Instant::now();
@@ -224,7 +234,7 @@ async fn a_hundred_clients_retrying_through_faults_end_active_with_one_sms_each(
             tally.answered.load(Ordering::SeqCst),
             tally.steps.lock().unwrap().clone()
         );
-        if now >= last_move + Duration::from_secs(10) && clock_moves < 3 {
+        if now >= last_move + Duration::from_secs(10) && clock_moves < 4 {
             let _between_requests = tally.world.write().await;
             t.clock.advance(LEASE_SECS + 1);
             clock_moves += 1;
