@@ -19,7 +19,7 @@ use crate::{
     http::auth::TokenVerifier,
     push::PushProvider,
     sms::SmsSender,
-    store::{Store, StoreError},
+    store::{Store, StoreError, UserKey},
 };
 
 /// The push provider a configuration asks for: Authy when `AUTHY_API_KEY` is set (with its
@@ -138,16 +138,10 @@ impl App {
     }
 
     /// Publishes a factor lifecycle event; a failure is logged, never answered.
-    pub async fn announce(
-        &self,
-        programme_id: &str,
-        credential_id: &str,
-        channel: Channel,
-        change: Change,
-    ) {
+    pub async fn announce(&self, user: &UserKey, channel: Channel, change: Change) {
         let event = FactorEvent {
-            credential_id: credential_id.to_owned(),
-            programme_id: programme_id.to_owned(),
+            credential_id: user.credential_id.clone(),
+            programme_id: user.programme_id.clone(),
             channel,
             change,
             published_timestamp: self.clock.now().saturating_mul(1_000),

@@ -22,6 +22,15 @@ pub enum Change {
 }
 
 impl Change {
+    /// A push enrolment's answer: approved makes the factor active, denied inactive.
+    pub fn answer(approved: bool) -> Self {
+        if approved {
+            Change::Active
+        } else {
+            Change::Inactive
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Change::Active => "ACTIVE",

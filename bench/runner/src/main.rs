@@ -392,6 +392,15 @@ fn read_event(events: &Path, prefix: &str) -> Result<String, BoxError> {
     Ok(event.to_string())
 }
 
+/// The wall time of one dispatch; the request is built before the clock starts.
+async fn timed_dispatch(app: &App, request: Option<lambda_http::Request>) -> Duration {
+    let started = Instant::now();
+    if let Some(request) = request {
+        dispatch(app, request).await;
+    }
+    started.elapsed()
+}
+
 /// Median wall time of `op` over `n` runs, in microseconds (one thread, memory store).
 async fn time_op<F, Fut>(n: usize, mut op: F) -> f64
 where
@@ -473,27 +482,11 @@ async fn handler_cpu(env: &Value) -> Result<Vec<(&'static str, f64)>, BoxError> 
     let app = &app;
     results.push((
         "list",
-        time_op(n, |_| async {
-            let r = request(list).ok();
-            let t = Instant::now();
-            if let Some(r) = r {
-                dispatch(app, r).await;
-            }
-            t.elapsed()
-        })
-        .await,
+        time_op(n, |_| timed_dispatch(app, request(list).ok())).await,
     ));
     results.push((
         "enrol SMS (sandbox)",
-        time_op(n, |_| async {
-            let r = request(enrol).ok();
-            let t = Instant::now();
-            if let Some(r) = r {
-                dispatch(app, r).await;
-            }
-            t.elapsed()
-        })
-        .await,
+        time_op(n, |_| timed_dispatch(app, request(enrol).ok())).await,
     ));
     results.push((
         "verify, wrong code",
@@ -503,12 +496,7 @@ async fn handler_cpu(env: &Value) -> Result<Vec<(&'static str, f64)>, BoxError> 
                     dispatch(app, r).await;
                 }
             }
-            let r = request(wrong).ok();
-            let t = Instant::now();
-            if let Some(r) = r {
-                dispatch(app, r).await;
-            }
-            t.elapsed()
+            timed_dispatch(app, request(wrong).ok()).await
         })
         .await,
     ));
@@ -518,12 +506,7 @@ async fn handler_cpu(env: &Value) -> Result<Vec<(&'static str, f64)>, BoxError> 
             if let Ok(r) = request(enrol) {
                 dispatch(app, r).await;
             }
-            let r = request(right).ok();
-            let t = Instant::now();
-            if let Some(r) = r {
-                dispatch(app, r).await;
-            }
-            t.elapsed()
+            timed_dispatch(app, request(right).ok()).await
         })
         .await,
     ));
@@ -532,13 +515,8 @@ async fn handler_cpu(env: &Value) -> Result<Vec<(&'static str, f64)>, BoxError> 
     }
     results.push((
         "replay",
-        time_op(n, |_| async {
-            let r = with_ref(enrol, "bench-replay").ok();
-            let t = Instant::now();
-            if let Some(r) = r {
-                dispatch(app, r).await;
-            }
-            t.elapsed()
+        time_op(n, |_| {
+            timed_dispatch(app, with_ref(enrol, "bench-replay").ok())
         })
         .await,
     ));

@@ -90,18 +90,8 @@ pub async fn authy_callback(app: &App, request: &Request, now: i64) -> Result<Re
         .await?
     {
         tracing::info!(approved, "Authy enrolment answered");
-        let change = if approved {
-            Change::Active
-        } else {
-            Change::Inactive
-        };
-        app.announce(
-            &user.programme_id,
-            &user.credential_id,
-            Channel::Authy,
-            change,
-        )
-        .await;
+        app.announce(&user, Channel::Authy, Change::answer(approved))
+            .await;
     } else {
         tracing::info!("Authy callback about a request no longer pending: nothing changed");
     }

@@ -18,19 +18,8 @@ pub async fn simulate_push(app: &App, caller: &Caller, approved: bool) -> Result
         .await?
     {
         tracing::info!(approved, "simulated push answer");
-        let change = if approved {
-            Change::Active
-        } else {
-            Change::Inactive
-        };
-        let user = &caller.user;
-        app.announce(
-            &user.programme_id,
-            &user.credential_id,
-            Channel::Authy,
-            change,
-        )
-        .await;
+        app.announce(&caller.user, Channel::Authy, Change::answer(approved))
+            .await;
         Ok(Reply::no_content())
     } else {
         Err(ApiError::Conflict(ErrorCode::StateInvalid))

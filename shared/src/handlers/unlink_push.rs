@@ -22,13 +22,6 @@ pub async fn unlink_push(app: &App, caller: &Caller, channel: Channel) -> Result
             tracing::warn!(error = %crate::logging::redacted_chain(&error), "the push provider did not forget the user");
         }
     }
-    let user = &caller.user;
-    app.announce(
-        &user.programme_id,
-        &user.credential_id,
-        channel,
-        Change::Unlinked,
-    )
-    .await;
+    app.announce(&caller.user, channel, Change::Unlinked).await;
     Ok(Reply::no_content())
 }

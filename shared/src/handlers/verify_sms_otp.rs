@@ -114,13 +114,7 @@ async fn verified(
     attempts: Option<u32>,
 ) -> Result<Reply, ApiError> {
     tracing::info!(to = %phone, attempts = ?attempts, "SMS factor verified");
-    let user = &caller.user;
-    app.announce(
-        &user.programme_id,
-        &user.credential_id,
-        Channel::Sms,
-        Change::Active,
-    )
-    .await;
+    app.announce(&caller.user, Channel::Sms, Change::Active)
+        .await;
     Ok(Reply::no_content())
 }
