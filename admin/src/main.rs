@@ -3,6 +3,7 @@
 //! ```text
 //! factors-admin create-table
 //! factors-admin create-programme --id ID [--name NAME] [--sandbox] [--settings FILE.json] [--api-key KEY]
+//!                                 [--countries 44,33 | --inherit-countries]   (live programmes: one of them)
 //! factors-admin list-programmes
 //! factors-admin disable-programme --id ID      (and enable-programme)
 //! factors-admin add-biometric --programme ID --user SUB
@@ -24,7 +25,7 @@ use additional_factors::{
         channel::Channel,
         factor::{FactorRecord, FactorStatus},
         otp::{api_key_hash, hex, RandomSource, SystemRandom},
-        programme::Programme,
+        programme::{Countries, Programme},
     },
     http::auth::mint_hs256,
     store::{dynamodb::DynamoStore, Store, UserKey},
@@ -32,7 +33,8 @@ use additional_factors::{
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: factors-admin <create-table | create-programme --id ID [--name NAME] [--sandbox] [--settings FILE] [--api-key KEY] | \
+const USAGE: &str = "usage: factors-admin <create-table | create-programme --id ID [--name NAME] [--sandbox] [--settings FILE] [--api-key KEY] \
+[--countries 44,33 | --inherit-countries] | \
 list-programmes | disable-programme --id ID | enable-programme --id ID | add-biometric --programme ID --user SUB | \
 mint-token --programme ID --user SUB [--phone +44...] [--mfa] [--ttl SECONDS]>";
 
@@ -108,6 +110,51 @@ async fn set_disabled(store: &DynamoStore, id: &str, disabled: bool) -> Result<(
     Ok(())
 }
 
+/// The deployment's default allow-list as this shell knows it (the stack's
+/// `DefaultAllowedCountryCodes` parameter, when `DEFAULT_ALLOWED_COUNTRY_CODES` mirrors it).
+fn deployment_countries() -> String {
+    std::env::var("DEFAULT_ALLOWED_COUNTRY_CODES")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map_or_else(
+            || "the stack's DefaultAllowedCountryCodes parameter (set DEFAULT_ALLOWED_COUNTRY_CODES here to see it)".to_owned(),
+            |v| format!("{v:?}"),
+        )
+}
+
+/// A live programme sends SMS to the countries the operator chose: `--countries 44,33`
+/// (or `*`), the settings file's `allowedCountryCodes`, or `--inherit-countries` (the
+/// deployment's default). A sandbox sends nothing and needs no choice.
+fn choose_countries(args: &Args, programme: &mut Programme) -> Result<(), BoxError> {
+    if let Some(list) = args.options.get("countries") {
+        programme.allowed_country_codes = match Countries::parse(list)? {
+            Countries::All => vec!["*".to_owned()],
+            Countries::Only(codes) if codes.is_empty() => {
+                return Err("--countries needs calling codes (44,33) or *".into())
+            }
+            Countries::Only(codes) => codes,
+        };
+        println!("countries: {}", programme.allowed_country_codes.join(","));
+        return Ok(());
+    }
+    if !programme.allowed_country_codes.is_empty() || programme.sandbox {
+        return Ok(());
+    }
+    if args.flag("inherit-countries") {
+        println!(
+            "countries: the deployment's default, {}",
+            deployment_countries()
+        );
+        return Ok(());
+    }
+    Err(format!(
+        "a live programme sends SMS only to the countries it allows: pass --countries 44,33 (or *), \
+         or --inherit-countries for the deployment's default, {}",
+        deployment_countries()
+    )
+    .into())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse()?;
@@ -136,6 +183,7 @@ async fn main() -> Result<(), BoxError> {
                 programme.name = name.clone();
             }
             programme.sandbox |= args.flag("sandbox");
+            choose_countries(&args, &mut programme)?;
             programme.validate()?;
             let store = store(&config).await;
             if store

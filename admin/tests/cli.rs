@@ -55,8 +55,17 @@ async fn programmes_keys_tokens_and_biometric_factors() {
         .find_map(|l| l.rsplit(": ").next().filter(|k| k.len() == 64))
         .unwrap()
         .to_owned();
-    let (ok, _, err) = admin(&table, &["create-programme", "--id", "acme"]);
-    assert!(!ok && err.contains("exists already"));
+    let (ok, _, err) = admin(
+        &table,
+        &["create-programme", "--id", "acme", "--inherit-countries"],
+    );
+    assert!(!ok && err.contains("exists already"), "{err}");
+    // A live programme: the operator must choose where it may send SMS.
+    let (ok, _, err) = admin(&table, &["create-programme", "--id", "dev"]);
+    assert!(
+        !ok && err.contains("--countries") && err.contains("--inherit-countries"),
+        "{err}"
+    );
     let (ok, out, _) = admin(
         &table,
         &[
@@ -65,9 +74,27 @@ async fn programmes_keys_tokens_and_biometric_factors() {
             "dev",
             "--api-key",
             "a-chosen-development-key",
+            "--countries",
+            "44,+33",
         ],
     );
     assert!(ok && out.contains("a-chosen-development-key"));
+    let dev = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(
+            &sdk_config(Some(&std::env::var("TEST_AWS_ENDPOINT").unwrap())).await,
+        ),
+        &table,
+    )
+    .find_programme(&api_key_hash("a-chosen-development-key"))
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(dev.allowed_country_codes, ["44", "33"]);
+    let (ok, out, _) = admin(
+        &table,
+        &["create-programme", "--id", "heir", "--inherit-countries"],
+    );
+    assert!(ok && out.contains("the deployment's default"), "{out}");
     let (ok, _, err) = admin(&table, &["create-programme"]);
     assert!(!ok && err.contains("--id is required"));
 
@@ -168,7 +195,7 @@ async fn programmes_keys_tokens_and_biometric_factors() {
         (
             user.credential_id.as_str(),
             user.programme_id.as_str(),
-            user.stepped_up
+            user.mfa_at.is_some_and(|at| (now - at).abs() < 60)
         ),
         ("u1", "acme", true)
     );

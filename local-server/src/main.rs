@@ -10,7 +10,7 @@ use std::{convert::Infallible, net::SocketAddr, path::PathBuf, sync::Arc};
 use additional_factors::{
     app::{Adapters, App},
     clock::SystemClock,
-    config::{read_programmes_file, Config, Mode},
+    config::{read_programmes_file, Config, Mode, LOCAL_JWT_SECRET, LOCAL_OTP_SECRET},
     domain::{
         otp::{api_key_hash, RandomSource, SystemRandom},
         programme::Programme,
@@ -27,9 +27,6 @@ use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use lambda_http::Body;
 
-/// API Gateway refuses larger payloads; so does the local server.
-const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
-
 const DEMO_API_KEY: &str = "demo-sandbox-api-key";
 const DEMO_PHONE: &str = "+447700900123";
 
@@ -39,6 +36,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> Result<(), BoxError> {
     additional_factors::logging::init();
     let config = Config::from_env(Mode::Local)?;
+    if let Err(refusal) = refuse_production(&config) {
+        eprintln!("local-server: {refusal}");
+        std::process::exit(2);
+    }
     let port: u16 = std::env::var("PORT").ok().map_or(Ok(3000), |p| p.parse())?;
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
     let random: Arc<dyn RandomSource> = Arc::new(SystemRandom::default());
@@ -91,7 +92,8 @@ async fn main() -> Result<(), BoxError> {
         },
         config.tokens.verifier()?,
         config.otp_secret.as_bytes(),
-    );
+    )
+    .with_policy(config.policy.clone());
     if let Some(callback) = callback {
         app = app.with_authy_callback(callback);
     }
@@ -156,6 +158,38 @@ async fn main() -> Result<(), BoxError> {
     }
 }
 
+/// Pointed at a real AWS table (a table name and no local endpoint), the local server is no
+/// longer a toy: it refuses the development secrets (anyone can mint tokens with the
+/// published one) and will not seed the demo programme (its api key is in the README).
+fn refuse_production(config: &Config) -> Result<(), String> {
+    if config.table_name.is_none() || config.dynamodb_endpoint.is_some() {
+        return Ok(());
+    }
+    let mut development = Vec::new();
+    if config.tokens.hs256_secret.as_deref() == Some(LOCAL_JWT_SECRET) {
+        development.push("JWT_HS256_SECRET");
+    }
+    if config.otp_secret == LOCAL_OTP_SECRET {
+        development.push("OTP_HMAC_SECRET");
+    }
+    if !development.is_empty() {
+        return Err(format!(
+            "TABLE_NAME names a table in AWS (no DYNAMODB_ENDPOINT), so the development secrets \
+             are refused: set {} to the deployment's own",
+            development.join(" and ")
+        ));
+    }
+    if std::env::var_os("PROGRAMMES_FILE").is_none() {
+        return Err(
+            "TABLE_NAME names a table in AWS (no DYNAMODB_ENDPOINT): the public demo \
+             programme is not seeded there; set PROGRAMMES_FILE (a JSON array, [] when the \
+             table's programmes were created with factors-admin)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// The in-memory store, or DynamoDB when `TABLE_NAME` or `DYNAMODB_ENDPOINT` is set. At a
 /// local endpoint the table is created when missing.
 async fn build_store(config: &Config) -> Result<(Arc<dyn Store>, String), BoxError> {
@@ -204,15 +238,20 @@ fn print_demo(config: &Config, base: &str, now: i64) -> Result<(), BoxError> {
 /// function (path parameters included), and the function's response back.
 async fn serve(app: &App, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    if let Err(error) = match_route(parts.method.as_str(), parts.uri.path()) {
-        return to_hyper(reject_unrouted(app, &error));
-    }
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    let route = match match_route(parts.method.as_str(), parts.uri.path()) {
+        Ok(matched) => matched.route,
+        Err(error) => return to_hyper(reject_unrouted(app, &error)),
+    };
+    // Read no further than the route's cap: a larger body is a 413, never buffered whole.
+    let bytes = match Limited::new(body, route.max_body_bytes()).collect().await {
         Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            return to_hyper(reject_unrouted(app, &ApiError::PayloadTooLarge))
+        }
         Err(_) => {
             return to_hyper(reject_unrouted(
                 app,
-                &ApiError::MalformedBody("The request body is too large or unreadable."),
+                &ApiError::MalformedBody("The request body is unreadable."),
             ))
         }
     };

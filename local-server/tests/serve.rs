@@ -142,7 +142,7 @@ fn mint(programme: &str, user: &str, phone: &str, mfa: bool) -> String {
         .as_secs();
     let mut claims = json!({
         "sub": user, "programme_id": programme, "phone_number": phone,
-        "iss": "https://identity.serve-test", "aud": "factors", "exp": now + 600,
+        "iss": "https://identity.serve-test", "aud": "factors", "iat": now, "exp": now + 600,
     });
     if mfa {
         claims["amr"] = json!(["mfa"]);
@@ -242,6 +242,18 @@ async fn the_demo_banner_works_as_printed() {
         body,
         json!({"factors": [{"type": "OTP", "channel": "SMS", "status": "ACTIVE"}]})
     );
+    // A body over the route's cap is a 413 in the contract's format, read no further.
+    let (status, headers, body) = call(
+        &server.base,
+        "POST",
+        "/authentication_factors/otp/SMS/verify",
+        &h,
+        &" ".repeat(4 * 1024 + 1),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert!(headers.iter().any(|(k, _)| k == "request-ref"));
+    assert!(body["message"].is_string());
     assert_log_clean(&server, &[&key, &token, "447700900123"]);
 }
 
@@ -489,4 +501,47 @@ async fn http_get(url: &str) -> String {
     text.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default()
+}
+
+/// Pointed at a real AWS table, the local server refuses the development secrets and the
+/// public demo programme: it says why and exits non-zero, before any AWS call.
+#[test]
+fn pointed_at_a_real_aws_table_it_refuses_to_be_production() {
+    let run = |envs: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_local-server"));
+        command
+            .env("PORT", "0")
+            .env("TABLE_NAME", "factors-prod")
+            .env_remove("PROGRAMMES_FILE")
+            .env_remove("DYNAMODB_ENDPOINT")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_DYNAMODB")
+            .env_remove("JWT_HS256_SECRET")
+            .env_remove("OTP_HMAC_SECRET");
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(&[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("JWT_HS256_SECRET and OTP_HMAC_SECRET"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("demo"), "nothing seeded, no demo printed");
+    let (code, _, stderr) = run(&[
+        ("JWT_HS256_SECRET", SECRET),
+        ("OTP_HMAC_SECRET", "a-deployment-s-own-otp-key-0123456789"),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("demo") && stderr.contains("PROGRAMMES_FILE"),
+        "{stderr}"
+    );
 }

@@ -12,8 +12,9 @@ use crate::{
     clock::Clock,
     domain::channel::Channel,
     domain::{
+        limits::SmsBudget,
         otp::{api_key_hash, Hasher, RandomSource},
-        programme::Programme,
+        programme::{Countries, Programme},
     },
     events::{Change, EventPublisher, FactorEvent},
     http::auth::TokenVerifier,
@@ -99,6 +100,15 @@ pub struct AuthyCallback {
     pub url: String,
 }
 
+/// What the deployment decides for every programme (the template's parameters).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploymentPolicy {
+    /// The calling codes a live programme that names none may send to.
+    pub default_countries: Countries,
+    /// The SMS budget across every live programme.
+    pub sms_budget: SmsBudget,
+}
+
 pub struct App {
     pub store: Arc<dyn Store>,
     pub sms: Arc<dyn SmsSender>,
@@ -111,6 +121,7 @@ pub struct App {
     pub hasher: Hasher,
     pub tokens: TokenVerifier,
     pub metrics: Metrics,
+    pub policy: DeploymentPolicy,
     programmes: Mutex<HashMap<String, (Arc<Programme>, i64)>>,
 }
 
@@ -127,8 +138,15 @@ impl App {
             hasher: Hasher::new(otp_secret),
             tokens,
             metrics: Metrics::default(),
+            policy: DeploymentPolicy::default(),
             programmes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets the deployment's policy (default: every country, the default SMS budget).
+    pub fn with_policy(mut self, policy: DeploymentPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Enables the Authy callback route.

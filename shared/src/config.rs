@@ -62,6 +62,8 @@ pub struct Config {
     pub authy: Option<AuthyConfig>,
     /// The SNS topic factor lifecycle events go to.
     pub events_topic_arn: Option<String>,
+    /// The deployment's default country allow-list and SMS budget.
+    pub policy: crate::app::DeploymentPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -137,8 +139,41 @@ impl Config {
                 }),
             },
             events_topic_arn: var("EVENTS_TOPIC_ARN"),
+            policy: policy(mode)?,
         })
     }
+}
+
+/// `DEFAULT_ALLOWED_COUNTRY_CODES` (`44,33` or `*`) and `SMS_BUDGET_PER_HOUR` / `_PER_DAY`.
+/// Without the list, a function in Lambda lets live programmes that name no countries of
+/// their own send nowhere (closed by default; the template always sets it); the local
+/// server allows every country, as before.
+fn policy(mode: Mode) -> Result<crate::app::DeploymentPolicy, ConfigError> {
+    use crate::domain::{limits::SmsBudget, programme::Countries};
+    let default_countries = match (var("DEFAULT_ALLOWED_COUNTRY_CODES"), mode) {
+        (Some(text), _) => Countries::parse(&text).map_err(|reason| ConfigError::Invalid {
+            name: "DEFAULT_ALLOWED_COUNTRY_CODES",
+            reason,
+        })?,
+        (None, Mode::Local) => Countries::All,
+        (None, Mode::Lambda) => Countries::Only(Vec::new()),
+    };
+    let number = |name: &'static str, default: u32| -> Result<u32, ConfigError> {
+        var(name).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| ConfigError::Invalid {
+                name,
+                reason: "must be a whole number".into(),
+            })
+        })
+    };
+    let defaults = SmsBudget::default();
+    Ok(crate::app::DeploymentPolicy {
+        default_countries,
+        sms_budget: SmsBudget {
+            per_hour: number("SMS_BUDGET_PER_HOUR", defaults.per_hour)?,
+            per_day: number("SMS_BUDGET_PER_DAY", defaults.per_day)?,
+        },
+    })
 }
 
 /// One entry of `PROGRAMMES_FILE`: `{"id", "apiKey", "sandbox", ...settings}`.

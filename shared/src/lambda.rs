@@ -160,7 +160,8 @@ async fn build<F: Function>(config: &Config) -> Result<App, lambda_http::Error> 
         },
         config.tokens.verifier()?,
         config.otp_secret.as_bytes(),
-    );
+    )
+    .with_policy(config.policy.clone());
     Ok(match callback {
         Some(callback) => app.with_authy_callback(callback),
         None => app,

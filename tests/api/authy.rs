@@ -118,6 +118,11 @@ async fn enrolment_registers_the_phone_and_pushes_a_request_as_authy_documents()
         Some("7700900123")
     );
     assert_eq!(get(&register, "user[country_code]").as_deref(), Some("44"));
+    // Authy never texts its own install link: no SMS leaves that our limits do not count.
+    assert_eq!(
+        get(&register, "send_install_link_via_sms").as_deref(),
+        Some("false")
+    );
     let email = get(&register, "user[email]").unwrap();
     assert!(email.ends_with("@users.invalid") && !email.contains("7700900123"));
     let approval = form(&requests[1].body);

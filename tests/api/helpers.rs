@@ -244,6 +244,13 @@ impl TestApp {
         test
     }
 
+    /// Sets the deployment's policy (country allow-list, SMS budget) before any request.
+    pub fn set_policy(&mut self, policy: additional_factors::app::DeploymentPolicy) {
+        Arc::get_mut(&mut self.app)
+            .expect("the policy is set before the app is shared")
+            .policy = policy;
+    }
+
     /// The memory store (tests that inject faults or look inside it).
     pub fn memory(&self) -> &MemoryStore {
         self.memory

@@ -1,6 +1,7 @@
 //! The API's integration tests: one binary, the handlers driven through the same routing as
 //! the local server, on the memory store with recording fakes and a pinned clock.
 
+mod abuse;
 mod authy;
 mod concurrency;
 mod credentials;

@@ -178,6 +178,11 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
             t.send(Req::new(route.method(), &path).auth(LIVE_KEY, "x.y.z"))
                 .await,
         ); // 401
+        record(
+            route,
+            t.send(Req::new(route.method(), &path).body(vec![b' '; route.max_body_bytes() + 1]))
+                .await,
+        ); // 413
         t.memory().fail_next(1);
         record(
             route,

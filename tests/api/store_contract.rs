@@ -9,7 +9,9 @@ use additional_factors::{
         channel::Channel,
         factor::{FactorRecord, FactorStatus},
         idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},
-        limits::{push_counters, sms_counters, SendLimits},
+        limits::{
+            push_counters, sms_counters, Destination, LimitCounter, SendLimits, Sender, SmsBudget,
+        },
         programme::Programme,
     },
     store::{
@@ -51,6 +53,30 @@ fn challenge(id: &str, phone: &str, limit: u32) -> NewChallenge {
         wrong_code_limit: limit,
         expires_at: NOW + 300,
     }
+}
+
+/// The counters one live SMS to `phone` (a hash) by `user` of `p1` consumes.
+fn sms(limits: &SendLimits, user: &str, phone: &str) -> Vec<LimitCounter> {
+    let sender = Sender {
+        programme_id: "p1",
+        credential_id: user,
+        sandbox: false,
+    };
+    let to = Destination {
+        phone_hash: phone,
+        country_code: "44",
+    };
+    sms_counters(limits, &SmsBudget::default(), &sender, &to, NOW, 0)
+}
+
+/// The counters one live push request by `user` of `p1` consumes.
+fn push(limits: &SendLimits, user: &str) -> Vec<LimitCounter> {
+    let sender = Sender {
+        programme_id: "p1",
+        credential_id: user,
+        sandbox: false,
+    };
+    push_counters(limits, &sender, &format!("phone-of-{user}"), NOW)
 }
 
 fn counted(outcome: &AttemptOutcome) -> Option<u32> {
@@ -126,7 +152,7 @@ async fn factors_put_list_get_delete(store: Arc<dyn Store>) {
 contract!(sms_challenge, sms_challenge_lifecycle);
 async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
     let u = user("u1");
-    let counters = sms_counters(&SendLimits::default(), "p1", "u1", "phone-a", NOW, 0);
+    let counters = sms(&SendLimits::default(), "u1", "phone-a");
     assert_eq!(
         store
             .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
@@ -231,7 +257,7 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
             .unwrap(),
         StartOutcome::AlreadyRegistered
     );
-    let other = sms_counters(&SendLimits::default(), "p1", "u1", "phone-b", NOW, 0);
+    let other = sms(&SendLimits::default(), "u1", "phone-b");
     assert_eq!(
         store
             .start_sms_challenge(&u, &challenge("c4", "phone-b", 3), &other, NOW)
@@ -317,6 +343,70 @@ async fn an_attempt_id_is_counted_once(store: Arc<dyn Store>) {
     );
 }
 
+contract!(
+    own_attempt,
+    a_recognised_attempt_still_needs_its_phone_and_a_live_challenge
+);
+async fn a_recognised_attempt_still_needs_its_phone_and_a_live_challenge(store: Arc<dyn Store>) {
+    let u = user("u1");
+    store
+        .start_sms_challenge(&u, &challenge("c1", "p", 5), &[], NOW)
+        .await
+        .unwrap();
+    let a = attempt_id();
+    let count = |phone: &'static str, at: i64| {
+        let (store, u, a) = (store.clone(), u.clone(), a.clone());
+        async move { store.count_sms_attempt(&u, phone, &a, at).await.unwrap() }
+    };
+    assert_eq!(counted(&count("p", NOW).await), Some(1));
+    // The attempt is known, but a token with another phone has no challenge here.
+    assert_eq!(count("q", NOW).await, AttemptOutcome::NoChallenge);
+    // ...and once the challenge has expired, knowing the attempt compares nothing.
+    assert_eq!(count("p", NOW + 300).await, AttemptOutcome::Expired);
+    // While it lives, on its phone, it is recognised and not counted again.
+    assert_eq!(counted(&count("p", NOW + 299).await), Some(1));
+}
+
+contract!(
+    authy_references,
+    an_authy_user_is_released_by_its_last_factor
+);
+async fn an_authy_user_is_released_by_its_last_factor(store: Arc<dyn Store>) {
+    // One person, two programmes: Authy gives the phone one user id in both.
+    let (a, b) = (
+        user("u1"),
+        UserKey {
+            programme_id: "p2".into(),
+            credential_id: "u1".into(),
+        },
+    );
+    let pending = |request: &str| PendingPush {
+        phone_hash: "p".into(),
+        authy_id: Some("555".into()),
+        request_id: request.into(),
+    };
+    assert!(store
+        .set_push_pending(&a, &pending("r1"), NOW)
+        .await
+        .unwrap());
+    // Enrolling again holds one reference, not two.
+    assert!(store
+        .set_push_pending(&a, &pending("r2"), NOW)
+        .await
+        .unwrap());
+    assert!(store
+        .set_push_pending(&b, &pending("r3"), NOW)
+        .await
+        .unwrap());
+    assert!(
+        !store.release_authy_user("555", &a).await.unwrap(),
+        "p2's factor still uses it"
+    );
+    assert!(store.release_authy_user("555", &b).await.unwrap());
+    // A user no factor ever referenced (enrolled before references were kept) is free.
+    assert!(store.release_authy_user("777", &a).await.unwrap());
+}
+
 contract!(limits, full_counters_refuse_and_write_nothing);
 async fn full_counters_refuse_and_write_nothing(store: Arc<dyn Store>) {
     let u = user("u1");
@@ -324,7 +414,7 @@ async fn full_counters_refuse_and_write_nothing(store: Arc<dyn Store>) {
         per_user_per_hour: 2,
         ..SendLimits::default()
     };
-    let counters = sms_counters(&limits, "p1", "u1", "p", NOW, 0);
+    let counters = sms(&limits, "u1", "p");
     for id in ["c1", "c2"] {
         assert_eq!(
             store
@@ -351,7 +441,7 @@ async fn full_counters_refuse_and_write_nothing(store: Arc<dyn Store>) {
         per_number_per_day: 0,
         ..SendLimits::default()
     };
-    let counters = sms_counters(&zero, "p1", "u2", "q", NOW, 0);
+    let counters = sms(&zero, "u2", "q");
     assert_eq!(
         store
             .start_sms_challenge(&user("u2"), &challenge("c", "q", 5), &counters, NOW)
@@ -371,7 +461,7 @@ async fn an_abandoned_challenge_is_gone_and_its_counters_refunded(store: Arc<dyn
         per_user_per_hour: 1,
         ..SendLimits::default()
     };
-    let counters = sms_counters(&limits, "p1", "u1", "p", NOW, 0);
+    let counters = sms(&limits, "u1", "p");
     store
         .start_sms_challenge(&u, &challenge("c1", "p", 5), &counters, NOW)
         .await
@@ -412,7 +502,7 @@ async fn push_enrolment_lifecycle(store: Arc<dyn Store>) {
         push_per_user_per_hour: 2,
         ..SendLimits::default()
     };
-    let counters = push_counters(&limits, "p1", "u1", NOW);
+    let counters = push(&limits, "u1");
     assert_eq!(
         store
             .reserve_push_enrolment(&u, &counters, NOW)
@@ -462,7 +552,7 @@ async fn push_enrolment_lifecycle(store: Arc<dyn Store>) {
     assert!(!store.set_push_pending(&u, &pending, NOW).await.unwrap());
     // Limits and refunds.
     let v = user("u2");
-    let counters = push_counters(&limits, "p1", "u2", NOW);
+    let counters = push(&limits, "u2");
     for _ in 0..2 {
         assert_eq!(
             store

@@ -167,7 +167,9 @@ async fn a_hundred_clients_retrying_through_faults_end_active_with_one_sms_each(
         per_user_per_day: 100,
         per_number_per_day: 100,
         per_programme_per_day: 100_000,
+        per_country_per_day: 100_000,
         push_per_user_per_hour: 100,
+        ..SendLimits::default()
     };
     t.add_programme(STORM_KEY, programme).await;
     let t = Arc::new(t);

@@ -211,6 +211,58 @@ fn each_policy_grants_exactly_what_its_function_uses() {
     // statement is on the events topic (checked above).
 }
 
+/// Least privilege inside the table: no function can write a `PROGRAMME#` item (a tenant's
+/// settings and api key), so a compromised function cannot mint or change a programme.
+#[test]
+fn no_function_can_write_a_programme_item() {
+    const WRITES: [&str; 5] = [
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:ConditionCheckItem",
+    ];
+    let template = load("template.yaml");
+    let mut writers = 0;
+    for (binary, function) in functions(&template) {
+        for statement in &function.statements {
+            let actions: Vec<&str> = statement["Action"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            if !actions.iter().any(|a| WRITES.contains(a)) {
+                continue;
+            }
+            writers += 1;
+            assert!(
+                actions.iter().all(|a| WRITES.contains(a)),
+                "{binary}: a write statement holds only writes (reads need no condition): {actions:?}"
+            );
+            let condition = statement["Condition"]
+                .as_mapping()
+                .unwrap_or_else(|| panic!("{binary}: writes without a LeadingKeys condition"));
+            assert_eq!(condition.len(), 1, "{binary}");
+            let keys =
+                &statement["Condition"]["ForAllValues:StringNotLike"]["dynamodb:LeadingKeys"];
+            assert_eq!(
+                keys.as_sequence()
+                    .map(|k| k.iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>()),
+                Some(vec!["PROGRAMME#*"]),
+                "{binary}: every written partition key is outside PROGRAMME#"
+            );
+        }
+    }
+    assert_eq!(writers, 6, "every function but list-factors writes");
+    // ...and the store's programme items really live under that prefix.
+    assert!(
+        additional_factors::store::dynamodb::items::programme_key("h")
+            .pk
+            .starts_with("PROGRAMME#")
+    );
+}
+
 #[test]
 fn runtime_table_logs_and_secrets() {
     let t = load("template.yaml");
@@ -265,6 +317,38 @@ fn runtime_table_logs_and_secrets() {
     assert!(t["Outputs"]["ApiUrl"] != Value::Null && t["Outputs"]["TableName"] != Value::Null);
     assert_eq!(text(&env["EVENTS_TOPIC_ARN"]), "!Ref FactorEventsTopic");
     assert!(t["Outputs"]["EventsTopicArn"] != Value::Null);
+}
+
+/// SMS pumping closed by default: the deployment's country allow-list is a parameter with no
+/// default (so `sam deploy --guided` asks for it), and its SMS budget per hour and per day
+/// are parameters with defaults; all three reach every function.
+#[test]
+fn country_allow_list_and_sms_budget_are_parameters() {
+    let t = load("template.yaml");
+    let countries = &t["Parameters"]["DefaultAllowedCountryCodes"];
+    assert_eq!(countries["Type"], "String");
+    assert!(
+        countries.get("Default").is_none(),
+        "no default: the operator chooses"
+    );
+    for budget in ["SmsBudgetPerHour", "SmsBudgetPerDay"] {
+        assert_eq!(t["Parameters"][budget]["Type"], "Number", "{budget}");
+        assert!(
+            t["Parameters"][budget]["Default"].as_u64().is_some(),
+            "{budget}"
+        );
+    }
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    for (variable, parameter) in [
+        (
+            "DEFAULT_ALLOWED_COUNTRY_CODES",
+            "DefaultAllowedCountryCodes",
+        ),
+        ("SMS_BUDGET_PER_HOUR", "SmsBudgetPerHour"),
+        ("SMS_BUDGET_PER_DAY", "SmsBudgetPerDay"),
+    ] {
+        assert_eq!(text(&env[variable]), format!("!Ref {parameter}"));
+    }
 }
 
 #[test]

@@ -423,7 +423,10 @@ fn bench_programme() -> Programme {
         per_user_per_day: u32::MAX,
         per_number_per_day: u32::MAX,
         per_programme_per_day: u32::MAX,
+        per_country_per_day: u32::MAX,
         push_per_user_per_hour: u32::MAX,
+        push_per_number_per_day: u32::MAX,
+        ..Default::default()
     };
     programme
 }

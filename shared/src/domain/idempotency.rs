@@ -48,11 +48,17 @@ impl IdempotencyRef {
         &self.0
     }
 
-    /// The id of the verification attempt a request with this reference counts: the same on
-    /// every retry, so that a retry which runs again (its first try failed after counting)
-    /// does not count a second attempt.
-    pub fn attempt_id(&self) -> String {
-        hex(digest::digest(&digest::SHA256, format!("attempt|{}", self.0).as_bytes()).as_ref())
+    /// The id of the verification attempt a request with this reference and this
+    /// `fingerprint` (operation and body) counts: the same on every retry of the same
+    /// request, so that a retry which runs again (its first try failed after counting) does
+    /// not count a second attempt; another body (another code) under the same reference is
+    /// another attempt, so a released or expired claim never buys a free comparison.
+    pub fn attempt_id(&self, fingerprint: &str) -> String {
+        hex(digest::digest(
+            &digest::SHA256,
+            format!("attempt|{}|{fingerprint}", self.0).as_bytes(),
+        )
+        .as_ref())
     }
 }
 
@@ -100,6 +106,17 @@ mod tests {
             Err(IdempotencyRefError::Regex)
         );
         assert!(IdempotencyRef::parse(b"!~").is_ok());
+    }
+
+    #[test]
+    fn attempt_id_binds_the_reference_and_the_body() {
+        let r = IdempotencyRef::parse(b"ref-1").unwrap();
+        let a = fingerprint("POST verify SMS", br#"{"verificationCode": "111111"}"#);
+        let b = fingerprint("POST verify SMS", br#"{"verificationCode": "222222"}"#);
+        assert_eq!(r.attempt_id(&a), r.attempt_id(&a));
+        assert_ne!(r.attempt_id(&a), r.attempt_id(&b));
+        let other = IdempotencyRef::parse(b"ref-2").unwrap();
+        assert_ne!(r.attempt_id(&a), other.attempt_id(&a));
     }
 
     #[test]

@@ -3,15 +3,21 @@
 //! Each limit is a counter item keyed by what it limits and by its window. The store consumes
 //! every counter of a request in the same atomic write as the state change that sends
 //! something, each with the condition `count < limit`; if any condition fails nothing is
-//! consumed. The programme's daily counter is spread over shards when its cap is large, so one
-//! busy programme does not make a single hot partition.
+//! consumed. Counters with large caps (the programme's, a country's, the deployment's budget)
+//! are spread over shards, so one busy programme does not make a single hot partition.
+//!
+//! Sandbox requests count in counters of their own (every key is prefixed), so a sandbox
+//! never spends a live user's or number's quota; the deployment's SMS budget counts live
+//! sends only (sandboxes send nothing).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 pub const HOUR: i64 = 3_600;
 pub const DAY: i64 = 86_400;
 
-/// The SMS send limits of a programme (defaults from the contract).
+/// The send limits of a programme (defaults from the contract).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SendLimits {
@@ -19,8 +25,14 @@ pub struct SendLimits {
     pub per_user_per_day: u32,
     pub per_number_per_day: u32,
     pub per_programme_per_day: u32,
-    /// Push enrolment requests per user per hour (`CHALLENGE_LIMIT_EXCEEDED`, a 409).
+    /// SMS per day to one country calling code, unless `perCountryPerDayOverrides` names it.
+    pub per_country_per_day: u32,
+    /// Per country calling code (`"44"`): its own daily SMS limit.
+    pub per_country_per_day_overrides: BTreeMap<String, u32>,
+    /// Push requests per user per hour (`CHALLENGE_LIMIT_EXCEEDED`, a 409).
     pub push_per_user_per_hour: u32,
+    /// Push enrolments per destination number per day, across users and programmes (409).
+    pub push_per_number_per_day: u32,
 }
 
 impl Default for SendLimits {
@@ -30,7 +42,37 @@ impl Default for SendLimits {
             per_user_per_day: 20,
             per_number_per_day: 10,
             per_programme_per_day: 10_000,
+            per_country_per_day: 1_000,
+            per_country_per_day_overrides: BTreeMap::new(),
             push_per_user_per_hour: 5,
+            push_per_number_per_day: 10,
+        }
+    }
+}
+
+impl SendLimits {
+    /// The daily SMS limit for one country calling code.
+    pub fn country_per_day(&self, country_code: &str) -> u32 {
+        self.per_country_per_day_overrides
+            .iter()
+            .find(|(code, _)| code.trim_start_matches('+') == country_code)
+            .map_or(self.per_country_per_day, |(_, limit)| *limit)
+    }
+}
+
+/// The deployment's SMS budget across every programme (live sends only): what one stack may
+/// spend, whatever its tenants do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmsBudget {
+    pub per_hour: u32,
+    pub per_day: u32,
+}
+
+impl Default for SmsBudget {
+    fn default() -> Self {
+        Self {
+            per_hour: 2_000,
+            per_day: 20_000,
         }
     }
 }
@@ -41,7 +83,10 @@ pub enum LimitKind {
     UserSms,
     NumberSms,
     ProgrammeSms,
+    CountrySms,
+    DeploymentSms,
     UserPush,
+    NumberPush,
 }
 
 /// One counter a request consumes.
@@ -50,7 +95,10 @@ pub struct LimitCounter {
     pub kind: LimitKind,
     /// The store key of the counter (window included).
     pub key: String,
+    /// What this counter item holds (a shard's share of a sharded limit).
     pub limit: u32,
+    /// The limit as configured (what a 429 reports).
+    pub total: u32,
     pub window_secs: i64,
     /// When the window ends (epoch seconds): the counter's reset and its TTL.
     pub window_end: i64,
@@ -62,32 +110,76 @@ fn counter(kind: LimitKind, scope: &str, limit: u32, window_secs: i64, now: i64)
         kind,
         key: format!("{scope}#{window_secs}#{index}"),
         limit,
+        total: limit,
         window_secs,
         window_end: (index + 1) * window_secs,
     }
 }
 
-/// How many shards the programme's daily counter is spread over: one below 2,000 a day (so
-/// small caps stay exact), up to 8 for large ones. Each shard holds an equal part of the cap.
-fn programme_shards(cap: u32) -> u32 {
+/// How many shards a large cap is spread over: one below 2,000 (so small caps stay exact),
+/// up to 8 for large ones.
+fn shards(cap: u32) -> u32 {
     (cap / 1_000).clamp(1, 8)
+}
+
+/// One shard of a sharded counter: an equal part of the cap.
+fn sharded(
+    kind: LimitKind,
+    scope: &str,
+    cap: u32,
+    window_secs: i64,
+    now: i64,
+    shard_pick: u32,
+) -> LimitCounter {
+    let count = shards(cap);
+    let shard = shard_pick % count;
+    let share = cap / count + u32::from(shard < cap % count);
+    LimitCounter {
+        total: cap,
+        ..counter(kind, &format!("{scope}#{shard}"), share, window_secs, now)
+    }
+}
+
+/// Who sends: the programme's user, and whether the programme is a sandbox.
+#[derive(Debug, Clone, Copy)]
+pub struct Sender<'a> {
+    pub programme_id: &'a str,
+    pub credential_id: &'a str,
+    pub sandbox: bool,
+}
+
+impl Sender<'_> {
+    /// The key prefix of this sender's counters: sandboxes count apart from live traffic.
+    fn prefix(&self) -> &'static str {
+        if self.sandbox {
+            "RATE#SANDBOX#"
+        } else {
+            "RATE#"
+        }
+    }
+}
+
+/// Where one SMS goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    /// The keyed hash of the number.
+    pub phone_hash: &'a str,
+    pub country_code: &'a str,
 }
 
 /// The counters one SMS send consumes. `shard_pick` is any random number.
 pub fn sms_counters(
     limits: &SendLimits,
-    programme_id: &str,
-    credential_id: &str,
-    phone_hash: &str,
+    budget: &SmsBudget,
+    sender: &Sender,
+    to: &Destination,
     now: i64,
     shard_pick: u32,
 ) -> Vec<LimitCounter> {
-    let user = format!("RATE#SMS#USER#{programme_id}#{credential_id}");
-    let shards = programme_shards(limits.per_programme_per_day);
-    let shard = shard_pick % shards;
-    let share = limits.per_programme_per_day / shards
-        + u32::from(shard < limits.per_programme_per_day % shards);
-    vec![
+    let prefix = sender.prefix();
+    let programme = sender.programme_id;
+    let user = format!("{prefix}SMS#USER#{programme}#{}", sender.credential_id);
+    let mut counters = vec![
         counter(
             LimitKind::UserSms,
             &user,
@@ -98,35 +190,77 @@ pub fn sms_counters(
         counter(LimitKind::UserSms, &user, limits.per_user_per_day, DAY, now),
         counter(
             LimitKind::NumberSms,
-            &format!("RATE#SMS#NUMBER#{phone_hash}"),
+            &format!("{prefix}SMS#NUMBER#{}", to.phone_hash),
             limits.per_number_per_day,
             DAY,
             now,
         ),
-        counter(
+        sharded(
             LimitKind::ProgrammeSms,
-            &format!("RATE#SMS#PROGRAMME#{programme_id}#{shard}"),
-            share,
+            &format!("{prefix}SMS#PROGRAMME#{programme}"),
+            limits.per_programme_per_day,
+            DAY,
+            now,
+            shard_pick,
+        ),
+        sharded(
+            LimitKind::CountrySms,
+            &format!("{prefix}SMS#COUNTRY#{programme}#{}", to.country_code),
+            limits.country_per_day(to.country_code),
+            DAY,
+            now,
+            shard_pick,
+        ),
+    ];
+    if !sender.sandbox {
+        let deployment = format!("{prefix}SMS#DEPLOYMENT");
+        counters.push(sharded(
+            LimitKind::DeploymentSms,
+            &deployment,
+            budget.per_hour,
+            HOUR,
+            now,
+            shard_pick,
+        ));
+        counters.push(sharded(
+            LimitKind::DeploymentSms,
+            &deployment,
+            budget.per_day,
+            DAY,
+            now,
+            shard_pick,
+        ));
+    }
+    counters
+}
+
+/// The counters one push request consumes: the user's per hour, the number's per day.
+pub fn push_counters(
+    limits: &SendLimits,
+    sender: &Sender,
+    phone_hash: &str,
+    now: i64,
+) -> Vec<LimitCounter> {
+    let prefix = sender.prefix();
+    vec![
+        counter(
+            LimitKind::UserPush,
+            &format!(
+                "{prefix}PUSH#USER#{}#{}",
+                sender.programme_id, sender.credential_id
+            ),
+            limits.push_per_user_per_hour,
+            HOUR,
+            now,
+        ),
+        counter(
+            LimitKind::NumberPush,
+            &format!("{prefix}PUSH#NUMBER#{phone_hash}"),
+            limits.push_per_number_per_day,
             DAY,
             now,
         ),
     ]
-}
-
-/// The counter one push enrolment request consumes.
-pub fn push_counters(
-    limits: &SendLimits,
-    programme_id: &str,
-    credential_id: &str,
-    now: i64,
-) -> Vec<LimitCounter> {
-    vec![counter(
-        LimitKind::UserPush,
-        &format!("RATE#PUSH#USER#{programme_id}#{credential_id}"),
-        limits.push_per_user_per_hour,
-        HOUR,
-        now,
-    )]
 }
 
 /// What a 429 tells: the limit hit, every limit of its kind with its window, and the reset.
@@ -145,10 +279,10 @@ pub fn rate_limited(all: &[LimitCounter], hit: &[&LimitCounter], now: i64) -> Op
     let family: Vec<String> = all
         .iter()
         .filter(|c| c.kind == worst.kind)
-        .map(|c| format!("{};w={}", c.limit, c.window_secs))
+        .map(|c| format!("{};w={}", c.total, c.window_secs))
         .collect();
     Some(RateLimited {
-        limit_header: format!("{}, {}", worst.limit, family.join(", ")),
+        limit_header: format!("{}, {}", worst.total, family.join(", ")),
         reset_secs: (worst.window_end - now).max(1),
     })
 }
@@ -156,6 +290,24 @@ pub fn rate_limited(all: &[LimitCounter], hit: &[&LimitCounter], now: i64) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LIVE: Sender = Sender {
+        programme_id: "p",
+        credential_id: "u",
+        sandbox: false,
+    };
+    const TO: Destination = Destination {
+        phone_hash: "h",
+        country_code: "44",
+    };
+
+    fn sms(limits: &SendLimits, sender: &Sender, now: i64, shard_pick: u32) -> Vec<LimitCounter> {
+        sms_counters(limits, &SmsBudget::default(), sender, &TO, now, shard_pick)
+    }
+
+    fn of_kind(counters: &[LimitCounter], kind: LimitKind) -> Vec<&LimitCounter> {
+        counters.iter().filter(|c| c.kind == kind).collect()
+    }
 
     #[test]
     fn windows_align_to_the_epoch() {
@@ -168,7 +320,7 @@ mod tests {
 
     #[test]
     fn header_names_the_hit_and_its_family() {
-        let all = sms_counters(&SendLimits::default(), "p", "u", "h", 1_000, 0);
+        let all = sms(&SendLimits::default(), &LIVE, 1_000, 0);
         let hourly = all.first();
         let hit: Vec<&LimitCounter> = hourly.into_iter().collect();
         let limited = rate_limited(&all, &hit, 1_000);
@@ -179,16 +331,22 @@ mod tests {
                 reset_secs: 2_600
             })
         );
-        let number: Vec<&LimitCounter> = all.get(2).into_iter().collect();
+        let number = of_kind(&all, LimitKind::NumberSms);
         assert_eq!(
             rate_limited(&all, &number, 1_000).map(|r| r.limit_header),
             Some("10, 10;w=86400".into())
+        );
+        // A sharded limit reports its configured total, not a shard's share.
+        let budget = of_kind(&all, LimitKind::DeploymentSms);
+        assert_eq!(
+            rate_limited(&all, &budget[..1], 1_000).map(|r| r.limit_header),
+            Some("2000, 2000;w=3600, 20000;w=86400".into())
         );
     }
 
     #[test]
     fn when_hour_and_day_are_both_full_the_day_is_reported() {
-        let all = sms_counters(&SendLimits::default(), "p", "u", "h", 1_000, 0);
+        let all = sms(&SendLimits::default(), &LIVE, 1_000, 0);
         let hit: Vec<&LimitCounter> = all.iter().take(2).collect();
         assert_eq!(
             rate_limited(&all, &hit, 1_000).map(|r| r.reset_secs),
@@ -202,20 +360,49 @@ mod tests {
             per_programme_per_day: 3,
             ..SendLimits::default()
         };
-        assert_eq!(
-            sms_counters(&small, "p", "u", "h", 0, 7)
-                .get(3)
-                .map(|c| c.limit),
-            Some(3)
-        );
+        let counters = sms(&small, &LIVE, 0, 7);
+        assert_eq!(of_kind(&counters, LimitKind::ProgrammeSms)[0].limit, 3);
         let large = SendLimits::default();
         let total: u32 = (0..8)
-            .filter_map(|s| {
-                sms_counters(&large, "p", "u", "h", 0, s)
-                    .get(3)
-                    .map(|c| c.limit)
-            })
+            .map(|s| of_kind(&sms(&large, &LIVE, 0, s), LimitKind::ProgrammeSms)[0].limit)
             .sum();
         assert_eq!(total, 10_000);
+    }
+
+    #[test]
+    fn a_country_has_its_own_daily_limit_and_overrides() {
+        let mut limits = SendLimits::default();
+        limits.per_country_per_day_overrides.insert("+33".into(), 7);
+        assert_eq!(limits.country_per_day("44"), 1_000);
+        assert_eq!(limits.country_per_day("33"), 7);
+        let counters = sms(&limits, &LIVE, 0, 0);
+        let country = of_kind(&counters, LimitKind::CountrySms);
+        assert_eq!(country.len(), 1);
+        assert!(country[0].key.starts_with("RATE#SMS#COUNTRY#p#44#"));
+    }
+
+    #[test]
+    fn sandbox_counts_apart_and_spends_no_budget() {
+        let sandbox = Sender {
+            sandbox: true,
+            ..LIVE
+        };
+        let live = sms(&SendLimits::default(), &LIVE, 0, 0);
+        let sbx = sms(&SendLimits::default(), &sandbox, 0, 0);
+        assert!(of_kind(&sbx, LimitKind::DeploymentSms).is_empty());
+        assert_eq!(of_kind(&live, LimitKind::DeploymentSms).len(), 2);
+        for c in &sbx {
+            assert!(c.key.starts_with("RATE#SANDBOX#"), "{}", c.key);
+            assert!(live.iter().all(|l| l.key != c.key));
+        }
+        let push_live = push_counters(&SendLimits::default(), &LIVE, "h", 0);
+        let push_sbx = push_counters(&SendLimits::default(), &sandbox, "h", 0);
+        assert!(push_live
+            .iter()
+            .all(|l| push_sbx.iter().all(|s| s.key != l.key)));
+        assert_eq!(
+            push_live.iter().map(|c| c.kind).collect::<Vec<_>>(),
+            [LimitKind::UserPush, LimitKind::NumberPush]
+        );
     }
 }

@@ -30,7 +30,9 @@ pub struct Programme {
     pub wrong_code_limit: u32,
     #[serde(default)]
     pub send_limits: SendLimits,
-    /// Country calling codes (`"44"`, `"+44"` also read) allowed for SMS and push; empty: all.
+    /// Country calling codes (`"44"`, `"+44"` also read) allowed for SMS and push; `"*"`:
+    /// all. Empty: a live programme inherits the deployment's default list (see
+    /// `Countries`), a sandbox allows all (it sends nothing).
     #[serde(default, alias = "allowedCountries")]
     pub allowed_country_codes: Vec<String>,
     #[serde(default)]
@@ -38,6 +40,10 @@ pub struct Programme {
     /// The SMS text; `{code}` is replaced by the code, `{programme}` by the programme's name.
     #[serde(default = "default_template", alias = "smsMessageTemplate")]
     pub sms_template: String,
+    /// How long after the user proved a second factor (`auth_time`, else `iat`) a token
+    /// with `mfa` in `amr` still counts as stepped up (60–3600 s).
+    #[serde(default = "default_step_up_max_age")]
+    pub step_up_max_age_seconds: u32,
 }
 
 fn all_channels() -> Vec<Channel> {
@@ -48,8 +54,66 @@ fn default_wrong_code_limit() -> u32 {
     DEFAULT_WRONG_CODE_LIMIT
 }
 
+/// The contract's step-up freshness: 15 minutes.
+pub const DEFAULT_STEP_UP_MAX_AGE_SECS: u32 = 900;
+
+fn default_step_up_max_age() -> u32 {
+    DEFAULT_STEP_UP_MAX_AGE_SECS
+}
+
 fn default_template() -> String {
     DEFAULT_SMS_TEMPLATE.to_owned()
+}
+
+/// A list of country calling codes: the deployment's default allow-list for live programmes
+/// that name none (`DEFAULT_ALLOWED_COUNTRY_CODES`, e.g. `44,33`, or `*` for all).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Countries {
+    /// Every country (`*`).
+    #[default]
+    All,
+    /// Only these calling codes (empty: none).
+    Only(Vec<String>),
+}
+
+impl Countries {
+    /// `*`, or calling codes (1–3 digits, `+` optional) separated by commas or spaces.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "*" {
+            return Ok(Countries::All);
+        }
+        let mut codes = Vec::new();
+        for code in text
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            let digits = code.trim_start_matches('+');
+            if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(format!("{code:?} is not a country calling code"));
+            }
+            codes.push(digits.to_owned());
+        }
+        Ok(Countries::Only(codes))
+    }
+
+    pub fn allows(&self, country_code: &str) -> bool {
+        match self {
+            Countries::All => true,
+            Countries::Only(codes) => codes.iter().any(|c| c == country_code),
+        }
+    }
+
+    /// `*` or the codes, comma-separated (what the operator tool shows).
+    pub fn describe(&self) -> String {
+        match self {
+            Countries::All => "*".into(),
+            Countries::Only(codes) if codes.is_empty() => "(none)".into(),
+            Countries::Only(codes) => codes.join(","),
+        }
+    }
 }
 
 /// Why a programme's settings cannot be used.
@@ -61,6 +125,8 @@ pub enum ProgrammeError {
     WrongCodeLimit,
     #[error("smsTemplate must contain {{code}}")]
     Template,
+    #[error("stepUpMaxAgeSeconds must be between 60 and 3600")]
+    StepUpMaxAge,
 }
 
 impl Programme {
@@ -77,6 +143,7 @@ impl Programme {
             allowed_country_codes: Vec::new(),
             sms_sender_id: None,
             sms_template: default_template(),
+            step_up_max_age_seconds: DEFAULT_STEP_UP_MAX_AGE_SECS,
         }
     }
 
@@ -96,6 +163,9 @@ impl Programme {
         if !self.sms_template.contains("{code}") {
             return Err(ProgrammeError::Template);
         }
+        if !(60..=3_600).contains(&self.step_up_max_age_seconds) {
+            return Err(ProgrammeError::StepUpMaxAge);
+        }
         Ok(())
     }
 
@@ -103,12 +173,22 @@ impl Programme {
         self.enabled_channels.contains(&channel)
     }
 
-    pub fn country_allowed(&self, country_code: &str) -> bool {
-        self.allowed_country_codes.is_empty()
-            || self
-                .allowed_country_codes
-                .iter()
-                .any(|c| c.trim_start_matches('+') == country_code)
+    /// Whether the programme may send to this calling code, given the deployment's default
+    /// for live programmes that name no list of their own.
+    pub fn country_allowed(&self, country_code: &str, deployment_default: &Countries) -> bool {
+        if self.allowed_country_codes.is_empty() {
+            return self.sandbox || deployment_default.allows(country_code);
+        }
+        self.allowed_country_codes
+            .iter()
+            .any(|c| c == "*" || c.trim_start_matches('+') == country_code)
+    }
+
+    /// Whether a token whose second factor was proved at `mfa_at` is stepped up at `now`:
+    /// at most `stepUpMaxAgeSeconds` old. A time after `now` (a clock ahead of ours) is as
+    /// fresh as can be; the token's own `exp` still bounds it.
+    pub fn mfa_is_fresh(&self, mfa_at: Option<i64>, now: i64) -> bool {
+        mfa_at.is_some_and(|at| now - at <= i64::from(self.step_up_max_age_seconds))
     }
 
     pub fn display_name(&self) -> &str {
@@ -147,7 +227,12 @@ mod tests {
         assert_eq!(p.wrong_code_limit, 3);
         assert_eq!(p.send_limits.per_user_per_hour, 2);
         assert_eq!(p.send_limits.per_user_per_day, 20);
-        assert!(p.country_allowed("44") && p.country_allowed("33") && !p.country_allowed("1"));
+        let all = Countries::All;
+        assert!(
+            p.country_allowed("44", &all)
+                && p.country_allowed("33", &all)
+                && !p.country_allowed("1", &all)
+        );
         assert!(!p.channel_enabled(Channel::Authy));
         assert_eq!(p.sms_text("123456"), "Code 123456");
         assert!(p.validate().is_ok());
@@ -167,5 +252,43 @@ mod tests {
             Programme::new("a b", false).validate(),
             Err(ProgrammeError::Id)
         );
+        let mut p = Programme::new("p1", false);
+        p.step_up_max_age_seconds = 59;
+        assert_eq!(p.validate(), Err(ProgrammeError::StepUpMaxAge));
+        p.step_up_max_age_seconds = 3_601;
+        assert_eq!(p.validate(), Err(ProgrammeError::StepUpMaxAge));
+        p.step_up_max_age_seconds = 60;
+        assert_eq!(p.validate(), Ok(()));
+    }
+
+    #[test]
+    fn live_programmes_naming_no_country_inherit_the_deployment_s() {
+        let uk = Countries::parse("+44, 33").unwrap();
+        assert_eq!(uk, Countries::Only(vec!["44".into(), "33".into()]));
+        assert_eq!(Countries::parse("*"), Ok(Countries::All));
+        assert_eq!(Countries::parse(""), Ok(Countries::Only(vec![])));
+        assert!(Countries::parse("44,abc").is_err());
+        assert!(Countries::parse("4444").is_err());
+        let live = Programme::new("p1", false);
+        assert!(live.country_allowed("44", &uk));
+        assert!(!live.country_allowed("1", &uk));
+        assert!(!live.country_allowed("44", &Countries::Only(vec![])));
+        assert!(live.country_allowed("1", &Countries::All));
+        let sandbox = Programme::new("s1", true);
+        assert!(sandbox.country_allowed("1", &uk), "a sandbox sends nothing");
+        let mut own = Programme::new("p2", false);
+        own.allowed_country_codes = vec!["1".into()];
+        assert!(own.country_allowed("1", &uk) && !own.country_allowed("44", &uk));
+        own.allowed_country_codes = vec!["*".into()];
+        assert!(own.country_allowed("998", &uk));
+    }
+
+    #[test]
+    fn mfa_is_fresh_for_the_programme_s_max_age() {
+        let p = Programme::new("p1", false);
+        assert!(p.mfa_is_fresh(Some(1_000), 1_000 + 900));
+        assert!(!p.mfa_is_fresh(Some(1_000), 1_000 + 901));
+        assert!(!p.mfa_is_fresh(None, 1_000));
+        assert!(p.mfa_is_fresh(Some(1_030), 1_000));
     }
 }

@@ -1,10 +1,12 @@
 //! `POST /webhooks/authy`: Twilio Authy's callback when the user answers (or lets expire) an
 //! enrolment approval request. No api key or token: Authy's signature instead.
 //!
-//! Order matters: the signature is verified (constant time) before anything is read from the
-//! store; then the nonce must be fresh (Authy's nonce is a Unix timestamp) and unseen (it is
-//! remembered in the store, so a replayed callback is refused by every function instance);
-//! only then is the request looked up. A valid callback about an unknown request, or one no
+//! Order matters: the body's size is capped before the handler runs; the nonce (Authy's
+//! nonce is a Unix timestamp) must be within its window before the body is parsed; the
+//! signature is verified (constant time, over at most `MAX_PARAMS` parameters) before
+//! anything is read from the store; then the nonce must be unseen (it is remembered in the
+//! store, so a replayed callback is refused by every function instance); only then is the
+//! request looked up. A valid callback about an unknown request, or one no
 //! longer pending, answers 200 and changes nothing. approved → `ACTIVE`, denied →
 //! `INACTIVE`, expired → stays `PENDING_VERIFICATION`.
 
@@ -39,6 +41,13 @@ pub async fn authy_callback(app: &App, request: &Request, now: i64) -> Result<Re
     ) else {
         return Err(refuse("unsigned"));
     };
+    // The nonce's window first: a stale or malformed nonce costs no parse and no MAC.
+    match nonce.parse::<i64>() {
+        Ok(sent) if (now - sent).abs() <= NONCE_WINDOW_SECS => {}
+        _ => return Err(refuse("stale or malformed nonce")),
+    }
+    // The body is at most the route's cap (checked before the handler runs), and its
+    // flattening stops at `authy_signature::MAX_PARAMS`.
     let Ok(body) = serde_json::from_slice::<Value>(request.body().as_ref()) else {
         return Err(refuse("body is not JSON"));
     };
@@ -50,11 +59,7 @@ pub async fn authy_callback(app: &App, request: &Request, now: i64) -> Result<Re
         &body,
         signature,
     ) {
-        return Err(refuse("wrong signature"));
-    }
-    match nonce.parse::<i64>() {
-        Ok(sent) if (now - sent).abs() <= NONCE_WINDOW_SECS => {}
-        _ => return Err(refuse("stale or malformed nonce")),
+        return Err(refuse("wrong signature or too many parameters"));
     }
     let nonce_key =
         hex(digest::digest(&digest::SHA256, format!("{nonce}|{signature}").as_bytes()).as_ref());

@@ -1,13 +1,18 @@
 //! `POST /authentication_factors/push/AUTHY`: register the user's phone with the push
 //! provider and push an enrolment approval request to the device.
 //!
-//! The request counter is consumed first (atomically with the "not already ACTIVE" check);
-//! if the provider fails, it is given back and nothing else was written.
+//! The request counters (the user's per hour, the number's per day) are consumed first
+//! (atomically with the "not already ACTIVE" check); if the provider fails, they are given
+//! back and nothing else was written.
 
 use super::enrolment_phone;
 use crate::{
     app::App,
-    domain::{channel::Channel, limits::push_counters, otp::random_id},
+    domain::{
+        channel::Channel,
+        limits::{push_counters, Sender},
+        otp::random_id,
+    },
     http::{
         response::{ApiError, ErrorCode, Reply},
         Caller,
@@ -16,12 +21,17 @@ use crate::{
 };
 
 pub async fn enrol_push(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
-    let phone = enrolment_phone(caller, Channel::Authy)?;
+    let phone = enrolment_phone(app, caller, Channel::Authy)?;
     let programme = &caller.programme;
+    let phone_hash = app.hasher.phone_hash(phone.expose_e164());
     let counters = push_counters(
         &programme.send_limits,
-        &programme.id,
-        &caller.user.credential_id,
+        &Sender {
+            programme_id: &programme.id,
+            credential_id: &caller.user.credential_id,
+            sandbox: programme.sandbox,
+        },
+        &phone_hash,
         caller.now,
     );
     match app
@@ -37,7 +47,6 @@ pub async fn enrol_push(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
             return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded))
         }
     }
-    let phone_hash = app.hasher.phone_hash(phone.expose_e164());
     let pending = if programme.sandbox {
         let request_id =
             random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;

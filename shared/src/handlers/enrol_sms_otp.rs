@@ -1,9 +1,9 @@
 //! `POST /authentication_factors/otp/SMS`: step one of SMS enrolment — a fresh code, sent.
 //!
 //! The challenge is written first (with the send limits consumed in the same atomic write),
-//! then the SMS is sent. If the send fails, the challenge is removed and the counters given
-//! back, and the caller gets a 503 whose retry works; the stored code hash was harmless
-//! meanwhile, since nobody knows its code.
+//! then the SMS is sent. If the send fails, the challenge is removed (and the counters given
+//! back when SNS definitely sent nothing), and the caller gets a 503 whose retry works; the
+//! stored code hash was harmless meanwhile, since nobody knows its code.
 
 use super::{enrolment_phone, shard_pick};
 use crate::{
@@ -11,19 +11,19 @@ use crate::{
     domain::{
         challenge::CODE_TTL_SECS,
         channel::Channel,
-        limits::{rate_limited, sms_counters},
+        limits::{rate_limited, sms_counters, Destination, Sender},
         otp::{generate_code, random_id, VerificationCode, SANDBOX_CODE},
     },
     http::{
         response::{ApiError, ErrorCode, Reply},
         Caller,
     },
-    sms::SmsMessage,
+    sms::{Delivery, SmsMessage},
     store::{NewChallenge, StartOutcome},
 };
 
 pub async fn enrol_sms_otp(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
-    let phone = enrolment_phone(caller, Channel::Sms)?;
+    let phone = enrolment_phone(app, caller, Channel::Sms)?;
     let programme = &caller.programme;
     let code = if programme.sandbox {
         VerificationCode::parse(SANDBOX_CODE).map_err(|e| ApiError::Internal(e.into()))?
@@ -41,9 +41,16 @@ pub async fn enrol_sms_otp(app: &App, caller: &Caller) -> Result<Reply, ApiError
     };
     let counters = sms_counters(
         &programme.send_limits,
-        &programme.id,
-        &caller.user.credential_id,
-        &challenge.phone_hash,
+        &app.policy.sms_budget,
+        &Sender {
+            programme_id: &programme.id,
+            credential_id: &caller.user.credential_id,
+            sandbox: programme.sandbox,
+        },
+        &Destination {
+            phone_hash: &challenge.phone_hash,
+            country_code: phone.country_code(),
+        },
         caller.now,
         shard_pick(app),
     );
@@ -76,9 +83,16 @@ pub async fn enrol_sms_otp(app: &App, caller: &Caller) -> Result<Reply, ApiError
         sender_id: programme.sms_sender_id.clone(),
     };
     if let Err(error) = app.sms.send(&message).await {
+        // The counters are given back only when SNS definitely sent nothing: an SMS that may
+        // have left (a timeout, an unknown outcome) still counts against every limit.
+        let refund: &[_] = match error.delivery {
+            Delivery::NotSent => &counters,
+            Delivery::Unknown => &[],
+        };
+        tracing::info!(delivery = ?error.delivery, refunded = !refund.is_empty(), "SMS not sent");
         let abandoned = app
             .store
-            .abandon_sms_challenge(&caller.user, &challenge.challenge_id, &counters)
+            .abandon_sms_challenge(&caller.user, &challenge.challenge_id, refund)
             .await;
         if let Err(cleanup) = abandoned {
             tracing::warn!(error = %crate::logging::redacted_chain(&cleanup), "the unsent challenge could not be removed");

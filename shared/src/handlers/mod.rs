@@ -20,14 +20,22 @@ use crate::{
 
 /// The phone a new factor is enrolled on: the token's, if the programme allows the channel
 /// and the number's country. The 409s of both enrolment routes, in the contract's order.
-fn enrolment_phone(caller: &Caller, channel: Channel) -> Result<&PhoneNumber, ApiError> {
+fn enrolment_phone<'c>(
+    app: &crate::app::App,
+    caller: &'c Caller,
+    channel: Channel,
+) -> Result<&'c PhoneNumber, ApiError> {
     if !caller.programme.channel_enabled(channel) {
         return Err(ApiError::Conflict(ErrorCode::ChannelNotSupported));
     }
     match &caller.phone {
         PhoneClaim::Absent => Err(ApiError::Conflict(ErrorCode::MobileNumberNotAvailable)),
         PhoneClaim::Invalid => Err(ApiError::Conflict(ErrorCode::MobileNumberInvalid)),
-        PhoneClaim::Valid(phone) if !caller.programme.country_allowed(phone.country_code()) => {
+        PhoneClaim::Valid(phone)
+            if !caller
+                .programme
+                .country_allowed(phone.country_code(), &app.policy.default_countries) =>
+        {
             Err(ApiError::Conflict(ErrorCode::MobileCountryNotSupported))
         }
         PhoneClaim::Valid(phone) => Ok(phone),

@@ -16,10 +16,19 @@ pub async fn unlink_push(app: &App, caller: &Caller, channel: Channel) -> Result
         return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
     };
     tracing::info!(channel = channel.as_str(), "push factor unlinked");
-    // The provider forgets the user too; the factor is already gone whatever it answers.
+    // The provider forgets the user too, once no factor in any programme uses it (Authy
+    // gives one phone one user id everywhere); the factor is already gone whatever happens.
     if let Some(authy_id) = removed.authy_id.filter(|_| !caller.programme.sandbox) {
-        if let Err(error) = app.push.forget_user(&authy_id).await {
-            tracing::warn!(error = %crate::logging::redacted_chain(&error), "the push provider did not forget the user");
+        match app.store.release_authy_user(&authy_id, &caller.user).await {
+            Ok(true) => {
+                if let Err(error) = app.push.forget_user(&authy_id).await {
+                    tracing::warn!(error = %crate::logging::redacted_chain(&error), "the push provider did not forget the user");
+                }
+            }
+            Ok(false) => tracing::info!("the push provider's user is still used by another factor"),
+            Err(error) => {
+                tracing::warn!(error = %crate::logging::redacted_chain(&error), "the push provider's user kept: its references could not be updated");
+            }
         }
     }
     app.announce(&caller.user, channel, Change::Unlinked).await;

@@ -52,18 +52,21 @@ pub async fn verify_sms_otp(
         }
         AttemptOutcome::NoChallenge => {
             let factor = app.store.get_factor(&caller.user, Channel::Sms).await?;
-            if factor
-                .as_ref()
-                .is_some_and(|f| f.is_verified_by(&attempt_id))
-            {
-                // This same request (same idempotency-ref) verified it already; the answer
-                // was lost before it could be kept.
-                return verified(app, caller, phone, None).await;
-            }
-            let registered = factor.is_some_and(|f| {
+            let registered = factor.as_ref().is_some_and(|f| {
                 f.status == FactorStatus::Active
                     && f.phone_hash.as_deref() == Some(phone_hash.as_str())
             });
+            if registered
+                && factor
+                    .as_ref()
+                    .is_some_and(|f| f.is_verified_by(&attempt_id))
+            {
+                // This same request (same idempotency-ref and body) verified it already, on
+                // this phone; the answer was lost before it could be kept. Its first try
+                // announced the factor: not again.
+                tracing::info!(to = %phone, "SMS factor verified by this request's first try");
+                return Ok(Reply::no_content());
+            }
             return Err(ApiError::Conflict(if registered {
                 ErrorCode::ChannelAlreadyRegistered
             } else {
@@ -87,7 +90,7 @@ pub async fn verify_sms_otp(
             )
             .await?
         {
-            return verified(app, caller, phone, Some(attempt.attempts)).await;
+            return verified(app, caller, phone, attempt.attempts).await;
         }
         // Consumed or replaced by a concurrent request between the count and now.
         return Err(ApiError::Conflict(ErrorCode::StateInvalid));
@@ -111,9 +114,9 @@ async fn verified(
     app: &App,
     caller: &Caller,
     phone: &PhoneNumber,
-    attempts: Option<u32>,
+    attempts: u32,
 ) -> Result<Reply, ApiError> {
-    tracing::info!(to = %phone, attempts = ?attempts, "SMS factor verified");
+    tracing::info!(to = %phone, attempts, "SMS factor verified");
     app.announce(&caller.user, Channel::Sms, Change::Active)
         .await;
     Ok(Reply::no_content())

@@ -33,8 +33,9 @@ pub struct TokenUser {
     pub credential_id: String,
     pub programme_id: String,
     pub phone: PhoneClaim,
-    /// `amr` contains `mfa`.
-    pub stepped_up: bool,
+    /// When `amr` contains `mfa`: the token's `auth_time`, else its `iat` (when the user
+    /// proved the second factor). `None` without `mfa`, or with neither time.
+    pub mfa_at: Option<i64>,
 }
 
 /// Why a token was refused (logged, never answered).
@@ -71,6 +72,10 @@ struct Claims {
     phone_number: Option<serde_json::Value>,
     #[serde(default)]
     amr: Option<serde_json::Value>,
+    #[serde(default)]
+    iat: Option<serde_json::Value>,
+    #[serde(default)]
+    auth_time: Option<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,17 +177,29 @@ impl TokenVerifier {
             }
             Some(_) => PhoneClaim::Invalid,
         };
-        let stepped_up = match claims.amr {
+        let mfa = match claims.amr {
             Some(serde_json::Value::Array(methods)) => {
                 methods.iter().any(|m| m.as_str() == Some("mfa"))
             }
             _ => false,
         };
+        let time = |claim: Option<serde_json::Value>| {
+            claim
+                .as_ref()
+                .and_then(serde_json::Value::as_f64)
+                .filter(|t| t.is_finite())
+                .map(|t| t as i64)
+        };
+        let mfa_at = if mfa {
+            time(claims.auth_time).or_else(|| time(claims.iat))
+        } else {
+            None
+        };
         Ok(TokenUser {
             credential_id: claims.sub,
             programme_id,
             phone,
-            stepped_up,
+            mfa_at,
         })
     }
 }

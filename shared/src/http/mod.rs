@@ -135,6 +135,15 @@ fn log_failure(error: &ApiError) {
 }
 
 async fn process(app: &App, route: Route, request: &Request) -> Result<Reply, ApiError> {
+    // Before anything reads it: a body over the route's cap is never parsed or copied.
+    if request.body().len() > route.max_body_bytes() {
+        tracing::info!(
+            bytes = request.body().len(),
+            cap = route.max_body_bytes(),
+            "body too large"
+        );
+        return Err(ApiError::PayloadTooLarge);
+    }
     let now = app.clock.now();
     if route == Route::AuthyCallback {
         return handlers::authy_callback::authy_callback(app, request, now).await;
@@ -183,13 +192,13 @@ async fn authenticate(app: &App, request: &Request, now: i64) -> Result<Caller, 
         return Err(ApiError::Unauthorized);
     }
     Ok(Caller {
+        stepped_up: programme.mfa_is_fresh(user.mfa_at, now),
         user: UserKey {
             programme_id: programme.id.clone(),
             credential_id: user.credential_id,
         },
         programme,
         phone: user.phone,
-        stepped_up: user.stepped_up,
         now,
     })
 }
@@ -249,8 +258,9 @@ async fn mutate(
         ),
         None => String::new(),
     };
-    // A retry of the same request counts the same attempt (see `count_sms_attempt`).
-    let attempt_id = reference.as_ref().map(IdempotencyRef::attempt_id);
+    // A retry of the same request (same reference, same body) counts the same attempt (see
+    // `count_sms_attempt`); another body is another attempt.
+    let attempt_id = reference.as_ref().map(|r| r.attempt_id(&fingerprint));
     idempotency::run_once(app, caller, reference, &fingerprint, async {
         let input = input?;
         match route {

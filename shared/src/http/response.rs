@@ -97,6 +97,8 @@ pub enum ApiError {
     StepUpRequired,
     /// 404 `{"code", "message"}`.
     NotFound,
+    /// 413 with a `message`: the body is larger than the route's cap (not read further).
+    PayloadTooLarge,
     /// 405 `{"code", "message"}` with `Allow`.
     MethodNotAllowed(&'static str),
     /// 409 `{"errorCode"}`.
@@ -214,6 +216,10 @@ impl ApiError {
                 404,
                 &json!({"code": "NOT_FOUND", "message": "The requested resource couldn't be found."}),
             ),
+            ApiError::PayloadTooLarge => Reply::json(
+                413,
+                &json!({"message": "The request body is larger than this route accepts."}),
+            ),
             ApiError::MethodNotAllowed(allow) => Reply::json(
                 405,
                 &json!({"code": "METHOD_NOT_ALLOWED", "message": "This method is not allowed on this resource."}),
@@ -269,6 +275,9 @@ mod tests {
             json!({"errorCode": "STEP_UP_REQUIRED"})
         );
         assert_eq!(body(&ApiError::NotFound.to_reply())["code"], "NOT_FOUND");
+        let too_large = ApiError::PayloadTooLarge.to_reply();
+        assert_eq!(too_large.status, 413);
+        assert!(body(&too_large)["message"].is_string());
         let not_allowed = ApiError::MethodNotAllowed("POST, DELETE").to_reply();
         assert_eq!(
             (not_allowed.status, not_allowed.headers.clone()),

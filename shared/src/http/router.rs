@@ -3,6 +3,11 @@
 
 use super::response::ApiError;
 
+/// The body cap of every route called by programmes' apps.
+pub const MAX_USER_BODY_BYTES: usize = 4 * 1024;
+/// The body cap of Authy's callback.
+pub const MAX_CALLBACK_BODY_BYTES: usize = 32 * 1024;
+
 /// Every route of the API. Each one is a Lambda function of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
@@ -47,6 +52,17 @@ impl Route {
             Route::SimulatePushAccept => "simulate_push_accept",
             Route::SimulatePushReject => "simulate_push_reject",
             Route::AuthyCallback => "authy_callback",
+        }
+    }
+
+    /// The largest body the route accepts; a larger one is a 413, refused before it is
+    /// parsed or copied. The user routes take at most `{"verificationCode": "123456"}`;
+    /// Authy's callbacks (an approval request's status, its transaction details and logos,
+    /// as Authy documents them) are a few KB.
+    pub fn max_body_bytes(self) -> usize {
+        match self {
+            Route::AuthyCallback => MAX_CALLBACK_BODY_BYTES,
+            _ => MAX_USER_BODY_BYTES,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The Twilio Authy push provider, over HTTPS (rustls) with a bounded timeout.
 //!
 //! - register: `POST /protected/json/users/new` (`user[email]`, `user[cellphone]`,
-//!   `user[country_code]`) → `user.id`;
+//!   `user[country_code]`, `send_install_link_via_sms=false`) → `user.id`;
 //! - push an enrolment approval request: `POST /onetouch/json/users/{id}/approval_requests`
 //!   (`message`, `details[...]`, `seconds_to_expire`) → `approval_request.uuid`;
 //! - forget a user on unlink: `POST /protected/json/users/{id}/remove`.
@@ -161,6 +161,9 @@ impl PushProvider for AuthyPushProvider {
                     ("user[email]", email),
                     ("user[cellphone]", phone.national_number().to_owned()),
                     ("user[country_code]", phone.country_code().to_owned()),
+                    // Authy would otherwise text the number its own app's install link: an
+                    // SMS nobody limits, to any number a token names.
+                    ("send_install_link_via_sms", "false".to_owned()),
                 ],
             )
             .await?;

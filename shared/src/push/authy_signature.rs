@@ -14,7 +14,22 @@ use aws_lc_rs::hmac;
 use base64::{engine::general_purpose::STANDARD, Engine};
 use serde_json::Value;
 
-fn flatten(key: String, value: &Value, out: &mut Vec<(String, String)>) {
+/// The most parameters a callback body may flatten to: Authy's documented callbacks hold a
+/// few dozen. A body with more is refused before its signature is computed.
+pub const MAX_PARAMS: usize = 256;
+
+/// Too many parameters: flattening stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyParams;
+
+fn flatten(
+    key: String,
+    value: &Value,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), TooManyParams> {
+    if out.len() >= MAX_PARAMS {
+        return Err(TooManyParams);
+    }
     match value {
         Value::Object(map) => {
             for (k, v) in map {
@@ -23,12 +38,12 @@ fn flatten(key: String, value: &Value, out: &mut Vec<(String, String)>) {
                 } else {
                     format!("{key}[{k}]")
                 };
-                flatten(nested, v, out);
+                flatten(nested, v, out)?;
             }
         }
         Value::Array(items) => {
             for item in items {
-                flatten(format!("{key}[]"), item, out);
+                flatten(format!("{key}[]"), item, out)?;
             }
         }
         Value::String(s) => out.push((key, s.clone())),
@@ -36,6 +51,7 @@ fn flatten(key: String, value: &Value, out: &mut Vec<(String, String)>) {
         Value::Bool(b) => out.push((key, b.to_string())),
         Value::Null => out.push((key, String::new())),
     }
+    Ok(())
 }
 
 fn encode(text: &str) -> String {
@@ -52,28 +68,30 @@ fn encode(text: &str) -> String {
     out
 }
 
-/// The sorted, encoded parameters of a JSON body.
-pub fn signed_params(body: &Value) -> String {
+/// The sorted, encoded parameters of a JSON body (at most `MAX_PARAMS`).
+pub fn signed_params(body: &Value) -> Result<String, TooManyParams> {
     let mut pairs = Vec::new();
-    flatten(String::new(), body, &mut pairs);
+    flatten(String::new(), body, &mut pairs)?;
     let mut encoded: Vec<(String, String)> =
         pairs.iter().map(|(k, v)| (encode(k), encode(v))).collect();
     encoded.sort_by(|a, b| a.0.cmp(&b.0));
-    encoded
+    Ok(encoded
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
-        .join("&")
+        .join("&"))
 }
 
-fn message(nonce: &str, method: &str, url: &str, body: &Value) -> String {
-    format!("{nonce}|{method}|{url}|{}", signed_params(body))
+fn message(nonce: &str, method: &str, url: &str, body: &Value) -> Result<String, TooManyParams> {
+    Ok(format!("{nonce}|{method}|{url}|{}", signed_params(body)?))
 }
 
 /// The signature Authy would send (used by the tests' fake Authy, and by nobody in production).
+/// A body over `MAX_PARAMS` gets a signature that no verification accepts.
 pub fn sign(api_key: &str, nonce: &str, method: &str, url: &str, body: &Value) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, api_key.as_bytes());
-    STANDARD.encode(hmac::sign(&key, message(nonce, method, url, body).as_bytes()).as_ref())
+    let message = message(nonce, method, url, body).unwrap_or_default();
+    STANDARD.encode(hmac::sign(&key, message.as_bytes()).as_ref())
 }
 
 /// Whether `signature` is Authy's signature of this callback (constant-time comparison).
@@ -88,8 +106,11 @@ pub fn verify(
     let Ok(tag) = STANDARD.decode(signature.trim()) else {
         return false;
     };
+    let Ok(message) = message(nonce, method, url, body) else {
+        return false;
+    };
     let key = hmac::Key::new(hmac::HMAC_SHA256, api_key.as_bytes());
-    hmac::verify(&key, message(nonce, method, url, body).as_bytes(), &tag).is_ok()
+    hmac::verify(&key, message.as_bytes(), &tag).is_ok()
 }
 
 #[cfg(test)]
@@ -105,7 +126,7 @@ mod tests {
         let body = json!({"qux": "net", "foo": {"bar": {"biz": "foo bar"}}});
         assert_eq!(
             signed_params(&body),
-            "foo%5Bbar%5D%5Bbiz%5D=foo+bar&qux=net"
+            Ok("foo%5Bbar%5D%5Bbiz%5D=foo+bar&qux=net".to_owned())
         );
         let expected = "+fyGys+d5yNJx9SpeKZdf+N77od1t1cC/fVSWDW2+kY=";
         assert_eq!(
@@ -120,6 +141,18 @@ mod tests {
             &body,
             expected
         ));
+    }
+
+    #[test]
+    fn a_body_flattening_past_the_cap_is_refused() {
+        let at_cap = Value::Array(vec![json!(0); MAX_PARAMS]);
+        assert!(signed_params(&at_cap).is_ok());
+        let over = Value::Array(vec![json!(0); MAX_PARAMS + 1]);
+        assert_eq!(signed_params(&over), Err(TooManyParams));
+        let nested = json!({"a": [[1, 2], {"b": vec![json!("x"); MAX_PARAMS]}]});
+        assert_eq!(signed_params(&nested), Err(TooManyParams));
+        let sig = sign("key", "1", "POST", "https://x/", &over);
+        assert!(!verify("key", "1", "POST", "https://x/", &over, &sig));
     }
 
     #[test]
@@ -188,6 +221,9 @@ mod tests {
     #[test]
     fn arrays_booleans_and_nulls_flatten_like_qs() {
         let body = json!({"b": [1, "two"], "a": true, "c": null, "d": {}});
-        assert_eq!(signed_params(&body), "a=true&b%5B%5D=1&b%5B%5D=two&c=");
+        assert_eq!(
+            signed_params(&body).as_deref(),
+            Ok("a=true&b%5B%5D=1&b%5B%5D=two&c=")
+        );
     }
 }

@@ -31,8 +31,8 @@ impl SmsSender for ConsoleSmsSender {
                 .create(true)
                 .append(true)
                 .open(&*path)
-                .map_err(|e| SmsError { source: e.into() })?;
-            writeln!(file, "{line}").map_err(|e| SmsError { source: e.into() })?;
+                .map_err(SmsError::not_sent)?;
+            writeln!(file, "{line}").map_err(SmsError::not_sent)?;
         }
         Ok(())
     }

@@ -39,11 +39,39 @@ impl fmt::Debug for SmsMessage {
     }
 }
 
+/// What a failed send says about the SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The provider answered a definite refusal (or the request never left): no SMS.
+    NotSent,
+    /// A timeout, a lost answer or a provider fault: the SMS may have left.
+    Unknown,
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("the SMS could not be sent")]
+#[error("the SMS could not be sent ({delivery:?})")]
 pub struct SmsError {
+    pub delivery: Delivery,
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl SmsError {
+    /// A definite refusal: the send-limit counters may be given back.
+    pub fn not_sent(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            delivery: Delivery::NotSent,
+            source: source.into(),
+        }
+    }
+
+    /// An unknown outcome: the SMS may have left, so it still counts.
+    pub fn unknown(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            delivery: Delivery::Unknown,
+            source: source.into(),
+        }
+    }
 }
 
 #[async_trait]
@@ -57,8 +85,6 @@ pub struct NoSmsSender;
 #[async_trait]
 impl SmsSender for NoSmsSender {
     async fn send(&self, _message: &SmsMessage) -> Result<(), SmsError> {
-        Err(SmsError {
-            source: "this function does not send SMS".into(),
-        })
+        Err(SmsError::not_sent("this function does not send SMS"))
     }
 }

@@ -20,6 +20,7 @@ pub struct SentSms {
 pub struct RecordingSmsSender {
     sent: Mutex<Vec<SentSms>>,
     failures_to_inject: AtomicU32,
+    unknown_outcomes_to_inject: AtomicU32,
 }
 
 impl RecordingSmsSender {
@@ -31,23 +32,30 @@ impl RecordingSmsSender {
         self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The next `n` sends fail.
+    /// The next `n` sends fail with a definite refusal (nothing sent).
     pub fn fail_next(&self, n: u32) {
         self.failures_to_inject.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` sends fail with an unknown outcome (a timeout: the SMS may have left).
+    pub fn fail_next_unknown(&self, n: u32) {
+        self.unknown_outcomes_to_inject.store(n, Ordering::SeqCst);
     }
 }
 
 #[async_trait]
 impl SmsSender for RecordingSmsSender {
     async fn send(&self, message: &SmsMessage) -> Result<(), SmsError> {
-        if self
-            .failures_to_inject
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(SmsError {
-                source: "injected failure".into(),
-            });
+        let take = |counter: &AtomicU32| {
+            counter
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        if take(&self.failures_to_inject) {
+            return Err(SmsError::not_sent("injected refusal"));
+        }
+        if take(&self.unknown_outcomes_to_inject) {
+            return Err(SmsError::unknown("injected timeout"));
         }
         self.sent
             .lock()

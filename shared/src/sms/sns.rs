@@ -38,7 +38,26 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, SmsError> {
         .data_type("String")
         .string_value(value)
         .build()
-        .map_err(|e| SmsError { source: e.into() })
+        .map_err(SmsError::not_sent)
+}
+
+/// A definite refusal is an answer from SNS saying no (a 4xx: throttled, invalid number,
+/// opted out, ...) or a request that was never built; a timeout, a connection lost after
+/// sending, an unreadable answer or an SNS fault (5xx) may hide a sent SMS.
+fn classify(
+    error: aws_sdk_sns::error::SdkError<aws_sdk_sns::operation::publish::PublishError>,
+) -> SmsError {
+    use aws_sdk_sns::error::SdkError;
+    let definite = match &error {
+        SdkError::ConstructionFailure(_) => true,
+        SdkError::ServiceError(service) => (400..500).contains(&service.raw().status().as_u16()),
+        _ => false,
+    };
+    if definite {
+        SmsError::not_sent(error)
+    } else {
+        SmsError::unknown(error)
+    }
 }
 
 #[async_trait]
@@ -55,10 +74,7 @@ impl SmsSender for SnsSmsSender {
             publish =
                 publish.message_attributes("AWS.SNS.SMS.SenderID", string_attribute(sender_id)?);
         }
-        publish
-            .send()
-            .await
-            .map_err(|e| SmsError { source: e.into() })?;
+        publish.send().await.map_err(classify)?;
         Ok(())
     }
 }

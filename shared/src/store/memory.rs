@@ -54,6 +54,8 @@ struct Tables {
     push_requests: HashMap<String, UserKey>,
     /// Callback nonce → until when it is remembered.
     nonces: HashMap<String, i64>,
+    /// Authy user id → the users whose factors reference it.
+    authy_users: HashMap<String, std::collections::HashSet<UserKey>>,
 }
 
 impl Tables {
@@ -307,12 +309,14 @@ impl Store for MemoryStore {
                 limit: challenge.stored.wrong_code_limit,
             })
         };
-        if challenge.last_attempt.as_deref() == Some(attempt_id) {
-            // Already counted: not again.
-            return Ok(counted(challenge));
-        }
         if challenge.stored.phone_hash != phone_hash {
             return Ok(AttemptOutcome::NoChallenge);
+        }
+        if challenge.last_attempt.as_deref() == Some(attempt_id)
+            && now < challenge.stored.expires_at
+        {
+            // Already counted: not again (same phone, challenge still live).
+            return Ok(counted(challenge));
         }
         match challenge_state(
             challenge.attempts,
@@ -429,7 +433,27 @@ impl Store for MemoryStore {
         tables
             .push_requests
             .insert(pending.request_id.clone(), user.clone());
+        if let Some(authy_id) = &pending.authy_id {
+            tables
+                .authy_users
+                .entry(authy_id.clone())
+                .or_default()
+                .insert(user.clone());
+        }
         Ok(true)
+    }
+
+    async fn release_authy_user(&self, authy_id: &str, user: &UserKey) -> Result<bool, StoreError> {
+        let mut tables = self.begin("release_authy_user")?;
+        let Some(users) = tables.authy_users.get_mut(authy_id) else {
+            return Ok(true);
+        };
+        users.remove(user);
+        let unused = users.is_empty();
+        if unused {
+            tables.authy_users.remove(authy_id);
+        }
+        Ok(unused)
     }
 
     async fn resolve_push(

@@ -211,13 +211,18 @@ pub trait Store: Send + Sync {
     ) -> Result<ReserveOutcome, StoreError>;
     /// Gives counters back after the provider failed.
     async fn refund_counters(&self, counters: &[LimitCounter]) -> Result<(), StoreError>;
-    /// Marks the Authy factor pending on this request, unless it became `ACTIVE` meanwhile.
+    /// Marks the Authy factor pending on this request, unless it became `ACTIVE` meanwhile;
+    /// in the same atomic write, the factor references its Authy user (Authy gives one
+    /// phone the same user id in every programme).
     async fn set_push_pending(
         &self,
         user: &UserKey,
         pending: &PendingPush,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Drops this user's factor's reference on an Authy user; `true` when no factor, in any
+    /// programme, references it any more (the provider may then forget the user).
+    async fn release_authy_user(&self, authy_id: &str, user: &UserKey) -> Result<bool, StoreError>;
     /// Approves or denies the pending Authy enrolment (the one with `request_id`, if given).
     /// `false` when nothing (or another request) is pending.
     async fn resolve_push(

@@ -11,6 +11,7 @@
 //! | send-limit counter | `RATE#<kind>#<scope>#<window secs>#<window index>` | `COUNTER` | `count` | `ttl` |
 //! | push request index | `PUSHREQ#<request id>` | `PUSHREQ` | `programme_id`, `credential_id` | `ttl` |
 //! | callback nonce | `NONCE#<sha256(nonce, signature)>` | `NONCE` | `expires_at` | `ttl` |
+//! | Authy user references | `AUTHYUSER#<authy id>` | `AUTHYUSER` | `refs` (string set of `<programme>#<user>`) | — |
 //!
 //! Every attribute name in an expression goes through `#names`, so no reserved word
 //! (`status`, `count`, `ttl`, ...) is ever written bare.
@@ -429,6 +430,51 @@ pub fn put_push_request(request_id: &str, user: &UserKey, now: i64) -> Write {
     Write::new(push_request_key(request_id), Action::Put(item))
 }
 
+pub fn authy_user_key(authy_id: &str) -> Key {
+    Key {
+        pk: format!("AUTHYUSER#{authy_id}"),
+        sk: "AUTHYUSER".into(),
+    }
+}
+
+/// The reference a factor holds on an Authy user (programme ids hold no `#`).
+fn authy_reference(user: &UserKey) -> AttributeValue {
+    AttributeValue::Ss(vec![format!(
+        "{}#{}",
+        user.programme_id, user.credential_id
+    )])
+}
+
+/// Adds this user's factor to the Authy user's references (a set: adding twice is once).
+pub fn reference_authy_user(authy_id: &str, user: &UserKey) -> Write {
+    Write::new(
+        authy_user_key(authy_id),
+        Action::Update("ADD #refs :me".into()),
+    )
+    .names(&["refs"])
+    .value(":me", authy_reference(user))
+}
+
+/// Removes this user's factor from the Authy user's references; refused when no reference
+/// item exists (a factor enrolled before references were kept).
+pub fn unreference_authy_user(authy_id: &str, user: &UserKey) -> Write {
+    Write::new(
+        authy_user_key(authy_id),
+        Action::Update("DELETE #refs :me".into()),
+    )
+    .names(&["pk", "refs"])
+    .value(":me", authy_reference(user))
+    .condition("attribute_exists(#pk)")
+}
+
+/// How many factors still reference the Authy user, from the item after the update.
+pub fn authy_references(item: &Item) -> usize {
+    match item.get("refs") {
+        Some(AttributeValue::Ss(refs)) => refs.len(),
+        _ => 0,
+    }
+}
+
 pub fn resolve_push(user: &UserKey, request_id: Option<&str>, approved: bool, now: i64) -> Write {
     let status = if approved {
         FactorStatus::Active
@@ -583,7 +629,9 @@ pub fn get_n(item: &Item, name: &str, operation: &'static str) -> Result<i64, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::limits::{push_counters, sms_counters, SendLimits};
+    use crate::domain::limits::{
+        push_counters, sms_counters, Destination, SendLimits, Sender, SmsBudget,
+    };
 
     fn user() -> UserKey {
         UserKey {
@@ -606,8 +654,25 @@ mod tests {
             wrong_code_limit: 5,
             expires_at: 300,
         };
-        let counter = sms_counters(&SendLimits::default(), "p1", "u", "ph", 0, 0).remove(0);
-        let push_counter = push_counters(&SendLimits::default(), "p1", "u", 0).remove(0);
+        let sender = Sender {
+            programme_id: "p1",
+            credential_id: "u",
+            sandbox: false,
+        };
+        let to = Destination {
+            phone_hash: "ph",
+            country_code: "44",
+        };
+        let counter = sms_counters(
+            &SendLimits::default(),
+            &SmsBudget::default(),
+            &sender,
+            &to,
+            0,
+            0,
+        )
+        .remove(0);
+        let push_counter = push_counters(&SendLimits::default(), &sender, "ph", 0).remove(0);
         let pending = |authy: Option<&str>| PendingPush {
             phone_hash: "p".into(),
             authy_id: authy.map(Into::into),
@@ -651,6 +716,8 @@ mod tests {
                 set_push_pending(&u, &pending(None), 0),
             ),
             ("put_push_request", put_push_request("r", &u, 0)),
+            ("reference_authy_user", reference_authy_user("a", &u)),
+            ("unreference_authy_user", unreference_authy_user("a", &u)),
             ("claim_nonce", claim_nonce("n", 10, 0)),
             ("resolve_push (any)", resolve_push(&u, None, true, 0)),
             (

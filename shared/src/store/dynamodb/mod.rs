@@ -608,12 +608,13 @@ impl Store for DynamoStore {
             return Ok(AttemptOutcome::NoChallenge);
         };
         let challenge = items::challenge_from_item(&item)?;
-        if challenge.last_attempt.as_deref() == Some(attempt_id) {
-            // Our own attempt, counted by a first try whose answer was lost: not again.
-            return Ok(counted(challenge));
-        }
         if challenge.phone_hash != phone_hash {
             return Ok(AttemptOutcome::NoChallenge);
+        }
+        if challenge.last_attempt.as_deref() == Some(attempt_id) && now < challenge.expires_at {
+            // Our own attempt, counted by a first try whose answer was lost: not again. Only
+            // for the same phone and while the challenge lives, like any other attempt.
+            return Ok(counted(challenge));
         }
         Ok(
             match challenge_state(
@@ -676,11 +677,30 @@ impl Store for DynamoStore {
         pending: &PendingPush,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let writes = vec![
+        let mut writes = vec![
             items::set_push_pending(user, pending, now),
             items::put_push_request(&pending.request_id, user, now),
         ];
+        // The factor's reference on the Authy user, in the same transaction that writes it.
+        if let Some(authy_id) = &pending.authy_id {
+            writes.push(items::reference_authy_user(authy_id, user));
+        }
         Ok(self.transact("set_push_pending", writes).await?.is_ok())
+    }
+
+    async fn release_authy_user(&self, authy_id: &str, user: &UserKey) -> Result<bool, StoreError> {
+        let write = items::unreference_authy_user(authy_id, user);
+        Ok(
+            match self
+                .write("release_authy_user", write, Returns::New)
+                .await?
+            {
+                Written::Done(item) => item.is_none_or(|item| items::authy_references(&item) == 0),
+                // No reference item: enrolled before references were kept, so no other
+                // factor is known to use it.
+                Written::Refused(_) => true,
+            },
+        )
     }
 
     async fn resolve_push(
