@@ -10,7 +10,10 @@
 //!   DynamoDB and SNS requests each invocation made;
 //! - **peak RSS** (`VmHWM`) of each process after its warm invocations;
 //! - **stripped size** of each release binary;
-//! - **handler CPU** per operation on the memory store, in process, single thread.
+//! - **handler CPU** per operation on the memory store, in process, single thread;
+//! - **an attacker's request**: each function's peak RSS when every invocation carries a
+//!   6 MB body (`[0,0,0,...]`, an `idempotency-ref`, and for the Authy callback a fresh nonce
+//!   and a wrong signature), against the same function's peak RSS on its usual event.
 //!
 //! `scripts/bench` builds the release binaries, starts the local server and runs this.
 
@@ -652,5 +655,50 @@ async fn main() -> Result<(), BoxError> {
     for (op, micros) in handler_cpu(&env_json).await? {
         println!("| {op} | {micros:.1} |");
     }
+    println!();
+    println!("| an attacker's 6 MB body | peak RSS, usual event | peak RSS, 6 MB body | × usual | statuses |");
+    println!("|---|---|---|---|---|");
+    for (function, event_name) in &functions {
+        let usual = read_event(&events, event_name)?;
+        let attack = attack_event(&usual)?;
+        let normal = run_once(&bin_dir.join(function), &usual, &env, &counts).await?;
+        let hostile = run_once(&bin_dir.join(function), &attack, &env, &counts).await?;
+        let mut statuses = hostile.statuses.clone();
+        statuses.dedup();
+        println!(
+            "| {function} | {:.1} MB | {:.1} MB | {:.2} | {statuses:?} |",
+            normal.peak_rss_kib as f64 / 1024.0,
+            hostile.peak_rss_kib as f64 / 1024.0,
+            hostile.peak_rss_kib as f64 / normal.peak_rss_kib.max(1) as f64,
+        );
+    }
     Ok(())
+}
+
+/// The usual event with what a stranger sends instead: a 6 MB `[0,0,0,...]` body (the
+/// shape that cost 984 MB when parsed whole), an `idempotency-ref` (the fingerprint used to
+/// parse the body), and a fresh Authy nonce with a wrong signature (the callback used to
+/// parse before it verified).
+fn attack_event(usual: &str) -> Result<String, BoxError> {
+    let mut event: Value = serde_json::from_str(usual)?;
+    let mut body = String::with_capacity(6 * 1024 * 1024 + 2);
+    body.push_str("[0");
+    while body.len() < 6 * 1024 * 1024 {
+        body.push_str(",0");
+    }
+    body.push(']');
+    event["body"] = Value::String(body);
+    event["isBase64Encoded"] = Value::Bool(false);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let headers = event["headers"]
+        .as_object_mut()
+        .ok_or("an event without headers")?;
+    headers.insert("idempotency-ref".into(), Value::String("attack-1".into()));
+    if headers.contains_key("x-authy-signature") {
+        headers.insert("x-authy-signature-nonce".into(), Value::String(now.to_string()));
+        headers.insert("x-authy-signature".into(), Value::String("AAAA".into()));
+    }
+    Ok(serde_json::to_string(&event)?)
 }
