@@ -16,7 +16,7 @@ use crate::{
         otp::{api_key_hash, Hasher, RandomSource},
         programme::{Countries, Programme},
     },
-    events::{Change, EventPublisher, FactorEvent},
+    events::{Change, Event, EventPublisher, FactorEvent, StepUpEvent},
     http::auth::TokenVerifier,
     push::PushProvider,
     sms::SmsSender,
@@ -164,8 +164,29 @@ impl App {
             change,
             published_timestamp: self.clock.now().saturating_mul(1_000),
         };
-        if let Err(error) = self.events.publish(&event).await {
+        if let Err(error) = self.events.publish(&Event::Factor(event)).await {
             tracing::warn!(error = %crate::logging::redacted_chain(&error), change = change.as_str(), "factor event not published");
+        }
+    }
+
+    /// Publishes a step-up challenge's outcome; a failure is logged, never answered.
+    pub async fn announce_step_up(
+        &self,
+        user: &UserKey,
+        challenge_id: &str,
+        channel: Channel,
+        status: crate::domain::step_up::ChallengeStatus,
+    ) {
+        let event = StepUpEvent {
+            credential_id: user.credential_id.clone(),
+            programme_id: user.programme_id.clone(),
+            challenge_id: challenge_id.to_owned(),
+            channel,
+            status,
+            published_timestamp: self.clock.now().saturating_mul(1_000),
+        };
+        if let Err(error) = self.events.publish(&Event::StepUp(event)).await {
+            tracing::warn!(error = %crate::logging::redacted_chain(&error), status = status.as_str(), "step-up event not published");
         }
     }
 

@@ -1,5 +1,7 @@
-//! Factor lifecycle events: on every change to `ACTIVE` or `INACTIVE`, and on unlink, an event
-//! `{credentialId, programmeId, type, status, publishedTimestamp}` goes to one SNS topic (when
+//! Events: on every change of a factor to `ACTIVE` or `INACTIVE`, and on unlink, an event
+//! `{credentialId, programmeId, type, status, publishedTimestamp}`; on every outcome of a
+//! step-up challenge, `{type: "stepup", credentialId, programmeId, challengeId, channel,
+//! status, publishedTimestamp}` (never the token). They go to one SNS topic (when
 //! `EVENTS_TOPIC_ARN` is set), so platforms can forward them to their webhooks.
 //!
 //! Publishing is best-effort, after the change is stored: a failure is logged and the caller
@@ -11,7 +13,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use crate::domain::channel::Channel;
+use crate::domain::{channel::Channel, step_up::ChallengeStatus};
 
 /// What happened to a factor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +69,50 @@ impl FactorEvent {
     }
 }
 
+/// An outcome of a step-up challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpEvent {
+    pub credential_id: String,
+    pub programme_id: String,
+    pub challenge_id: String,
+    pub channel: Channel,
+    pub status: ChallengeStatus,
+    /// Milliseconds since the epoch.
+    pub published_timestamp: i64,
+}
+
+/// Anything published on the events topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Factor(FactorEvent),
+    StepUp(StepUpEvent),
+}
+
+impl From<FactorEvent> for Event {
+    fn from(event: FactorEvent) -> Self {
+        Event::Factor(event)
+    }
+}
+
+impl Event {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Event::Factor(event) => event.to_json(),
+            Event::StepUp(event) => json!({
+                "type": "stepup",
+                "credentialId": event.credential_id,
+                "programmeId": event.programme_id,
+                "challengeId": event.challenge_id,
+                "channel": event.channel.as_str(),
+                "status": event.status.as_str(),
+                "publishedTimestamp": event.published_timestamp,
+            }),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
-#[error("the factor event could not be published")]
+#[error("the event could not be published")]
 pub struct EventError {
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
@@ -76,7 +120,7 @@ pub struct EventError {
 
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
-    async fn publish(&self, event: &FactorEvent) -> Result<(), EventError>;
+    async fn publish(&self, event: &Event) -> Result<(), EventError>;
 }
 
 /// No topic configured: events go nowhere.
@@ -84,7 +128,7 @@ pub struct NoEvents;
 
 #[async_trait]
 impl EventPublisher for NoEvents {
-    async fn publish(&self, _event: &FactorEvent) -> Result<(), EventError> {
+    async fn publish(&self, _event: &Event) -> Result<(), EventError> {
         Ok(())
     }
 }
@@ -94,8 +138,8 @@ pub struct LogEvents;
 
 #[async_trait]
 impl EventPublisher for LogEvents {
-    async fn publish(&self, event: &FactorEvent) -> Result<(), EventError> {
-        tracing::info!(event = %event.to_json(), "factor event");
+    async fn publish(&self, event: &Event) -> Result<(), EventError> {
+        tracing::info!(event = %event.to_json(), "event");
         Ok(())
     }
 }
@@ -112,7 +156,7 @@ impl RecordingEvents {
 
 #[async_trait]
 impl EventPublisher for RecordingEvents {
-    async fn publish(&self, event: &FactorEvent) -> Result<(), EventError> {
+    async fn publish(&self, event: &Event) -> Result<(), EventError> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -146,7 +190,7 @@ impl SnsTopicEvents {
 
 #[async_trait]
 impl EventPublisher for SnsTopicEvents {
-    async fn publish(&self, event: &FactorEvent) -> Result<(), EventError> {
+    async fn publish(&self, event: &Event) -> Result<(), EventError> {
         let kind = event
             .to_json()
             .get("type")

@@ -78,6 +78,41 @@ impl Function for AuthyCallback {
     const PUBLISHES_EVENTS: bool = true;
 }
 
+/// Sends a step-up code by SMS.
+pub struct StepUpSms;
+impl Function for StepUpSms {
+    const ROUTE: Route = Route::StepUpSms;
+    const SENDS_SMS: bool = true;
+}
+
+/// Checks a step-up code; publishes the challenge's outcome.
+pub struct VerifyStepUpSms;
+impl Function for VerifyStepUpSms {
+    const ROUTE: Route = Route::VerifyStepUpSms;
+    const PUBLISHES_EVENTS: bool = true;
+}
+
+/// Pushes a step-up approval request to Authy.
+pub struct StepUpPush;
+impl Function for StepUpPush {
+    const ROUTE: Route = Route::StepUpPush;
+    const CALLS_PUSH_PROVIDER: bool = true;
+}
+
+/// Reads a push step-up challenge; publishes `EXPIRED` when it finds one.
+pub struct GetStepUpChallenge;
+impl Function for GetStepUpChallenge {
+    const ROUTE: Route = Route::GetStepUpChallenge;
+    const PUBLISHES_EVENTS: bool = true;
+}
+
+/// Serves the sandbox step-up simulator's `.../accept` and `.../reject`.
+pub struct SimulateStepUp;
+impl Function for SimulateStepUp {
+    const ROUTE: Route = Route::SimulateStepUpAccept;
+    const PUBLISHES_EVENTS: bool = true;
+}
+
 /// Runs the function `F` until the Lambda runtime stops it.
 pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
     crate::logging::init();
@@ -92,15 +127,25 @@ pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
 
 /// Runs the sandbox push simulator: one function for `.../accept` and `.../reject`.
 pub async fn run_simulator() -> Result<(), lambda_http::Error> {
+    run_accept_reject::<SimulatePush>(Route::SimulatePushReject).await
+}
+
+/// Runs the sandbox step-up simulator: one function for `.../accept` and `.../reject`.
+pub async fn run_step_up_simulator() -> Result<(), lambda_http::Error> {
+    run_accept_reject::<SimulateStepUp>(Route::SimulateStepUpReject).await
+}
+
+/// One function for a simulator's two paths: `F::ROUTE` accepts, `reject` rejects.
+async fn run_accept_reject<F: Function>(reject: Route) -> Result<(), lambda_http::Error> {
     crate::logging::init();
     let config = Config::from_env(Mode::Lambda)?;
-    let app = Arc::new(build::<SimulatePush>(&config).await?);
+    let app = Arc::new(build::<F>(&config).await?);
     lambda_http::run(service_fn(move |request: Request| {
         let app = app.clone();
         let route = if request.uri().path().ends_with("/reject") {
-            Route::SimulatePushReject
+            reject
         } else {
-            Route::SimulatePushAccept
+            F::ROUTE
         };
         async move { Ok::<_, std::convert::Infallible>(handle(&app, route, request).await) }
     }))

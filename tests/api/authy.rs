@@ -516,7 +516,7 @@ async fn events_are_published_to_the_sns_topic() {
         change: Change::Unlinked,
         published_timestamp: 1_795_946_430_000,
     };
-    publisher.publish(&event).await.unwrap();
+    publisher.publish(&event.clone().into()).await.unwrap();
     let data: Value =
         serde_json::from_str(&http_get(&format!("{endpoint}/moto-api/data.json")).await).unwrap();
     let topic = data["sns"]["Topic"]

@@ -858,6 +858,9 @@ pub const AUTHY: &str = "/authentication_factors/push/AUTHY";
 pub const BIOMETRIC: &str = "/authentication_factors/push/BIOMETRIC";
 pub const ACCEPT: &str = "/simulate/authentication_factors/push/AUTHY/accept";
 pub const REJECT: &str = "/simulate/authentication_factors/push/AUTHY/reject";
+pub const STEP_UP_SMS: &str = "/stepup/challenges/otp/SMS";
+pub const STEP_UP_VERIFY: &str = "/stepup/challenges/otp/SMS/verify";
+pub const STEP_UP_PUSH: &str = "/stepup/challenges/push/AUTHY";
 
 pub fn code_body(code: &str) -> Value {
     json!({ "verificationCode": code })

@@ -17,6 +17,7 @@ mod on_aws;
 mod openapi;
 mod push;
 mod sms_otp;
+mod step_up;
 mod store_contract;
 mod storm;
 mod template;

@@ -163,15 +163,18 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
 
     // The common answers, on every route.
     for route in Route::ALL {
-        let path = route.path_template().replace(
-            "{channel}",
-            if route == Route::EnrolSmsOtp || route == Route::VerifySmsOtp {
-                "SMS"
-            } else {
-                "AUTHY"
-            },
+        let sms = matches!(
+            route,
+            Route::EnrolSmsOtp | Route::VerifySmsOtp | Route::StepUpSms | Route::VerifyStepUpSms
         );
-        let bad = route.path_template().replace("{channel}", "NOPE");
+        let path = route
+            .path_template()
+            .replace("{channel}", if sms { "SMS" } else { "AUTHY" })
+            .replace("{id}", "no-such-challenge");
+        let bad = route
+            .path_template()
+            .replace("{channel}", "NOPE")
+            .replace("{id}", "no-such-challenge");
         record(route, t.send(Req::new(route.method(), &path)).await); // 400 api-key
         record(
             route,
@@ -308,6 +311,94 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
         Route::ListFactors,
         t.send(Req::get(LIST).auth(SANDBOX_KEY, &sbx)).await,
     );
+
+    // Step-up by SMS: the live user's SMS factor is ACTIVE.
+    record(
+        Route::StepUpSms,
+        t.send(Req::post(STEP_UP_SMS).auth(LIVE_KEY, &live)).await,
+    ); // 204
+    record(
+        Route::StepUpSms,
+        t.send(Req::post(STEP_UP_SMS).auth(LIVE_KEY, &live)).await,
+    ); // 409 RETRY_IN_15SEC
+    let code = t.last_code(PHONE);
+    record(
+        Route::VerifyStepUpSms,
+        t.send(
+            Req::post(STEP_UP_VERIFY)
+                .auth(LIVE_KEY, &live)
+                .json(code_body(&code)),
+        )
+        .await,
+    ); // 204
+    record(
+        Route::VerifyStepUpSms,
+        t.send(
+            Req::post(STEP_UP_VERIFY)
+                .auth(LIVE_KEY, &live)
+                .json(code_body(&code)),
+        )
+        .await,
+    ); // 409 STATE_INVALID
+    let mut one = Programme::new("one-sms", false);
+    one.send_limits.per_user_per_hour = 1;
+    t.add_programme("one-sms-key-000001", one).await;
+    let one_token = t.token("one-sms", "u1");
+    t.send(Req::post(SMS).auth("one-sms-key-000001", &one_token))
+        .await
+        .assert(204);
+    t.send(
+        Req::post(VERIFY)
+            .auth("one-sms-key-000001", &one_token)
+            .json(code_body(&t.last_code(PHONE))),
+    )
+    .await
+    .assert(204);
+    record(
+        Route::StepUpSms,
+        t.send(Req::post(STEP_UP_SMS).auth("one-sms-key-000001", &one_token))
+            .await,
+    ); // 429
+
+    // Step-up by push, in the sandbox: an ACTIVE Authy factor first.
+    t.send(Req::post(AUTHY).auth(SANDBOX_KEY, &up))
+        .await
+        .assert(204);
+    t.send(Req::post(ACCEPT).auth(SANDBOX_KEY, &sbx))
+        .await
+        .assert(204);
+    for (answer, route) in [
+        ("accept", Route::SimulateStepUpAccept),
+        ("reject", Route::SimulateStepUpReject),
+    ] {
+        let started = t
+            .send(Req::post(STEP_UP_PUSH).auth(SANDBOX_KEY, &sbx))
+            .await;
+        let id = started.body["id"].as_str().unwrap().to_owned();
+        record(Route::StepUpPush, started); // 200
+        record(
+            Route::GetStepUpChallenge,
+            t.send(Req::get(&format!("/stepup/challenges/{id}")).auth(SANDBOX_KEY, &sbx))
+                .await,
+        ); // 200
+        let simulate = format!("/simulate/stepup/challenges/{id}/{answer}");
+        record(
+            route,
+            t.send(Req::post(&simulate).auth(SANDBOX_KEY, &sbx)).await,
+        ); // 204
+        record(
+            route,
+            t.send(Req::post(&simulate).auth(SANDBOX_KEY, &sbx)).await,
+        ); // 409
+        record(
+            route,
+            t.send(Req::post(&simulate).auth(LIVE_KEY, &live)).await,
+        ); // 404 (live)
+    }
+    record(
+        Route::StepUpPush,
+        t.send(Req::post(STEP_UP_PUSH).auth(LIVE_KEY, &live)).await,
+    ); // 409 CHANNEL_NOT_REGISTERED
 
     // Authy's callback.
     let callback = json!({"uuid": "unknown", "status": "approved"});

@@ -16,7 +16,8 @@ use additional_factors::{
     },
     store::{
         dynamodb::DynamoStore, memory::MemoryStore, AttemptOutcome, ClaimOutcome, NewChallenge,
-        PendingPush, ReserveOutcome, StartOutcome, Store, StoredResponse, UserKey,
+        PendingPush, PushPurpose, PushRequest, ReserveOutcome, StartOutcome, Store, StoredResponse,
+        UserKey,
     },
 };
 
@@ -518,7 +519,10 @@ async fn push_enrolment_lifecycle(store: Arc<dyn Store>) {
     assert!(store.set_push_pending(&u, &pending, NOW).await.unwrap());
     assert_eq!(
         store.find_push_request("r1").await.unwrap(),
-        Some(u.clone())
+        Some(PushRequest {
+            user: u.clone(),
+            purpose: PushPurpose::Enrolment
+        })
     );
     assert_eq!(store.find_push_request("r0").await.unwrap(), None);
     assert!(

@@ -58,15 +58,35 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ),
         ("unlink-push", with(&["sns:Publish"])),
         ("simulate-push", with(&["sns:Publish"])),
-        // GetItem: the request's user; PutItem: the nonce; UpdateItem: approve or deny.
+        // GetItem: the request's user; PutItem: the nonce (and a step-up grant); UpdateItem:
+        // approve or deny; ConditionCheckItem: a step-up's Authy factor is still ACTIVE.
         (
             "authy-callback",
             BTreeSet::from([
                 "dynamodb:GetItem",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
+                "dynamodb:ConditionCheckItem",
                 "sns:Publish",
             ]),
+        ),
+        // Step-up: the SMS start sends SMS (to phone numbers only) and checks the factor is
+        // ACTIVE inside its transaction; verify and the simulator publish outcomes.
+        (
+            "step-up-sms",
+            with(&["dynamodb:ConditionCheckItem", "sns:Publish"]),
+        ),
+        ("verify-step-up-sms", with(&["sns:Publish"])),
+        // No SNS at all: the push goes to Authy.
+        ("step-up-push", with(&[])),
+        // A read, and marking a pending challenge EXPIRED (announced).
+        (
+            "get-step-up-challenge",
+            BTreeSet::from(["dynamodb:GetItem", "dynamodb:UpdateItem", "sns:Publish"]),
+        ),
+        (
+            "simulate-step-up",
+            with(&["dynamodb:ConditionCheckItem", "sns:Publish"]),
         ),
     ])
 }
@@ -183,7 +203,7 @@ fn each_policy_grants_exactly_what_its_function_uses() {
                         "!GetAtt FactorsTable.Arn",
                         "{binary}"
                     );
-                } else if binary == "enrol-sms-otp" {
+                } else if binary == "enrol-sms-otp" || binary == "step-up-sms" {
                     assert_eq!(action, "sns:Publish");
                     // Direct-to-phone SMS only: no topic can be published to.
                     assert_eq!(statement["NotResource"], "arn:aws:sns:*:*:*", "{binary}");
@@ -254,7 +274,7 @@ fn no_function_can_write_a_programme_item() {
             );
         }
     }
-    assert_eq!(writers, 6, "every function but list-factors writes");
+    assert_eq!(writers, 11, "every function but list-factors writes");
     // ...and the store's programme items really live under that prefix.
     assert!(
         additional_factors::store::dynamodb::items::programme_key("h")
@@ -392,8 +412,9 @@ fn cargo_lambda_watch_routes_every_path_to_its_function() {
 #[test]
 fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
     use additional_factors::lambda::{
-        AuthyCallback, EnrolPush, EnrolSmsOtp, Function as Binary, ListFactors, SimulatePush,
-        UnlinkPush, VerifySmsOtp,
+        AuthyCallback, EnrolPush, EnrolSmsOtp, Function as Binary, GetStepUpChallenge, ListFactors,
+        SimulatePush, SimulateStepUp, StepUpPush, StepUpSms, UnlinkPush, VerifySmsOtp,
+        VerifyStepUpSms,
     };
     fn uses<F: Binary>(marker: &'static str) -> (&'static str, bool, bool, bool) {
         (
@@ -411,6 +432,17 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
         ("unlink-push", uses::<UnlinkPush>("UnlinkPush")),
         ("simulate-push", uses::<SimulatePush>("SimulatePush")),
         ("authy-callback", uses::<AuthyCallback>("AuthyCallback")),
+        ("step-up-sms", uses::<StepUpSms>("StepUpSms")),
+        (
+            "verify-step-up-sms",
+            uses::<VerifyStepUpSms>("VerifyStepUpSms"),
+        ),
+        ("step-up-push", uses::<StepUpPush>("StepUpPush")),
+        (
+            "get-step-up-challenge",
+            uses::<GetStepUpChallenge>("GetStepUpChallenge"),
+        ),
+        ("simulate-step-up", uses::<SimulateStepUp>("SimulateStepUp")),
     ]);
     let template = load("template.yaml");
     let functions = functions(&template);
@@ -441,6 +473,8 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
         let main = load_text(&format!("functions/{binary}/src/main.rs"));
         let runs = if binary == "simulate-push" {
             "lambda::run_simulator()".to_owned()
+        } else if binary == "simulate-step-up" {
+            "lambda::run_step_up_simulator()".to_owned()
         } else {
             format!("lambda::run::<additional_factors::lambda::{marker}>()")
         };

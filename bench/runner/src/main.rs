@@ -697,7 +697,10 @@ fn attack_event(usual: &str) -> Result<String, BoxError> {
         .ok_or("an event without headers")?;
     headers.insert("idempotency-ref".into(), Value::String("attack-1".into()));
     if headers.contains_key("x-authy-signature") {
-        headers.insert("x-authy-signature-nonce".into(), Value::String(now.to_string()));
+        headers.insert(
+            "x-authy-signature-nonce".into(),
+            Value::String(now.to_string()),
+        );
         headers.insert("x-authy-signature".into(), Value::String("AAAA".into()));
     }
     Ok(serde_json::to_string(&event)?)

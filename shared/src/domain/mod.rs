@@ -9,3 +9,4 @@ pub mod limits;
 pub mod otp;
 pub mod phone;
 pub mod programme;
+pub mod step_up;

@@ -44,6 +44,10 @@ pub struct Programme {
     /// with `mfa` in `amr` still counts as stepped up (60–3600 s).
     #[serde(default = "default_step_up_max_age")]
     pub step_up_max_age_seconds: u32,
+    /// How long a session stays stepped up after a verified step-up challenge (60–3600 s;
+    /// never past the `exp` of the token that proved it).
+    #[serde(default = "default_step_up_lifetime")]
+    pub step_up_lifetime_seconds: u32,
 }
 
 fn all_channels() -> Vec<Channel> {
@@ -59,6 +63,10 @@ pub const DEFAULT_STEP_UP_MAX_AGE_SECS: u32 = 900;
 
 fn default_step_up_max_age() -> u32 {
     DEFAULT_STEP_UP_MAX_AGE_SECS
+}
+
+fn default_step_up_lifetime() -> u32 {
+    super::step_up::DEFAULT_STEP_UP_LIFETIME_SECS
 }
 
 fn default_template() -> String {
@@ -127,6 +135,8 @@ pub enum ProgrammeError {
     Template,
     #[error("stepUpMaxAgeSeconds must be between 60 and 3600")]
     StepUpMaxAge,
+    #[error("stepUpLifetimeSeconds must be between 60 and 3600")]
+    StepUpLifetime,
 }
 
 impl Programme {
@@ -144,6 +154,7 @@ impl Programme {
             sms_sender_id: None,
             sms_template: default_template(),
             step_up_max_age_seconds: DEFAULT_STEP_UP_MAX_AGE_SECS,
+            step_up_lifetime_seconds: default_step_up_lifetime(),
         }
     }
 
@@ -165,6 +176,9 @@ impl Programme {
         }
         if !(60..=3_600).contains(&self.step_up_max_age_seconds) {
             return Err(ProgrammeError::StepUpMaxAge);
+        }
+        if !(60..=3_600).contains(&self.step_up_lifetime_seconds) {
+            return Err(ProgrammeError::StepUpLifetime);
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use crate::{
     events::Change,
     http::response::{ApiError, Reply},
     push::authy_signature,
+    store::PushPurpose,
 };
 
 /// How far Authy's nonce (a timestamp) may be from our clock, and how long nonces are kept.
@@ -85,10 +86,20 @@ pub async fn authy_callback(app: &App, request: &Request, now: i64) -> Result<Re
             return Ok(Reply::ok());
         }
     };
-    let Some(user) = app.store.find_push_request(uuid).await? else {
+    let Some(request) = app.store.find_push_request(uuid).await? else {
         tracing::info!("Authy callback about an unknown request: nothing changed");
         return Ok(Reply::ok());
     };
+    let user = request.user;
+    // A step-up challenge's answer settles the challenge; an enrolment's, the factor.
+    if let PushPurpose::StepUp(challenge_id) = request.purpose {
+        let settled = match app.store.get_push_challenge(&user, &challenge_id).await? {
+            Some(challenge) => super::settle_step_up(app, &user, &challenge, approved, now).await?,
+            None => false,
+        };
+        tracing::info!(approved, settled, "Authy step-up answer");
+        return Ok(Reply::ok());
+    }
     if app
         .store
         .resolve_push(&user, Some(uuid), approved, now)

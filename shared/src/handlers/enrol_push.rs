@@ -17,8 +17,12 @@ use crate::{
         response::{ApiError, ErrorCode, Reply},
         Caller,
     },
+    push::Approval,
     store::{PendingPush, ReserveOutcome},
 };
+
+/// How long the user has to answer an enrolment request on the device.
+const ENROLMENT_REQUEST_LIFETIME_SECS: u32 = 24 * 3_600;
 
 pub async fn enrol_push(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
     let phone = enrolment_phone(app, caller, Channel::Authy)?;
@@ -56,13 +60,17 @@ pub async fn enrol_push(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
             request_id,
         }
     } else {
-        let message = format!(
-            "{}: approve adding this device as a security factor.",
-            programme.display_name()
-        );
+        let approval = Approval {
+            message: format!(
+                "{}: approve adding this device as a security factor.",
+                programme.display_name()
+            ),
+            action: "Add this device as a security factor".into(),
+            seconds_to_expire: ENROLMENT_REQUEST_LIFETIME_SECS,
+        };
         let pushed = async {
             let authy_id = app.push.register_user(phone).await?;
-            let request_id = app.push.request_approval(&authy_id, &message).await?;
+            let request_id = app.push.request_approval(&authy_id, &approval).await?;
             Ok::<_, crate::push::PushError>((authy_id, request_id))
         }
         .await;

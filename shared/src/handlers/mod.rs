@@ -4,10 +4,15 @@
 pub mod authy_callback;
 pub mod enrol_push;
 pub mod enrol_sms_otp;
+pub mod get_step_up_challenge;
 pub mod list_factors;
 pub mod simulate_push;
+pub mod simulate_step_up;
+pub mod step_up_push;
+pub mod step_up_sms;
 pub mod unlink_push;
 pub mod verify_sms_otp;
+pub mod verify_step_up_sms;
 
 use crate::{
     domain::{channel::Channel, phone::PhoneNumber},
@@ -47,4 +52,172 @@ fn shard_pick(app: &crate::app::App) -> u32 {
     let mut buf = [0u8; 4];
     let _ = app.random.fill(&mut buf);
     u32::from_le_bytes(buf)
+}
+
+/// A fresh code: `123456` in a sandbox, else uniform from the CSPRNG.
+fn new_code(
+    app: &crate::app::App,
+    sandbox: bool,
+) -> Result<crate::domain::otp::VerificationCode, ApiError> {
+    use crate::domain::otp::{generate_code, VerificationCode, SANDBOX_CODE};
+    if sandbox {
+        VerificationCode::parse(SANDBOX_CODE).map_err(|e| ApiError::Internal(e.into()))
+    } else {
+        generate_code(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))
+    }
+}
+
+/// The send-limit counters one SMS to `phone` consumes (enrolment and step-up share them).
+fn sms_counters_for(
+    app: &crate::app::App,
+    caller: &Caller,
+    phone: &PhoneNumber,
+    phone_hash: &str,
+) -> Vec<crate::domain::limits::LimitCounter> {
+    use crate::domain::limits::{sms_counters, Destination, Sender};
+    let programme = &caller.programme;
+    sms_counters(
+        &programme.send_limits,
+        &app.policy.sms_budget,
+        &Sender {
+            programme_id: &programme.id,
+            credential_id: &caller.user.credential_id,
+            sandbox: programme.sandbox,
+        },
+        &Destination {
+            phone_hash,
+            country_code: phone.country_code(),
+        },
+        caller.now,
+        shard_pick(app),
+    )
+}
+
+/// Sends a stored challenge's code (a sandbox sends nothing). If the send fails, the
+/// challenge is removed, the counters are given back when SNS definitely sent nothing (an
+/// SMS that may have left still counts), and the caller gets a 503 whose retry works.
+async fn send_code(
+    app: &crate::app::App,
+    caller: &Caller,
+    phone: &PhoneNumber,
+    code: crate::domain::otp::VerificationCode,
+    slot: &crate::store::ChallengeSlot,
+    challenge_id: &str,
+    counters: &[crate::domain::limits::LimitCounter],
+) -> Result<(), ApiError> {
+    use crate::sms::{Delivery, SmsMessage};
+    let programme = &caller.programme;
+    if programme.sandbox {
+        tracing::info!(to = %phone, "sandbox programme: challenge stored, no SMS sent");
+        return Ok(());
+    }
+    let message = SmsMessage {
+        to: phone.clone(),
+        text: programme.sms_text(code.expose()),
+        code,
+        sender_id: programme.sms_sender_id.clone(),
+    };
+    let Err(error) = app.sms.send(&message).await else {
+        tracing::info!(to = %phone, "SMS code sent");
+        return Ok(());
+    };
+    let refund: &[_] = match error.delivery {
+        Delivery::NotSent => counters,
+        Delivery::Unknown => &[],
+    };
+    tracing::info!(delivery = ?error.delivery, refunded = !refund.is_empty(), "SMS not sent");
+    let abandoned = app
+        .store
+        .abandon_challenge(&caller.user, slot, challenge_id, refund)
+        .await;
+    if let Err(cleanup) = abandoned {
+        tracing::warn!(error = %crate::logging::redacted_chain(&cleanup), "the unsent challenge could not be removed");
+    }
+    Err(ApiError::Unavailable(error.into()))
+}
+
+/// What a wrong code is told, by the attempts counted so far.
+fn wrong_code_answer(attempts: u32, limit: u32) -> ErrorCode {
+    use crate::domain::challenge::{wrong_code, WrongCode};
+    match wrong_code(attempts, limit) {
+        WrongCode::Invalid => ErrorCode::VerificationCodeInvalid,
+        WrongCode::OneRemaining => ErrorCode::OneChallengeLimitRemaining,
+        WrongCode::LimitExceeded => ErrorCode::ChallengeLimitExceeded,
+    }
+}
+
+/// Settles a pending push step-up (the device's answer, from Authy's callback or the
+/// simulator): approved → `VERIFIED` and the session stepped up, denied → `DECLINED`.
+/// `false` when it was not pending, had expired, or its Authy factor is gone.
+async fn settle_step_up(
+    app: &crate::app::App,
+    user: &crate::store::UserKey,
+    challenge: &crate::domain::step_up::PushChallenge,
+    approved: bool,
+    now: i64,
+) -> Result<bool, ApiError> {
+    use crate::domain::step_up::{stepped_up_until, ChallengeStatus};
+    let grant = approved.then(|| crate::store::StepUpGrant {
+        until: stepped_up_until(now, challenge.lifetime_secs, challenge.token_exp),
+        challenge_id: challenge.id.clone(),
+        verified_by: challenge.request_id.clone(),
+    });
+    if !app
+        .store
+        .settle_push_challenge(user, challenge, grant.as_ref(), now)
+        .await?
+    {
+        return Ok(false);
+    }
+    let status = if approved {
+        ChallengeStatus::Verified
+    } else {
+        ChallengeStatus::Declined
+    };
+    app.announce_step_up(user, &challenge.id, Channel::Authy, status)
+        .await;
+    Ok(true)
+}
+
+/// A push step-up's status as a reader sees it: a pending one past its time, or whose Authy
+/// factor is no longer `ACTIVE`, is `EXPIRED` (stored and announced once).
+async fn step_up_status(
+    app: &crate::app::App,
+    caller: &Caller,
+    challenge: &crate::domain::step_up::PushChallenge,
+) -> Result<crate::domain::step_up::ChallengeStatus, ApiError> {
+    use crate::domain::{factor::FactorStatus, step_up::ChallengeStatus};
+    let status = challenge.status_at(caller.now);
+    let expired = match status {
+        ChallengeStatus::Expired if challenge.status == ChallengeStatus::Pending => true,
+        ChallengeStatus::Pending => !app
+            .store
+            .get_factor(&caller.user, Channel::Authy)
+            .await?
+            .is_some_and(|f| f.status == FactorStatus::Active),
+        _ => false,
+    };
+    if !expired {
+        return Ok(status);
+    }
+    if !app
+        .store
+        .expire_push_challenge(&caller.user, &challenge.id)
+        .await?
+    {
+        // Settled (or expired) by another request meanwhile: what it left stands.
+        return Ok(app
+            .store
+            .get_push_challenge(&caller.user, &challenge.id)
+            .await?
+            .map_or(ChallengeStatus::Expired, |c| c.status_at(caller.now)));
+    }
+    app.announce_step_up(
+        &caller.user,
+        &challenge.id,
+        Channel::Authy,
+        ChallengeStatus::Expired,
+    )
+    .await;
+    Ok(ChallengeStatus::Expired)
 }

@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use crate::{
     app::App,
     domain::{
-        challenge::{wrong_code, WrongCode},
         channel::Channel,
         factor::FactorStatus,
         otp::{random_id, VerificationCode},
@@ -100,13 +99,10 @@ pub async fn verify_sms_otp(
         limit = attempt.limit,
         "wrong verification code"
     );
-    Err(ApiError::Conflict(
-        match wrong_code(attempt.attempts, attempt.limit) {
-            WrongCode::Invalid => ErrorCode::VerificationCodeInvalid,
-            WrongCode::OneRemaining => ErrorCode::OneChallengeLimitRemaining,
-            WrongCode::LimitExceeded => ErrorCode::ChallengeLimitExceeded,
-        },
-    ))
+    Err(ApiError::Conflict(super::wrong_code_answer(
+        attempt.attempts,
+        attempt.limit,
+    )))
 }
 
 /// The factor is `ACTIVE`: logged and announced.

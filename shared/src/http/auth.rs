@@ -36,6 +36,10 @@ pub struct TokenUser {
     /// When `amr` contains `mfa`: the token's `auth_time`, else its `iat` (when the user
     /// proved the second factor). `None` without `mfa`, or with neither time.
     pub mfa_at: Option<i64>,
+    /// The session a step-up is granted to: the `sid` claim, else the token itself.
+    pub session: crate::domain::step_up::SessionId,
+    /// The token's `exp` (whole seconds): a step-up it proves never outlives it.
+    pub exp: i64,
 }
 
 /// Why a token was refused (logged, never answered).
@@ -76,6 +80,8 @@ struct Claims {
     iat: Option<serde_json::Value>,
     #[serde(default)]
     auth_time: Option<serde_json::Value>,
+    #[serde(default)]
+    sid: Option<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +201,13 @@ impl TokenVerifier {
         } else {
             None
         };
+        let sid = match &claims.sid {
+            Some(serde_json::Value::String(sid)) if !sid.is_empty() => Some(sid.as_str()),
+            _ => None,
+        };
         Ok(TokenUser {
+            session: crate::domain::step_up::SessionId::of_token(sid, token),
+            exp: claims.exp as i64,
             credential_id: claims.sub,
             programme_id,
             phone,

@@ -37,6 +37,9 @@ pub struct Caller {
     pub user: UserKey,
     pub phone: PhoneClaim,
     pub stepped_up: bool,
+    /// The token's session (what a step-up challenge steps up) and its `exp`.
+    pub session: crate::domain::step_up::SessionId,
+    pub token_exp: i64,
     /// The request's clock, read once.
     pub now: i64,
 }
@@ -57,8 +60,9 @@ impl Caller {
 /// What a mutating route takes, once validated.
 #[derive(Debug)]
 pub struct Input {
-    pub channel: Channel,
-    /// The `verificationCode` (verify only).
+    /// The `{channel}` (routes without one: none).
+    pub channel: Option<Channel>,
+    /// The `verificationCode` (verify routes only).
     pub code: Option<VerificationCode>,
 }
 
@@ -95,8 +99,8 @@ pub async fn dispatch(app: &App, request: Request) -> Response<Body> {
         Err(error) => reject_unrouted(app, &error),
         Ok(matched) => {
             let mut params = std::collections::HashMap::new();
-            if let Some(channel) = matched.channel {
-                params.insert("channel".to_owned(), channel);
+            if let (Some(name), Some(value)) = (matched.route.path_parameter(), matched.parameter) {
+                params.insert(name.to_owned(), value);
             }
             handle(app, matched.route, request.with_path_parameters(params)).await
         }
@@ -149,8 +153,18 @@ async fn process(app: &App, route: Route, request: &Request) -> Result<Reply, Ap
         return handlers::authy_callback::authy_callback(app, request, now).await;
     }
     let caller = authenticate(app, request, now).await?;
+    let id = || {
+        request
+            .path_parameters()
+            .first("id")
+            .unwrap_or_default()
+            .to_owned()
+    };
     match route {
         Route::ListFactors => handlers::list_factors::list_factors(app, &caller).await,
+        Route::GetStepUpChallenge => {
+            handlers::get_step_up_challenge::get_step_up_challenge(app, &caller, &id()).await
+        }
         _ => mutate(app, route, &caller, request).await,
     }
 }
@@ -199,6 +213,8 @@ async fn authenticate(app: &App, request: &Request, now: i64) -> Result<Caller, 
         },
         programme,
         phone: user.phone,
+        session: user.session,
+        token_exp: user.exp,
         now,
     })
 }
@@ -209,8 +225,13 @@ async fn mutate(
     caller: &Caller,
     request: &Request,
 ) -> Result<Reply, ApiError> {
-    if matches!(route, Route::SimulatePushAccept | Route::SimulatePushReject)
-        && !caller.programme.sandbox
+    if matches!(
+        route,
+        Route::SimulatePushAccept
+            | Route::SimulatePushReject
+            | Route::SimulateStepUpAccept
+            | Route::SimulateStepUpReject
+    ) && !caller.programme.sandbox
     {
         return Err(ApiError::NotFound);
     }
@@ -239,6 +260,7 @@ async fn mutate(
     };
     let params = request.path_parameters();
     let channel = params.first("channel").unwrap_or_default();
+    let id = params.first("id").unwrap_or_default().to_owned();
     let body: &[u8] = request.body().as_ref();
     let input = parse_input(route, channel, body);
     if !fields.is_empty() {
@@ -250,6 +272,11 @@ async fn mutate(
     if let Ok(input) = &input {
         require_step_up(app, route, caller, input.channel).await?;
     }
+    let channel_of = |input: &Input| {
+        input
+            .channel
+            .ok_or_else(|| ApiError::Internal("a channel route without a channel".into()))
+    };
     // Only a request with a reference needs its fingerprint (a second parse of the body).
     let fingerprint = match &reference {
         Some(_) => fingerprint(
@@ -273,7 +300,22 @@ async fn mutate(
             },
             Route::EnrolPush => handlers::enrol_push::enrol_push(app, caller).await,
             Route::UnlinkPush => {
-                handlers::unlink_push::unlink_push(app, caller, input.channel).await
+                handlers::unlink_push::unlink_push(app, caller, channel_of(&input)?).await
+            }
+            Route::StepUpSms => handlers::step_up_sms::step_up_sms(app, caller).await,
+            Route::VerifyStepUpSms => match input.code {
+                Some(code) => {
+                    handlers::verify_step_up_sms::verify_step_up_sms(app, caller, &code, attempt_id)
+                        .await
+                }
+                None => Err(ApiError::Internal("verify without a code".into())),
+            },
+            Route::StepUpPush => handlers::step_up_push::step_up_push(app, caller).await,
+            Route::SimulateStepUpAccept => {
+                handlers::simulate_step_up::simulate_step_up(app, caller, &id, true).await
+            }
+            Route::SimulateStepUpReject => {
+                handlers::simulate_step_up::simulate_step_up(app, caller, &id, false).await
             }
             Route::SimulatePushAccept => {
                 handlers::simulate_push::simulate_push(app, caller, true).await
@@ -281,7 +323,7 @@ async fn mutate(
             Route::SimulatePushReject => {
                 handlers::simulate_push::simulate_push(app, caller, false).await
             }
-            Route::ListFactors | Route::AuthyCallback => {
+            Route::ListFactors | Route::AuthyCallback | Route::GetStepUpChallenge => {
                 Err(ApiError::Internal("not a user mutation".into()))
             }
         }
@@ -292,12 +334,19 @@ async fn mutate(
 /// The channels each route's `{channel}` accepts.
 fn allowed_channels(route: Route) -> &'static [Channel] {
     match route {
-        Route::EnrolSmsOtp | Route::VerifySmsOtp => &[Channel::Sms],
-        Route::EnrolPush | Route::SimulatePushAccept | Route::SimulatePushReject => {
-            &[Channel::Authy]
+        Route::EnrolSmsOtp | Route::VerifySmsOtp | Route::StepUpSms | Route::VerifyStepUpSms => {
+            &[Channel::Sms]
         }
+        Route::EnrolPush
+        | Route::SimulatePushAccept
+        | Route::SimulatePushReject
+        | Route::StepUpPush => &[Channel::Authy],
         Route::UnlinkPush => &[Channel::Authy, Channel::Biometric],
-        Route::ListFactors | Route::AuthyCallback => &[],
+        Route::ListFactors
+        | Route::AuthyCallback
+        | Route::GetStepUpChallenge
+        | Route::SimulateStepUpAccept
+        | Route::SimulateStepUpReject => &[],
     }
 }
 
@@ -306,11 +355,11 @@ fn parse_input(route: Route, channel: &str, body: &[u8]) -> Result<Input, ApiErr
     let allowed = allowed_channels(route);
     let mut fields = Vec::new();
     let parsed_channel = Channel::parse_among(channel, allowed);
-    if parsed_channel.is_none() {
+    if parsed_channel.is_none() && !allowed.is_empty() {
         let names: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
         fields.push(FieldError::new("channel", FieldErrorKind::In, &names));
     }
-    let code = if route == Route::VerifySmsOtp {
+    let code = if matches!(route, Route::VerifySmsOtp | Route::VerifyStepUpSms) {
         match parse_verification_body(body) {
             Ok(code) => Some(code),
             Err(BodyError::Field(field)) => {
@@ -325,9 +374,13 @@ fn parse_input(route: Route, channel: &str, body: &[u8]) -> Result<Input, ApiErr
     } else {
         None
     };
-    match parsed_channel {
-        Some(channel) if fields.is_empty() => Ok(Input { channel, code }),
-        _ => Err(ApiError::InvalidFields(fields)),
+    if fields.is_empty() {
+        Ok(Input {
+            channel: parsed_channel,
+            code,
+        })
+    } else {
+        Err(ApiError::InvalidFields(fields))
     }
 }
 
@@ -385,12 +438,13 @@ fn parse_verification_body(body: &[u8]) -> Result<VerificationCode, BodyError> {
 }
 
 /// Adding a push factor while any factor is listed `ACTIVE`, or removing one listed
-/// `ACTIVE`, needs a stepped-up token (`amr` contains `mfa`).
+/// `ACTIVE`, needs a stepped-up token: a fresh `mfa` in `amr`, or a session stepped up by a
+/// step-up challenge (one read, only when step-up is needed and `mfa` does not give it).
 async fn require_step_up(
     app: &App,
     route: Route,
     caller: &Caller,
-    channel: Channel,
+    channel: Option<Channel>,
 ) -> Result<(), ApiError> {
     if caller.stepped_up {
         return Ok(());
@@ -400,16 +454,25 @@ async fn require_step_up(
         Route::EnrolPush => {
             has_active_factor(&app.store.list_factors(&caller.user).await?, &token_phone)
         }
-        Route::UnlinkPush => app
-            .store
-            .get_factor(&caller.user, channel)
-            .await?
-            .is_some_and(|f| f.listed_status(&token_phone) == FactorStatus::Active),
+        Route::UnlinkPush => match channel {
+            Some(channel) => app
+                .store
+                .get_factor(&caller.user, channel)
+                .await?
+                .is_some_and(|f| f.listed_status(&token_phone) == FactorStatus::Active),
+            None => false,
+        },
         _ => false,
     };
-    if needed {
-        Err(ApiError::StepUpRequired)
-    } else {
+    if !needed
+        || app
+            .store
+            .step_up_grant(&caller.user, &caller.session)
+            .await?
+            .is_some_and(|grant| grant.until > caller.now)
+    {
         Ok(())
+    } else {
+        Err(ApiError::StepUpRequired)
     }
 }

@@ -58,6 +58,7 @@ pub enum ErrorCode {
     VerificationCodeExpired,
     StateInvalid,
     IdempotentRequestInProgress,
+    RetryIn15Sec,
 }
 
 impl ErrorCode {
@@ -75,6 +76,7 @@ impl ErrorCode {
             ErrorCode::VerificationCodeExpired => "VERIFICATION_CODE_EXPIRED",
             ErrorCode::StateInvalid => "STATE_INVALID",
             ErrorCode::IdempotentRequestInProgress => "IDEMPOTENT_REQUEST_IN_PROGRESS",
+            ErrorCode::RetryIn15Sec => "RETRY_IN_15SEC",
         }
     }
 }

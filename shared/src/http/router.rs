@@ -27,10 +27,22 @@ pub enum Route {
     SimulatePushReject,
     /// `POST /webhooks/authy` (Authy's signed callback; no api key or token)
     AuthyCallback,
+    /// `POST /stepup/challenges/otp/{channel}`: send a step-up code
+    StepUpSms,
+    /// `POST /stepup/challenges/otp/{channel}/verify`: the code steps the session up
+    VerifyStepUpSms,
+    /// `POST /stepup/challenges/push/{channel}`: push a step-up approval request
+    StepUpPush,
+    /// `GET /stepup/challenges/{id}`: a push step-up challenge's status
+    GetStepUpChallenge,
+    /// `POST /simulate/stepup/challenges/{id}/accept` (sandbox only)
+    SimulateStepUpAccept,
+    /// `POST /simulate/stepup/challenges/{id}/reject` (sandbox only)
+    SimulateStepUpReject,
 }
 
 impl Route {
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 14] = [
         Route::ListFactors,
         Route::EnrolSmsOtp,
         Route::VerifySmsOtp,
@@ -39,6 +51,12 @@ impl Route {
         Route::SimulatePushAccept,
         Route::SimulatePushReject,
         Route::AuthyCallback,
+        Route::StepUpSms,
+        Route::VerifyStepUpSms,
+        Route::StepUpPush,
+        Route::GetStepUpChallenge,
+        Route::SimulateStepUpAccept,
+        Route::SimulateStepUpReject,
     ];
 
     /// A short name for logs and fingerprints.
@@ -52,6 +70,12 @@ impl Route {
             Route::SimulatePushAccept => "simulate_push_accept",
             Route::SimulatePushReject => "simulate_push_reject",
             Route::AuthyCallback => "authy_callback",
+            Route::StepUpSms => "step_up_sms",
+            Route::VerifyStepUpSms => "verify_step_up_sms",
+            Route::StepUpPush => "step_up_push",
+            Route::GetStepUpChallenge => "get_step_up_challenge",
+            Route::SimulateStepUpAccept => "simulate_step_up_accept",
+            Route::SimulateStepUpReject => "simulate_step_up_reject",
         }
     }
 
@@ -68,7 +92,7 @@ impl Route {
 
     pub fn method(self) -> &'static str {
         match self {
-            Route::ListFactors => "GET",
+            Route::ListFactors | Route::GetStepUpChallenge => "GET",
             Route::UnlinkPush => "DELETE",
             _ => "POST",
         }
@@ -84,15 +108,33 @@ impl Route {
             Route::SimulatePushAccept => "/simulate/authentication_factors/push/{channel}/accept",
             Route::SimulatePushReject => "/simulate/authentication_factors/push/{channel}/reject",
             Route::AuthyCallback => "/webhooks/authy",
+            Route::StepUpSms => "/stepup/challenges/otp/{channel}",
+            Route::VerifyStepUpSms => "/stepup/challenges/otp/{channel}/verify",
+            Route::StepUpPush => "/stepup/challenges/push/{channel}",
+            Route::GetStepUpChallenge => "/stepup/challenges/{id}",
+            Route::SimulateStepUpAccept => "/simulate/stepup/challenges/{id}/accept",
+            Route::SimulateStepUpReject => "/simulate/stepup/challenges/{id}/reject",
+        }
+    }
+
+    /// The route's path parameter, if it has one: `channel` or `id`.
+    pub fn path_parameter(self) -> Option<&'static str> {
+        let template = self.path_template();
+        if template.contains("{channel}") {
+            Some("channel")
+        } else if template.contains("{id}") {
+            Some("id")
+        } else {
+            None
         }
     }
 }
 
-/// A matched request: the route and its `{channel}`, if the path has one.
+/// A matched request: the route and its path parameter (`{channel}` or `{id}`), if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Matched {
     pub route: Route,
-    pub channel: Option<String>,
+    pub parameter: Option<String>,
 }
 
 /// Matches a method and path: unknown path → 404, known path with another method → 405.
@@ -110,6 +152,16 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
         ["simulate", "authentication_factors", "push", c, "reject"] => {
             (&[Route::SimulatePushReject], Some(c))
         }
+        ["stepup", "challenges", "otp", c] => (&[Route::StepUpSms], Some(c)),
+        ["stepup", "challenges", "otp", c, "verify"] => (&[Route::VerifyStepUpSms], Some(c)),
+        ["stepup", "challenges", "push", c] => (&[Route::StepUpPush], Some(c)),
+        ["stepup", "challenges", id] => (&[Route::GetStepUpChallenge], Some(id)),
+        ["simulate", "stepup", "challenges", id, "accept"] => {
+            (&[Route::SimulateStepUpAccept], Some(id))
+        }
+        ["simulate", "stepup", "challenges", id, "reject"] => {
+            (&[Route::SimulateStepUpReject], Some(id))
+        }
         _ => return Err(ApiError::NotFound),
     };
     if channel.is_some_and(str::is_empty) {
@@ -118,11 +170,11 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
     match candidates.iter().find(|r| r.method() == method) {
         Some(route) => Ok(Matched {
             route: *route,
-            channel: channel.map(percent_decode),
+            parameter: channel.map(percent_decode),
         }),
         None => Err(ApiError::MethodNotAllowed(match candidates {
             [Route::EnrolPush, Route::UnlinkPush] => "POST, DELETE",
-            [Route::ListFactors] => "GET",
+            [Route::ListFactors] | [Route::GetStepUpChallenge] => "GET",
             _ => "POST",
         })),
     }
@@ -159,7 +211,10 @@ mod tests {
     #[test]
     fn matches_every_route_on_its_method() {
         for route in Route::ALL {
-            let path = route.path_template().replace("{channel}", "SMS");
+            let path = route
+                .path_template()
+                .replace("{channel}", "SMS")
+                .replace("{id}", "abc");
             let matched = match_route(route.method(), &path).ok();
             assert_eq!(matched.map(|m| m.route), Some(route), "{path}");
         }
@@ -196,6 +251,6 @@ mod tests {
     #[test]
     fn channel_is_percent_decoded() {
         let m = match_route("POST", "/authentication_factors/otp/S%4DS").ok();
-        assert_eq!(m.and_then(|m| m.channel), Some("SMS".to_owned()));
+        assert_eq!(m.and_then(|m| m.parameter), Some("SMS".to_owned()));
     }
 }

@@ -22,14 +22,11 @@ use hyper_util::{
 };
 use serde_json::Value;
 
-use super::{PushError, PushProvider};
+use super::{Approval, PushError, PushProvider};
 use crate::domain::{otp::hex, phone::PhoneNumber};
 
 /// How long one Authy call may take before the request answers 503.
 pub const AUTHY_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How long the user has to answer an enrolment request on the device.
-const REQUEST_LIFETIME_SECS: u32 = 24 * 3_600;
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -177,19 +174,16 @@ impl PushProvider for AuthyPushProvider {
     async fn request_approval(
         &self,
         provider_user_id: &str,
-        message: &str,
+        approval: &Approval,
     ) -> Result<String, PushError> {
         let path = format!("/onetouch/json/users/{provider_user_id}/approval_requests");
         let answer = self
             .post(
                 &path,
                 &[
-                    ("message", message.to_owned()),
-                    (
-                        "details[Action]",
-                        "Add this device as a security factor".to_owned(),
-                    ),
-                    ("seconds_to_expire", REQUEST_LIFETIME_SECS.to_string()),
+                    ("message", approval.message.clone()),
+                    ("details[Action]", approval.action.clone()),
+                    ("seconds_to_expire", approval.seconds_to_expire.to_string()),
                 ],
             )
             .await?;

@@ -7,7 +7,7 @@ use std::sync::{
 
 use async_trait::async_trait;
 
-use super::{PushError, PushProvider};
+use super::{Approval, PushError, PushProvider};
 use crate::domain::phone::PhoneNumber;
 
 #[derive(Default)]
@@ -70,7 +70,7 @@ impl PushProvider for FakePushProvider {
     async fn request_approval(
         &self,
         provider_user_id: &str,
-        _message: &str,
+        _approval: &Approval,
     ) -> Result<String, PushError> {
         self.injected()?;
         let id = format!("req-{}", self.next_id.fetch_add(1, Ordering::SeqCst));

@@ -18,6 +18,16 @@ pub struct PushError {
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
 
+/// What the device shows and how long the user has to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// The headline, naming the programme.
+    pub message: String,
+    /// The `Action` detail line.
+    pub action: String,
+    pub seconds_to_expire: u32,
+}
+
 #[async_trait]
 pub trait PushProvider: Send + Sync {
     /// Registers the phone with the provider; returns the provider's user id.
@@ -26,7 +36,7 @@ pub trait PushProvider: Send + Sync {
     async fn request_approval(
         &self,
         provider_user_id: &str,
-        message: &str,
+        approval: &Approval,
     ) -> Result<String, PushError>;
     /// Forgets a user whose factor was unlinked (their pending requests die with them).
     async fn forget_user(&self, provider_user_id: &str) -> Result<(), PushError>;

@@ -24,7 +24,7 @@ impl PushProvider for UnconfiguredPushProvider {
     async fn request_approval(
         &self,
         _provider_user_id: &str,
-        _message: &str,
+        _approval: &super::Approval,
     ) -> Result<String, PushError> {
         Err(unconfigured())
     }

@@ -15,8 +15,9 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AttemptOutcome, ClaimOutcome, CountedAttempt, NewChallenge, PendingPush, ReserveOutcome,
-    StartOutcome, Store, StoreError, StoredResponse, UserKey,
+    AttemptOutcome, ChallengeSlot, ClaimOutcome, CountedAttempt, NewChallenge, PendingPush,
+    PushPurpose, PushRequest, ReserveOutcome, StartOutcome, StepUpGrant, StepUpStart, Store,
+    StoreError, StoredResponse, UserKey,
 };
 use crate::domain::{
     challenge::{challenge_state, ChallengeState},
@@ -25,6 +26,7 @@ use crate::domain::{
     idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},
     limits::LimitCounter,
     programme::Programme,
+    step_up::{ChallengeStatus, PushChallenge, SessionId, RETRY_WAIT_SECS},
 };
 
 #[derive(Debug, Clone)]
@@ -32,6 +34,7 @@ struct Challenge {
     stored: NewChallenge,
     attempts: u32,
     last_attempt: Option<String>,
+    created_at: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -47,11 +50,14 @@ struct IdempotencyRecord {
 struct Tables {
     programmes: HashMap<String, Programme>,
     factors: HashMap<(UserKey, Channel), FactorRecord>,
-    challenges: HashMap<UserKey, Challenge>,
+    challenges: HashMap<(UserKey, ChallengeSlot), Challenge>,
     /// key → (count, window end)
     counters: HashMap<String, (u32, i64)>,
     idempotency: HashMap<(UserKey, String), IdempotencyRecord>,
-    push_requests: HashMap<String, UserKey>,
+    push_requests: HashMap<String, PushRequest>,
+    push_challenges: HashMap<(UserKey, String), PushChallenge>,
+    /// (user, session) → the step-up granted to it.
+    grants: HashMap<(UserKey, SessionId), StepUpGrant>,
     /// Callback nonce → until when it is remembered.
     nonces: HashMap<String, i64>,
     /// Authy user id → the users whose factors reference it.
@@ -91,6 +97,9 @@ impl Tables {
         self.challenges
             .retain(|_, c| c.stored.expires_at + GRACE > now);
         self.nonces.retain(|_, until| *until + GRACE > now);
+        self.grants.retain(|_, g| g.until + GRACE > now);
+        self.push_challenges
+            .retain(|_, c| c.expires_at + GRACE > now);
     }
 }
 
@@ -127,9 +136,12 @@ impl MemoryStore {
         self.operations.load(Ordering::SeqCst)
     }
 
-    /// The attempts counted on a user's current challenge, if any.
+    /// The attempts counted on a user's current enrolment challenge, if any.
     pub fn challenge_attempts(&self, user: &UserKey) -> Option<u32> {
-        self.lock().challenges.get(user).map(|c| c.attempts)
+        self.lock()
+            .challenges
+            .get(&(user.clone(), ChallengeSlot::Enrolment))
+            .map(|c| c.attempts)
     }
 
     fn lock(&self) -> MutexGuard<'_, Tables> {
@@ -247,11 +259,12 @@ impl Store for MemoryStore {
         }
         tables.consume(counters, now);
         tables.challenges.insert(
-            user.clone(),
+            (user.clone(), ChallengeSlot::Enrolment),
             Challenge {
                 stored: challenge.clone(),
                 attempts: 0,
                 last_attempt: None,
+                created_at: now,
             },
         );
         let factor = tables.factors.entry(key).or_insert_with(|| FactorRecord {
@@ -268,19 +281,21 @@ impl Store for MemoryStore {
         Ok(StartOutcome::Started)
     }
 
-    async fn abandon_sms_challenge(
+    async fn abandon_challenge(
         &self,
         user: &UserKey,
+        slot: &ChallengeSlot,
         challenge_id: &str,
         counters: &[LimitCounter],
     ) -> Result<(), StoreError> {
-        let mut tables = self.begin("abandon_sms_challenge")?;
+        let mut tables = self.begin("abandon_challenge")?;
+        let key = (user.clone(), slot.clone());
         if tables
             .challenges
-            .get(user)
+            .get(&key)
             .is_some_and(|c| c.stored.challenge_id == challenge_id)
         {
-            tables.challenges.remove(user);
+            tables.challenges.remove(&key);
         }
         for c in counters {
             if let Some((count, _)) = tables.counters.get_mut(&c.key) {
@@ -290,15 +305,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn count_sms_attempt(
+    async fn count_attempt(
         &self,
         user: &UserKey,
+        slot: &ChallengeSlot,
         phone_hash: &str,
         attempt_id: &str,
         now: i64,
     ) -> Result<AttemptOutcome, StoreError> {
         let mut tables = self.begin("count_sms_attempt")?;
-        let Some(challenge) = tables.challenges.get_mut(user) else {
+        let Some(challenge) = tables.challenges.get_mut(&(user.clone(), slot.clone())) else {
             return Ok(AttemptOutcome::NoChallenge);
         };
         let counted = |challenge: &Challenge| {
@@ -343,7 +359,8 @@ impl Store for MemoryStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tables = self.begin("activate_sms_factor")?;
-        let current = tables.challenges.get(user);
+        let slot = (user.clone(), ChallengeSlot::Enrolment);
+        let current = tables.challenges.get(&slot);
         if !current.is_some_and(|c| {
             c.stored.challenge_id == challenge_id && c.stored.phone_hash == phone_hash
         }) {
@@ -351,7 +368,7 @@ impl Store for MemoryStore {
             return Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id)));
         }
         let phone_hash = phone_hash.to_owned();
-        tables.challenges.remove(user);
+        tables.challenges.remove(&slot);
         tables.factors.insert(
             (user.clone(), Channel::Sms),
             FactorRecord {
@@ -430,9 +447,13 @@ impl Store for MemoryStore {
         if let Some(old) = previous.and_then(|f| f.pending_request) {
             tables.push_requests.remove(&old);
         }
-        tables
-            .push_requests
-            .insert(pending.request_id.clone(), user.clone());
+        tables.push_requests.insert(
+            pending.request_id.clone(),
+            PushRequest {
+                user: user.clone(),
+                purpose: PushPurpose::Enrolment,
+            },
+        );
         if let Some(authy_id) = &pending.authy_id {
             tables
                 .authy_users
@@ -502,12 +523,185 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn find_push_request(&self, request_id: &str) -> Result<Option<UserKey>, StoreError> {
+    async fn find_push_request(&self, request_id: &str) -> Result<Option<PushRequest>, StoreError> {
         Ok(self
             .begin("find_push_request")?
             .push_requests
             .get(request_id)
             .cloned())
+    }
+
+    async fn start_step_up_sms(
+        &self,
+        user: &UserKey,
+        session: &SessionId,
+        challenge: &NewChallenge,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<StepUpStart, StoreError> {
+        let mut tables = self.begin("start_step_up_sms")?;
+        tables.sweep(now);
+        let registered = tables
+            .factors
+            .get(&(user.clone(), Channel::Sms))
+            .is_some_and(|f| {
+                f.status == FactorStatus::Active
+                    && f.phone_hash.as_deref() == Some(challenge.phone_hash.as_str())
+            });
+        if !registered {
+            return Ok(StepUpStart::NotRegistered);
+        }
+        let slot = (user.clone(), ChallengeSlot::StepUp(session.clone()));
+        if tables
+            .challenges
+            .get(&slot)
+            .is_some_and(|c| c.created_at > now - RETRY_WAIT_SECS)
+        {
+            return Ok(StepUpStart::TooSoon);
+        }
+        let full = tables.full_counters(counters, now);
+        if !full.is_empty() {
+            return Ok(StepUpStart::Limited(full));
+        }
+        tables.consume(counters, now);
+        tables.challenges.insert(
+            slot,
+            Challenge {
+                stored: challenge.clone(),
+                attempts: 0,
+                last_attempt: None,
+                created_at: now,
+            },
+        );
+        Ok(StepUpStart::Started)
+    }
+
+    async fn complete_step_up_sms(
+        &self,
+        user: &UserKey,
+        session: &SessionId,
+        challenge_id: &str,
+        grant: &StepUpGrant,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.begin("complete_step_up_sms")?;
+        let slot = (user.clone(), ChallengeSlot::StepUp(session.clone()));
+        let grant_key = (user.clone(), session.clone());
+        if tables
+            .challenges
+            .get(&slot)
+            .is_none_or(|c| c.stored.challenge_id != challenge_id)
+        {
+            return Ok(tables
+                .grants
+                .get(&grant_key)
+                .is_some_and(|g| g.verified_by == grant.verified_by));
+        }
+        tables.challenges.remove(&slot);
+        tables.grants.insert(grant_key, grant.clone());
+        Ok(true)
+    }
+
+    async fn step_up_grant(
+        &self,
+        user: &UserKey,
+        session: &SessionId,
+    ) -> Result<Option<StepUpGrant>, StoreError> {
+        Ok(self
+            .begin("step_up_grant")?
+            .grants
+            .get(&(user.clone(), session.clone()))
+            .cloned())
+    }
+
+    async fn consume_counters(
+        &self,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<Result<(), Vec<usize>>, StoreError> {
+        let mut tables = self.begin("consume_counters")?;
+        tables.sweep(now);
+        let full = tables.full_counters(counters, now);
+        if !full.is_empty() {
+            return Ok(Err(full));
+        }
+        tables.consume(counters, now);
+        Ok(Ok(()))
+    }
+
+    async fn put_push_challenge(
+        &self,
+        user: &UserKey,
+        challenge: &PushChallenge,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.begin("put_push_challenge")?;
+        tables.push_requests.insert(
+            challenge.request_id.clone(),
+            PushRequest {
+                user: user.clone(),
+                purpose: PushPurpose::StepUp(challenge.id.clone()),
+            },
+        );
+        tables
+            .push_challenges
+            .insert((user.clone(), challenge.id.clone()), challenge.clone());
+        Ok(())
+    }
+
+    async fn get_push_challenge(
+        &self,
+        user: &UserKey,
+        id: &str,
+    ) -> Result<Option<PushChallenge>, StoreError> {
+        Ok(self
+            .begin("get_push_challenge")?
+            .push_challenges
+            .get(&(user.clone(), id.to_owned()))
+            .cloned())
+    }
+
+    async fn settle_push_challenge(
+        &self,
+        user: &UserKey,
+        challenge: &PushChallenge,
+        grant: Option<&StepUpGrant>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.begin("settle_push_challenge")?;
+        let factor_active = tables
+            .factors
+            .get(&(user.clone(), Channel::Authy))
+            .is_some_and(|f| f.status == FactorStatus::Active);
+        let key = (user.clone(), challenge.id.clone());
+        let Some(stored) = tables.push_challenges.get_mut(&key) else {
+            return Ok(false);
+        };
+        if !factor_active || stored.status != ChallengeStatus::Pending || now >= stored.expires_at {
+            return Ok(false);
+        }
+        stored.status = match grant {
+            Some(_) => ChallengeStatus::Verified,
+            None => ChallengeStatus::Declined,
+        };
+        let session = stored.session.clone();
+        if let Some(grant) = grant {
+            tables.grants.insert((user.clone(), session), grant.clone());
+        }
+        Ok(true)
+    }
+
+    async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError> {
+        let mut tables = self.begin("expire_push_challenge")?;
+        match tables
+            .push_challenges
+            .get_mut(&(user.clone(), id.to_owned()))
+        {
+            Some(c) if c.status == ChallengeStatus::Pending => {
+                c.status = ChallengeStatus::Expired;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn claim_idempotency(

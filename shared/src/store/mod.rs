@@ -12,8 +12,12 @@ pub mod memory;
 use async_trait::async_trait;
 
 use crate::domain::{
-    channel::Channel, factor::FactorRecord, idempotency::IdempotencyRef, limits::LimitCounter,
+    channel::Channel,
+    factor::FactorRecord,
+    idempotency::IdempotencyRef,
+    limits::LimitCounter,
     programme::Programme,
+    step_up::{PushChallenge, SessionId},
 };
 
 /// Whose data: a programme's user (the token's `sub`).
@@ -82,6 +86,53 @@ pub enum ReserveOutcome {
     Reserved,
     AlreadyRegistered,
     Limited(Vec<usize>),
+}
+
+/// Which SMS challenge of a user: the enrolment's, or one session's step-up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ChallengeSlot {
+    Enrolment,
+    StepUp(SessionId),
+}
+
+/// The result of starting an SMS step-up challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepUpStart {
+    /// Challenge stored (any earlier one of the session replaced), counters consumed.
+    Started,
+    /// The SMS factor is not `ACTIVE` for this phone: nothing written.
+    NotRegistered,
+    /// The session's last SMS left less than 15 s ago: nothing written.
+    TooSoon,
+    /// These counters (indices into the request's list) are full: nothing written.
+    Limited(Vec<usize>),
+}
+
+/// A step-up granted to a session, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpGrant {
+    /// Until when the session counts as stepped up.
+    pub until: i64,
+    /// The challenge that proved it.
+    pub challenge_id: String,
+    /// The verification attempt (SMS) or the provider request (push) that proved it.
+    pub verified_by: String,
+}
+
+/// What a provider's approval request was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushPurpose {
+    /// A push factor's enrolment.
+    Enrolment,
+    /// A step-up challenge (its id).
+    StepUp(String),
+}
+
+/// Whose approval request this is, and what for (the provider's callback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRequest {
+    pub user: UserKey,
+    pub purpose: PushPurpose,
 }
 
 /// A push enrolment request waiting for the user.
@@ -168,26 +219,32 @@ pub trait Store: Send + Sync {
         counters: &[LimitCounter],
         now: i64,
     ) -> Result<StartOutcome, StoreError>;
-    /// After a failed send: the challenge is removed (if still this one) and the counters
-    /// given back, so the caller's retry is not charged for an SMS that never left.
+    /// After a failed send: the enrolment challenge is removed (if still this one) and the
+    /// counters given back, so the caller's retry is not charged for an SMS that never left.
     async fn abandon_sms_challenge(
         &self,
         user: &UserKey,
         challenge_id: &str,
         counters: &[LimitCounter],
-    ) -> Result<(), StoreError>;
-    /// Counts one attempt if the challenge is live and was sent to this phone.
+    ) -> Result<(), StoreError> {
+        self.abandon_challenge(user, &ChallengeSlot::Enrolment, challenge_id, counters)
+            .await
+    }
+    /// Counts one attempt if the enrolment challenge is live and was sent to this phone.
     ///
     /// An attempt is counted once per `attempt_id`: the same id again (an SDK resend, or the
     /// caller's retry of the same idempotent request after its claim was released) reads
-    /// the count instead of adding to it.
+    /// the count instead of adding to it — only for the same phone while the challenge lives.
     async fn count_sms_attempt(
         &self,
         user: &UserKey,
         phone_hash: &str,
         attempt_id: &str,
         now: i64,
-    ) -> Result<AttemptOutcome, StoreError>;
+    ) -> Result<AttemptOutcome, StoreError> {
+        self.count_attempt(user, &ChallengeSlot::Enrolment, phone_hash, attempt_id, now)
+            .await
+    }
     /// Consumes the challenge (if still this one) and makes the SMS factor `ACTIVE` for the
     /// phone it was sent to, marked as verified by `attempt_id`. `false` when the challenge
     /// was consumed or replaced meanwhile by anything but this same attempt (whose own write,
@@ -240,8 +297,87 @@ pub trait Store: Send + Sync {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Whose push enrolment request this is (for the provider's callback).
-    async fn find_push_request(&self, request_id: &str) -> Result<Option<UserKey>, StoreError>;
+    /// Whose approval request this is, and what for (for the provider's callback).
+    async fn find_push_request(&self, request_id: &str) -> Result<Option<PushRequest>, StoreError>;
+
+    // ---- step-up -------------------------------------------------------------------------
+
+    /// Starts a session's SMS step-up, atomically: only if the SMS factor is `ACTIVE` for
+    /// this phone, the session's last challenge is at least 15 s old and no counter is full,
+    /// store the challenge (replacing the session's earlier one) and consume the counters.
+    async fn start_step_up_sms(
+        &self,
+        user: &UserKey,
+        session: &SessionId,
+        challenge: &NewChallenge,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<StepUpStart, StoreError>;
+    /// Counts one attempt on a challenge of this slot (see `count_sms_attempt`).
+    async fn count_attempt(
+        &self,
+        user: &UserKey,
+        slot: &ChallengeSlot,
+        phone_hash: &str,
+        attempt_id: &str,
+        now: i64,
+    ) -> Result<AttemptOutcome, StoreError>;
+    /// Removes a slot's challenge (if still this one) and gives counters back.
+    async fn abandon_challenge(
+        &self,
+        user: &UserKey,
+        slot: &ChallengeSlot,
+        challenge_id: &str,
+        counters: &[LimitCounter],
+    ) -> Result<(), StoreError>;
+    /// Consumes the session's SMS challenge (if still this one) and grants the step-up, in
+    /// one transaction. `false` when the challenge was consumed or replaced meanwhile by
+    /// anything but this same attempt (whose own grant, after a lost answer, is `true`).
+    async fn complete_step_up_sms(
+        &self,
+        user: &UserKey,
+        session: &SessionId,
+        challenge_id: &str,
+        grant: &StepUpGrant,
+    ) -> Result<bool, StoreError>;
+    /// The step-up granted to a session, if any (expired or not: compare `until`).
+    async fn step_up_grant(
+        &self,
+        user: &UserKey,
+        session: &SessionId,
+    ) -> Result<Option<StepUpGrant>, StoreError>;
+    /// Consumes counters atomically: `Err` with the indices of the full ones (nothing
+    /// consumed then).
+    async fn consume_counters(
+        &self,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<Result<(), Vec<usize>>, StoreError>;
+    /// Stores a pending push step-up challenge and the index of its provider request.
+    async fn put_push_challenge(
+        &self,
+        user: &UserKey,
+        challenge: &PushChallenge,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// One of the user's push challenges.
+    async fn get_push_challenge(
+        &self,
+        user: &UserKey,
+        id: &str,
+    ) -> Result<Option<PushChallenge>, StoreError>;
+    /// Settles a pending, unexpired push challenge while the Authy factor is `ACTIVE`:
+    /// approved → `VERIFIED` with the grant written in the same transaction, denied →
+    /// `DECLINED`. `false` when it was not pending (or expired, or the factor is gone).
+    async fn settle_push_challenge(
+        &self,
+        user: &UserKey,
+        challenge: &PushChallenge,
+        grant: Option<&StepUpGrant>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Marks a pending challenge `EXPIRED`; `false` when it was no longer pending.
+    async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError>;
 
     /// Claims a reference for one execution (conditional put of an in-progress record).
     async fn claim_idempotency(

@@ -6,10 +6,12 @@
 //! |---|---|---|---|---|
 //! | programme | `PROGRAMME#<sha256(api key)>` | `PROGRAMME` | `programme_id`, `programme` (JSON settings) | — |
 //! | factor | `USER#<programme>#<user>` | `FACTOR#<SMS\|AUTHY\|BIOMETRIC>` | `status`, `phone_hash`, `authy_id`, `pending_request`, `updated_at` | — |
-//! | SMS challenge | `USER#<programme>#<user>` | `CHALLENGE#SMS` | `challenge_id`, `code_hash`, `phone_hash`, `attempts`, `wrong_code_limit`, `expires_at` | `ttl` |
+//! | SMS challenge | `USER#<programme>#<user>` | `CHALLENGE#SMS` (enrolment) or `CHALLENGE#STEPUP#SMS#<session>` | `challenge_id`, `code_hash`, `phone_hash`, `attempts`, `wrong_code_limit`, `expires_at`, `created_at` | `ttl` |
+//! | step-up grant | `USER#<programme>#<user>` | `STEPUP#<session>` | `until`, `challenge_id`, `verified_by` | `ttl` |
+//! | push step-up challenge | `USER#<programme>#<user>` | `PUSHCHAL#<id>` | `session`, `token_exp`, `status`, `expires_at`, `request_id` | `ttl` |
 //! | idempotency record | `USER#<programme>#<user>` | `IDEMPOTENCY#<ref>` | `fingerprint`, `lease_id`, `response_status`, `response_body`, `expires_at` | `ttl` |
 //! | send-limit counter | `RATE#<kind>#<scope>#<window secs>#<window index>` | `COUNTER` | `count` | `ttl` |
-//! | push request index | `PUSHREQ#<request id>` | `PUSHREQ` | `programme_id`, `credential_id` | `ttl` |
+//! | push request index | `PUSHREQ#<request id>` | `PUSHREQ` | `programme_id`, `credential_id`, `challenge_id` (step-up) | `ttl` |
 //! | callback nonce | `NONCE#<sha256(nonce, signature)>` | `NONCE` | `expires_at` | `ttl` |
 //! | Authy user references | `AUTHYUSER#<authy id>` | `AUTHYUSER` | `refs` (string set of `<programme>#<user>`) | — |
 //!
@@ -21,6 +23,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::{
+    domain::step_up::{ChallengeStatus, PushChallenge, SessionId, RETRY_WAIT_SECS},
     domain::{
         channel::Channel,
         factor::{FactorRecord, FactorStatus},
@@ -28,7 +31,10 @@ use crate::{
         limits::LimitCounter,
         programme::Programme,
     },
-    store::{NewChallenge, PendingPush, StoreError, StoredResponse, UserKey},
+    store::{
+        ChallengeSlot, NewChallenge, PendingPush, PushPurpose, PushRequest, StepUpGrant,
+        StoreError, StoredResponse, UserKey,
+    },
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -70,10 +76,27 @@ pub fn factor_key(user: &UserKey, channel: Channel) -> Key {
     }
 }
 
-pub fn challenge_key(user: &UserKey) -> Key {
+pub fn challenge_key(user: &UserKey, slot: &ChallengeSlot) -> Key {
     Key {
         pk: user.partition(),
-        sk: "CHALLENGE#SMS".into(),
+        sk: match slot {
+            ChallengeSlot::Enrolment => "CHALLENGE#SMS".into(),
+            ChallengeSlot::StepUp(session) => format!("CHALLENGE#STEPUP#SMS#{}", session.as_str()),
+        },
+    }
+}
+
+pub fn grant_key(user: &UserKey, session: &SessionId) -> Key {
+    Key {
+        pk: user.partition(),
+        sk: format!("STEPUP#{}", session.as_str()),
+    }
+}
+
+pub fn push_challenge_key(user: &UserKey, id: &str) -> Key {
+    Key {
+        pk: user.partition(),
+        sk: format!("PUSHCHAL#{id}"),
     }
 }
 
@@ -273,8 +296,15 @@ pub fn mark_sms_pending(user: &UserKey, phone_hash: &str, now: i64) -> Write {
     .condition("NOT (#status = :active AND #phone_hash = :phone)")
 }
 
-pub fn put_challenge(user: &UserKey, challenge: &NewChallenge) -> Write {
-    let mut item = challenge_key(user).to_item();
+pub fn put_challenge(
+    user: &UserKey,
+    slot: &ChallengeSlot,
+    challenge: &NewChallenge,
+    now: i64,
+) -> Write {
+    let key = challenge_key(user, slot);
+    let mut item = key.to_item();
+    item.insert("created_at".into(), n(now));
     item.insert("challenge_id".into(), s(&challenge.challenge_id));
     item.insert("code_hash".into(), s(&challenge.code_hash));
     item.insert("phone_hash".into(), s(&challenge.phone_hash));
@@ -285,7 +315,119 @@ pub fn put_challenge(user: &UserKey, challenge: &NewChallenge) -> Write {
     );
     item.insert("expires_at".into(), n(challenge.expires_at));
     item.insert("ttl".into(), n(challenge.expires_at + TTL_GRACE_SECS));
-    Write::new(challenge_key(user), Action::Put(item))
+    Write::new(key, Action::Put(item))
+}
+
+/// A session's step-up challenge: stored only if its last one is at least 15 s old.
+pub fn put_step_up_challenge(
+    user: &UserKey,
+    session: &SessionId,
+    challenge: &NewChallenge,
+    now: i64,
+) -> Write {
+    put_challenge(
+        user,
+        &ChallengeSlot::StepUp(session.clone()),
+        challenge,
+        now,
+    )
+    .names(&["pk", "created_at"])
+    .value(":retry_before", n(now - RETRY_WAIT_SECS))
+    .condition("attribute_not_exists(#pk) OR #created_at <= :retry_before")
+}
+
+/// The SMS factor is `ACTIVE` for this phone (a step-up's condition).
+pub fn sms_active_for(user: &UserKey, phone_hash: &str) -> Write {
+    Write::new(factor_key(user, Channel::Sms), Action::Check)
+        .names(&["status", "phone_hash"])
+        .value(":active", s(FactorStatus::Active.as_str()))
+        .value(":phone", s(phone_hash))
+        .condition("#status = :active AND #phone_hash = :phone")
+}
+
+/// The Authy factor is `ACTIVE` (a push step-up's settlement: unlinking voids it).
+pub fn authy_active(user: &UserKey) -> Write {
+    Write::new(factor_key(user, Channel::Authy), Action::Check)
+        .names(&["status"])
+        .value(":active", s(FactorStatus::Active.as_str()))
+        .condition("#status = :active")
+}
+
+/// A step-up granted to a session.
+pub fn put_grant(user: &UserKey, session: &SessionId, grant: &StepUpGrant) -> Write {
+    let key = grant_key(user, session);
+    let mut item = key.to_item();
+    item.insert("until".into(), n(grant.until));
+    item.insert("challenge_id".into(), s(&grant.challenge_id));
+    item.insert("verified_by".into(), s(&grant.verified_by));
+    item.insert("ttl".into(), n(grant.until + TTL_GRACE_SECS));
+    Write::new(key, Action::Put(item))
+}
+
+pub fn grant_from_item(item: &Item) -> Result<StepUpGrant, StoreError> {
+    const OP: &str = "read step-up grant";
+    Ok(StepUpGrant {
+        until: get_n(item, "until", OP)?,
+        challenge_id: get_s(item, "challenge_id", OP)?,
+        verified_by: get_s(item, "verified_by", OP)?,
+    })
+}
+
+pub fn put_push_challenge(user: &UserKey, challenge: &PushChallenge) -> Write {
+    let key = push_challenge_key(user, &challenge.id);
+    let mut item = key.to_item();
+    item.insert("session".into(), s(challenge.session.as_str()));
+    item.insert("token_exp".into(), n(challenge.token_exp));
+    item.insert("lifetime".into(), n(i64::from(challenge.lifetime_secs)));
+    item.insert("status".into(), s(challenge.status.as_str()));
+    item.insert("expires_at".into(), n(challenge.expires_at));
+    item.insert("request_id".into(), s(&challenge.request_id));
+    item.insert("ttl".into(), n(challenge.expires_at + TTL_GRACE_SECS));
+    Write::new(key, Action::Put(item))
+}
+
+pub fn push_challenge_from_item(item: &Item) -> Result<PushChallenge, StoreError> {
+    const OP: &str = "read push challenge";
+    let sk = get_s(item, "sk", OP)?;
+    Ok(PushChallenge {
+        id: sk
+            .strip_prefix("PUSHCHAL#")
+            .ok_or_else(|| corrupt(OP, "sk"))?
+            .to_owned(),
+        session: SessionId::from_stored(get_s(item, "session", OP)?),
+        token_exp: get_n(item, "token_exp", OP)?,
+        lifetime_secs: u32::try_from(get_n(item, "lifetime", OP)?)
+            .map_err(|_| corrupt(OP, "lifetime"))?,
+        status: ChallengeStatus::parse(&get_s(item, "status", OP)?)
+            .ok_or_else(|| corrupt(OP, "status"))?,
+        expires_at: get_n(item, "expires_at", OP)?,
+        request_id: get_s(item, "request_id", OP)?,
+    })
+}
+
+/// Settles a pending, unexpired push challenge.
+pub fn settle_push_challenge(user: &UserKey, id: &str, status: ChallengeStatus, now: i64) -> Write {
+    Write::new(
+        push_challenge_key(user, id),
+        Action::Update("SET #status = :status".into()),
+    )
+    .names(&["status", "expires_at"])
+    .value(":status", s(status.as_str()))
+    .value(":pending", s(ChallengeStatus::Pending.as_str()))
+    .value(":now", n(now))
+    .condition("#status = :pending AND #expires_at > :now")
+}
+
+/// Marks a pending push challenge expired.
+pub fn expire_push_challenge(user: &UserKey, id: &str) -> Write {
+    Write::new(
+        push_challenge_key(user, id),
+        Action::Update("SET #status = :expired".into()),
+    )
+    .names(&["status"])
+    .value(":expired", s(ChallengeStatus::Expired.as_str()))
+    .value(":pending", s(ChallengeStatus::Pending.as_str()))
+    .condition("#status = :pending")
 }
 
 /// Counts one attempt, only while the challenge is live and was sent to this phone.
@@ -294,8 +436,14 @@ pub fn put_challenge(user: &UserKey, challenge: &NewChallenge) -> Write {
 /// answer, or the caller retries the same idempotent request, the write finds its own id in
 /// `last_attempt` and is refused instead of counting the same attempt twice (the caller then
 /// reads the count from the returned item).
-pub fn count_attempt(user: &UserKey, phone_hash: &str, now: i64, attempt_id: &str) -> Write {
-    Write::new(challenge_key(user), Action::Update("ADD #attempts :one SET #last_attempt = :attempt".into()))
+pub fn count_attempt(
+    user: &UserKey,
+    slot: &ChallengeSlot,
+    phone_hash: &str,
+    now: i64,
+    attempt_id: &str,
+) -> Write {
+    Write::new(challenge_key(user, slot), Action::Update("ADD #attempts :one SET #last_attempt = :attempt".into()))
         .names(&["pk", "attempts", "wrong_code_limit", "expires_at", "phone_hash", "last_attempt"])
         .value(":one", n(1))
         .value(":phone", s(phone_hash))
@@ -308,8 +456,8 @@ pub fn count_attempt(user: &UserKey, phone_hash: &str, now: i64, attempt_id: &st
 }
 
 /// Consumes the challenge if it is still this one.
-pub fn delete_challenge(user: &UserKey, challenge_id: &str) -> Write {
-    Write::new(challenge_key(user), Action::Delete)
+pub fn delete_challenge(user: &UserKey, slot: &ChallengeSlot, challenge_id: &str) -> Write {
+    Write::new(challenge_key(user, slot), Action::Delete)
         .names(&["challenge_id"])
         .value(":challenge", s(challenge_id))
         .condition("#challenge_id = :challenge")
@@ -422,10 +570,18 @@ pub fn set_push_pending(user: &UserKey, pending: &PendingPush, now: i64) -> Writ
     write
 }
 
-pub fn put_push_request(request_id: &str, user: &UserKey, now: i64) -> Write {
+pub fn put_push_request(
+    request_id: &str,
+    user: &UserKey,
+    purpose: &PushPurpose,
+    now: i64,
+) -> Write {
     let mut item = push_request_key(request_id).to_item();
     item.insert("programme_id".into(), s(&user.programme_id));
     item.insert("credential_id".into(), s(&user.credential_id));
+    if let PushPurpose::StepUp(challenge_id) = purpose {
+        item.insert("challenge_id".into(), s(challenge_id));
+    }
     item.insert("ttl".into(), n(now + PUSH_REQUEST_TTL_SECS));
     Write::new(push_request_key(request_id), Action::Put(item))
 }
@@ -497,10 +653,16 @@ pub fn resolve_push(user: &UserKey, request_id: Option<&str>, approved: bool, no
     }
 }
 
-pub fn push_request_user(item: &Item) -> Result<UserKey, StoreError> {
-    Ok(UserKey {
-        programme_id: get_s(item, "programme_id", "find_push_request")?,
-        credential_id: get_s(item, "credential_id", "find_push_request")?,
+pub fn push_request_from_item(item: &Item) -> Result<PushRequest, StoreError> {
+    Ok(PushRequest {
+        user: UserKey {
+            programme_id: get_s(item, "programme_id", "find_push_request")?,
+            credential_id: get_s(item, "credential_id", "find_push_request")?,
+        },
+        purpose: match opt_s(item, "challenge_id") {
+            Some(id) => PushPurpose::StepUp(id),
+            None => PushPurpose::Enrolment,
+        },
     })
 }
 
@@ -640,6 +802,30 @@ mod tests {
         }
     }
 
+    fn session() -> SessionId {
+        SessionId::of_token(Some("s"), "t")
+    }
+
+    fn grant() -> StepUpGrant {
+        StepUpGrant {
+            until: 900,
+            challenge_id: "c".into(),
+            verified_by: "a".into(),
+        }
+    }
+
+    fn push_challenge() -> PushChallenge {
+        PushChallenge {
+            id: "c".into(),
+            session: session(),
+            token_exp: 3_600,
+            lifetime_secs: 900,
+            status: ChallengeStatus::Pending,
+            expires_at: 300,
+            request_id: "r".into(),
+        }
+    }
+
     fn reference() -> IdempotencyRef {
         IdempotencyRef::parse(b"ref-1").unwrap()
     }
@@ -699,9 +885,38 @@ mod tests {
             ("put_factor", put_factor(&u, &factor)),
             ("delete_factor", delete_factor(&u, Channel::Authy)),
             ("mark_sms_pending", mark_sms_pending(&u, "p", 0)),
-            ("put_challenge", put_challenge(&u, &challenge)),
-            ("count_attempt", count_attempt(&u, "p", 0, "a")),
-            ("delete_challenge", delete_challenge(&u, "c")),
+            (
+                "put_challenge",
+                put_challenge(&u, &ChallengeSlot::Enrolment, &challenge, 0),
+            ),
+            (
+                "put_step_up_challenge",
+                put_step_up_challenge(&u, &session(), &challenge, 100),
+            ),
+            ("sms_active_for", sms_active_for(&u, "p")),
+            ("authy_active", authy_active(&u)),
+            (
+                "count_attempt",
+                count_attempt(&u, &ChallengeSlot::Enrolment, "p", 0, "a"),
+            ),
+            (
+                "count_attempt (step-up)",
+                count_attempt(&u, &ChallengeSlot::StepUp(session()), "p", 0, "a"),
+            ),
+            (
+                "delete_challenge",
+                delete_challenge(&u, &ChallengeSlot::Enrolment, "c"),
+            ),
+            ("put_grant", put_grant(&u, &session(), &grant())),
+            (
+                "put_push_challenge",
+                put_push_challenge(&u, &push_challenge()),
+            ),
+            (
+                "settle_push_challenge",
+                settle_push_challenge(&u, "c", ChallengeStatus::Verified, 0),
+            ),
+            ("expire_push_challenge", expire_push_challenge(&u, "c")),
             ("activate_sms", activate_sms(&u, "p", "a", 0)),
             ("consume_counter", consume_counter(&counter)),
             ("consume_push_counter", consume_counter(&push_counter)),
@@ -715,7 +930,10 @@ mod tests {
                 "set_push_pending (sandbox)",
                 set_push_pending(&u, &pending(None), 0),
             ),
-            ("put_push_request", put_push_request("r", &u, 0)),
+            (
+                "put_push_request",
+                put_push_request("r", &u, &PushPurpose::Enrolment, 0),
+            ),
             ("reference_authy_user", reference_authy_user("a", &u)),
             ("unreference_authy_user", unreference_authy_user("a", &u)),
             ("claim_nonce", claim_nonce("n", 10, 0)),
@@ -866,7 +1084,9 @@ mod tests {
             wrong_code_limit: 7,
             expires_at: 300,
         };
-        let Action::Put(item) = put_challenge(&user(), &challenge).action else {
+        let Action::Put(item) =
+            put_challenge(&user(), &ChallengeSlot::Enrolment, &challenge, 0).action
+        else {
             panic!()
         };
         assert_eq!(
@@ -901,10 +1121,26 @@ mod tests {
                 body: "{}".into()
             })
         );
-        let Action::Put(item) = put_push_request("r", &user(), 0).action else {
+        for purpose in [PushPurpose::Enrolment, PushPurpose::StepUp("c".into())] {
+            let Action::Put(item) = put_push_request("r", &user(), &purpose, 0).action else {
+                panic!()
+            };
+            assert_eq!(
+                push_request_from_item(&item).unwrap(),
+                PushRequest {
+                    user: user(),
+                    purpose
+                }
+            );
+        }
+        let Action::Put(item) = put_grant(&user(), &session(), &grant()).action else {
             panic!()
         };
-        assert_eq!(push_request_user(&item).unwrap(), user());
+        assert_eq!(grant_from_item(&item).unwrap(), grant());
+        let Action::Put(item) = put_push_challenge(&user(), &push_challenge()).action else {
+            panic!()
+        };
+        assert_eq!(push_challenge_from_item(&item).unwrap(), push_challenge());
     }
 
     #[test]

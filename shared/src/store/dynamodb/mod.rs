@@ -28,8 +28,9 @@ use aws_sdk_dynamodb::{
 
 use self::items::{Action, Item, Key, Write};
 use super::{
-    AttemptOutcome, ClaimOutcome, CountedAttempt, NewChallenge, PendingPush, ReserveOutcome,
-    StartOutcome, Store, StoreError, StoredResponse, UserKey,
+    AttemptOutcome, ChallengeSlot, ClaimOutcome, CountedAttempt, NewChallenge, PendingPush,
+    PushRequest, ReserveOutcome, StartOutcome, StepUpGrant, StepUpStart, Store, StoreError,
+    StoredResponse, UserKey,
 };
 use crate::domain::{
     challenge::{challenge_state, ChallengeState},
@@ -38,6 +39,7 @@ use crate::domain::{
     idempotency::IdempotencyRef,
     limits::LimitCounter,
     programme::Programme,
+    step_up::{ChallengeStatus, PushChallenge, SessionId},
 };
 
 /// The TTL attribute of the table.
@@ -545,7 +547,7 @@ impl Store for DynamoStore {
     ) -> Result<StartOutcome, StoreError> {
         let mut writes = vec![
             items::mark_sms_pending(user, &challenge.phone_hash, now),
-            items::put_challenge(user, challenge),
+            items::put_challenge(user, &ChallengeSlot::Enrolment, challenge, now),
         ];
         writes.extend(counters.iter().map(items::consume_counter));
         match self.transact("start_sms_challenge", writes).await? {
@@ -555,24 +557,26 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn abandon_sms_challenge(
+    async fn abandon_challenge(
         &self,
         user: &UserKey,
+        slot: &ChallengeSlot,
         challenge_id: &str,
         counters: &[LimitCounter],
     ) -> Result<(), StoreError> {
         self.write(
-            "abandon_sms_challenge",
-            items::delete_challenge(user, challenge_id),
+            "abandon_challenge",
+            items::delete_challenge(user, slot, challenge_id),
             Returns::Nothing,
         )
         .await?;
         self.refund(counters).await
     }
 
-    async fn count_sms_attempt(
+    async fn count_attempt(
         &self,
         user: &UserKey,
+        slot: &ChallengeSlot,
         phone_hash: &str,
         attempt_id: &str,
         now: i64,
@@ -589,7 +593,7 @@ impl Store for DynamoStore {
         let refused = match self
             .write(
                 OP,
-                items::count_attempt(user, phone_hash, now, attempt_id),
+                items::count_attempt(user, slot, phone_hash, now, attempt_id),
                 Returns::New,
             )
             .await?
@@ -640,7 +644,7 @@ impl Store for DynamoStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let writes = vec![
-            items::delete_challenge(user, challenge_id),
+            items::delete_challenge(user, &ChallengeSlot::Enrolment, challenge_id),
             items::activate_sms(user, phone_hash, attempt_id, now),
         ];
         if self.transact("activate_sms_factor", writes).await?.is_ok() {
@@ -679,7 +683,12 @@ impl Store for DynamoStore {
     ) -> Result<bool, StoreError> {
         let mut writes = vec![
             items::set_push_pending(user, pending, now),
-            items::put_push_request(&pending.request_id, user, now),
+            items::put_push_request(
+                &pending.request_id,
+                user,
+                &super::PushPurpose::Enrolment,
+                now,
+            ),
         ];
         // The factor's reference on the Authy user, in the same transaction that writes it.
         if let Some(authy_id) = &pending.authy_id {
@@ -731,15 +740,162 @@ impl Store for DynamoStore {
         ))
     }
 
-    async fn find_push_request(&self, request_id: &str) -> Result<Option<UserKey>, StoreError> {
+    async fn find_push_request(&self, request_id: &str) -> Result<Option<PushRequest>, StoreError> {
         self.get(
             "find_push_request",
             &items::push_request_key(request_id),
             true,
         )
         .await?
-        .map(|item| items::push_request_user(&item))
+        .map(|item| items::push_request_from_item(&item))
         .transpose()
+    }
+
+    async fn start_step_up_sms(
+        &self,
+        user: &UserKey,
+        session: &SessionId,
+        challenge: &NewChallenge,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<StepUpStart, StoreError> {
+        let mut writes = vec![
+            items::sms_active_for(user, &challenge.phone_hash),
+            items::put_step_up_challenge(user, session, challenge, now),
+        ];
+        writes.extend(counters.iter().map(items::consume_counter));
+        // The contract's order: the factor (409), the wait (409), then the limits (429).
+        match self.transact("start_step_up_sms", writes).await? {
+            Ok(()) => Ok(StepUpStart::Started),
+            Err(failed) if failed.contains(&0) => Ok(StepUpStart::NotRegistered),
+            Err(failed) if failed.contains(&1) => Ok(StepUpStart::TooSoon),
+            Err(failed) => Ok(StepUpStart::Limited(limited(&failed, 2))),
+        }
+    }
+
+    async fn complete_step_up_sms(
+        &self,
+        user: &UserKey,
+        session: &SessionId,
+        challenge_id: &str,
+        grant: &StepUpGrant,
+    ) -> Result<bool, StoreError> {
+        let writes = vec![
+            items::delete_challenge(user, &ChallengeSlot::StepUp(session.clone()), challenge_id),
+            items::put_grant(user, session, grant),
+        ];
+        if self.transact("complete_step_up_sms", writes).await?.is_ok() {
+            return Ok(true);
+        }
+        // Refused: by a concurrent request, or by this attempt's own committed first try.
+        let stored = self
+            .get(
+                "complete_step_up_sms",
+                &items::grant_key(user, session),
+                true,
+            )
+            .await?
+            .map(|item| items::grant_from_item(&item))
+            .transpose()?;
+        Ok(stored.is_some_and(|g| g.verified_by == grant.verified_by))
+    }
+
+    async fn step_up_grant(
+        &self,
+        user: &UserKey,
+        session: &SessionId,
+    ) -> Result<Option<StepUpGrant>, StoreError> {
+        self.get("step_up_grant", &items::grant_key(user, session), true)
+            .await?
+            .map(|item| items::grant_from_item(&item))
+            .transpose()
+    }
+
+    async fn consume_counters(
+        &self,
+        counters: &[LimitCounter],
+        _now: i64,
+    ) -> Result<Result<(), Vec<usize>>, StoreError> {
+        if counters.is_empty() {
+            return Ok(Ok(()));
+        }
+        let writes = counters.iter().map(items::consume_counter).collect();
+        self.transact("consume_counters", writes).await
+    }
+
+    async fn put_push_challenge(
+        &self,
+        user: &UserKey,
+        challenge: &PushChallenge,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let writes = vec![
+            items::put_push_challenge(user, challenge),
+            items::put_push_request(
+                &challenge.request_id,
+                user,
+                &super::PushPurpose::StepUp(challenge.id.clone()),
+                now,
+            ),
+        ];
+        match self.transact("put_push_challenge", writes).await? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::Corrupt {
+                operation: "put_push_challenge",
+                detail: "an unconditional write was refused".into(),
+            }),
+        }
+    }
+
+    async fn get_push_challenge(
+        &self,
+        user: &UserKey,
+        id: &str,
+    ) -> Result<Option<PushChallenge>, StoreError> {
+        self.get(
+            "get_push_challenge",
+            &items::push_challenge_key(user, id),
+            true,
+        )
+        .await?
+        .map(|item| items::push_challenge_from_item(&item))
+        .transpose()
+    }
+
+    async fn settle_push_challenge(
+        &self,
+        user: &UserKey,
+        challenge: &PushChallenge,
+        grant: Option<&StepUpGrant>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let status = match grant {
+            Some(_) => ChallengeStatus::Verified,
+            None => ChallengeStatus::Declined,
+        };
+        let mut writes = vec![
+            items::authy_active(user),
+            items::settle_push_challenge(user, &challenge.id, status, now),
+        ];
+        if let Some(grant) = grant {
+            writes.push(items::put_grant(user, &challenge.session, grant));
+        }
+        Ok(self
+            .transact("settle_push_challenge", writes)
+            .await?
+            .is_ok())
+    }
+
+    async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError> {
+        Ok(matches!(
+            self.write(
+                "expire_push_challenge",
+                items::expire_push_challenge(user, id),
+                Returns::Nothing
+            )
+            .await?,
+            Written::Done(_)
+        ))
     }
 
     async fn claim_idempotency(

@@ -1,0 +1,75 @@
+//! `POST /stepup/challenges/otp/SMS`: send a step-up code to the user's `ACTIVE` SMS factor.
+//!
+//! The same guarantees as enrolment: the challenge (keyed by the token's session) and every
+//! send-limit counter are written in one transaction, conditional on the factor being
+//! `ACTIVE` for the token's phone and on the session's last code being at least 15 s old;
+//! then the SMS says the code and the programme. No step-up is needed here: this *is* one.
+
+use super::{new_code, send_code, sms_counters_for};
+use crate::{
+    app::App,
+    domain::{challenge::CODE_TTL_SECS, channel::Channel, limits::rate_limited, otp::random_id},
+    http::{
+        auth::PhoneClaim,
+        response::{ApiError, ErrorCode, Reply},
+        Caller,
+    },
+    store::{ChallengeSlot, NewChallenge, StepUpStart},
+};
+
+pub async fn step_up_sms(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
+    let programme = &caller.programme;
+    if !programme.channel_enabled(Channel::Sms) {
+        return Err(ApiError::Conflict(ErrorCode::ChannelNotSupported));
+    }
+    // The code goes to the token's phone, which must be the one the factor was verified with.
+    let PhoneClaim::Valid(phone) = &caller.phone else {
+        return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
+    };
+    let code = new_code(app, programme.sandbox)?;
+    let challenge_id = random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
+    let challenge = NewChallenge {
+        code_hash: app.hasher.code_hash(&challenge_id, &code),
+        challenge_id,
+        phone_hash: app.hasher.phone_hash(phone.expose_e164()),
+        wrong_code_limit: programme.wrong_code_limit,
+        expires_at: caller.now + CODE_TTL_SECS,
+    };
+    let counters = sms_counters_for(app, caller, phone, &challenge.phone_hash);
+    match app
+        .store
+        .start_step_up_sms(
+            &caller.user,
+            &caller.session,
+            &challenge,
+            &counters,
+            caller.now,
+        )
+        .await?
+    {
+        StepUpStart::Started => {}
+        StepUpStart::NotRegistered => {
+            return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered))
+        }
+        StepUpStart::TooSoon => return Err(ApiError::Conflict(ErrorCode::RetryIn15Sec)),
+        StepUpStart::Limited(full) => {
+            let hit: Vec<_> = full.iter().filter_map(|&i| counters.get(i)).collect();
+            tracing::info!(to = %phone, "SMS send limit reached (step-up)");
+            return match rate_limited(&counters, &hit, caller.now) {
+                Some(limited) => Err(ApiError::RateLimited(limited)),
+                None => Err(ApiError::Internal("limited without a full counter".into())),
+            };
+        }
+    }
+    send_code(
+        app,
+        caller,
+        phone,
+        code,
+        &ChallengeSlot::StepUp(caller.session.clone()),
+        &challenge.challenge_id,
+        &counters,
+    )
+    .await?;
+    Ok(Reply::no_content())
+}
