@@ -20,9 +20,11 @@ def b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def token(mfa=False, phone=PHONE):
+def token(mfa=False, phone=PHONE, sid=None):
     claims = {"sub": "events-user", "programme_id": "events-sandbox", "iss": ENV["JWT_ISSUER"],
               "aud": ENV["JWT_AUDIENCE"], "exp": 4102444800}
+    if sid:
+        claims["sid"] = sid
     if phone:
         claims["phone_number"] = phone
     if mfa:
@@ -37,8 +39,9 @@ def token(mfa=False, phone=PHONE):
     return f"{head}.{body}.{b64(sig)}"
 
 
-def event(method, template, channel=None, headers=None, body=None):
+def event(method, template, channel=None, headers=None, body=None, challenge=None):
     path = template.replace("{channel}", channel) if channel else template
+    path = path.replace("{id}", challenge) if challenge else path
     route_key = f"{method} {template}"
     return {
         "version": "2.0",
@@ -54,13 +57,14 @@ def event(method, template, channel=None, headers=None, body=None):
                      "userAgent": "sam-local-invoke"},
         },
         **({"pathParameters": {"channel": channel}} if channel else {}),
+        **({"pathParameters": {"id": challenge}} if challenge else {}),
         **({"body": body} if body is not None else {}),
         "isBase64Encoded": False,
     }
 
 
-def creds(mfa=False, phone=PHONE):
-    return {"api-key": API_KEY, "authorization": f"Bearer {token(mfa, phone)}"}
+def creds(mfa=False, phone=PHONE, sid=None):
+    return {"api-key": API_KEY, "authorization": f"Bearer {token(mfa, phone, sid)}"}
 
 
 LIST, OTP, VERIFY = "/authentication_factors", "/authentication_factors/otp/{channel}", "/authentication_factors/otp/{channel}/verify"
@@ -119,6 +123,23 @@ CASES += [
     ("authy-callback.401-unsigned", event("POST", "/webhooks/authy", body=json.dumps(CALLBACK))),
     ("authy-callback.200-unknown-request",
      event("POST", "/webhooks/authy", headers=authy_signed(CALLBACK), body=json.dumps(CALLBACK))),
+]
+
+# Step-up (CONTRACT-CHALLENGES.md): the SMS factor is ACTIVE since verify-sms-otp.204, the
+# Authy factor unlinked since unlink-push.204. A push challenge's id is random, so its
+# reader and simulator have only their 404s here.
+STEP_OTP, STEP_VERIFY = "/stepup/challenges/otp/{channel}", "/stepup/challenges/otp/{channel}/verify"
+STEP_PUSH, STEP_GET = "/stepup/challenges/push/{channel}", "/stepup/challenges/{id}"
+STEP_ACCEPT = "/simulate/stepup/challenges/{id}/accept"
+SESSION = creds(sid="events-session")
+CASES += [
+    ("step-up-sms.400-channel", event("POST", STEP_OTP, "EMAIL", SESSION)),
+    ("step-up-sms.204", event("POST", STEP_OTP, "SMS", SESSION)),
+    ("verify-step-up-sms.409-wrong-code", event("POST", STEP_VERIFY, "SMS", SESSION, '{"verificationCode": "000000"}')),
+    ("verify-step-up-sms.204", event("POST", STEP_VERIFY, "SMS", SESSION, '{"verificationCode": "123456"}')),
+    ("step-up-push.409-not-registered", event("POST", STEP_PUSH, "AUTHY", SESSION)),
+    ("get-step-up-challenge.404-unknown", event("GET", STEP_GET, headers=SESSION, challenge="no-such-challenge")),
+    ("simulate-step-up.404-unknown", event("POST", STEP_ACCEPT, headers=SESSION, challenge="no-such-challenge")),
 ]
 
 for name in os.listdir(EVENTS):

@@ -242,6 +242,36 @@ async fn the_demo_banner_works_as_printed() {
         body,
         json!({"factors": [{"type": "OTP", "channel": "SMS", "status": "ACTIVE"}]})
     );
+    // The README walk-through goes on: step up with SMS, add Authy with the same (not
+    // pre-stepped-up) token, approve it in the sandbox, list.
+    for (method, path, body, status) in [
+        ("POST", "/authentication_factors/push/AUTHY", "", 403),
+        ("POST", "/stepup/challenges/otp/SMS", "", 204),
+        (
+            "POST",
+            "/stepup/challenges/otp/SMS/verify",
+            r#"{"verificationCode": "123456"}"#,
+            204,
+        ),
+        ("POST", "/authentication_factors/push/AUTHY", "", 204),
+        (
+            "POST",
+            "/simulate/authentication_factors/push/AUTHY/accept",
+            "",
+            204,
+        ),
+    ] {
+        let (got, _, answer) = call(&server.base, method, path, &h, body).await;
+        assert_eq!(got, status, "{method} {path}: {answer}");
+    }
+    let (_, _, body) = call(&server.base, "GET", "/authentication_factors", &h, "").await;
+    assert_eq!(
+        body,
+        json!({"factors": [
+            {"type": "OTP", "channel": "SMS", "status": "ACTIVE"},
+            {"type": "PUSH", "channel": "AUTHY", "status": "ACTIVE"}
+        ]})
+    );
     // A body over the route's cap is a 413 in the contract's format, read no further.
     let (status, headers, body) = call(
         &server.base,

@@ -29,6 +29,12 @@ fn route_of(function: &str, path: &str) -> Route {
         "simulate-push" if path.ends_with("/reject") => Route::SimulatePushReject,
         "simulate-push" => Route::SimulatePushAccept,
         "authy-callback" => Route::AuthyCallback,
+        "step-up-sms" => Route::StepUpSms,
+        "verify-step-up-sms" => Route::VerifyStepUpSms,
+        "step-up-push" => Route::StepUpPush,
+        "get-step-up-challenge" => Route::GetStepUpChallenge,
+        "simulate-step-up" if path.ends_with("/reject") => Route::SimulateStepUpReject,
+        "simulate-step-up" => Route::SimulateStepUpAccept,
         other => panic!("no function {other}"),
     }
 }
@@ -77,7 +83,22 @@ async fn every_event_file_gets_the_status_in_its_name() {
         .filter(|n| n.as_bytes()[0].is_ascii_digit())
         .collect();
     names.sort();
-    assert!(names.len() >= 20);
+    assert!(names.len() >= 27);
+    // Every deployed function has at least one event.
+    let functions: std::collections::BTreeSet<&str> = names
+        .iter()
+        .map(|n| n.split_once('-').unwrap().1.split_once('.').unwrap().0)
+        .collect();
+    let dir_functions = std::fs::read_dir(format!("{dir}/../functions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect::<Vec<_>>();
+    for function in &dir_functions {
+        assert!(
+            functions.contains(function.as_str()),
+            "{function} has no event"
+        );
+    }
     let mut seen = std::collections::BTreeSet::new();
     for name in &names {
         // NN-<function>.<status>[-what].json
@@ -111,6 +132,8 @@ async fn every_event_file_gets_the_status_in_its_name() {
         "unlink-push",
         "simulate-push",
         "authy-callback",
+        "step-up-sms",
+        "verify-step-up-sms",
     ] {
         assert!(
             seen.contains(&(function.to_owned(), 2)),
