@@ -385,7 +385,10 @@ fn read_event(events: &Path, prefix: &str) -> Result<String, BoxError> {
     let name = std::fs::read_dir(events)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| n.contains(prefix))
+        .find(|n| {
+            n.split_once('-')
+                .is_some_and(|(_, rest)| rest.starts_with(prefix))
+        })
         .ok_or_else(|| format!("no event {prefix}"))?;
     let mut event: Value = serde_json::from_str(&std::fs::read_to_string(events.join(name))?)?;
     // Each cold process must do the real work, not replay a kept response.
@@ -588,6 +591,11 @@ async fn main() -> Result<(), BoxError> {
         ("unlink-push", "unlink-push.409"),
         ("simulate-push", "simulate-push.409"),
         ("authy-callback", "authy-callback.200"),
+        ("step-up-sms", "step-up-sms.204"),
+        ("verify-step-up-sms", "verify-step-up-sms.409"),
+        ("step-up-push", "step-up-push.409"),
+        ("get-step-up-challenge", "get-step-up-challenge.404"),
+        ("simulate-step-up", "simulate-step-up.404"),
     ];
     // Round-robin: each round starts every binary once, the empty function first, so that
     // the machine's noise falls on all of them alike; the ratio is the median over rounds of
