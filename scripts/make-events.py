@@ -142,6 +142,36 @@ CASES += [
     ("simulate-step-up.404-unknown", event("POST", STEP_ACCEPT, headers=SESSION, challenge="no-such-challenge")),
 ]
 
+# Payment challenges: the SMS factor is ACTIVE, the Authy factor gone. A challenge's id is
+# random, so its verify, reader and simulator ship their 404s; the JWKS needs no credentials.
+PAY_OTP, PAY_PUSH = "/challenges/otp/{channel}", "/challenges/push/{channel}"
+PAY_VERIFY, PAY_GET = "/challenges/{scaChallengeId}/otp/{channel}/verify", "/challenges/{scaChallengeId}"
+PAY_ACCEPT = "/simulate/challenges/{scaChallengeId}/accept"
+PAYMENT = json.dumps({"reference": "events-pay-1", "amount": {"currency": "EUR", "value": 12550},
+                      "payee": {"name": "Acme Ltd", "account": "GB29NWBK60161331926819"}})
+
+
+def payment_event(method, template, headers=None, body=None, channel=None, challenge=None):
+    e = event(method, template, channel, headers, body)
+    path = template.replace("{channel}", channel or "").replace("{scaChallengeId}", challenge or "")
+    e["rawPath"] = e["requestContext"]["http"]["path"] = path
+    params = {k: v for k, v in (("channel", channel), ("scaChallengeId", challenge)) if v}
+    if params:
+        e["pathParameters"] = params
+    return e
+
+
+CASES += [
+    ("payment-sms.400-invalid", payment_event("POST", PAY_OTP, creds(), '{"reference": ""}', "SMS")),
+    ("payment-sms.200", payment_event("POST", PAY_OTP, creds(), PAYMENT, "SMS")),
+    ("payment-sms.409-reference-pending", payment_event("POST", PAY_OTP, creds(), PAYMENT, "SMS")),
+    ("verify-payment-sms.404-unknown", payment_event("POST", PAY_VERIFY, creds(), '{"verificationCode": "123456"}', "SMS", "no-such-challenge")),
+    ("payment-push.409-not-registered", payment_event("POST", PAY_PUSH, creds(), PAYMENT, "AUTHY")),
+    ("get-payment-challenge.404-unknown", payment_event("GET", PAY_GET, creds(), challenge="no-such-challenge")),
+    ("jwks.200", event("GET", "/.well-known/jwks.json")),
+    ("simulate-payment.404-unknown", payment_event("POST", PAY_ACCEPT, creds(), challenge="no-such-challenge")),
+]
+
 for name in os.listdir(EVENTS):
     if name[:2].isdigit():
         os.remove(os.path.join(EVENTS, name))

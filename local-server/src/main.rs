@@ -93,7 +93,8 @@ async fn main() -> Result<(), BoxError> {
         config.tokens.verifier()?,
         config.otp_secret.as_bytes(),
     )
-    .with_policy(config.policy.clone());
+    .with_policy(config.policy.clone())
+    .with_signer(proof_signer(&config).await?, config.proof.issuer.clone());
     if let Some(callback) = callback {
         app = app.with_authy_callback(callback);
     }
@@ -156,6 +157,30 @@ async fn main() -> Result<(), BoxError> {
             }
         }
     }
+}
+
+/// Payment proofs: the KMS key of `PROOF_KMS_KEY_ID` when set (at `KMS_ENDPOINT`, e.g. a local
+/// KMS), else a development key the server creates once and keeps in `PROOF_KEY_FILE`
+/// (default: `additional-factors-proof-key.p8` in the system's temporary directory).
+async fn proof_signer(
+    config: &Config,
+) -> Result<Arc<dyn additional_factors::proof::ProofSigner>, BoxError> {
+    if let Some(key_id) = &config.proof.kms_key_id {
+        let sdk = additional_factors::aws::sdk_config(config.proof.kms_endpoint.as_deref()).await;
+        return Ok(Arc::new(additional_factors::proof::kms::KmsSigner::new(
+            aws_sdk_kms::Client::new(&sdk),
+            key_id.clone(),
+            config.proof.previous_kms_key_id.clone(),
+        )));
+    }
+    let path = config
+        .proof
+        .key_file
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("additional-factors-proof-key.p8"));
+    Ok(Arc::new(
+        additional_factors::proof::local::LocalSigner::load_or_create(&path)?,
+    ))
 }
 
 /// Pointed at a real AWS table (a table name and no local endpoint), the local server is no

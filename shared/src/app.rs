@@ -16,7 +16,7 @@ use crate::{
         otp::{api_key_hash, Hasher, RandomSource},
         programme::{Countries, Programme},
     },
-    events::{Change, Event, EventPublisher, FactorEvent, StepUpEvent},
+    events::{Change, Event, EventPublisher, FactorEvent, PaymentEvent, StepUpEvent},
     http::auth::TokenVerifier,
     push::PushProvider,
     sms::SmsSender,
@@ -122,6 +122,9 @@ pub struct App {
     pub tokens: TokenVerifier,
     pub metrics: Metrics,
     pub policy: DeploymentPolicy,
+    /// Signs payment proofs (`iss` = `proof_issuer`).
+    pub signer: Arc<dyn crate::proof::ProofSigner>,
+    pub proof_issuer: String,
     programmes: Mutex<HashMap<String, (Arc<Programme>, i64)>>,
 }
 
@@ -139,7 +142,41 @@ impl App {
             tokens,
             metrics: Metrics::default(),
             policy: DeploymentPolicy::default(),
+            signer: Arc::new(crate::proof::UnconfiguredSigner),
+            proof_issuer: crate::config::LOCAL_PROOF_ISSUER.to_owned(),
             programmes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sets the proof signer and the `iss` of its proofs.
+    pub fn with_signer(
+        mut self,
+        signer: Arc<dyn crate::proof::ProofSigner>,
+        issuer: impl Into<String>,
+    ) -> Self {
+        self.signer = signer;
+        self.proof_issuer = issuer.into();
+        self
+    }
+
+    /// Publishes a payment challenge's outcome; a failure is logged, never answered.
+    pub async fn announce_payment(
+        &self,
+        user: &UserKey,
+        challenge: &crate::domain::payment::PaymentChallenge,
+        status: crate::domain::step_up::ChallengeStatus,
+    ) {
+        let event = PaymentEvent {
+            credential_id: user.credential_id.clone(),
+            programme_id: user.programme_id.clone(),
+            sca_challenge_id: challenge.id.clone(),
+            channel: challenge.channel,
+            reference: challenge.payment.reference.clone(),
+            status,
+            published_timestamp: self.clock.now().saturating_mul(1_000),
+        };
+        if let Err(error) = self.events.publish(&Event::Payment(event)).await {
+            tracing::warn!(error = %crate::logging::redacted_chain(&error), status = status.as_str(), "payment event not published");
         }
     }
 

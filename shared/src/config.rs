@@ -13,6 +13,9 @@ pub enum Mode {
 pub const LOCAL_JWT_SECRET: &str = "local-development-secret-do-not-use-in-production";
 pub const LOCAL_JWT_ISSUER: &str = "https://identity.local";
 pub const LOCAL_JWT_AUDIENCE: &str = "additional-factors";
+/// The `iss` of payment proofs when `PROOF_ISSUER` is not set (local only).
+pub const LOCAL_PROOF_ISSUER: &str = "https://additional-factors.local";
+
 /// The local default HMAC key: stable, so state kept in a local DynamoDB survives a restart.
 pub const LOCAL_OTP_SECRET: &str = "local-otp-hmac-secret-do-not-use-in-production";
 
@@ -64,6 +67,20 @@ pub struct Config {
     pub events_topic_arn: Option<String>,
     /// The deployment's default country allow-list and SMS budget.
     pub policy: crate::app::DeploymentPolicy,
+    /// How payment proofs are signed.
+    pub proof: ProofConfig,
+}
+
+/// Payment proofs: a KMS key (`PROOF_KMS_KEY_ID`, and `PROOF_KMS_PREVIOUS_KEY_ID` after a
+/// rotation) in AWS, a local key file (`PROOF_KEY_FILE`) for the local server; the `iss`
+/// of every proof (`PROOF_ISSUER`).
+#[derive(Debug, Clone)]
+pub struct ProofConfig {
+    pub kms_key_id: Option<String>,
+    pub previous_kms_key_id: Option<String>,
+    pub kms_endpoint: Option<String>,
+    pub key_file: Option<std::path::PathBuf>,
+    pub issuer: String,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +157,15 @@ impl Config {
             },
             events_topic_arn: var("EVENTS_TOPIC_ARN"),
             policy: policy(mode)?,
+            proof: ProofConfig {
+                kms_key_id: var("PROOF_KMS_KEY_ID"),
+                previous_kms_key_id: var("PROOF_KMS_PREVIOUS_KEY_ID"),
+                kms_endpoint: var("KMS_ENDPOINT")
+                    .or_else(|| var("AWS_ENDPOINT_URL_KMS"))
+                    .or_else(|| var("AWS_ENDPOINT_URL")),
+                key_file: var("PROOF_KEY_FILE").map(std::path::PathBuf::from),
+                issuer: var("PROOF_ISSUER").unwrap_or_else(|| LOCAL_PROOF_ISSUER.to_owned()),
+            },
         })
     }
 }

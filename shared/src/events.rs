@@ -81,11 +81,25 @@ pub struct StepUpEvent {
     pub published_timestamp: i64,
 }
 
+/// An outcome of a payment challenge (never the payee's account, never the proof).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentEvent {
+    pub credential_id: String,
+    pub programme_id: String,
+    pub sca_challenge_id: String,
+    pub channel: Channel,
+    pub reference: String,
+    pub status: ChallengeStatus,
+    /// Milliseconds since the epoch.
+    pub published_timestamp: i64,
+}
+
 /// Anything published on the events topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Factor(FactorEvent),
     StepUp(StepUpEvent),
+    Payment(PaymentEvent),
 }
 
 impl From<FactorEvent> for Event {
@@ -104,6 +118,16 @@ impl Event {
                 "programmeId": event.programme_id,
                 "challengeId": event.challenge_id,
                 "channel": event.channel.as_str(),
+                "status": event.status.as_str(),
+                "publishedTimestamp": event.published_timestamp,
+            }),
+            Event::Payment(event) => json!({
+                "type": "payment_challenge",
+                "credentialId": event.credential_id,
+                "programmeId": event.programme_id,
+                "scaChallengeId": event.sca_challenge_id,
+                "channel": event.channel.as_str(),
+                "reference": event.reference,
                 "status": event.status.as_str(),
                 "publishedTimestamp": event.published_timestamp,
             }),

@@ -32,6 +32,8 @@ pub trait Function {
     const CALLS_PUSH_PROVIDER: bool = false;
     /// Lifecycle events to the SNS topic.
     const PUBLISHES_EVENTS: bool = false;
+    /// Payment proofs: signs them with KMS (or reads the public keys, for the JWKS).
+    const SIGNS_PROOFS: bool = false;
 }
 
 pub struct ListFactors;
@@ -71,11 +73,56 @@ impl Function for SimulatePush {
     const PUBLISHES_EVENTS: bool = true;
 }
 
-/// Checks Authy's signature with the API key: no call to Authy.
+/// Checks Authy's signature with the API key: no call to Authy. Signs the proof of an
+/// approved push payment.
 pub struct AuthyCallback;
 impl Function for AuthyCallback {
     const ROUTE: Route = Route::AuthyCallback;
     const PUBLISHES_EVENTS: bool = true;
+    const SIGNS_PROOFS: bool = true;
+}
+
+/// Sends a payment challenge's code by SMS.
+pub struct PaymentSms;
+impl Function for PaymentSms {
+    const ROUTE: Route = Route::PaymentSms;
+    const SENDS_SMS: bool = true;
+}
+
+/// Checks a payment code; signs its proof; publishes the outcome.
+pub struct VerifyPaymentSms;
+impl Function for VerifyPaymentSms {
+    const ROUTE: Route = Route::VerifyPaymentSms;
+    const PUBLISHES_EVENTS: bool = true;
+    const SIGNS_PROOFS: bool = true;
+}
+
+/// Pushes a payment approval request to Authy.
+pub struct PaymentPush;
+impl Function for PaymentPush {
+    const ROUTE: Route = Route::PaymentPush;
+    const CALLS_PUSH_PROVIDER: bool = true;
+}
+
+/// Reads a payment challenge (and its stored proof).
+pub struct GetPaymentChallenge;
+impl Function for GetPaymentChallenge {
+    const ROUTE: Route = Route::GetPaymentChallenge;
+}
+
+/// Serves the proofs' public keys.
+pub struct Jwks;
+impl Function for Jwks {
+    const ROUTE: Route = Route::Jwks;
+    const SIGNS_PROOFS: bool = true;
+}
+
+/// Serves the sandbox payment simulator's `.../accept` and `.../reject`; signs proofs.
+pub struct SimulatePayment;
+impl Function for SimulatePayment {
+    const ROUTE: Route = Route::SimulatePaymentAccept;
+    const PUBLISHES_EVENTS: bool = true;
+    const SIGNS_PROOFS: bool = true;
 }
 
 /// Sends a step-up code by SMS.
@@ -133,6 +180,11 @@ pub async fn run_simulator() -> Result<(), lambda_http::Error> {
 /// Runs the sandbox step-up simulator: one function for `.../accept` and `.../reject`.
 pub async fn run_step_up_simulator() -> Result<(), lambda_http::Error> {
     run_accept_reject::<SimulateStepUp>(Route::SimulateStepUpReject).await
+}
+
+/// Runs the sandbox payment simulator: one function for `.../accept` and `.../reject`.
+pub async fn run_payment_simulator() -> Result<(), lambda_http::Error> {
+    run_accept_reject::<SimulatePayment>(Route::SimulatePaymentReject).await
 }
 
 /// One function for a simulator's two paths: `F::ROUTE` accepts, `reject` rejects.
@@ -207,8 +259,29 @@ async fn build<F: Function>(config: &Config) -> Result<App, lambda_http::Error> 
         config.otp_secret.as_bytes(),
     )
     .with_policy(config.policy.clone());
+    let app = if F::SIGNS_PROOFS {
+        app.with_signer(proof_signer(config).await, config.proof.issuer.clone())
+    } else {
+        app
+    };
     Ok(match callback {
         Some(callback) => app.with_authy_callback(callback),
         None => app,
     })
+}
+
+/// The KMS key that signs payment proofs (`PROOF_KMS_KEY_ID`); without one, signing
+/// answers 503 and the JWKS is empty.
+async fn proof_signer(config: &Config) -> Arc<dyn crate::proof::ProofSigner> {
+    let Some(key_id) = config.proof.kms_key_id.clone() else {
+        tracing::warn!("PROOF_KMS_KEY_ID is not set: payment proofs cannot be signed");
+        return Arc::new(crate::proof::UnconfiguredSigner);
+    };
+    let sdk = crate::aws::sdk_config(config.proof.kms_endpoint.as_deref()).await;
+    let client = crate::aws::lazy(move || aws_sdk_kms::Client::new(&sdk));
+    Arc::new(crate::proof::kms::KmsSigner::with_lazy_client(
+        client,
+        key_id,
+        config.proof.previous_kms_key_id.clone(),
+    ))
 }

@@ -35,6 +35,13 @@ fn route_of(function: &str, path: &str) -> Route {
         "get-step-up-challenge" => Route::GetStepUpChallenge,
         "simulate-step-up" if path.ends_with("/reject") => Route::SimulateStepUpReject,
         "simulate-step-up" => Route::SimulateStepUpAccept,
+        "payment-sms" => Route::PaymentSms,
+        "verify-payment-sms" => Route::VerifyPaymentSms,
+        "payment-push" => Route::PaymentPush,
+        "get-payment-challenge" => Route::GetPaymentChallenge,
+        "jwks" => Route::Jwks,
+        "simulate-payment" if path.ends_with("/reject") => Route::SimulatePaymentReject,
+        "simulate-payment" => Route::SimulatePaymentAccept,
         other => panic!("no function {other}"),
     }
 }
@@ -134,6 +141,7 @@ async fn every_event_file_gets_the_status_in_its_name() {
         "authy-callback",
         "step-up-sms",
         "verify-step-up-sms",
+        "payment-sms",
     ] {
         assert!(
             seen.contains(&(function.to_owned(), 2)),

@@ -44,6 +44,9 @@ pub const OTHER_PHONE: &str = "+447700900456";
 /// A fixed start: 2026-11-29 10:00:30 UTC (30 s into an hour window).
 pub const T0: i64 = 1_795_946_430;
 
+/// The `iss` of the test apps' payment proofs.
+pub const PROOF_ISSUER: &str = "https://factors.test";
+
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<Mutex<Vec<u8>>>);
 
@@ -179,6 +182,7 @@ impl TestApp {
         let events = Arc::new(RecordingEvents::default());
         let push = Arc::new(FakePushProvider::new());
         let clock = Arc::new(FixedClock::new(T0));
+        let signer = Arc::new(additional_factors::proof::local::LocalSigner::generate().unwrap());
         let tokens = additional_factors::http::auth::TokenVerifier::new(
             Some(JWT_SECRET.as_bytes()),
             None,
@@ -186,25 +190,28 @@ impl TestApp {
             AUDIENCE,
         )
         .unwrap();
-        let app = Arc::new(App::new(
-            Adapters {
-                store: store.clone(),
-                sms: match sms {
-                    Some(inner) if record_sent => Arc::new(Recorded {
-                        inner,
-                        record: recording.clone(),
-                    }),
-                    Some(sender) => sender,
-                    None => recording.clone(),
+        let app = Arc::new(
+            App::new(
+                Adapters {
+                    store: store.clone(),
+                    sms: match sms {
+                        Some(inner) if record_sent => Arc::new(Recorded {
+                            inner,
+                            record: recording.clone(),
+                        }),
+                        Some(sender) => sender,
+                        None => recording.clone(),
+                    },
+                    push: provider.unwrap_or_else(|| push.clone()),
+                    clock: clock.clone(),
+                    random: Arc::new(SystemRandom::default()),
+                    events: events.clone(),
                 },
-                push: provider.unwrap_or_else(|| push.clone()),
-                clock: clock.clone(),
-                random: Arc::new(SystemRandom::default()),
-                events: events.clone(),
-            },
-            tokens,
-            OTP_SECRET.as_bytes(),
-        ));
+                tokens,
+                OTP_SECRET.as_bytes(),
+            )
+            .with_signer(signer.clone(), PROOF_ISSUER),
+        );
         let logs = LogBuffer::default();
         let subscriber = tracing_subscriber::fmt()
             .json()

@@ -15,6 +15,7 @@ mod listing;
 mod logs;
 mod on_aws;
 mod openapi;
+mod payment;
 mod push;
 mod sms_otp;
 mod step_up;

@@ -2,7 +2,10 @@
 //! and nothing else, and real responses for every documented status (but 500) of every
 //! operation are checked against it — status, required headers, content type and body schema.
 
-use std::collections::{BTreeSet, HashMap};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Arc,
+};
 
 use additional_factors::{
     domain::{channel::Channel, factor::FactorStatus, programme::Programme},
@@ -147,6 +150,27 @@ fn the_spec_has_exactly_the_routes_of_the_router() {
     assert_eq!(documented, routed);
 }
 
+/// A signer whose KMS cannot be reached.
+struct NoKms;
+
+#[async_trait::async_trait]
+impl additional_factors::proof::ProofSigner for NoKms {
+    async fn current_key(
+        &self,
+    ) -> Result<additional_factors::proof::PublicKey, additional_factors::proof::SignError> {
+        Err(additional_factors::proof::SignError::new("KMS unreachable"))
+    }
+    async fn public_keys(
+        &self,
+    ) -> Result<Vec<additional_factors::proof::PublicKey>, additional_factors::proof::SignError>
+    {
+        Err(additional_factors::proof::SignError::new("KMS unreachable"))
+    }
+    async fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, additional_factors::proof::SignError> {
+        Err(additional_factors::proof::SignError::new("KMS unreachable"))
+    }
+}
+
 #[tokio::test]
 async fn every_documented_status_of_every_operation_matches_the_spec() {
     let spec = spec();
@@ -165,27 +189,37 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
     for route in Route::ALL {
         let sms = matches!(
             route,
-            Route::EnrolSmsOtp | Route::VerifySmsOtp | Route::StepUpSms | Route::VerifyStepUpSms
+            Route::EnrolSmsOtp
+                | Route::VerifySmsOtp
+                | Route::StepUpSms
+                | Route::VerifyStepUpSms
+                | Route::PaymentSms
+                | Route::VerifyPaymentSms
         );
         let path = route
             .path_template()
             .replace("{channel}", if sms { "SMS" } else { "AUTHY" })
-            .replace("{id}", "no-such-challenge");
+            .replace("{id}", "no-such-challenge")
+            .replace("{scaChallengeId}", "no-such-challenge");
         let bad = route
             .path_template()
             .replace("{channel}", "NOPE")
-            .replace("{id}", "no-such-challenge");
+            .replace("{id}", "no-such-challenge")
+            .replace("{scaChallengeId}", "no-such-challenge");
+        record(
+            route,
+            t.send(Req::new(route.method(), &path).body(vec![b' '; route.max_body_bytes() + 1]))
+                .await,
+        ); // 413
+        if route == Route::Jwks {
+            continue; // no credentials: its answers are below
+        }
         record(route, t.send(Req::new(route.method(), &path)).await); // 400 api-key
         record(
             route,
             t.send(Req::new(route.method(), &path).auth(LIVE_KEY, "x.y.z"))
                 .await,
         ); // 401
-        record(
-            route,
-            t.send(Req::new(route.method(), &path).body(vec![b' '; route.max_body_bytes() + 1]))
-                .await,
-        ); // 413
         t.memory().fail_next(1);
         record(
             route,
@@ -399,6 +433,127 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
         Route::StepUpPush,
         t.send(Req::post(STEP_UP_PUSH).auth(LIVE_KEY, &live)).await,
     ); // 409 CHANNEL_NOT_REGISTERED
+
+    // Payments: SMS for the live user (its SMS factor is ACTIVE), push in the sandbox (its
+    // Authy factor is ACTIVE since the step-up section).
+    let payment = |reference: &str| {
+        json!({"reference": reference, "amount": {"currency": "EUR", "value": 100},
+               "payee": {"name": "Acme", "account": "GB29NWBK60161331926819"}})
+    };
+    let started = t
+        .send(
+            Req::post("/challenges/otp/SMS")
+                .auth(LIVE_KEY, &live)
+                .json(payment("p1")),
+        )
+        .await;
+    let sca = started.body["scaChallengeId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    record(Route::PaymentSms, started); // 200
+    record(
+        Route::PaymentSms,
+        t.send(
+            Req::post("/challenges/otp/SMS")
+                .auth(LIVE_KEY, &live)
+                .json(payment("p1")),
+        )
+        .await,
+    ); // 409 STATE_INVALID
+    record(
+        Route::PaymentSms,
+        t.send(
+            Req::post("/challenges/otp/SMS")
+                .auth("one-sms-key-000001", &one_token)
+                .json(payment("p1")),
+        )
+        .await,
+    ); // 429
+    let verify = format!("/challenges/{sca}/otp/SMS/verify");
+    let code = t.last_code(PHONE);
+    record(
+        Route::VerifyPaymentSms,
+        t.send(
+            Req::post(&verify)
+                .auth(LIVE_KEY, &live)
+                .json(code_body(&code)),
+        )
+        .await,
+    ); // 200
+    record(
+        Route::VerifyPaymentSms,
+        t.send(
+            Req::post(&verify)
+                .auth(LIVE_KEY, &live)
+                .json(code_body(&code)),
+        )
+        .await,
+    ); // 409
+    record(
+        Route::VerifyPaymentSms,
+        t.send(
+            Req::post("/challenges/nope/otp/SMS/verify")
+                .auth(LIVE_KEY, &live)
+                .json(code_body(&code)),
+        )
+        .await,
+    ); // 404
+    record(
+        Route::GetPaymentChallenge,
+        t.send(Req::get(&format!("/challenges/{sca}")).auth(LIVE_KEY, &live))
+            .await,
+    ); // 200
+       // A sandbox user of its own, whose push requests this hour are all still free.
+    let sbx9 = t.token("sbx", "u9");
+    t.send(Req::post(AUTHY).auth(SANDBOX_KEY, &sbx9))
+        .await
+        .assert(204);
+    t.send(Req::post(ACCEPT).auth(SANDBOX_KEY, &sbx9))
+        .await
+        .assert(204);
+    for (answer, route) in [
+        ("accept", Route::SimulatePaymentAccept),
+        ("reject", Route::SimulatePaymentReject),
+    ] {
+        let started = t
+            .send(
+                Req::post("/challenges/push/AUTHY")
+                    .auth(SANDBOX_KEY, &sbx9)
+                    .json(payment(answer)),
+            )
+            .await;
+        let id = started.body["scaChallengeId"].as_str().unwrap().to_owned();
+        record(Route::PaymentPush, started); // 200
+        let simulate = format!("/simulate/challenges/{id}/{answer}");
+        record(
+            route,
+            t.send(Req::post(&simulate).auth(SANDBOX_KEY, &sbx9)).await,
+        ); // 204
+        record(
+            route,
+            t.send(Req::post(&simulate).auth(SANDBOX_KEY, &sbx9)).await,
+        ); // 409
+    }
+    record(
+        Route::PaymentPush,
+        t.send(
+            Req::post("/challenges/push/AUTHY")
+                .auth(LIVE_KEY, &live)
+                .json(payment("p9")),
+        )
+        .await,
+    ); // 409 CHANNEL_NOT_REGISTERED
+    record(
+        Route::Jwks,
+        t.send(Req::get("/.well-known/jwks.json")).await,
+    ); // 200
+    let mut broken = TestApp::new().await;
+    Arc::get_mut(&mut broken.app).unwrap().signer = Arc::new(NoKms);
+    record(
+        Route::Jwks,
+        broken.send(Req::get("/.well-known/jwks.json")).await,
+    ); // 503
 
     // Authy's callback.
     let callback = json!({"uuid": "unknown", "status": "approved"});

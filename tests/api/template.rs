@@ -59,7 +59,8 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ("unlink-push", with(&["sns:Publish"])),
         ("simulate-push", with(&["sns:Publish"])),
         // GetItem: the request's user; PutItem: the nonce (and a step-up grant); UpdateItem:
-        // approve or deny; ConditionCheckItem: a step-up's Authy factor is still ACTIVE.
+        // approve or deny; ConditionCheckItem: a step-up's Authy factor is still ACTIVE;
+        // kms: an approved push payment's proof.
         (
             "authy-callback",
             BTreeSet::from([
@@ -68,6 +69,33 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
                 "dynamodb:UpdateItem",
                 "dynamodb:ConditionCheckItem",
                 "sns:Publish",
+                "kms:Sign",
+                "kms:GetPublicKey",
+            ]),
+        ),
+        // Payments: only the functions that verify a payment challenge sign (kms:Sign); the
+        // JWKS reads public keys and nothing else, not even the table.
+        (
+            "payment-sms",
+            with(&["dynamodb:ConditionCheckItem", "sns:Publish"]),
+        ),
+        (
+            "verify-payment-sms",
+            with(&["sns:Publish", "kms:Sign", "kms:GetPublicKey"]),
+        ),
+        ("payment-push", with(&[])),
+        (
+            "get-payment-challenge",
+            BTreeSet::from(["dynamodb:GetItem"]),
+        ),
+        ("jwks", BTreeSet::from(["kms:GetPublicKey"])),
+        (
+            "simulate-payment",
+            with(&[
+                "dynamodb:ConditionCheckItem",
+                "sns:Publish",
+                "kms:Sign",
+                "kms:GetPublicKey",
             ]),
         ),
         // Step-up: the SMS start sends SMS (to phone numbers only) and checks the factor is
@@ -197,13 +225,23 @@ fn each_policy_grants_exactly_what_its_function_uses() {
                 .collect();
             for action in &actions {
                 assert!(!action.contains('*'), "{binary}: wildcard action {action}");
-                if action.starts_with("dynamodb:") {
+                if action.starts_with("kms:") {
+                    // The proof signing key (and, after a rotation, the previous one) only.
+                    let resource = text(&statement["Resource"]);
+                    assert!(
+                        resource.contains("ProofSigningKey.Arn") && !resource.contains('*'),
+                        "{binary}: {resource}"
+                    );
+                } else if action.starts_with("dynamodb:") {
                     assert_eq!(
                         text(&statement["Resource"]),
                         "!GetAtt FactorsTable.Arn",
                         "{binary}"
                     );
-                } else if binary == "enrol-sms-otp" || binary == "step-up-sms" {
+                } else if binary == "enrol-sms-otp"
+                    || binary == "step-up-sms"
+                    || binary == "payment-sms"
+                {
                     assert_eq!(action, "sns:Publish");
                     // Direct-to-phone SMS only: no topic can be published to.
                     assert_eq!(statement["NotResource"], "arn:aws:sns:*:*:*", "{binary}");
@@ -274,7 +312,10 @@ fn no_function_can_write_a_programme_item() {
             );
         }
     }
-    assert_eq!(writers, 11, "every function but list-factors writes");
+    assert_eq!(
+        writers, 15,
+        "every function but list-factors, get-payment-challenge and jwks writes"
+    );
     // ...and the store's programme items really live under that prefix.
     assert!(
         additional_factors::store::dynamodb::items::programme_key("h")
@@ -412,16 +453,18 @@ fn cargo_lambda_watch_routes_every_path_to_its_function() {
 #[test]
 fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
     use additional_factors::lambda::{
-        AuthyCallback, EnrolPush, EnrolSmsOtp, Function as Binary, GetStepUpChallenge, ListFactors,
-        SimulatePush, SimulateStepUp, StepUpPush, StepUpSms, UnlinkPush, VerifySmsOtp,
-        VerifyStepUpSms,
+        AuthyCallback, EnrolPush, EnrolSmsOtp, Function as Binary, GetPaymentChallenge,
+        GetStepUpChallenge, Jwks, ListFactors, PaymentPush, PaymentSms, SimulatePayment,
+        SimulatePush, SimulateStepUp, StepUpPush, StepUpSms, UnlinkPush, VerifyPaymentSms,
+        VerifySmsOtp, VerifyStepUpSms,
     };
-    fn uses<F: Binary>(marker: &'static str) -> (&'static str, bool, bool, bool) {
+    fn uses<F: Binary>(marker: &'static str) -> (&'static str, bool, bool, bool, bool) {
         (
             marker,
             F::SENDS_SMS,
             F::PUBLISHES_EVENTS,
             F::CALLS_PUSH_PROVIDER,
+            F::SIGNS_PROOFS,
         )
     }
     let declared = BTreeMap::from([
@@ -443,6 +486,21 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
             uses::<GetStepUpChallenge>("GetStepUpChallenge"),
         ),
         ("simulate-step-up", uses::<SimulateStepUp>("SimulateStepUp")),
+        ("payment-sms", uses::<PaymentSms>("PaymentSms")),
+        (
+            "verify-payment-sms",
+            uses::<VerifyPaymentSms>("VerifyPaymentSms"),
+        ),
+        ("payment-push", uses::<PaymentPush>("PaymentPush")),
+        (
+            "get-payment-challenge",
+            uses::<GetPaymentChallenge>("GetPaymentChallenge"),
+        ),
+        ("jwks", uses::<Jwks>("Jwks")),
+        (
+            "simulate-payment",
+            uses::<SimulatePayment>("SimulatePayment"),
+        ),
     ]);
     let template = load("template.yaml");
     let functions = functions(&template);
@@ -451,7 +509,12 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
         declared.keys().copied().collect::<Vec<_>>()
     );
     for (binary, function) in &functions {
-        let (marker, sms, events, push) = declared[binary.as_str()];
+        let (marker, sms, events, push, signs) = declared[binary.as_str()];
+        let kms_grant = function
+            .statements
+            .iter()
+            .any(|s| text(&s["Action"]).contains("kms:"));
+        assert_eq!(kms_grant, signs, "{binary}: KMS");
         let sns_grant = |resource: &str| {
             function.statements.iter().any(|s| {
                 text(&s["Action"]).contains("sns:Publish")
@@ -475,6 +538,8 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
             "lambda::run_simulator()".to_owned()
         } else if binary == "simulate-step-up" {
             "lambda::run_step_up_simulator()".to_owned()
+        } else if binary == "simulate-payment" {
+            "lambda::run_payment_simulator()".to_owned()
         } else {
             format!("lambda::run::<additional_factors::lambda::{marker}>()")
         };

@@ -7,6 +7,7 @@ pub mod factor;
 pub mod idempotency;
 pub mod limits;
 pub mod otp;
+pub mod payment;
 pub mod phone;
 pub mod programme;
 pub mod step_up;

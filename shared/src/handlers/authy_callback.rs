@@ -91,6 +91,15 @@ pub async fn authy_callback(app: &App, request: &Request, now: i64) -> Result<Re
         return Ok(Reply::ok());
     };
     let user = request.user;
+    // A payment challenge's answer settles it (with a proof when approved).
+    if let PushPurpose::Payment(payment_id) = &request.purpose {
+        let settled = match app.store.get_payment(&user, payment_id).await? {
+            Some(challenge) => super::settle_payment(app, &user, &challenge, approved, now).await?,
+            None => false,
+        };
+        tracing::info!(approved, settled, "Authy payment answer");
+        return Ok(Reply::ok());
+    }
     // A step-up challenge's answer settles the challenge; an enrolment's, the factor.
     if let PushPurpose::StepUp(challenge_id) = request.purpose {
         let settled = match app.store.get_push_challenge(&user, &challenge_id).await? {

@@ -4,13 +4,19 @@
 pub mod authy_callback;
 pub mod enrol_push;
 pub mod enrol_sms_otp;
+pub mod get_payment_challenge;
 pub mod get_step_up_challenge;
+pub mod jwks;
 pub mod list_factors;
+pub mod payment_push;
+pub mod payment_sms;
+pub mod simulate_payment;
 pub mod simulate_push;
 pub mod simulate_step_up;
 pub mod step_up_push;
 pub mod step_up_sms;
 pub mod unlink_push;
+pub mod verify_payment_sms;
 pub mod verify_sms_otp;
 pub mod verify_step_up_sms;
 
@@ -220,4 +226,130 @@ async fn step_up_status(
     )
     .await;
     Ok(ChallengeStatus::Expired)
+}
+
+/// Whether a payment reference may start a new challenge: free, or held by a declined or
+/// expired one (returned, to be replaced). A pending or verified one holds it
+/// (`STATE_INVALID`, which answers before the wait); a new SMS for a reference whose last
+/// SMS is under 15 s old waits (`RETRY_IN_15SEC`).
+async fn payment_reference_free(
+    app: &crate::app::App,
+    caller: &Caller,
+    reference: &str,
+    sms: bool,
+) -> Result<Option<String>, ApiError> {
+    use crate::domain::step_up::{ChallengeStatus, RETRY_WAIT_SECS};
+    let Some(current) = app
+        .store
+        .payment_by_reference(&caller.user, reference)
+        .await?
+    else {
+        return Ok(None);
+    };
+    match current.status_at(caller.now) {
+        ChallengeStatus::Pending | ChallengeStatus::Verified => {
+            Err(ApiError::Conflict(ErrorCode::StateInvalid))
+        }
+        ChallengeStatus::Declined | ChallengeStatus::Expired
+            if sms
+                && current.channel == Channel::Sms
+                && current.created_at > caller.now - RETRY_WAIT_SECS =>
+        {
+            Err(ApiError::Conflict(ErrorCode::RetryIn15Sec))
+        }
+        ChallengeStatus::Declined | ChallengeStatus::Expired => Ok(Some(current.id)),
+    }
+}
+
+/// Sends a payment challenge's code (a sandbox sends nothing). If the send fails, the
+/// challenge, its code and its hold on the reference are removed (and the counters given
+/// back when SNS definitely sent nothing), so the caller's retry works.
+async fn send_payment_code(
+    app: &crate::app::App,
+    caller: &Caller,
+    phone: &PhoneNumber,
+    code: crate::domain::otp::VerificationCode,
+    challenge: &crate::domain::payment::PaymentChallenge,
+    stored_code: &crate::store::NewChallenge,
+    counters: &[crate::domain::limits::LimitCounter],
+) -> Result<(), ApiError> {
+    use crate::sms::{Delivery, SmsMessage};
+    let programme = &caller.programme;
+    if programme.sandbox {
+        tracing::info!(to = %phone, "sandbox programme: payment challenge stored, no SMS sent");
+        return Ok(());
+    }
+    let message = SmsMessage {
+        to: phone.clone(),
+        text: crate::domain::payment::payment_sms_text(code.expose(), &challenge.payment),
+        code,
+        sender_id: programme.sms_sender_id.clone(),
+    };
+    let Err(error) = app.sms.send(&message).await else {
+        tracing::info!(to = %phone, "payment code sent");
+        return Ok(());
+    };
+    let refund: &[_] = match error.delivery {
+        Delivery::NotSent => counters,
+        Delivery::Unknown => &[],
+    };
+    tracing::info!(delivery = ?error.delivery, refunded = !refund.is_empty(), "payment SMS not sent");
+    if let Err(cleanup) = app
+        .store
+        .abandon_payment(&caller.user, challenge, &stored_code.challenge_id, refund)
+        .await
+    {
+        tracing::warn!(error = %crate::logging::redacted_chain(&cleanup), "the unsent payment challenge could not be removed");
+    }
+    Err(ApiError::Unavailable(error.into()))
+}
+
+/// Settles a pending push payment challenge (the device's answer, from Authy's callback or
+/// the simulator): approved → signed, then `VERIFIED` with its proof; denied → `DECLINED`.
+/// `false` when it was not pending, had expired, or its Authy factor is gone.
+async fn settle_payment(
+    app: &crate::app::App,
+    user: &crate::store::UserKey,
+    challenge: &crate::domain::payment::PaymentChallenge,
+    approved: bool,
+    now: i64,
+) -> Result<bool, ApiError> {
+    use crate::{
+        domain::step_up::ChallengeStatus,
+        store::{PaymentOutcome, PaymentProof},
+    };
+    if challenge.status_at(now) != ChallengeStatus::Pending {
+        return Ok(false);
+    }
+    let verified = if approved {
+        let claims = crate::proof::proof_claims(&app.proof_issuer, user, challenge, now);
+        let proof = crate::proof::sign_proof(app.signer.as_ref(), &claims)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.into()))?;
+        Some(PaymentProof {
+            proof,
+            verified_by: challenge.request_id.clone().unwrap_or_default(),
+        })
+    } else {
+        None
+    };
+    let outcome = PaymentOutcome {
+        verified,
+        consume_code: None,
+        require_authy: true,
+    };
+    if !app
+        .store
+        .finish_payment(user, &challenge.id, &outcome, now)
+        .await?
+    {
+        return Ok(false);
+    }
+    let status = if approved {
+        ChallengeStatus::Verified
+    } else {
+        ChallengeStatus::Declined
+    };
+    app.announce_payment(user, challenge, status).await;
+    Ok(true)
 }

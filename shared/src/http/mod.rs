@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod idempotency;
+pub mod payment_body;
 pub mod response;
 pub mod router;
 
@@ -64,6 +65,8 @@ pub struct Input {
     pub channel: Option<Channel>,
     /// The `verificationCode` (verify routes only).
     pub code: Option<VerificationCode>,
+    /// The payment a payment challenge approves (its start routes only).
+    pub payment: Option<crate::domain::payment::Payment>,
 }
 
 /// Handles one request on a known route. Never fails: every outcome is a response, with a
@@ -98,10 +101,13 @@ pub async fn dispatch(app: &App, request: Request) -> Response<Body> {
     match router::match_route(request.method().as_str(), request.uri().path()) {
         Err(error) => reject_unrouted(app, &error),
         Ok(matched) => {
-            let mut params = std::collections::HashMap::new();
-            if let (Some(name), Some(value)) = (matched.route.path_parameter(), matched.parameter) {
-                params.insert(name.to_owned(), value);
-            }
+            let params: std::collections::HashMap<String, String> = matched
+                .route
+                .path_parameters()
+                .into_iter()
+                .map(str::to_owned)
+                .zip(matched.parameters)
+                .collect();
             handle(app, matched.route, request.with_path_parameters(params)).await
         }
     }
@@ -149,21 +155,34 @@ async fn process(app: &App, route: Route, request: &Request) -> Result<Reply, Ap
         return Err(ApiError::PayloadTooLarge);
     }
     let now = app.clock.now();
-    if route == Route::AuthyCallback {
-        return handlers::authy_callback::authy_callback(app, request, now).await;
+    match route {
+        Route::AuthyCallback => {
+            return handlers::authy_callback::authy_callback(app, request, now).await
+        }
+        // Public keys: no credentials, cacheable.
+        Route::Jwks => return handlers::jwks::jwks(app).await,
+        _ => {}
     }
     let caller = authenticate(app, request, now).await?;
-    let id = || {
+    let param = |name: &str| {
         request
             .path_parameters()
-            .first("id")
+            .first(name)
             .unwrap_or_default()
             .to_owned()
     };
     match route {
         Route::ListFactors => handlers::list_factors::list_factors(app, &caller).await,
         Route::GetStepUpChallenge => {
-            handlers::get_step_up_challenge::get_step_up_challenge(app, &caller, &id()).await
+            handlers::get_step_up_challenge::get_step_up_challenge(app, &caller, &param("id")).await
+        }
+        Route::GetPaymentChallenge => {
+            handlers::get_payment_challenge::get_payment_challenge(
+                app,
+                &caller,
+                &param("scaChallengeId"),
+            )
+            .await
         }
         _ => mutate(app, route, &caller, request).await,
     }
@@ -231,6 +250,8 @@ async fn mutate(
             | Route::SimulatePushReject
             | Route::SimulateStepUpAccept
             | Route::SimulateStepUpReject
+            | Route::SimulatePaymentAccept
+            | Route::SimulatePaymentReject
     ) && !caller.programme.sandbox
     {
         return Err(ApiError::NotFound);
@@ -260,7 +281,11 @@ async fn mutate(
     };
     let params = request.path_parameters();
     let channel = params.first("channel").unwrap_or_default();
-    let id = params.first("id").unwrap_or_default().to_owned();
+    let id = params
+        .first("id")
+        .or_else(|| params.first("scaChallengeId"))
+        .unwrap_or_default()
+        .to_owned();
     let body: &[u8] = request.body().as_ref();
     let input = parse_input(route, channel, body);
     if !fields.is_empty() {
@@ -317,15 +342,41 @@ async fn mutate(
             Route::SimulateStepUpReject => {
                 handlers::simulate_step_up::simulate_step_up(app, caller, &id, false).await
             }
+            Route::PaymentSms | Route::PaymentPush => match input.payment {
+                Some(payment) if route == Route::PaymentSms => {
+                    handlers::payment_sms::payment_sms(app, caller, payment).await
+                }
+                Some(payment) => handlers::payment_push::payment_push(app, caller, payment).await,
+                None => Err(ApiError::Internal(
+                    "a payment route without a payment".into(),
+                )),
+            },
+            Route::VerifyPaymentSms => match input.code {
+                Some(code) => {
+                    handlers::verify_payment_sms::verify_payment_sms(
+                        app, caller, &id, &code, attempt_id,
+                    )
+                    .await
+                }
+                None => Err(ApiError::Internal("verify without a code".into())),
+            },
+            Route::SimulatePaymentAccept => {
+                handlers::simulate_payment::simulate_payment(app, caller, &id, true).await
+            }
+            Route::SimulatePaymentReject => {
+                handlers::simulate_payment::simulate_payment(app, caller, &id, false).await
+            }
             Route::SimulatePushAccept => {
                 handlers::simulate_push::simulate_push(app, caller, true).await
             }
             Route::SimulatePushReject => {
                 handlers::simulate_push::simulate_push(app, caller, false).await
             }
-            Route::ListFactors | Route::AuthyCallback | Route::GetStepUpChallenge => {
-                Err(ApiError::Internal("not a user mutation".into()))
-            }
+            Route::ListFactors
+            | Route::AuthyCallback
+            | Route::GetStepUpChallenge
+            | Route::GetPaymentChallenge
+            | Route::Jwks => Err(ApiError::Internal("not a user mutation".into())),
         }
     })
     .await
@@ -334,19 +385,27 @@ async fn mutate(
 /// The channels each route's `{channel}` accepts.
 fn allowed_channels(route: Route) -> &'static [Channel] {
     match route {
-        Route::EnrolSmsOtp | Route::VerifySmsOtp | Route::StepUpSms | Route::VerifyStepUpSms => {
-            &[Channel::Sms]
-        }
+        Route::EnrolSmsOtp
+        | Route::VerifySmsOtp
+        | Route::StepUpSms
+        | Route::VerifyStepUpSms
+        | Route::PaymentSms
+        | Route::VerifyPaymentSms => &[Channel::Sms],
         Route::EnrolPush
         | Route::SimulatePushAccept
         | Route::SimulatePushReject
-        | Route::StepUpPush => &[Channel::Authy],
+        | Route::StepUpPush
+        | Route::PaymentPush => &[Channel::Authy],
         Route::UnlinkPush => &[Channel::Authy, Channel::Biometric],
         Route::ListFactors
         | Route::AuthyCallback
         | Route::GetStepUpChallenge
         | Route::SimulateStepUpAccept
-        | Route::SimulateStepUpReject => &[],
+        | Route::SimulateStepUpReject
+        | Route::GetPaymentChallenge
+        | Route::Jwks
+        | Route::SimulatePaymentAccept
+        | Route::SimulatePaymentReject => &[],
     }
 }
 
@@ -359,7 +418,23 @@ fn parse_input(route: Route, channel: &str, body: &[u8]) -> Result<Input, ApiErr
         let names: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
         fields.push(FieldError::new("channel", FieldErrorKind::In, &names));
     }
-    let code = if matches!(route, Route::VerifySmsOtp | Route::VerifyStepUpSms) {
+    let payment = if matches!(route, Route::PaymentSms | Route::PaymentPush) {
+        match payment_body::parse_payment(body) {
+            Ok(payment) => Some(payment),
+            Err(ApiError::InvalidFields(more)) => {
+                fields.extend(more);
+                None
+            }
+            Err(error) if fields.is_empty() => return Err(error),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let code = if matches!(
+        route,
+        Route::VerifySmsOtp | Route::VerifyStepUpSms | Route::VerifyPaymentSms
+    ) {
         match parse_verification_body(body) {
             Ok(code) => Some(code),
             Err(BodyError::Field(field)) => {
@@ -378,6 +453,7 @@ fn parse_input(route: Route, channel: &str, body: &[u8]) -> Result<Input, ApiErr
         Ok(Input {
             channel: parsed_channel,
             code,
+            payment,
         })
     } else {
         Err(ApiError::InvalidFields(fields))

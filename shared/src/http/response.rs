@@ -12,6 +12,7 @@ pub enum FieldErrorKind {
     Size,
     In,
     Regex,
+    Range,
 }
 
 impl FieldErrorKind {
@@ -21,6 +22,7 @@ impl FieldErrorKind {
             FieldErrorKind::Size => "SIZE",
             FieldErrorKind::In => "IN",
             FieldErrorKind::Regex => "REGEX",
+            FieldErrorKind::Range => "RANGE",
         }
     }
 }
@@ -152,7 +154,7 @@ impl Reply {
         }
     }
 
-    fn with_header(mut self, name: &'static str, value: String) -> Self {
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
         self
     }

@@ -39,10 +39,24 @@ pub enum Route {
     SimulateStepUpAccept,
     /// `POST /simulate/stepup/challenges/{id}/reject` (sandbox only)
     SimulateStepUpReject,
+    /// `POST /challenges/otp/{channel}`: a payment challenge by SMS
+    PaymentSms,
+    /// `POST /challenges/{scaChallengeId}/otp/{channel}/verify`: the code yields a proof
+    VerifyPaymentSms,
+    /// `POST /challenges/push/{channel}`: a payment challenge pushed to Authy
+    PaymentPush,
+    /// `GET /challenges/{scaChallengeId}`: a payment challenge's status and proof
+    GetPaymentChallenge,
+    /// `GET /.well-known/jwks.json`: the proofs' public keys (no credentials)
+    Jwks,
+    /// `POST /simulate/challenges/{scaChallengeId}/accept` (sandbox only)
+    SimulatePaymentAccept,
+    /// `POST /simulate/challenges/{scaChallengeId}/reject` (sandbox only)
+    SimulatePaymentReject,
 }
 
 impl Route {
-    pub const ALL: [Route; 14] = [
+    pub const ALL: [Route; 21] = [
         Route::ListFactors,
         Route::EnrolSmsOtp,
         Route::VerifySmsOtp,
@@ -57,6 +71,13 @@ impl Route {
         Route::GetStepUpChallenge,
         Route::SimulateStepUpAccept,
         Route::SimulateStepUpReject,
+        Route::PaymentSms,
+        Route::VerifyPaymentSms,
+        Route::PaymentPush,
+        Route::GetPaymentChallenge,
+        Route::Jwks,
+        Route::SimulatePaymentAccept,
+        Route::SimulatePaymentReject,
     ];
 
     /// A short name for logs and fingerprints.
@@ -76,6 +97,13 @@ impl Route {
             Route::GetStepUpChallenge => "get_step_up_challenge",
             Route::SimulateStepUpAccept => "simulate_step_up_accept",
             Route::SimulateStepUpReject => "simulate_step_up_reject",
+            Route::PaymentSms => "payment_sms",
+            Route::VerifyPaymentSms => "verify_payment_sms",
+            Route::PaymentPush => "payment_push",
+            Route::GetPaymentChallenge => "get_payment_challenge",
+            Route::Jwks => "jwks",
+            Route::SimulatePaymentAccept => "simulate_payment_accept",
+            Route::SimulatePaymentReject => "simulate_payment_reject",
         }
     }
 
@@ -92,7 +120,10 @@ impl Route {
 
     pub fn method(self) -> &'static str {
         match self {
-            Route::ListFactors | Route::GetStepUpChallenge => "GET",
+            Route::ListFactors
+            | Route::GetStepUpChallenge
+            | Route::GetPaymentChallenge
+            | Route::Jwks => "GET",
             Route::UnlinkPush => "DELETE",
             _ => "POST",
         }
@@ -114,67 +145,80 @@ impl Route {
             Route::GetStepUpChallenge => "/stepup/challenges/{id}",
             Route::SimulateStepUpAccept => "/simulate/stepup/challenges/{id}/accept",
             Route::SimulateStepUpReject => "/simulate/stepup/challenges/{id}/reject",
+            Route::PaymentSms => "/challenges/otp/{channel}",
+            Route::VerifyPaymentSms => "/challenges/{scaChallengeId}/otp/{channel}/verify",
+            Route::PaymentPush => "/challenges/push/{channel}",
+            Route::GetPaymentChallenge => "/challenges/{scaChallengeId}",
+            Route::Jwks => "/.well-known/jwks.json",
+            Route::SimulatePaymentAccept => "/simulate/challenges/{scaChallengeId}/accept",
+            Route::SimulatePaymentReject => "/simulate/challenges/{scaChallengeId}/reject",
         }
     }
 
-    /// The route's path parameter, if it has one: `channel` or `id`.
-    pub fn path_parameter(self) -> Option<&'static str> {
-        let template = self.path_template();
-        if template.contains("{channel}") {
-            Some("channel")
-        } else if template.contains("{id}") {
-            Some("id")
-        } else {
-            None
-        }
+    /// The route's path parameters, in the order they appear.
+    pub fn path_parameters(self) -> Vec<&'static str> {
+        self.path_template()
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .collect()
     }
 }
 
-/// A matched request: the route and its path parameter (`{channel}` or `{id}`), if any.
+/// A matched request: the route and its path parameters' values, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Matched {
     pub route: Route,
-    pub parameter: Option<String>,
+    pub parameters: Vec<String>,
 }
 
 /// Matches a method and path: unknown path → 404, known path with another method → 405.
 pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or("").split('/').collect();
-    let (candidates, channel): (&[Route], Option<&str>) = match segments.as_slice() {
-        ["authentication_factors"] => (&[Route::ListFactors], None),
-        ["webhooks", "authy"] => (&[Route::AuthyCallback], None),
-        ["authentication_factors", "otp", c] => (&[Route::EnrolSmsOtp], Some(c)),
-        ["authentication_factors", "otp", c, "verify"] => (&[Route::VerifySmsOtp], Some(c)),
-        ["authentication_factors", "push", c] => (&[Route::EnrolPush, Route::UnlinkPush], Some(c)),
+    let (candidates, parameters): (&[Route], Vec<&str>) = match segments.as_slice() {
+        ["authentication_factors"] => (&[Route::ListFactors], vec![]),
+        ["webhooks", "authy"] => (&[Route::AuthyCallback], vec![]),
+        [".well-known", "jwks.json"] => (&[Route::Jwks], vec![]),
+        ["authentication_factors", "otp", c] => (&[Route::EnrolSmsOtp], vec![c]),
+        ["authentication_factors", "otp", c, "verify"] => (&[Route::VerifySmsOtp], vec![c]),
+        ["authentication_factors", "push", c] => (&[Route::EnrolPush, Route::UnlinkPush], vec![c]),
         ["simulate", "authentication_factors", "push", c, "accept"] => {
-            (&[Route::SimulatePushAccept], Some(c))
+            (&[Route::SimulatePushAccept], vec![c])
         }
         ["simulate", "authentication_factors", "push", c, "reject"] => {
-            (&[Route::SimulatePushReject], Some(c))
+            (&[Route::SimulatePushReject], vec![c])
         }
-        ["stepup", "challenges", "otp", c] => (&[Route::StepUpSms], Some(c)),
-        ["stepup", "challenges", "otp", c, "verify"] => (&[Route::VerifyStepUpSms], Some(c)),
-        ["stepup", "challenges", "push", c] => (&[Route::StepUpPush], Some(c)),
-        ["stepup", "challenges", id] => (&[Route::GetStepUpChallenge], Some(id)),
+        ["stepup", "challenges", "otp", c] => (&[Route::StepUpSms], vec![c]),
+        ["stepup", "challenges", "otp", c, "verify"] => (&[Route::VerifyStepUpSms], vec![c]),
+        ["stepup", "challenges", "push", c] => (&[Route::StepUpPush], vec![c]),
+        ["stepup", "challenges", id] => (&[Route::GetStepUpChallenge], vec![id]),
         ["simulate", "stepup", "challenges", id, "accept"] => {
-            (&[Route::SimulateStepUpAccept], Some(id))
+            (&[Route::SimulateStepUpAccept], vec![id])
         }
         ["simulate", "stepup", "challenges", id, "reject"] => {
-            (&[Route::SimulateStepUpReject], Some(id))
+            (&[Route::SimulateStepUpReject], vec![id])
         }
+        ["challenges", "otp", c] => (&[Route::PaymentSms], vec![c]),
+        ["challenges", "push", c] => (&[Route::PaymentPush], vec![c]),
+        ["challenges", id, "otp", c, "verify"] => (&[Route::VerifyPaymentSms], vec![id, c]),
+        ["challenges", id] => (&[Route::GetPaymentChallenge], vec![id]),
+        ["simulate", "challenges", id, "accept"] => (&[Route::SimulatePaymentAccept], vec![id]),
+        ["simulate", "challenges", id, "reject"] => (&[Route::SimulatePaymentReject], vec![id]),
         _ => return Err(ApiError::NotFound),
     };
-    if channel.is_some_and(str::is_empty) {
+    if parameters.iter().any(|p| p.is_empty()) {
         return Err(ApiError::NotFound);
     }
     match candidates.iter().find(|r| r.method() == method) {
         Some(route) => Ok(Matched {
             route: *route,
-            parameter: channel.map(percent_decode),
+            parameters: parameters.into_iter().map(percent_decode).collect(),
         }),
         None => Err(ApiError::MethodNotAllowed(match candidates {
             [Route::EnrolPush, Route::UnlinkPush] => "POST, DELETE",
-            [Route::ListFactors] | [Route::GetStepUpChallenge] => "GET",
+            [Route::ListFactors]
+            | [Route::GetStepUpChallenge]
+            | [Route::GetPaymentChallenge]
+            | [Route::Jwks] => "GET",
             _ => "POST",
         })),
     }
@@ -214,7 +258,8 @@ mod tests {
             let path = route
                 .path_template()
                 .replace("{channel}", "SMS")
-                .replace("{id}", "abc");
+                .replace("{id}", "abc")
+                .replace("{scaChallengeId}", "abc");
             let matched = match_route(route.method(), &path).ok();
             assert_eq!(matched.map(|m| m.route), Some(route), "{path}");
         }
@@ -251,6 +296,6 @@ mod tests {
     #[test]
     fn channel_is_percent_decoded() {
         let m = match_route("POST", "/authentication_factors/otp/S%4DS").ok();
-        assert_eq!(m.and_then(|m| m.parameter), Some("SMS".to_owned()));
+        assert_eq!(m.map(|m| m.parameters), Some(vec!["SMS".to_owned()]));
     }
 }

@@ -16,6 +16,7 @@ use crate::domain::{
     factor::FactorRecord,
     idempotency::IdempotencyRef,
     limits::LimitCounter,
+    payment::PaymentChallenge,
     programme::Programme,
     step_up::{PushChallenge, SessionId},
 };
@@ -93,6 +94,38 @@ pub enum ReserveOutcome {
 pub enum ChallengeSlot {
     Enrolment,
     StepUp(SessionId),
+    /// A payment challenge's code (by the challenge's id).
+    Payment(String),
+}
+
+/// The result of starting a payment challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentStart {
+    Started,
+    /// The SMS factor is not `ACTIVE` for this phone: nothing written.
+    NotRegistered,
+    /// Another challenge took the reference meanwhile: nothing written.
+    ReferenceTaken,
+    /// These counters (indices into the request's list) are full: nothing written.
+    Limited(Vec<usize>),
+}
+
+/// How a payment challenge ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentOutcome {
+    /// `VERIFIED` (with its proof) or `DECLINED`.
+    pub verified: Option<PaymentProof>,
+    /// The code's challenge id, consumed with it (SMS).
+    pub consume_code: Option<String>,
+    /// Settles only while the Authy factor is `ACTIVE` (push: unlinking voids it).
+    pub require_authy: bool,
+}
+
+/// A verified payment challenge's proof, and what verified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentProof {
+    pub proof: String,
+    pub verified_by: String,
 }
 
 /// The result of starting an SMS step-up challenge.
@@ -126,6 +159,8 @@ pub enum PushPurpose {
     Enrolment,
     /// A step-up challenge (its id).
     StepUp(String),
+    /// A payment challenge (its id).
+    Payment(String),
 }
 
 /// Whose approval request this is, and what for (the provider's callback).
@@ -378,6 +413,52 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Marks a pending challenge `EXPIRED`; `false` when it was no longer pending.
     async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError>;
+
+    // ---- payment challenges ----------------------------------------------------------------
+
+    /// The challenge that holds a payment reference now, if any.
+    async fn payment_by_reference(
+        &self,
+        user: &UserKey,
+        reference: &str,
+    ) -> Result<Option<PaymentChallenge>, StoreError>;
+    /// One of the user's payment challenges.
+    async fn get_payment(
+        &self,
+        user: &UserKey,
+        id: &str,
+    ) -> Result<Option<PaymentChallenge>, StoreError>;
+    /// Starts a payment challenge, atomically: only if the reference is free (or still held
+    /// by `replaces`, a declined or expired challenge), the SMS factor is `ACTIVE` for the
+    /// code's phone (SMS) and no counter is full, store the challenge, take the reference,
+    /// store the code (SMS) or index the provider request (push), consume the counters.
+    async fn start_payment(
+        &self,
+        user: &UserKey,
+        challenge: &PaymentChallenge,
+        code: Option<&NewChallenge>,
+        replaces: Option<&str>,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<PaymentStart, StoreError>;
+    /// After a failed send: removes the payment challenge, its code and its hold on the
+    /// reference (if still its own), and gives the counters back.
+    async fn abandon_payment(
+        &self,
+        user: &UserKey,
+        challenge: &PaymentChallenge,
+        code_id: &str,
+        counters: &[LimitCounter],
+    ) -> Result<(), StoreError>;
+    /// Ends a pending, unexpired payment challenge as the outcome says; `false` when it was
+    /// no longer pending (or the Authy factor is gone, when required).
+    async fn finish_payment(
+        &self,
+        user: &UserKey,
+        id: &str,
+        outcome: &PaymentOutcome,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Claims a reference for one execution (conditional put of an in-progress record).
     async fn claim_idempotency(

@@ -7,6 +7,9 @@
 //! | programme | `PROGRAMME#<sha256(api key)>` | `PROGRAMME` | `programme_id`, `programme` (JSON settings) | — |
 //! | factor | `USER#<programme>#<user>` | `FACTOR#<SMS\|AUTHY\|BIOMETRIC>` | `status`, `phone_hash`, `authy_id`, `pending_request`, `updated_at` | — |
 //! | SMS challenge | `USER#<programme>#<user>` | `CHALLENGE#SMS` (enrolment) or `CHALLENGE#STEPUP#SMS#<session>` | `challenge_id`, `code_hash`, `phone_hash`, `attempts`, `wrong_code_limit`, `expires_at`, `created_at` | `ttl` |
+//! | payment challenge | `USER#<programme>#<user>` | `PAYCHAL#<id>` | `reference`, `currency`, `value`, `payee_name`, `payee_account`, `channel`, `status`, `created_at`, `expires_at`, `request_id`, `proof`, `verified_by` | `ttl` (30 days) |
+//! | payment reference | `USER#<programme>#<user>` | `PAYREF#<reference>` | `challenge_id` | `ttl` (30 days) |
+//! | payment code | `USER#<programme>#<user>` | `CHALLENGE#PAY#<id>` | as an SMS challenge | `ttl` |
 //! | step-up grant | `USER#<programme>#<user>` | `STEPUP#<session>` | `until`, `challenge_id`, `verified_by` | `ttl` |
 //! | push step-up challenge | `USER#<programme>#<user>` | `PUSHCHAL#<id>` | `session`, `token_exp`, `status`, `expires_at`, `request_id` | `ttl` |
 //! | idempotency record | `USER#<programme>#<user>` | `IDEMPOTENCY#<ref>` | `fingerprint`, `lease_id`, `response_status`, `response_body`, `expires_at` | `ttl` |
@@ -23,13 +26,16 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::{
-    domain::step_up::{ChallengeStatus, PushChallenge, SessionId, RETRY_WAIT_SECS},
     domain::{
         channel::Channel,
         factor::{FactorRecord, FactorStatus},
         idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},
         limits::LimitCounter,
         programme::Programme,
+    },
+    domain::{
+        payment::{Payment, PaymentChallenge},
+        step_up::{ChallengeStatus, PushChallenge, SessionId, RETRY_WAIT_SECS},
     },
     store::{
         ChallengeSlot, NewChallenge, PendingPush, PushPurpose, PushRequest, StepUpGrant,
@@ -82,6 +88,7 @@ pub fn challenge_key(user: &UserKey, slot: &ChallengeSlot) -> Key {
         sk: match slot {
             ChallengeSlot::Enrolment => "CHALLENGE#SMS".into(),
             ChallengeSlot::StepUp(session) => format!("CHALLENGE#STEPUP#SMS#{}", session.as_str()),
+            ChallengeSlot::Payment(id) => format!("CHALLENGE#PAY#{id}"),
         },
     }
 }
@@ -405,6 +412,135 @@ pub fn push_challenge_from_item(item: &Item) -> Result<PushChallenge, StoreError
     })
 }
 
+/// How long a payment challenge (and its proof) stays readable.
+const PAYMENT_TTL_SECS: i64 = 30 * 24 * 3_600;
+
+pub fn payment_key(user: &UserKey, id: &str) -> Key {
+    Key {
+        pk: user.partition(),
+        sk: format!("PAYCHAL#{id}"),
+    }
+}
+
+pub fn payment_reference_key(user: &UserKey, reference: &str) -> Key {
+    Key {
+        pk: user.partition(),
+        sk: format!("PAYREF#{reference}"),
+    }
+}
+
+pub fn put_payment(user: &UserKey, challenge: &PaymentChallenge) -> Write {
+    let key = payment_key(user, &challenge.id);
+    let mut item = key.to_item();
+    let payment = &challenge.payment;
+    item.insert("reference".into(), s(&payment.reference));
+    item.insert("currency".into(), s(&payment.currency));
+    item.insert("value".into(), AttributeValue::N(payment.value.to_string()));
+    item.insert("payee_name".into(), s(&payment.payee_name));
+    item.insert("payee_account".into(), s(&payment.payee_account));
+    item.insert("channel".into(), s(challenge.channel.as_str()));
+    item.insert("status".into(), s(challenge.status.as_str()));
+    item.insert("created_at".into(), n(challenge.created_at));
+    item.insert("expires_at".into(), n(challenge.expires_at));
+    if let Some(request_id) = &challenge.request_id {
+        item.insert("request_id".into(), s(request_id));
+    }
+    item.insert("ttl".into(), n(challenge.created_at + PAYMENT_TTL_SECS));
+    Write::new(key, Action::Put(item))
+}
+
+pub fn payment_from_item(item: &Item) -> Result<PaymentChallenge, StoreError> {
+    const OP: &str = "read payment challenge";
+    let sk = get_s(item, "sk", OP)?;
+    let value = match item.get("value") {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt(OP, "value"))?,
+        _ => return Err(corrupt(OP, "value")),
+    };
+    Ok(PaymentChallenge {
+        id: sk
+            .strip_prefix("PAYCHAL#")
+            .ok_or_else(|| corrupt(OP, "sk"))?
+            .to_owned(),
+        payment: Payment {
+            reference: get_s(item, "reference", OP)?,
+            currency: get_s(item, "currency", OP)?,
+            value,
+            payee_name: get_s(item, "payee_name", OP)?,
+            payee_account: get_s(item, "payee_account", OP)?,
+        },
+        channel: Channel::parse_among(&get_s(item, "channel", OP)?, &Channel::ALL)
+            .ok_or_else(|| corrupt(OP, "channel"))?,
+        status: ChallengeStatus::parse(&get_s(item, "status", OP)?)
+            .ok_or_else(|| corrupt(OP, "status"))?,
+        created_at: get_n(item, "created_at", OP)?,
+        expires_at: get_n(item, "expires_at", OP)?,
+        request_id: opt_s(item, "request_id"),
+        proof: opt_s(item, "proof"),
+        verified_by: opt_s(item, "verified_by"),
+    })
+}
+
+/// Takes a payment reference: only if free, or still held by the challenge it replaces.
+pub fn take_payment_reference(
+    user: &UserKey,
+    reference: &str,
+    challenge_id: &str,
+    replaces: Option<&str>,
+    now: i64,
+) -> Write {
+    let key = payment_reference_key(user, reference);
+    let mut item = key.to_item();
+    item.insert("challenge_id".into(), s(challenge_id));
+    item.insert("ttl".into(), n(now + PAYMENT_TTL_SECS));
+    let write = Write::new(key, Action::Put(item)).names(&["pk"]);
+    match replaces {
+        None => write.condition("attribute_not_exists(#pk)"),
+        Some(previous) => write
+            .names(&["challenge_id"])
+            .value(":previous", s(previous))
+            .condition("attribute_not_exists(#pk) OR #challenge_id = :previous"),
+    }
+}
+
+/// Releases a payment reference, if still held by this challenge.
+pub fn release_payment_reference(user: &UserKey, reference: &str, challenge_id: &str) -> Write {
+    Write::new(payment_reference_key(user, reference), Action::Delete)
+        .names(&["challenge_id"])
+        .value(":challenge", s(challenge_id))
+        .condition("#challenge_id = :challenge")
+}
+
+pub fn delete_payment(user: &UserKey, id: &str) -> Write {
+    Write::new(payment_key(user, id), Action::Delete)
+}
+
+/// Ends a pending, unexpired payment challenge: verified (with its proof) or declined.
+pub fn finish_payment(
+    user: &UserKey,
+    id: &str,
+    proof: Option<&crate::store::PaymentProof>,
+    now: i64,
+) -> Write {
+    let write = Write::new(payment_key(user, id), Action::Check)
+        .names(&["status", "expires_at"])
+        .value(":pending", s(ChallengeStatus::Pending.as_str()))
+        .value(":now", n(now))
+        .condition("#status = :pending AND #expires_at > :now");
+    let mut write = match proof {
+        Some(proof) => write
+            .names(&["proof", "verified_by"])
+            .value(":status", s(ChallengeStatus::Verified.as_str()))
+            .value(":proof", s(&proof.proof))
+            .value(":by", s(&proof.verified_by)),
+        None => write.value(":status", s(ChallengeStatus::Declined.as_str())),
+    };
+    write.action = Action::Update(match proof {
+        Some(_) => "SET #status = :status, #proof = :proof, #verified_by = :by".into(),
+        None => "SET #status = :status".into(),
+    });
+    write
+}
+
 /// Settles a pending, unexpired push challenge.
 pub fn settle_push_challenge(user: &UserKey, id: &str, status: ChallengeStatus, now: i64) -> Write {
     Write::new(
@@ -579,8 +715,14 @@ pub fn put_push_request(
     let mut item = push_request_key(request_id).to_item();
     item.insert("programme_id".into(), s(&user.programme_id));
     item.insert("credential_id".into(), s(&user.credential_id));
-    if let PushPurpose::StepUp(challenge_id) = purpose {
-        item.insert("challenge_id".into(), s(challenge_id));
+    match purpose {
+        PushPurpose::Enrolment => {}
+        PushPurpose::StepUp(challenge_id) => {
+            item.insert("challenge_id".into(), s(challenge_id));
+        }
+        PushPurpose::Payment(payment_id) => {
+            item.insert("payment_id".into(), s(payment_id));
+        }
     }
     item.insert("ttl".into(), n(now + PUSH_REQUEST_TTL_SECS));
     Write::new(push_request_key(request_id), Action::Put(item))
@@ -659,9 +801,10 @@ pub fn push_request_from_item(item: &Item) -> Result<PushRequest, StoreError> {
             programme_id: get_s(item, "programme_id", "find_push_request")?,
             credential_id: get_s(item, "credential_id", "find_push_request")?,
         },
-        purpose: match opt_s(item, "challenge_id") {
-            Some(id) => PushPurpose::StepUp(id),
-            None => PushPurpose::Enrolment,
+        purpose: match (opt_s(item, "challenge_id"), opt_s(item, "payment_id")) {
+            (Some(id), _) => PushPurpose::StepUp(id),
+            (None, Some(id)) => PushPurpose::Payment(id),
+            (None, None) => PushPurpose::Enrolment,
         },
     })
 }
@@ -826,6 +969,34 @@ mod tests {
         }
     }
 
+    fn payment() -> PaymentChallenge {
+        PaymentChallenge {
+            id: "c".into(),
+            payment: Payment {
+                reference: "pay_1".into(),
+                currency: "EUR".into(),
+                value: 12_550,
+                payee_name: "Acme Ltd".into(),
+                payee_account: "GB29NWBK60161331926819".into(),
+            },
+            channel: Channel::Sms,
+            status: ChallengeStatus::Pending,
+            created_at: 10,
+            expires_at: 310,
+            request_id: None,
+            proof: None,
+            verified_by: None,
+        }
+    }
+
+    #[test]
+    fn payments_round_trip() {
+        let Action::Put(item) = put_payment(&user(), &payment()).action else {
+            panic!()
+        };
+        assert_eq!(payment_from_item(&item).unwrap(), payment());
+    }
+
     fn reference() -> IdempotencyRef {
         IdempotencyRef::parse(b"ref-1").unwrap()
     }
@@ -917,6 +1088,36 @@ mod tests {
                 settle_push_challenge(&u, "c", ChallengeStatus::Verified, 0),
             ),
             ("expire_push_challenge", expire_push_challenge(&u, "c")),
+            ("put_payment", put_payment(&u, &payment())),
+            (
+                "take_payment_reference (new)",
+                take_payment_reference(&u, "r", "c", None, 0),
+            ),
+            (
+                "take_payment_reference (replacing)",
+                take_payment_reference(&u, "r", "c", Some("b"), 0),
+            ),
+            (
+                "finish_payment (verified)",
+                finish_payment(
+                    &u,
+                    "c",
+                    Some(&crate::store::PaymentProof {
+                        proof: "p".into(),
+                        verified_by: "a".into(),
+                    }),
+                    0,
+                ),
+            ),
+            (
+                "finish_payment (declined)",
+                finish_payment(&u, "c", None, 0),
+            ),
+            (
+                "release_payment_reference",
+                release_payment_reference(&u, "r", "c"),
+            ),
+            ("delete_payment", delete_payment(&u, "c")),
             ("activate_sms", activate_sms(&u, "p", "a", 0)),
             ("consume_counter", consume_counter(&counter)),
             ("consume_push_counter", consume_counter(&push_counter)),

@@ -28,9 +28,9 @@ use aws_sdk_dynamodb::{
 
 use self::items::{Action, Item, Key, Write};
 use super::{
-    AttemptOutcome, ChallengeSlot, ClaimOutcome, CountedAttempt, NewChallenge, PendingPush,
-    PushRequest, ReserveOutcome, StartOutcome, StepUpGrant, StepUpStart, Store, StoreError,
-    StoredResponse, UserKey,
+    AttemptOutcome, ChallengeSlot, ClaimOutcome, CountedAttempt, NewChallenge, PaymentOutcome,
+    PaymentStart, PendingPush, PushPurpose, PushRequest, ReserveOutcome, StartOutcome, StepUpGrant,
+    StepUpStart, Store, StoreError, StoredResponse, UserKey,
 };
 use crate::domain::{
     challenge::{challenge_state, ChallengeState},
@@ -38,6 +38,7 @@ use crate::domain::{
     factor::FactorRecord,
     idempotency::IdempotencyRef,
     limits::LimitCounter,
+    payment::PaymentChallenge,
     programme::Programme,
     step_up::{ChallengeStatus, PushChallenge, SessionId},
 };
@@ -884,6 +885,135 @@ impl Store for DynamoStore {
             .transact("settle_push_challenge", writes)
             .await?
             .is_ok())
+    }
+
+    async fn payment_by_reference(
+        &self,
+        user: &UserKey,
+        reference: &str,
+    ) -> Result<Option<PaymentChallenge>, StoreError> {
+        const OP: &str = "payment_by_reference";
+        let Some(item) = self
+            .get(OP, &items::payment_reference_key(user, reference), true)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let id = items::get_s(&item, "challenge_id", OP)?;
+        self.get_payment(user, &id).await
+    }
+
+    async fn get_payment(
+        &self,
+        user: &UserKey,
+        id: &str,
+    ) -> Result<Option<PaymentChallenge>, StoreError> {
+        self.get("get_payment", &items::payment_key(user, id), true)
+            .await?
+            .map(|item| items::payment_from_item(&item))
+            .transpose()
+    }
+
+    async fn start_payment(
+        &self,
+        user: &UserKey,
+        challenge: &PaymentChallenge,
+        code: Option<&NewChallenge>,
+        replaces: Option<&str>,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<PaymentStart, StoreError> {
+        let mut writes = Vec::new();
+        if let Some(code) = code {
+            writes.push(items::sms_active_for(user, &code.phone_hash));
+        }
+        let reference_at = writes.len();
+        writes.push(items::take_payment_reference(
+            user,
+            &challenge.payment.reference,
+            &challenge.id,
+            replaces,
+            now,
+        ));
+        writes.push(items::put_payment(user, challenge));
+        match (code, &challenge.request_id) {
+            (Some(code), _) => writes.push(items::put_challenge(
+                user,
+                &ChallengeSlot::Payment(challenge.id.clone()),
+                code,
+                now,
+            )),
+            (None, Some(request_id)) => writes.push(items::put_push_request(
+                request_id,
+                user,
+                &PushPurpose::Payment(challenge.id.clone()),
+                now,
+            )),
+            (None, None) => {}
+        }
+        let leading = writes.len();
+        writes.extend(counters.iter().map(items::consume_counter));
+        match self.transact("start_payment", writes).await? {
+            Ok(()) => Ok(PaymentStart::Started),
+            Err(failed) if code.is_some() && failed.contains(&0) => Ok(PaymentStart::NotRegistered),
+            Err(failed) if failed.contains(&reference_at) => Ok(PaymentStart::ReferenceTaken),
+            Err(failed) => Ok(PaymentStart::Limited(limited(&failed, leading))),
+        }
+    }
+
+    async fn abandon_payment(
+        &self,
+        user: &UserKey,
+        challenge: &PaymentChallenge,
+        code_id: &str,
+        counters: &[LimitCounter],
+    ) -> Result<(), StoreError> {
+        const OP: &str = "abandon_payment";
+        self.write(
+            OP,
+            items::delete_challenge(user, &ChallengeSlot::Payment(challenge.id.clone()), code_id),
+            Returns::Nothing,
+        )
+        .await?;
+        self.write(
+            OP,
+            items::release_payment_reference(user, &challenge.payment.reference, &challenge.id),
+            Returns::Nothing,
+        )
+        .await?;
+        self.write(
+            OP,
+            items::delete_payment(user, &challenge.id),
+            Returns::Nothing,
+        )
+        .await?;
+        self.refund(counters).await
+    }
+
+    async fn finish_payment(
+        &self,
+        user: &UserKey,
+        id: &str,
+        outcome: &PaymentOutcome,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut writes = vec![items::finish_payment(
+            user,
+            id,
+            outcome.verified.as_ref(),
+            now,
+        )];
+        if let Some(code) = &outcome.consume_code {
+            writes.push(items::delete_challenge(
+                user,
+                &ChallengeSlot::Payment(id.to_owned()),
+                code,
+            ));
+        }
+        if outcome.require_authy {
+            writes.push(items::authy_active(user));
+        }
+        Ok(self.transact("finish_payment", writes).await?.is_ok())
     }
 
     async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError> {

@@ -1,0 +1,205 @@
+//! Payment challenges: the user approves one amount to one payee (PSD2 RTS Art. 5, "dynamic
+//! linking"). The code (or the push) is bound to what is shown; a verified challenge yields
+//! a signed proof (see `proof`) over exactly these values, so changing any of them breaks it.
+//!
+//! One challenge per reference per user at a time: a pending or verified challenge holds its
+//! reference (`STATE_INVALID`); after `DECLINED` or `EXPIRED` a new one may start, but a new
+//! SMS for the same reference waits 15 s (`RETRY_IN_15SEC`).
+
+use super::{channel::Channel, step_up::ChallengeStatus};
+
+/// The largest amount, in minor units (10^12).
+pub const MAX_AMOUNT: u64 = 1_000_000_000_000;
+
+/// What the user approves: the caller's payment reference, the amount and the payee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    /// 1–64 characters of `[A-Za-z0-9._:-]`.
+    pub reference: String,
+    /// ISO 4217 alphabetic code, in use.
+    pub currency: String,
+    /// Minor units, 1 to 10^12.
+    pub value: u64,
+    /// 1–70 characters, no control characters.
+    pub payee_name: String,
+    /// 1–34 characters, no control characters. Never logged, never in an event.
+    pub payee_account: String,
+}
+
+/// Whether a currency code is ISO 4217, in use (not superseded, not a fund or metal), and
+/// its minor units.
+pub fn minor_units(currency: &str) -> Option<u16> {
+    let found = iso_currency::Currency::from_code(currency)?;
+    if found.is_superseded().is_some() || found.is_special() || found.is_fund() {
+        return None;
+    }
+    found.exponent()
+}
+
+/// The amount in major units with its currency's decimals: `EUR 125.50`, `JPY 12550`,
+/// `KWD 12.550`.
+pub fn format_amount(currency: &str, value: u64) -> String {
+    let decimals = u32::from(minor_units(currency).unwrap_or(2));
+    let scale = 10u64.saturating_pow(decimals);
+    if decimals == 0 {
+        format!("{currency} {value}")
+    } else {
+        format!(
+            "{currency} {}.{:0width$}",
+            value / scale,
+            value % scale,
+            width = decimals as usize
+        )
+    }
+}
+
+/// GSM 03.38 basic characters (one septet each).
+const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+/// GSM 03.38 extension characters (an escape and a septet: two each).
+const GSM_EXTENDED: &str = "^{}\\[~]|€\u{c}";
+
+/// The length of a text in one SMS segment's units, and that segment's capacity: GSM-7
+/// septets (160) when every character is in the GSM alphabet, else UCS-2 code units (70).
+pub fn sms_units(text: &str) -> (usize, usize) {
+    let septets = text.chars().try_fold(0usize, |n, c| {
+        if GSM_BASIC.contains(c) {
+            Some(n + 1)
+        } else if GSM_EXTENDED.contains(c) {
+            Some(n + 2)
+        } else {
+            None
+        }
+    });
+    match septets {
+        Some(n) => (n, 160),
+        None => (text.encode_utf16().count(), 70),
+    }
+}
+
+/// The payment SMS: the code, the amount and the payee, within one segment where the names
+/// allow. The payee name is cut (never the amount); the code, amount and warning stay.
+pub fn payment_sms_text(code: &str, payment: &Payment) -> String {
+    let amount = format_amount(&payment.currency, payment.value);
+    let text = |payee: &str| format!("{code} approves {amount} to {payee}. Never share this code.");
+    let mut payee: Vec<char> = payment.payee_name.chars().collect();
+    loop {
+        let name: String = payee.iter().collect();
+        let candidate = text(&name);
+        let (used, capacity) = sms_units(&candidate);
+        if used <= capacity || payee.len() <= 1 {
+            return candidate;
+        }
+        payee.pop();
+    }
+}
+
+/// What the device shows for a push payment challenge.
+pub fn payment_push_message(programme: &str, payment: &Payment) -> String {
+    format!(
+        "{programme}: approve {} to {}",
+        format_amount(&payment.currency, payment.value),
+        payment.payee_name
+    )
+}
+
+/// A payment challenge as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentChallenge {
+    pub id: String,
+    pub payment: Payment,
+    /// SMS (a code) or AUTHY (a push).
+    pub channel: Channel,
+    /// `PENDING`, `VERIFIED` or `DECLINED` as stored; `EXPIRED` is read from the time.
+    pub status: ChallengeStatus,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// The push provider's request (push only).
+    pub request_id: Option<String>,
+    /// The compact JWS, once verified.
+    pub proof: Option<String>,
+    /// The attempt (SMS) or provider request (push) that verified it.
+    pub verified_by: Option<String>,
+}
+
+impl PaymentChallenge {
+    /// The status a reader sees at `now`: a pending challenge past its time is expired.
+    pub fn status_at(&self, now: i64) -> ChallengeStatus {
+        match self.status {
+            ChallengeStatus::Pending if now >= self.expires_at => ChallengeStatus::Expired,
+            status => status,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payment(name: &str) -> Payment {
+        Payment {
+            reference: "pay_8f2c".into(),
+            currency: "EUR".into(),
+            value: 12_550,
+            payee_name: name.into(),
+            payee_account: "GB29NWBK60161331926819".into(),
+        }
+    }
+
+    #[test]
+    fn amounts_use_the_currency_s_minor_units() {
+        assert_eq!(format_amount("EUR", 12_550), "EUR 125.50");
+        assert_eq!(format_amount("EUR", 5), "EUR 0.05");
+        assert_eq!(format_amount("JPY", 12_550), "JPY 12550");
+        assert_eq!(format_amount("KWD", 12_550), "KWD 12.550");
+        assert_eq!(format_amount("BHD", 12_550), "BHD 12.550");
+        assert_eq!(
+            minor_units("CLF"),
+            None,
+            "a fund code, not money one pays with"
+        );
+        assert_eq!(minor_units("EUR"), Some(2));
+        assert_eq!(minor_units("XXX"), None, "no currency");
+        assert_eq!(minor_units("XAU"), None, "a metal");
+        assert_eq!(minor_units("HRK"), None, "superseded by EUR");
+        assert_eq!(minor_units("eur"), None);
+        assert_eq!(minor_units("ZZZ"), None);
+    }
+
+    #[test]
+    fn the_sms_names_amount_and_payee_in_one_segment() {
+        assert_eq!(
+            payment_sms_text("123456", &payment("Acme Ltd")),
+            "123456 approves EUR 125.50 to Acme Ltd. Never share this code."
+        );
+        // A long payee name is cut to fit 160 GSM-7 septets; the amount stays whole.
+        let long = payment_sms_text("123456", &payment(&"A".repeat(70)));
+        assert_eq!(sms_units(&long), (long.chars().count(), 160));
+        assert!(long.chars().count() <= 160 && long.contains("EUR 125.50"));
+        assert!(long.ends_with(". Never share this code."));
+        // A name outside GSM-7 makes the SMS UCS-2: 70 units.
+        let greek_cyrillic = payment_sms_text("123456", &payment(&"Жук ".repeat(15)));
+        assert_eq!(sms_units(&greek_cyrillic).1, 70);
+        assert!(greek_cyrillic.encode_utf16().count() <= 70);
+        assert!(greek_cyrillic.contains("EUR 125.50 to Жук"));
+        // Extension characters count two septets.
+        assert_eq!(sms_units("€"), (2, 160));
+        assert_eq!(sms_units("a"), (1, 160));
+    }
+
+    #[test]
+    fn a_pending_payment_expires_on_read() {
+        let c = PaymentChallenge {
+            id: "c".into(),
+            payment: payment("Acme"),
+            channel: Channel::Sms,
+            status: ChallengeStatus::Pending,
+            created_at: 0,
+            expires_at: 300,
+            request_id: None,
+            proof: None,
+            verified_by: None,
+        };
+        assert_eq!(c.status_at(299), ChallengeStatus::Pending);
+        assert_eq!(c.status_at(300), ChallengeStatus::Expired);
+    }
+}

@@ -1,0 +1,110 @@
+//! `POST /challenges/otp/SMS`: a payment challenge by SMS — the code is bound to one amount
+//! to one payee, and the SMS names both (`123456 approves EUR 125.50 to Acme Ltd. ...`).
+//!
+//! One challenge per reference per user at a time (`STATE_INVALID` while one is pending or
+//! verified; a verified reference is final); a new SMS for the same reference waits 15 s
+//! (`RETRY_IN_15SEC`); the send limits of enrolment apply (429). The challenge, the
+//! reference, the code and the counters are one transaction, conditional on the SMS factor
+//! being `ACTIVE` for the token's phone; then the SMS is sent (a failed send removes the code).
+
+use serde_json::json;
+
+use super::{new_code, payment_reference_free, send_payment_code, sms_counters_for};
+use crate::{
+    app::App,
+    domain::{
+        challenge::CODE_TTL_SECS,
+        channel::Channel,
+        limits::rate_limited,
+        otp::random_id,
+        payment::{Payment, PaymentChallenge},
+        step_up::ChallengeStatus,
+    },
+    http::{
+        auth::PhoneClaim,
+        response::{ApiError, ErrorCode, Reply},
+        Caller,
+    },
+    store::{NewChallenge, PaymentStart},
+};
+
+pub async fn payment_sms(app: &App, caller: &Caller, payment: Payment) -> Result<Reply, ApiError> {
+    let programme = &caller.programme;
+    if !programme.channel_enabled(Channel::Sms) {
+        return Err(ApiError::Conflict(ErrorCode::ChannelNotSupported));
+    }
+    let PhoneClaim::Valid(phone) = &caller.phone else {
+        return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
+    };
+    let phone_hash = app.hasher.phone_hash(phone.expose_e164());
+    let factor = app.store.get_factor(&caller.user, Channel::Sms).await?;
+    if !factor.is_some_and(|f| {
+        f.status == crate::domain::factor::FactorStatus::Active
+            && f.phone_hash.as_deref() == Some(phone_hash.as_str())
+    }) {
+        return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
+    }
+    let replaces = payment_reference_free(app, caller, &payment.reference, true).await?;
+    let code = new_code(app, programme.sandbox)?;
+    let random = || random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()));
+    let id = random()?;
+    let code_id = random()?;
+    let expires_at = caller.now + CODE_TTL_SECS;
+    let challenge = PaymentChallenge {
+        id: id.clone(),
+        payment,
+        channel: Channel::Sms,
+        status: ChallengeStatus::Pending,
+        created_at: caller.now,
+        expires_at,
+        request_id: None,
+        proof: None,
+        verified_by: None,
+    };
+    let stored_code = NewChallenge {
+        code_hash: app.hasher.code_hash(&code_id, &code),
+        challenge_id: code_id,
+        phone_hash,
+        wrong_code_limit: programme.wrong_code_limit,
+        expires_at,
+    };
+    let counters = sms_counters_for(app, caller, phone, &stored_code.phone_hash);
+    match app
+        .store
+        .start_payment(
+            &caller.user,
+            &challenge,
+            Some(&stored_code),
+            replaces.as_deref(),
+            &counters,
+            caller.now,
+        )
+        .await?
+    {
+        PaymentStart::Started => {}
+        PaymentStart::NotRegistered => {
+            return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered))
+        }
+        PaymentStart::ReferenceTaken => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
+        PaymentStart::Limited(full) => {
+            let hit: Vec<_> = full.iter().filter_map(|&i| counters.get(i)).collect();
+            tracing::info!(to = %phone, "SMS send limit reached (payment)");
+            return match rate_limited(&counters, &hit, caller.now) {
+                Some(limited) => Err(ApiError::RateLimited(limited)),
+                None => Err(ApiError::Internal("limited without a full counter".into())),
+            };
+        }
+    }
+    send_payment_code(
+        app,
+        caller,
+        phone,
+        code,
+        &challenge,
+        &stored_code,
+        &counters,
+    )
+    .await?;
+    tracing::info!(challenge = %id, "payment challenge sent by SMS");
+    Ok(Reply::json(200, &json!({ "scaChallengeId": id })))
+}
