@@ -596,6 +596,12 @@ async fn main() -> Result<(), BoxError> {
         ("step-up-push", "step-up-push.409"),
         ("get-step-up-challenge", "get-step-up-challenge.404"),
         ("simulate-step-up", "simulate-step-up.404"),
+        ("payment-sms", "payment-sms.200"),
+        ("verify-payment-sms", "verify-payment-sms.404"),
+        ("payment-push", "payment-push.409"),
+        ("get-payment-challenge", "get-payment-challenge.404"),
+        ("jwks", "jwks.200"),
+        ("simulate-payment", "simulate-payment.404"),
     ];
     // Round-robin: each round starts every binary once, the empty function first, so that
     // the machine's noise falls on all of them alike; the ratio is the median over rounds of
