@@ -377,6 +377,8 @@ fn runtime_table_logs_and_secrets() {
     }
     assert!(t["Outputs"]["ApiUrl"] != Value::Null && t["Outputs"]["TableName"] != Value::Null);
     assert_eq!(text(&env["EVENTS_TOPIC_ARN"]), "!Ref FactorEventsTopic");
+    // Large allocations (an attacker's event) go back to the system when freed.
+    assert_eq!(env["MALLOC_MMAP_THRESHOLD_"], "131072");
     assert!(t["Outputs"]["EventsTopicArn"] != Value::Null);
 }
 
