@@ -121,8 +121,12 @@ def authy_signed(body, nonce="1795946400"):
 CALLBACK = {"uuid": "no-such-request", "status": "approved", "authy_id": 42, "callback_action": "approval_request_status"}
 CASES += [
     ("authy-callback.401-unsigned", event("POST", "/webhooks/authy", body=json.dumps(CALLBACK))),
-    ("authy-callback.200-unknown-request",
-     event("POST", "/webhooks/authy", headers=authy_signed(CALLBACK), body=json.dumps(CALLBACK))),
+    # Authy's nonce is its timestamp and must be within 5 minutes of the service's clock: a
+    # file made once cannot hold a fresh one, so this callback is correctly signed but stale
+    # (401) wherever and whenever it is invoked. A 200 needs a callback signed at invoke time
+    # (tests/api/authy.rs signs them so).
+    ("authy-callback.401-stale-nonce",
+     event("POST", "/webhooks/authy", headers=authy_signed(CALLBACK, nonce="1764410400"), body=json.dumps(CALLBACK))),
 ]
 
 # Step-up (CONTRACT-CHALLENGES.md): the SMS factor is ACTIVE since verify-sms-otp.204, the

@@ -590,7 +590,7 @@ async fn main() -> Result<(), BoxError> {
         ("enrol-push", "enrol-push.204"),
         ("unlink-push", "unlink-push.409"),
         ("simulate-push", "simulate-push.409"),
-        ("authy-callback", "authy-callback.200"),
+        ("authy-callback", "authy-callback.401-stale"),
         ("step-up-sms", "step-up-sms.204"),
         ("verify-step-up-sms", "verify-step-up-sms.409"),
         ("step-up-push", "step-up-push.409"),
