@@ -517,8 +517,7 @@ async fn events_are_published_to_the_sns_topic() {
         published_timestamp: 1_795_946_430_000,
     };
     publisher.publish(&event.clone().into()).await.unwrap();
-    let data: Value =
-        serde_json::from_str(&http_get(&format!("{endpoint}/moto-api/data.json")).await).unwrap();
+    let data: Value = moto_data(&endpoint).await;
     let topic = data["sns"]["Topic"]
         .as_array()
         .unwrap()

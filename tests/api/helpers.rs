@@ -487,8 +487,7 @@ impl TestApp {
     /// The SMS texts the SNS-compatible server received for a number (all tests share the
     /// server: give each test its own numbers).
     pub async fn published_to(&self, phone: &str) -> Vec<String> {
-        let data = http_get(&format!("{}/moto-api/data.json", self.aws().endpoint)).await;
-        let data: Value = serde_json::from_str(&data).unwrap();
+        let data = moto_data(&self.aws().endpoint).await;
         let texts: Vec<String> = data["sns"]["SMS"]
             .as_array()
             .into_iter()
@@ -655,6 +654,24 @@ pub fn unique_phone() -> String {
 }
 
 /// A plain HTTP/1.0 GET (for the emulator's own API).
+/// The emulator's record of everything (`/moto-api/data.json`). It serialises its state while
+/// other tests change it and then, now and then, answers an HTML 500: asked again, it answers.
+pub async fn moto_data(endpoint: &str) -> Value {
+    let url = format!("{endpoint}/moto-api/data.json");
+    let mut last = String::new();
+    for _ in 0..20 {
+        last = http_get(&url).await;
+        if let Ok(data) = serde_json::from_str::<Value>(&last) {
+            return data;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the emulator's data.json is not JSON: {}",
+        last.chars().take(300).collect::<String>()
+    )
+}
+
 pub async fn http_get(url: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();

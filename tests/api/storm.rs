@@ -26,7 +26,7 @@ use std::{
 use additional_factors::domain::{
     idempotency::LEASE_SECS, limits::SendLimits, programme::Programme,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::{
     faults::{fault_proxy, Fault},
@@ -279,8 +279,7 @@ async fn fifty_clients_retrying_through_faults_end_active_with_one_sms_each() {
     );
 
     // Every client: one SMS accepted by SNS, and one in the server's record of texts.
-    let data = http_get(&format!("{}/moto-api/data.json", aws_endpoint())).await;
-    let data: Value = serde_json::from_str(&data).unwrap();
+    let data = moto_data(&aws_endpoint()).await;
     let received = |phone: &str| {
         data["sns"]["SMS"]
             .as_array()
