@@ -5,7 +5,7 @@
 //! (and the counters given back when SNS definitely sent nothing), and the caller gets a 503
 //! whose retry works; the stored code hash was harmless meanwhile, since nobody knows its code.
 
-use super::{enrolment_phone, new_code, send_code, sms_counters_for};
+use super::{enrolment_phone, new_code, send_code, sms_counters_for, Unsent};
 use crate::{
     app::App,
     domain::{challenge::CODE_TTL_SECS, channel::Channel, limits::rate_limited, otp::random_id},
@@ -48,13 +48,14 @@ pub async fn enrol_sms_otp(app: &App, caller: &Caller) -> Result<Reply, ApiError
             };
         }
     }
+    let text = programme.sms_text(code.expose());
     send_code(
         app,
         caller,
         phone,
         code,
-        &ChallengeSlot::Enrolment,
-        &challenge.challenge_id,
+        text,
+        Unsent::Challenge(&ChallengeSlot::Enrolment, &challenge.challenge_id),
         &counters,
     )
     .await?;

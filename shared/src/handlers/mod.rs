@@ -99,16 +99,25 @@ fn sms_counters_for(
     )
 }
 
-/// Sends a stored challenge's code (a sandbox sends nothing). If the send fails, the
-/// challenge is removed, the counters are given back when SNS definitely sent nothing (an
-/// SMS that may have left still counts), and the caller gets a 503 whose retry works.
+/// What a failed send leaves behind to remove.
+enum Unsent<'a> {
+    /// An enrolment or step-up code: the slot's challenge (by id).
+    Challenge(&'a crate::store::ChallengeSlot, &'a str),
+    /// A payment challenge, its code (by id) and its hold on the reference.
+    Payment(&'a crate::domain::payment::PaymentChallenge, &'a str),
+}
+
+/// Sends a stored challenge's code as `text` (a sandbox sends nothing). If the send fails,
+/// what was stored for it is removed, the counters are given back when SNS definitely sent
+/// nothing (an SMS that may have left still counts), and the caller gets a 503 whose retry
+/// works.
 async fn send_code(
     app: &crate::app::App,
     caller: &Caller,
     phone: &PhoneNumber,
     code: crate::domain::otp::VerificationCode,
-    slot: &crate::store::ChallengeSlot,
-    challenge_id: &str,
+    text: String,
+    unsent: Unsent<'_>,
     counters: &[crate::domain::limits::LimitCounter],
 ) -> Result<(), ApiError> {
     use crate::sms::{Delivery, SmsMessage};
@@ -119,7 +128,7 @@ async fn send_code(
     }
     let message = SmsMessage {
         to: phone.clone(),
-        text: programme.sms_text(code.expose()),
+        text,
         code,
         sender_id: programme.sms_sender_id.clone(),
     };
@@ -132,10 +141,18 @@ async fn send_code(
         Delivery::Unknown => &[],
     };
     tracing::info!(delivery = ?error.delivery, refunded = !refund.is_empty(), "SMS not sent");
-    let abandoned = app
-        .store
-        .abandon_challenge(&caller.user, slot, challenge_id, refund)
-        .await;
+    let abandoned = match unsent {
+        Unsent::Challenge(slot, id) => {
+            app.store
+                .abandon_challenge(&caller.user, slot, id, refund)
+                .await
+        }
+        Unsent::Payment(challenge, code_id) => {
+            app.store
+                .abandon_payment(&caller.user, challenge, code_id, refund)
+                .await
+        }
+    };
     if let Err(cleanup) = abandoned {
         tracing::warn!(error = %crate::logging::redacted_chain(&cleanup), "the unsent challenge could not be removed");
     }
@@ -261,49 +278,6 @@ async fn payment_reference_free(
     }
 }
 
-/// Sends a payment challenge's code (a sandbox sends nothing). If the send fails, the
-/// challenge, its code and its hold on the reference are removed (and the counters given
-/// back when SNS definitely sent nothing), so the caller's retry works.
-async fn send_payment_code(
-    app: &crate::app::App,
-    caller: &Caller,
-    phone: &PhoneNumber,
-    code: crate::domain::otp::VerificationCode,
-    challenge: &crate::domain::payment::PaymentChallenge,
-    stored_code: &crate::store::NewChallenge,
-    counters: &[crate::domain::limits::LimitCounter],
-) -> Result<(), ApiError> {
-    use crate::sms::{Delivery, SmsMessage};
-    let programme = &caller.programme;
-    if programme.sandbox {
-        tracing::info!(to = %phone, "sandbox programme: payment challenge stored, no SMS sent");
-        return Ok(());
-    }
-    let message = SmsMessage {
-        to: phone.clone(),
-        text: crate::domain::payment::payment_sms_text(code.expose(), &challenge.payment),
-        code,
-        sender_id: programme.sms_sender_id.clone(),
-    };
-    let Err(error) = app.sms.send(&message).await else {
-        tracing::info!(to = %phone, "payment code sent");
-        return Ok(());
-    };
-    let refund: &[_] = match error.delivery {
-        Delivery::NotSent => counters,
-        Delivery::Unknown => &[],
-    };
-    tracing::info!(delivery = ?error.delivery, refunded = !refund.is_empty(), "payment SMS not sent");
-    if let Err(cleanup) = app
-        .store
-        .abandon_payment(&caller.user, challenge, &stored_code.challenge_id, refund)
-        .await
-    {
-        tracing::warn!(error = %crate::logging::redacted_chain(&cleanup), "the unsent payment challenge could not be removed");
-    }
-    Err(ApiError::Unavailable(error.into()))
-}
-
 /// Settles a pending push payment challenge (the device's answer, from Authy's callback or
 /// the simulator): approved → signed, then `VERIFIED` with its proof; denied → `DECLINED`.
 /// `false` when it was not pending, had expired, or its Authy factor is gone.
@@ -352,4 +326,77 @@ async fn settle_payment(
     };
     app.announce_payment(user, challenge, status).await;
     Ok(true)
+}
+
+/// The user's `ACTIVE` Authy factor a push challenge goes to: its provider id (none in a
+/// sandbox, which calls no provider).
+async fn active_authy_id(
+    app: &crate::app::App,
+    caller: &Caller,
+) -> Result<Option<String>, ApiError> {
+    use crate::domain::factor::FactorStatus;
+    let programme = &caller.programme;
+    if !programme.channel_enabled(Channel::Authy) {
+        return Err(ApiError::Conflict(ErrorCode::ChannelNotSupported));
+    }
+    let factor = app.store.get_factor(&caller.user, Channel::Authy).await?;
+    let token_phone = caller.token_phone(app);
+    let Some(factor) = factor.filter(|f| f.listed_status(&token_phone) == FactorStatus::Active)
+    else {
+        return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
+    };
+    match (factor.authy_id, programme.sandbox) {
+        (_, true) => Ok(None),
+        (Some(id), false) => Ok(Some(id)),
+        (None, false) => Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered)),
+    }
+}
+
+/// Pushes a challenge's approval request: consumes the user's push request for this hour
+/// (409 `CHALLENGE_LIMIT_EXCEEDED` when none is left: a guard against push-bombing), then
+/// asks Authy (a sandbox gets a random request id). If Authy fails, the request is given back
+/// and the caller gets a 503. Returns the provider's request id.
+async fn push_approval(
+    app: &crate::app::App,
+    caller: &Caller,
+    authy_id: Option<String>,
+    approval: crate::push::Approval,
+) -> Result<String, ApiError> {
+    use crate::domain::limits::{push_counters, Sender};
+    let programme = &caller.programme;
+    // The user's push requests per hour; the per-number limit is enrolment's.
+    let counters: Vec<_> = push_counters(
+        &programme.send_limits,
+        &Sender {
+            programme_id: &programme.id,
+            credential_id: &caller.user.credential_id,
+            sandbox: programme.sandbox,
+        },
+        "",
+        caller.now,
+    )
+    .into_iter()
+    .take(1)
+    .collect();
+    if app
+        .store
+        .consume_counters(&counters, caller.now)
+        .await?
+        .is_err()
+    {
+        return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded));
+    }
+    let Some(authy_id) = authy_id else {
+        return crate::domain::otp::random_id(app.random.as_ref())
+            .map_err(|e| ApiError::Internal(e.into()));
+    };
+    match app.push.request_approval(&authy_id, &approval).await {
+        Ok(request_id) => Ok(request_id),
+        Err(error) => {
+            if let Err(refund) = app.store.refund_counters(&counters).await {
+                tracing::warn!(error = %crate::logging::redacted_chain(&refund), "push counter not refunded");
+            }
+            Err(ApiError::Unavailable(error.into()))
+        }
+    }
 }

@@ -6,13 +6,11 @@
 
 use serde_json::json;
 
-use super::payment_reference_free;
+use super::{active_authy_id, payment_reference_free, push_approval};
 use crate::{
     app::App,
     domain::{
         channel::Channel,
-        factor::FactorStatus,
-        limits::{push_counters, Sender},
         otp::random_id,
         payment::{format_amount, payment_push_message, Payment, PaymentChallenge},
         step_up::{ChallengeStatus, PUSH_CHALLENGE_TTL_SECS},
@@ -27,67 +25,19 @@ use crate::{
 
 pub async fn payment_push(app: &App, caller: &Caller, payment: Payment) -> Result<Reply, ApiError> {
     let programme = &caller.programme;
-    if !programme.channel_enabled(Channel::Authy) {
-        return Err(ApiError::Conflict(ErrorCode::ChannelNotSupported));
-    }
-    let factor = app.store.get_factor(&caller.user, Channel::Authy).await?;
-    let token_phone = caller.token_phone(app);
-    let Some(factor) = factor.filter(|f| f.listed_status(&token_phone) == FactorStatus::Active)
-    else {
-        return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
-    };
-    let authy_id = match (&factor.authy_id, programme.sandbox) {
-        (_, true) => None,
-        (Some(id), false) => Some(id.clone()),
-        (None, false) => return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered)),
-    };
+    let authy_id = active_authy_id(app, caller).await?;
     let replaces = payment_reference_free(app, caller, &payment.reference, false).await?;
-    let counters: Vec<_> = push_counters(
-        &programme.send_limits,
-        &Sender {
-            programme_id: &programme.id,
-            credential_id: &caller.user.credential_id,
-            sandbox: programme.sandbox,
-        },
-        factor.phone_hash.as_deref().unwrap_or_default(),
-        caller.now,
-    )
-    .into_iter()
-    .take(1)
-    .collect();
-    if app
-        .store
-        .consume_counters(&counters, caller.now)
-        .await?
-        .is_err()
-    {
-        return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded));
-    }
-    let random = || random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()));
-    let id = random()?;
-    let request_id = match authy_id {
-        None => random()?,
-        Some(authy_id) => {
-            let approval = Approval {
-                message: payment_push_message(programme.display_name(), &payment),
-                action: format!(
-                    "Pay {} to {}",
-                    format_amount(&payment.currency, payment.value),
-                    payment.payee_name
-                ),
-                seconds_to_expire: PUSH_CHALLENGE_TTL_SECS as u32,
-            };
-            match app.push.request_approval(&authy_id, &approval).await {
-                Ok(request_id) => request_id,
-                Err(error) => {
-                    if let Err(refund) = app.store.refund_counters(&counters).await {
-                        tracing::warn!(error = %crate::logging::redacted_chain(&refund), "push counter not refunded");
-                    }
-                    return Err(ApiError::Unavailable(error.into()));
-                }
-            }
-        }
+    let approval = Approval {
+        message: payment_push_message(programme.display_name(), &payment),
+        action: format!(
+            "Pay {} to {}",
+            format_amount(&payment.currency, payment.value),
+            payment.payee_name
+        ),
+        seconds_to_expire: PUSH_CHALLENGE_TTL_SECS as u32,
     };
+    let request_id = push_approval(app, caller, authy_id, approval).await?;
+    let id = random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
     let challenge = PaymentChallenge {
         id: id.clone(),
         payment,

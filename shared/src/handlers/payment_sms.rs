@@ -9,7 +9,7 @@
 
 use serde_json::json;
 
-use super::{new_code, payment_reference_free, send_payment_code, sms_counters_for};
+use super::{new_code, payment_reference_free, send_code, sms_counters_for, Unsent};
 use crate::{
     app::App,
     domain::{
@@ -17,7 +17,7 @@ use crate::{
         channel::Channel,
         limits::rate_limited,
         otp::random_id,
-        payment::{Payment, PaymentChallenge},
+        payment::{payment_sms_text, Payment, PaymentChallenge},
         step_up::ChallengeStatus,
     },
     http::{
@@ -37,13 +37,8 @@ pub async fn payment_sms(app: &App, caller: &Caller, payment: Payment) -> Result
         return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
     };
     let phone_hash = app.hasher.phone_hash(phone.expose_e164());
-    let factor = app.store.get_factor(&caller.user, Channel::Sms).await?;
-    if !factor.is_some_and(|f| {
-        f.status == crate::domain::factor::FactorStatus::Active
-            && f.phone_hash.as_deref() == Some(phone_hash.as_str())
-    }) {
-        return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
-    }
+    // The factor is checked inside the start's transaction (CHANNEL_NOT_REGISTERED), not
+    // read first: a reference held by another challenge answers before it.
     let replaces = payment_reference_free(app, caller, &payment.reference, true).await?;
     let code = new_code(app, programme.sandbox)?;
     let random = || random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()));
@@ -95,13 +90,14 @@ pub async fn payment_sms(app: &App, caller: &Caller, payment: Payment) -> Result
             };
         }
     }
-    send_payment_code(
+    let text = payment_sms_text(code.expose(), &challenge.payment);
+    send_code(
         app,
         caller,
         phone,
         code,
-        &challenge,
-        &stored_code,
+        text,
+        Unsent::Payment(&challenge, &stored_code.challenge_id),
         &counters,
     )
     .await?;

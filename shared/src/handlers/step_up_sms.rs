@@ -5,7 +5,7 @@
 //! `ACTIVE` for the token's phone and on the session's last code being at least 15 s old;
 //! then the SMS says the code and the programme. No step-up is needed here: this *is* one.
 
-use super::{new_code, send_code, sms_counters_for};
+use super::{new_code, send_code, sms_counters_for, Unsent};
 use crate::{
     app::App,
     domain::{challenge::CODE_TTL_SECS, channel::Channel, limits::rate_limited, otp::random_id},
@@ -61,13 +61,17 @@ pub async fn step_up_sms(app: &App, caller: &Caller) -> Result<Reply, ApiError> 
             };
         }
     }
+    let text = programme.sms_text(code.expose());
     send_code(
         app,
         caller,
         phone,
         code,
-        &ChallengeSlot::StepUp(caller.session.clone()),
-        &challenge.challenge_id,
+        text,
+        Unsent::Challenge(
+            &ChallengeSlot::StepUp(caller.session.clone()),
+            &challenge.challenge_id,
+        ),
         &counters,
     )
     .await?;
