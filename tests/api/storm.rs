@@ -57,11 +57,34 @@ struct Tally {
     done: AtomicUsize,
     /// Per client: the step it is on and the last answer it got (shown if it never ends).
     steps: std::sync::Mutex<std::collections::BTreeMap<usize, String>>,
+    /// Per client: every request sent and every answer taken, in order (shown on failure).
+    history: std::sync::Mutex<std::collections::BTreeMap<usize, Vec<String>>>,
+    started: std::sync::OnceLock<tokio::time::Instant>,
 }
 
 impl Tally {
     fn step(&self, client: usize, what: String) {
+        let at = self
+            .started
+            .get_or_init(tokio::time::Instant::now)
+            .elapsed()
+            .as_millis();
+        self.history
+            .lock()
+            .unwrap()
+            .entry(client)
+            .or_default()
+            .push(format!("{at:>6} ms {what}"));
         self.steps.lock().unwrap().insert(client, what);
+    }
+
+    fn history_of(&self, client: usize) -> String {
+        self.history
+            .lock()
+            .unwrap()
+            .get(&client)
+            .map(|h| h.join("\n"))
+            .unwrap_or_default()
     }
 }
 
@@ -73,26 +96,40 @@ async fn until_final(
     (client, step): (usize, &str),
     request: impl Fn() -> Req,
 ) -> Resp {
-    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel::<(usize, Resp)>();
     let mut backoff = Duration::from_millis(250);
     let mut sent = 0;
     loop {
+        // An earlier request's final answer that came in while the client waited to resend
+        // is taken instead of sending again (a resend would run the work a second time once
+        // that request's claim has expired, as any client that ignores an answer causes).
+        while let Ok((number, r)) = answered.try_recv() {
+            tally.step(
+                client,
+                format!("{step}: #{number} answered {} {}", r.status, r.raw),
+            );
+            if final_answer(&r) {
+                return r;
+            }
+        }
         let (t, answers, req) = (t.clone(), answers.clone(), request());
         tally.requests.fetch_add(1, Ordering::SeqCst);
-        tally.step(client, format!("{step}: sending"));
+        tally.step(client, format!("{step}: sending #{sent}"));
         let tally2 = tally.clone();
+        let number = sent;
         tokio::spawn(async move {
             let running = tally2.world.read().await;
             let r = t.send(req).await;
             drop(running);
             tally2.answered.fetch_add(1, Ordering::SeqCst);
-            let _ = answers.send(r);
+            let _ = answers.send((number, r));
         });
         let answer = tokio::time::timeout(CLIENT_PATIENCE, answered.recv()).await;
         let seen = match &answer {
-            Ok(Some(r)) => format!("{} {}", r.status, r.raw),
+            Ok(Some((number, r))) => format!("#{number} answered {} {}", r.status, r.raw),
             _ => "no answer yet".to_owned(),
         };
+        let answer = answer.map(|a| a.map(|(_, r)| r));
         tally.step(client, format!("{step}: {seen}"));
         match answer {
             // No answer in time: resend, after the same backoff as any retry (a client that
@@ -127,6 +164,11 @@ async fn until_final(
     }
 }
 
+/// Anything but a 5xx or `IDEMPOTENT_REQUEST_IN_PROGRESS`.
+fn final_answer(r: &Resp) -> bool {
+    r.status < 500 && !(r.status == 409 && r.error_code() == "IDEMPOTENT_REQUEST_IN_PROGRESS")
+}
+
 /// One client: enrol, `limit - 1` wrong guesses, the right code.
 async fn client(t: Arc<TestApp>, tally: Arc<Tally>, n: usize, phone: String) {
     let user = format!("storm-user-{n}");
@@ -139,6 +181,7 @@ async fn client(t: Arc<TestApp>, tally: Arc<Tally>, n: usize, phone: String) {
     .await;
     enrolled.assert(204);
     let code = t.last_code(&phone);
+    tally.step(n, format!("code read: {code}"));
     for guess in 1..WRONG_CODE_LIMIT {
         let wrong_guess = || {
             auth(Req::post(VERIFY))
@@ -289,8 +332,19 @@ async fn fifty_clients_retrying_through_faults_end_active_with_one_sms_each() {
             .count()
     };
     for (n, phone) in phones.iter().enumerate() {
-        assert_eq!(t.texts_to(phone).len(), 1, "client {n}: {stats}");
-        assert_eq!(received(phone), 1, "client {n}: {stats}");
+        let texts = t.texts_to(phone);
+        assert_eq!(
+            texts.len(),
+            1,
+            "client {n}: {stats}\ntexts: {texts:?}\n{}",
+            tally.history_of(n)
+        );
+        assert_eq!(
+            received(phone),
+            1,
+            "client {n}: {stats}\n{}",
+            tally.history_of(n)
+        );
         let token = t.token_with(
             "storm",
             &format!("storm-user-{n}"),
