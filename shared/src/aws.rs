@@ -15,12 +15,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_ATTEMPTS: u32 = 3;
-/// The whole request's budget, under the functions' 10 s timeout. A request makes several
-/// calls in a row, each allowed `OPERATION_TIMEOUT`: past this budget the request is cut and
-/// answered 503 with `Retry-After` (a killed function would give the caller a 502 and log
-/// nothing). What it left is what a killed function leaves: at worst a claim held for its
-/// lease (409 `IDEMPOTENT_REQUEST_IN_PROGRESS`, then the retry runs).
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(8);
+/// A request's budget for its work, under the functions' 10 s timeout. A request makes
+/// several calls in a row, each allowed `OPERATION_TIMEOUT`: past this budget the work is cut
+/// and answered 503 with `Retry-After` (a killed function would give the caller a 502 and
+/// log nothing), and its idempotency claim is dropped so that the retry runs.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(7);
+/// After the work, what keeping its answer for replay (or dropping the claim) may take: not
+/// cut by `REQUEST_DEADLINE`, since an answer whose SMS has gone out must not become a 503.
+/// Deadline and budget together stay under the 10 s function timeout.
+pub const RECORDING_BUDGET: Duration = Duration::from_millis(1_500);
 
 /// The SDK configuration from the environment (region, credentials), with our timeouts.
 /// With an `endpoint` (a local DynamoDB/SNS-compatible server), a region and static

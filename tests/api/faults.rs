@@ -114,7 +114,17 @@ pub async fn fault_proxy(upstream: &str) -> FaultProxy {
                             "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalError</Code><Message>boom</Message></Error><RequestId>r</RequestId></ErrorResponse>",
                         ),
                         Fault::Pass | Fault::ResetMidResponse => {
-                            let Ok(_slot) = upstream_slots.acquire().await else { return };
+                            // A request still queued here when its caller gave up (the SDK's
+                            // attempt timeout) is never forwarded: a late copy reaching the
+                            // emulator after the SDK's retry would be a second SMS or write
+                            // that no network in front of AWS produces from a queue.
+                            let _slot = tokio::select! {
+                                slot = upstream_slots.acquire() => match slot {
+                                    Ok(slot) => slot,
+                                    Err(_) => return,
+                                },
+                                () = caller_gone(&client) => return,
+                            };
                             let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
                             if server.write_all(&request).await.is_err() {
                                 return;
@@ -138,6 +148,15 @@ pub async fn fault_proxy(upstream: &str) -> FaultProxy {
         url,
         fault,
         faulted,
+    }
+}
+
+/// Resolves when the caller closes its connection (it sends nothing else while it waits).
+async fn caller_gone(client: &TcpStream) {
+    let mut byte = [0u8; 1];
+    match client.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
     }
 }
 
@@ -289,7 +308,7 @@ impl additional_factors::sms::SmsSender for HangsOnce {
 }
 
 #[tokio::test]
-async fn a_request_past_its_budget_is_cut_and_answered_503() {
+async fn a_request_past_its_budget_is_cut_and_answered_503_and_its_retry_runs() {
     let t = TestApp::with_sms(Some(Arc::new(HangsOnce(false.into())))).await;
     let token = t.token("live", "u1");
     let started = Instant::now();
@@ -298,14 +317,65 @@ async fn a_request_past_its_budget_is_cut_and_answered_503() {
         .await;
     assert_unavailable(&r, started, "hanging SMS provider");
     assert!(started.elapsed() >= additional_factors::aws::REQUEST_DEADLINE);
-    // Cut mid-way, like a killed function: its claim holds the reference for the lease...
-    t.send(Req::post(SMS).auth(LIVE_KEY, &token).idem("slow"))
+    // A 503 keeps nothing: the claim of the cut request was dropped, and the retry runs to
+    // its end (not a replay, not IDEMPOTENT_REQUEST_IN_PROGRESS).
+    let retried = t
+        .send(Req::post(SMS).auth(LIVE_KEY, &token).idem("slow"))
+        .await;
+    retried.assert(204);
+    assert_eq!(retried.header("idempotent-replayed"), None);
+}
+
+/// An SMS sender that succeeds just before the request's deadline, after making DynamoDB
+/// slower than any timeout: the request's answer is then kept past its deadline.
+struct SlowSendThenSlowStore {
+    proxy: Arc<FaultProxy>,
+    sent: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl additional_factors::sms::SmsSender for SlowSendThenSlowStore {
+    async fn send(
+        &self,
+        _: &additional_factors::sms::SmsMessage,
+    ) -> Result<(), additional_factors::sms::SmsError> {
+        self.proxy.set(Fault::Delay);
+        tokio::time::sleep(additional_factors::aws::REQUEST_DEADLINE - Duration::from_secs(1))
+            .await;
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_sent_near_the_deadline_is_answered_204_even_when_its_answer_cannot_be_kept() {
+    let proxy = Arc::new(fault_proxy(&aws_endpoint()).await);
+    let sms = Arc::new(SlowSendThenSlowStore {
+        proxy: proxy.clone(),
+        sent: 0.into(),
+    });
+    let t = TestApp::on_aws_behind_with_sms(&proxy.url, sms.clone()).await;
+    let token = t.token("live", "u1");
+    let started = Instant::now();
+    let r = t
+        .send(Req::post(SMS).auth(LIVE_KEY, &token).idem("late"))
+        .await;
+    // The SMS went out: the caller is told so, although keeping the answer (DynamoDB now
+    // slower than any timeout) ran past the deadline and failed. A 503 here would have the
+    // caller retry, and send a second SMS once the claim's lease ran out.
+    r.assert(204);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed > additional_factors::aws::REQUEST_DEADLINE
+            && elapsed < BUDGET + Duration::from_millis(500),
+        "took {elapsed:?}"
+    );
+    assert_eq!(sms.sent.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The claim was never completed: the same request is held off (not run again) until its
+    // lease ends.
+    proxy.set(Fault::Pass);
+    t.send(Req::post(SMS).auth(LIVE_KEY, &token).idem("late"))
         .await
         .assert_conflict("IDEMPOTENT_REQUEST_IN_PROGRESS");
-    // ...then the retry runs to its end.
-    t.clock.advance(61);
-    let token = t.token("live", "u1");
-    t.send(Req::post(SMS).auth(LIVE_KEY, &token).idem("slow"))
-        .await
-        .assert(204);
+    assert_eq!(sms.sent.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -124,18 +124,30 @@ impl TestApp {
     /// On DynamoDB and SNS, both reached through `endpoint` (a fault proxy in front of the
     /// local server); the table is created directly.
     pub async fn on_aws_behind(endpoint: &str) -> Self {
-        Self::on_aws_at(aws_endpoint(), Some(endpoint.to_owned()), Some(endpoint)).await
+        Self::on_aws_at(
+            aws_endpoint(),
+            Some(endpoint.to_owned()),
+            Some(endpoint),
+            None,
+        )
+        .await
+    }
+
+    /// On DynamoDB reached through `endpoint` (a fault proxy), with `sms` sending the codes.
+    pub async fn on_aws_behind_with_sms(endpoint: &str, sms: Arc<dyn SmsSender>) -> Self {
+        Self::on_aws_at(aws_endpoint(), Some(endpoint.to_owned()), None, Some(sms)).await
     }
 
     /// On DynamoDB; SMS through SNS at `sns_endpoint` (default: the same local server).
     pub async fn on_aws_with_sns(sns_endpoint: Option<&str>) -> Self {
-        Self::on_aws_at(aws_endpoint(), None, sns_endpoint).await
+        Self::on_aws_at(aws_endpoint(), None, sns_endpoint, None).await
     }
 
     async fn on_aws_at(
         endpoint: String,
         dynamodb_via: Option<String>,
         sns_endpoint: Option<&str>,
+        sms: Option<Arc<dyn SmsSender>>,
     ) -> Self {
         // The emulator serves every test at once; under that load the production timeouts
         // (2 s a try) would turn slow answers into 503s. Only the fault tests, which check
@@ -166,7 +178,8 @@ impl TestApp {
             dynamo: dynamo.clone(),
             sns: sns.clone(),
         };
-        Self::build(dynamo, None, Some(aws), Some(sns), record_sent, true, None).await
+        let sms = sms.unwrap_or(sns);
+        Self::build(dynamo, None, Some(aws), Some(sms), record_sent, true, None).await
     }
 
     async fn build(

@@ -3,6 +3,12 @@
 //! The reference is *claimed* by a conditional write before anything runs, so two retries
 //! arriving together cannot both run. A final 2xx, 400 or 409 is kept; anything else (401,
 //! 403, 429, 5xx) drops the claim so that the caller's retry runs again.
+//!
+//! The request's deadline cuts the claim and the work (a cut is a 503, and drops the claim),
+//! never the recording of their answer: once an SMS has gone out, cutting the write that
+//! keeps its 204 would answer 503 and hold the reference for its lease, after which the
+//! caller's retry sends a second SMS. Recording has its own budget instead
+//! (`RECORDING_BUDGET`); if that runs out too, the work's answer is still the answer.
 
 use std::future::Future;
 
@@ -21,20 +27,24 @@ pub async fn run_once<F>(
     caller: &Caller,
     reference: Option<IdempotencyRef>,
     fingerprint: &str,
+    deadline: tokio::time::Instant,
     work: F,
 ) -> Result<Reply, ApiError>
 where
     F: Future<Output = Result<Reply, ApiError>>,
 {
     let Some(reference) = reference else {
-        return work.await;
+        return super::until(deadline, work).await;
     };
     let lease = random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
-    match app
-        .store
-        .claim_idempotency(&caller.user, &reference, fingerprint, &lease, caller.now)
-        .await?
-    {
+    let claimed = super::until(deadline, async {
+        Ok(app
+            .store
+            .claim_idempotency(&caller.user, &reference, fingerprint, &lease, caller.now)
+            .await?)
+    })
+    .await?;
+    match claimed {
         ClaimOutcome::Claimed => {}
         ClaimOutcome::Replay(stored) => {
             tracing::info!(status = stored.status, "idempotent replay");
@@ -45,31 +55,39 @@ where
             return Err(ApiError::Conflict(ErrorCode::IdempotentRequestInProgress))
         }
     }
-    let result = work.await;
+    let result = super::until(deadline, work).await;
     let reply = match &result {
         Ok(reply) => reply.clone(),
         Err(error) => error.to_reply(),
     };
+    let budget = crate::aws::RECORDING_BUDGET;
     if reply.is_kept() {
-        let kept = app
-            .store
-            .complete_idempotency(
-                &caller.user,
-                &reference,
-                &lease,
-                &reply.to_stored(),
-                app.clock.now(),
-            )
-            .await;
-        if let Err(error) = kept {
-            tracing::warn!(error = %crate::logging::redacted_chain(&error), "the response could not be kept for replay");
+        let stored = reply.to_stored();
+        let kept = app.store.complete_idempotency(
+            &caller.user,
+            &reference,
+            &lease,
+            &stored,
+            app.clock.now(),
+        );
+        match tokio::time::timeout(budget, kept).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(error = %crate::logging::redacted_chain(&error), "the response could not be kept for replay");
+            }
+            Err(_) => tracing::warn!("the response could not be kept for replay: out of time"),
         }
-    } else if let Err(error) = app
-        .store
-        .release_idempotency(&caller.user, &reference, &lease)
-        .await
-    {
-        tracing::warn!(error = %crate::logging::redacted_chain(&error), "the idempotency claim could not be released");
+    } else {
+        let released = app
+            .store
+            .release_idempotency(&caller.user, &reference, &lease);
+        match tokio::time::timeout(budget, released).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(error = %crate::logging::redacted_chain(&error), "the idempotency claim could not be released");
+            }
+            Err(_) => tracing::warn!("the idempotency claim could not be released: out of time"),
+        }
     }
     result
 }

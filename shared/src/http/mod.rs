@@ -75,12 +75,15 @@ pub async fn handle(app: &App, route: Route, request: Request) -> Response<Body>
     let request_ref = new_request_ref(app);
     let span = tracing::info_span!("request", request_ref = %request_ref, route = route.name());
     async {
-        let outcome =
-            tokio::time::timeout(crate::aws::REQUEST_DEADLINE, process(app, route, &request))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ApiError::Unavailable("the request ran out of time".into()))
-                });
+        // The work is cut at the deadline (see `process`); recording an idempotent answer
+        // then has its own budget, so the backstop here is their sum.
+        let deadline = tokio::time::Instant::now() + crate::aws::REQUEST_DEADLINE;
+        let outcome = tokio::time::timeout_at(
+            deadline + crate::aws::RECORDING_BUDGET,
+            process(app, route, &request, deadline),
+        )
+        .await
+        .unwrap_or_else(|_| Err(out_of_time()));
         let reply = match outcome {
             Ok(reply) => reply,
             Err(error) => {
@@ -113,11 +116,12 @@ pub async fn dispatch(app: &App, request: Request) -> Response<Body> {
     }
 }
 
-/// Answers a request that matched no route (404/405), with its own `request-ref`.
+/// Answers a request refused before any route ran: one that matched no route (404/405), or
+/// whose body is over every cap (413), with its own `request-ref`.
 pub fn reject_unrouted(app: &App, error: &ApiError) -> Response<Body> {
     let request_ref = new_request_ref(app);
     let reply = error.to_reply();
-    tracing::info!(request_ref = %request_ref, status = reply.status, "no route");
+    tracing::info!(request_ref = %request_ref, status = reply.status, "refused before routing");
     with_request_ref(reply.into_response(), &request_ref)
 }
 
@@ -144,7 +148,28 @@ fn log_failure(error: &ApiError) {
     }
 }
 
-async fn process(app: &App, route: Route, request: &Request) -> Result<Reply, ApiError> {
+fn out_of_time() -> ApiError {
+    ApiError::Unavailable("the request ran out of time".into())
+}
+
+/// Runs `work` until `deadline`; past it, the work is cut and the answer is a 503.
+async fn until<T>(
+    deadline: tokio::time::Instant,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    tokio::time::timeout_at(deadline, work)
+        .await
+        .unwrap_or_else(|_| Err(out_of_time()))
+}
+
+/// Everything a request does runs until `deadline`, but for recording an idempotent
+/// request's answer (`idempotency::run_once`).
+async fn process(
+    app: &App,
+    route: Route,
+    request: &Request,
+    deadline: tokio::time::Instant,
+) -> Result<Reply, ApiError> {
     // Before anything reads it: a body over the route's cap is never parsed or copied.
     if request.body().len() > route.max_body_bytes() {
         tracing::info!(
@@ -157,13 +182,17 @@ async fn process(app: &App, route: Route, request: &Request) -> Result<Reply, Ap
     let now = app.clock.now();
     match route {
         Route::AuthyCallback => {
-            return handlers::authy_callback::authy_callback(app, request, now).await
+            return until(
+                deadline,
+                handlers::authy_callback::authy_callback(app, request, now),
+            )
+            .await
         }
         // Public keys: no credentials, cacheable.
-        Route::Jwks => return handlers::jwks::jwks(app).await,
+        Route::Jwks => return until(deadline, handlers::jwks::jwks(app)).await,
         _ => {}
     }
-    let caller = authenticate(app, request, now).await?;
+    let caller = until(deadline, authenticate(app, request, now)).await?;
     let param = |name: &str| {
         request
             .path_parameters()
@@ -172,19 +201,28 @@ async fn process(app: &App, route: Route, request: &Request) -> Result<Reply, Ap
             .to_owned()
     };
     match route {
-        Route::ListFactors => handlers::list_factors::list_factors(app, &caller).await,
-        Route::GetStepUpChallenge => {
-            handlers::get_step_up_challenge::get_step_up_challenge(app, &caller, &param("id")).await
+        Route::ListFactors => {
+            until(deadline, handlers::list_factors::list_factors(app, &caller)).await
         }
-        Route::GetPaymentChallenge => {
-            handlers::get_payment_challenge::get_payment_challenge(
-                app,
-                &caller,
-                &param("scaChallengeId"),
+        Route::GetStepUpChallenge => {
+            until(
+                deadline,
+                handlers::get_step_up_challenge::get_step_up_challenge(app, &caller, &param("id")),
             )
             .await
         }
-        _ => mutate(app, route, &caller, request).await,
+        Route::GetPaymentChallenge => {
+            until(
+                deadline,
+                handlers::get_payment_challenge::get_payment_challenge(
+                    app,
+                    &caller,
+                    &param("scaChallengeId"),
+                ),
+            )
+            .await
+        }
+        _ => mutate(app, route, &caller, request, deadline).await,
     }
 }
 
@@ -243,6 +281,7 @@ async fn mutate(
     route: Route,
     caller: &Caller,
     request: &Request,
+    deadline: tokio::time::Instant,
 ) -> Result<Reply, ApiError> {
     if matches!(
         route,
@@ -295,7 +334,7 @@ async fn mutate(
         return Err(ApiError::InvalidFields(fields));
     }
     if let Ok(input) = &input {
-        require_step_up(app, route, caller, input.channel).await?;
+        until(deadline, require_step_up(app, route, caller, input.channel)).await?;
     }
     let channel_of = |input: &Input| {
         input
@@ -313,7 +352,7 @@ async fn mutate(
     // A retry of the same request (same reference, same body) counts the same attempt (see
     // `count_sms_attempt`); another body is another attempt.
     let attempt_id = reference.as_ref().map(|r| r.attempt_id(&fingerprint));
-    idempotency::run_once(app, caller, reference, &fingerprint, async {
+    idempotency::run_once(app, caller, reference, &fingerprint, deadline, async {
         let input = input?;
         match route {
             Route::EnrolSmsOtp => handlers::enrol_sms_otp::enrol_sms_otp(app, caller).await,
