@@ -379,3 +379,47 @@ async fn an_sms_sent_near_the_deadline_is_answered_204_even_when_its_answer_cann
         .assert_conflict("IDEMPOTENT_REQUEST_IN_PROGRESS");
     assert_eq!(sms.sent.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// An SMS sender that panics on its first send (a bug in a dependency).
+struct PanicsOnce(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl additional_factors::sms::SmsSender for PanicsOnce {
+    async fn send(
+        &self,
+        _: &additional_factors::sms::SmsMessage,
+    ) -> Result<(), additional_factors::sms::SmsError> {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("a bug in a dependency");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_panic_is_that_requests_500_with_a_request_ref_and_the_next_requests_are_served() {
+    let t = TestApp::with_sms(Some(Arc::new(PanicsOnce(false.into())))).await;
+    let token = t.token("live", "u1");
+    let r = t
+        .send(Req::post(SMS).auth(LIVE_KEY, &token).idem("first"))
+        .await;
+    assert_eq!(r.status, 500, "{}", r.raw);
+    assert_eq!(r.raw, "", "no internal text in the body");
+    let request_ref = r.header("request-ref").expect("a request-ref").to_owned();
+    assert!(!request_ref.is_empty());
+    // The log line an on-call engineer finds by that request-ref says what happened.
+    let logs = t.log_text();
+    assert!(
+        logs.lines().any(|l| l.contains(&request_ref)
+            && l.contains("internal error")
+            && l.contains("the request panicked")),
+        "{logs}"
+    );
+    // The same process serves on: a read, and the enrolment again.
+    t.send(Req::get(LIST).auth(LIVE_KEY, &token))
+        .await
+        .assert(200);
+    t.send(Req::post(SMS).auth(LIVE_KEY, &token).idem("second"))
+        .await
+        .assert(204);
+}

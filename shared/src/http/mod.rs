@@ -78,12 +78,16 @@ pub async fn handle(app: &App, route: Route, request: Request) -> Response<Body>
         // The work is cut at the deadline (see `process`); recording an idempotent answer
         // then has its own budget, so the backstop here is their sum.
         let deadline = tokio::time::Instant::now() + crate::aws::REQUEST_DEADLINE;
-        let outcome = tokio::time::timeout_at(
+        let processed = tokio::time::timeout_at(
             deadline + crate::aws::RECORDING_BUDGET,
             process(app, route, &request, deadline),
-        )
-        .await
-        .unwrap_or_else(|_| Err(out_of_time()));
+        );
+        // A panic anywhere below is this request's 500 (with its `request-ref`), not the
+        // end of the function: the environment goes on serving.
+        let outcome = match CatchPanic(Box::pin(processed)).await {
+            Some(within_time) => within_time.unwrap_or_else(|_| Err(out_of_time())),
+            None => Err(ApiError::Internal("the request panicked".into())),
+        };
         let reply = match outcome {
             Ok(reply) => reply,
             Err(error) => {
@@ -145,6 +149,26 @@ fn log_failure(error: &ApiError) {
             tracing::error!(error = %redacted_chain(cause.as_ref()), "internal error");
         }
         _ => {}
+    }
+}
+
+/// A future that ends with `None` where the future it runs panics (the release profile
+/// unwinds: Cargo.toml).
+struct CatchPanic<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchPanic<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Some(output)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(None),
+        }
     }
 }
 
