@@ -74,6 +74,9 @@ pub struct TestApp {
     /// Set when the app runs on DynamoDB and SNS (a local AWS-compatible server).
     pub aws: Option<AwsParts>,
     pub sms: Arc<RecordingSmsSender>,
+    /// Behind a fault proxy: the numbers of sends whose outcome the service could not know
+    /// (a timeout, or cut by the request's deadline): SNS may have sent them.
+    sms_unknown: Arc<Mutex<Vec<String>>>,
     pub push: Arc<FakePushProvider>,
     pub events: Arc<RecordingEvents>,
     pub clock: Arc<FixedClock>,
@@ -192,6 +195,7 @@ impl TestApp {
         provider: Option<Arc<dyn PushProvider>>,
     ) -> Self {
         let recording = Arc::new(RecordingSmsSender::new());
+        let sms_unknown = Arc::new(Mutex::new(Vec::new()));
         let events = Arc::new(RecordingEvents::default());
         let push = Arc::new(FakePushProvider::new());
         let clock = Arc::new(FixedClock::new(T0));
@@ -211,6 +215,7 @@ impl TestApp {
                         Some(inner) if record_sent => Arc::new(Recorded {
                             inner,
                             record: recording.clone(),
+                            unknown: sms_unknown.clone(),
                         }),
                         Some(sender) => sender,
                         None => recording.clone(),
@@ -250,6 +255,7 @@ impl TestApp {
             memory,
             aws,
             sms: recording,
+            sms_unknown,
             push,
             events,
             clock,
@@ -369,6 +375,17 @@ impl TestApp {
             .filter(|s| s.to == phone)
             .map(|s| s.text)
             .collect()
+    }
+
+    /// How many sends to a number had an outcome the service could not know (behind a fault
+    /// proxy only): SNS may or may not have sent each.
+    pub fn unknown_sends_to(&self, phone: &str) -> usize {
+        self.sms_unknown
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == phone)
+            .count()
     }
 
     /// The code in the last SMS sent to a number.
@@ -936,10 +953,13 @@ pub fn attempt_id() -> String {
     format!("attempt-{}", unique())
 }
 
-/// An SMS sender that records each message the sender behind it accepted.
+/// An SMS sender that records each message the sender behind it accepted, and the number
+/// of each send whose outcome stayed unknown (an error that may hide a sent SMS, or a send
+/// cut before its answer).
 struct Recorded {
     inner: Arc<dyn SmsSender>,
     record: Arc<RecordingSmsSender>,
+    unknown: Arc<Mutex<Vec<String>>>,
 }
 
 #[async_trait::async_trait]
@@ -948,7 +968,21 @@ impl SmsSender for Recorded {
         &self,
         message: &additional_factors::sms::SmsMessage,
     ) -> Result<(), additional_factors::sms::SmsError> {
-        self.inner.send(message).await?;
+        let to = message.to.expose_e164().to_owned();
+        // Unknown until the answer says otherwise (a send cut mid-way stays unknown).
+        self.unknown.lock().unwrap().push(to.clone());
+        let result = self.inner.send(message).await;
+        let known = match &result {
+            Ok(()) => true,
+            Err(e) => e.delivery == additional_factors::sms::Delivery::NotSent,
+        };
+        if known {
+            let mut unknown = self.unknown.lock().unwrap();
+            if let Some(at) = unknown.iter().position(|p| *p == to) {
+                unknown.remove(at);
+            }
+        }
+        result?;
         self.record.send(message).await
     }
 }

@@ -9,8 +9,9 @@
 //! under them has ended, the clock is moved past the lease (as time would), so those retries
 //! run.
 //!
-//! At the end every client has an `ACTIVE` factor; every phone received exactly the one SMS
-//! its client asked for (counted both by what SNS accepted and by the server's own record);
+//! At the end every client has an `ACTIVE` factor; every phone got exactly the one SMS its
+//! client asked for, as the service saw SNS accept it, and SNS's own record holds that one
+//! (plus at most one per send whose outcome the service could not know: SECURITY.md);
 //! and no attempt was counted twice: each client makes `limit - 1` wrong guesses, each
 //! answered with the exact count, then the right code, which a double-counted attempt would
 //! have made one too many.
@@ -331,6 +332,7 @@ async fn fifty_clients_retrying_through_faults_end_active_with_one_sms_each() {
             .filter(|sms| sms["phone_number"] == phone)
             .count()
     };
+    let mut unknown_outcomes = 0;
     for (n, phone) in phones.iter().enumerate() {
         let texts = t.texts_to(phone);
         assert_eq!(
@@ -339,10 +341,15 @@ async fn fifty_clients_retrying_through_faults_end_active_with_one_sms_each() {
             "client {n}: {stats}\ntexts: {texts:?}\n{}",
             tally.history_of(n)
         );
-        assert_eq!(
-            received(phone),
-            1,
-            "client {n}: {stats}\n{}",
+        // SNS itself received that SMS, and more only where the service could not know
+        // whether a send had gone out (SNS `Publish` has no idempotency key: a send whose
+        // answer never came, then retried, may reach the phone twice; SECURITY.md says so).
+        let unknown = t.unknown_sends_to(phone);
+        unknown_outcomes += unknown;
+        let received = received(phone);
+        assert!(
+            (1..=1 + unknown).contains(&received),
+            "client {n}: SNS received {received}, {unknown} sends of unknown outcome: {stats}\n{}",
             tally.history_of(n)
         );
         let token = t.token_with(
@@ -356,4 +363,5 @@ async fn fifty_clients_retrying_through_faults_end_active_with_one_sms_each() {
             "client {n}: {stats}"
         );
     }
+    eprintln!("retry storm: {unknown_outcomes} SMS sends of unknown outcome");
 }
