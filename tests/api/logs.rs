@@ -47,7 +47,28 @@ async fn every_line_of_a_request_carries_its_request_ref_and_phones_are_masked()
             line["span"]["request_ref"].is_string(),
             "a line without request_ref: {line}"
         );
+        // What on-call filters by: the route, whether the environment was cold, and, once
+        // the api key is known, the programme (structured values, not debug strings).
+        assert!(line["span"]["route"].is_string(), "{line}");
+        assert!(line["span"]["cold_start"].is_boolean(), "{line}");
+        assert_eq!(line["span"]["programme"], "live", "{line}");
+        for (field, value) in line.as_object().unwrap() {
+            let text = value.to_string();
+            assert!(
+                !text.contains("Some(") && !text.contains("None"),
+                "{field} is a debug string: {line}"
+            );
+        }
     }
+    // One process, one cold start: only its first request says so.
+    let cold: Vec<_> = lines
+        .iter()
+        .filter(|l| l["span"]["cold_start"] == true)
+        .map(|l| l["span"]["request_ref"].to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(cold.len() <= 1, "{cold:?}");
     assert!(logs.contains("+44*******123"), "the masked phone is logged");
     t.assert_logs_clean();
 }

@@ -333,6 +333,10 @@ fn runtime_table_logs_and_secrets() {
     assert_eq!(globals["Handler"], "bootstrap");
     assert_eq!(globals["Architectures"][0], "arm64");
     assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+    // Lambda's REPORT lines (duration, memory, init) are kept; X-Ray traces every function.
+    assert_eq!(globals["LoggingConfig"]["SystemLogLevel"], "INFO");
+    assert_eq!(globals["Tracing"], "Active");
+    assert_eq!(t["Parameters"]["LogRetentionDays"]["Default"], 365);
     let env = &globals["Environment"]["Variables"];
     for secret in ["JWT_HS256_SECRET", "OTP_HMAC_SECRET", "AUTHY_API_KEY"] {
         assert!(
@@ -356,6 +360,13 @@ fn runtime_table_logs_and_secrets() {
     let api = &t["Resources"]["Api"]["Properties"];
     assert!(api["DefaultRouteSettings"]["ThrottlingRateLimit"] != Value::Null);
     assert!(api["AccessLogSettings"]["DestinationArn"] != Value::Null);
+    // An access-log line leads to the function's lines: Lambda's request id is on both.
+    let access = text(&api["AccessLogSettings"]["Format"]);
+    assert!(
+        access.contains("$context.integration.requestId"),
+        "{access}"
+    );
+    assert!(access.contains("$context.requestId"), "{access}");
     // Every function has a log group with a retention.
     let mut logged = BTreeSet::new();
     for (name, resource) in t["Resources"].as_mapping().unwrap() {

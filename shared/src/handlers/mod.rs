@@ -140,7 +140,11 @@ async fn send_code(
         Delivery::NotSent => counters,
         Delivery::Unknown => &[],
     };
-    tracing::info!(delivery = ?error.delivery, refunded = !refund.is_empty(), "SMS not sent");
+    let delivery = match error.delivery {
+        Delivery::NotSent => "not_sent",
+        Delivery::Unknown => "unknown",
+    };
+    tracing::info!(delivery, refunded = !refund.is_empty(), "SMS not sent");
     let abandoned = match unsent {
         Unsent::Challenge(slot, id) => {
             app.store

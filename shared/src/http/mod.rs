@@ -69,11 +69,20 @@ pub struct Input {
     pub payment: Option<crate::domain::payment::Payment>,
 }
 
+/// Whether this environment has served a request before (`cold_start` on each log line).
+static SERVED_BEFORE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Handles one request on a known route. Never fails: every outcome is a response, with a
 /// fresh `request-ref` that every log line of the request also carries.
 pub async fn handle(app: &App, route: Route, request: Request) -> Response<Body> {
     let request_ref = new_request_ref(app);
-    let span = tracing::info_span!("request", request_ref = %request_ref, route = route.name());
+    let span = tracing::info_span!(
+        "request",
+        request_ref = %request_ref,
+        route = route.name(),
+        programme = tracing::field::Empty,
+        cold_start = !SERVED_BEFORE.swap(true, std::sync::atomic::Ordering::Relaxed),
+    );
     async {
         // The work is cut at the deadline (see `process`); recording an idempotent answer
         // then has its own budget, so the backstop here is their sum.
@@ -217,6 +226,7 @@ async fn process(
         _ => {}
     }
     let caller = until(deadline, authenticate(app, request, now)).await?;
+    tracing::Span::current().record("programme", caller.programme.id.as_str());
     let param = |name: &str| {
         request
             .path_parameters()
