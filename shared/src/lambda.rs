@@ -7,9 +7,12 @@
 //! out of `list-factors` and `enrol-push`, and the Authy client out of every function but
 //! the two push routes (BENCHMARKS.md has the sizes).
 
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
 
-use lambda_http::{service_fn, Request};
+use lambda_http::{lambda_runtime::LambdaInvocation, service_fn, Request};
 
 use crate::{
     app::{Adapters, App},
@@ -17,7 +20,7 @@ use crate::{
     config::{Config, ConfigError, Mode},
     domain::otp::SystemRandom,
     events::EventPublisher,
-    http::{handle, router::Route},
+    http::{handle, reject_unrouted, response::ApiError, router::Route},
     push::{unconfigured::UnconfiguredPushProvider, PushProvider},
     sms::{sns::SnsSmsSender, NoSmsSender, SmsSender},
     store::dynamodb::DynamoStore,
@@ -162,14 +165,7 @@ impl Function for SimulateStepUp {
 
 /// Runs the function `F` until the Lambda runtime stops it.
 pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
-    crate::logging::init();
-    let config = Config::from_env(Mode::Lambda)?;
-    let app = Arc::new(build::<F>(&config).await?);
-    lambda_http::run(service_fn(move |request: Request| {
-        let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(&app, F::ROUTE, request).await) }
-    }))
-    .await
+    serve::<F>(|_| F::ROUTE).await
 }
 
 /// Runs the sandbox push simulator: one function for `.../accept` and `.../reject`.
@@ -189,19 +185,116 @@ pub async fn run_payment_simulator() -> Result<(), lambda_http::Error> {
 
 /// One function for a simulator's two paths: `F::ROUTE` accepts, `reject` rejects.
 async fn run_accept_reject<F: Function>(reject: Route) -> Result<(), lambda_http::Error> {
-    crate::logging::init();
-    let config = Config::from_env(Mode::Lambda)?;
-    let app = Arc::new(build::<F>(&config).await?);
-    lambda_http::run(service_fn(move |request: Request| {
-        let app = app.clone();
-        let route = if request.uri().path().ends_with("/reject") {
+    serve::<F>(move |request| {
+        if request.uri().path().ends_with("/reject") {
             reject
         } else {
             F::ROUTE
-        };
-        async move { Ok::<_, std::convert::Infallible>(handle(&app, route, request).await) }
-    }))
+        }
+    })
     .await
+}
+
+/// Serves each invocation on the route `route_of` picks; an event too large for it is
+/// answered 413 unparsed (`RefuseOversizedEvents`).
+async fn serve<F: Function>(
+    route_of: impl Fn(&Request) -> Route + Send + Sync + 'static,
+) -> Result<(), lambda_http::Error> {
+    crate::logging::init();
+    let config = Config::from_env(Mode::Lambda)?;
+    let app = Arc::new(build::<F>(&config).await?);
+    let oversized = Arc::new(AtomicBool::new(false));
+    let refuse = RefuseOversizedEvents {
+        cap: event_cap(F::ROUTE),
+        oversized: oversized.clone(),
+    };
+    let handler = service_fn(move |request: Request| {
+        let app = app.clone();
+        let too_large = oversized.swap(false, Ordering::SeqCst);
+        let route = route_of(&request);
+        async move {
+            Ok::<_, std::convert::Infallible>(match too_large {
+                true => reject_unrouted(&app, &ApiError::PayloadTooLarge),
+                false => handle(&app, route, request).await,
+            })
+        }
+    });
+    lambda_http::lambda_runtime::Runtime::new(lambda_http::Adapter::from(handler))
+        .layer(refuse)
+        // Outermost, so the refusal is logged within the invocation's span.
+        .layer(lambda_http::lambda_runtime::layers::TracingLayer::new())
+        .run()
+        .await
+}
+
+/// The largest event a route's function parses: its body cap twice over (a body may come
+/// base64-encoded) and 64 KB for the headers and request context (API Gateway allows 10 KB
+/// of headers).
+pub fn event_cap(route: Route) -> usize {
+    route.max_body_bytes() * 2 + 64 * 1024
+}
+
+/// A stand-in for an event over the cap: the smallest event of an API Gateway HTTP API
+/// (payload 2.0, as the template deploys) that lambda_http reads, so the 413 is shaped as
+/// that API expects. The handler never looks at it (`oversized` says to answer 413).
+pub const STAND_IN_EVENT: &str = r#"{"version":"2.0","routeKey":"$default","rawPath":"/","rawQueryString":"","headers":{},"requestContext":{"accountId":"","apiId":"","domainName":"localhost","domainPrefix":"localhost","http":{"method":"POST","path":"/","protocol":"HTTP/1.1","sourceIp":"","userAgent":""},"requestId":"","routeKey":"$default","stage":"$default","time":"","timeEpoch":0},"isBase64Encoded":false}"#;
+
+/// Refuses an event larger than any request the function accepts before it is parsed.
+///
+/// The runtime has read the event whole by then; what this saves is every copy after it:
+/// lambda_http deserialises the event (the body becomes a second string as large as the
+/// event) and builds the request from it. Swapped for `STAND_IN_EVENT`, the large event is
+/// freed at once, and the handler, told through `oversized`, answers 413. (One event at a
+/// time runs in a Lambda environment, so one flag serves.)
+#[derive(Clone)]
+pub struct RefuseOversizedEvents {
+    pub cap: usize,
+    pub oversized: Arc<AtomicBool>,
+}
+
+impl<S> lambda_http::tower::Layer<S> for RefuseOversizedEvents {
+    type Service = RefuseOversized<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RefuseOversized {
+            inner,
+            refuse: self.clone(),
+        }
+    }
+}
+
+pub struct RefuseOversized<S> {
+    inner: S,
+    refuse: RefuseOversizedEvents,
+}
+
+impl<S> lambda_http::Service<LambdaInvocation> for RefuseOversized<S>
+where
+    S: lambda_http::Service<LambdaInvocation>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut invocation: LambdaInvocation) -> Self::Future {
+        if invocation.body.len() > self.refuse.cap {
+            tracing::info!(
+                bytes = invocation.body.len(),
+                cap = self.refuse.cap,
+                "event too large: refused unparsed"
+            );
+            invocation.body = STAND_IN_EVENT.as_bytes().into();
+            self.refuse.oversized.store(true, Ordering::SeqCst);
+        }
+        self.inner.call(invocation)
+    }
 }
 
 /// The production state: DynamoDB, and SNS and Authy where `F` uses them; SDK clients built
