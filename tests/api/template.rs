@@ -563,3 +563,166 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
 fn load_text(name: &str) -> String {
     std::fs::read_to_string(format!("{}/../{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
+
+/// Issue 13, item 4: what on-call is told of, each alarm to the alarm topic (e-mail optional),
+/// and one dashboard.
+#[test]
+fn alarms_cover_errors_throttles_sms_spend_and_volume_push_failures_and_table_throttles() {
+    let t = load("template.yaml");
+    let resources = t["Resources"].as_mapping().unwrap();
+    // Each alarm's metrics, as "Namespace MetricName" (single metric or metric math).
+    let mut watched: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, resource) in resources {
+        if resource["Type"] != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let name = name.as_str().unwrap().to_owned();
+        let p = &resource["Properties"];
+        assert_eq!(text(&p["AlarmActions"]), "!Ref AlarmTopic", "{name}");
+        assert!(
+            p["AlarmDescription"].as_str().is_some_and(|d| d.len() > 40),
+            "{name}: say what to do"
+        );
+        assert_eq!(p["TreatMissingData"], "notBreaching", "{name}");
+        let mut metrics = BTreeSet::new();
+        if p["MetricName"] != Value::Null {
+            metrics.insert(format!(
+                "{} {}",
+                text(&p["Namespace"]),
+                text(&p["MetricName"])
+            ));
+        }
+        for m in p["Metrics"].as_sequence().into_iter().flatten() {
+            let metric = &m["MetricStat"]["Metric"];
+            if metric != &Value::Null {
+                metrics.insert(format!(
+                    "{} {}",
+                    text(&metric["Namespace"]),
+                    text(&metric["MetricName"])
+                ));
+            }
+        }
+        watched.insert(name, metrics);
+    }
+    let all: BTreeSet<_> = watched.values().flatten().cloned().collect();
+    for wanted in [
+        "AWS/ApiGateway 5xx",
+        "AWS/Lambda Throttles",
+        "AWS/SNS SMSMonthToDateSpentUSD",
+        "AWS/SNS NumberOfNotificationsDelivered",
+        "!Sub additional-factors/${Stage} PushDependencyFailures",
+        "AWS/DynamoDB WriteThrottleEvents",
+        "AWS/DynamoDB ReadThrottleEvents",
+    ] {
+        assert!(all.contains(wanted), "no alarm on {wanted}: {watched:?}");
+    }
+    // The push failures metric comes from the four functions that call Authy.
+    let filtered: BTreeSet<String> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::Logs::MetricFilter")
+        .map(|r| text(&r["Properties"]["LogGroupName"]))
+        .collect();
+    for logs in [
+        "EnrolPushLogs",
+        "UnlinkPushLogs",
+        "StepUpPushLogs",
+        "PaymentPushLogs",
+    ] {
+        assert!(
+            filtered.contains(&format!("!Ref {logs}")),
+            "{logs}: {filtered:?}"
+        );
+    }
+    // The log line the filter counts is the one the pipeline writes for a 503.
+    let pipeline = load_text("shared/src/http/mod.rs");
+    assert!(pipeline.contains("\"a dependency failed\""));
+    // Alarms reach people only if someone subscribes: an optional e-mail parameter.
+    assert_eq!(t["Parameters"]["AlarmEmail"]["Default"], "");
+    let subscription = &t["Resources"]["AlarmEmailSubscription"];
+    assert_eq!(subscription["Condition"], "HasAlarmEmail");
+    assert_eq!(subscription["Properties"]["Protocol"], "email");
+    assert_eq!(
+        t["Resources"]["Dashboard"]["Type"],
+        "AWS::CloudWatch::Dashboard"
+    );
+    assert!(t["Outputs"]["AlarmTopicArn"] != Value::Null);
+}
+
+/// Issue 13, item 7: the same deploy twice gives the same stack: environments in
+/// samconfig.toml, tags, a table that cannot be deleted by accident, optional reserved
+/// concurrency and custom domain, the SMS routes throttled tighter than the rest.
+#[test]
+fn deploys_are_repeatable_per_environment_and_the_sms_routes_are_throttled_tighter() {
+    let t = load("template.yaml");
+    let config: toml::Value = toml::from_str(&load_text("samconfig.toml")).unwrap();
+    for (env, stage) in [("default", "dev"), ("prod", "prod")] {
+        let deploy = &config[env]["deploy"]["parameters"];
+        let overrides = deploy["parameter_overrides"].as_str().unwrap();
+        assert!(
+            overrides.contains(&format!("Stage=\"{stage}\"")),
+            "{env}: {overrides}"
+        );
+        assert!(deploy["tags"].as_str().unwrap().contains(stage), "{env}");
+        assert!(
+            deploy["stack_name"].as_str().unwrap().ends_with(stage),
+            "{env}"
+        );
+        assert_eq!(
+            config[env]["build"]["parameters"]["beta_features"].as_bool(),
+            Some(true)
+        );
+    }
+    assert_eq!(
+        config["prod"]["deploy"]["parameters"]["confirm_changeset"].as_bool(),
+        Some(true)
+    );
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(text(&globals["Tags"]["stage"]), "!Ref Stage");
+    assert!(text(&globals["ReservedConcurrentExecutions"]).contains("HasReservedConcurrency"));
+    let table = &t["Resources"]["FactorsTable"]["Properties"];
+    assert_eq!(table["DeletionProtectionEnabled"], true);
+    let api = &t["Resources"]["Api"]["Properties"];
+    assert!(text(&api["Domain"]).contains("HasDomain"));
+    // Every route that sends an SMS, and only those, throttled by the SMS limits.
+    let routes = api["RouteSettings"].as_mapping().unwrap();
+    let mut sms_routes: Vec<String> = Vec::new();
+    for (name, resource) in t["Resources"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let publishes_sms = text(&resource["Properties"]["Policies"]).contains("sns:Publish")
+            && resource["Properties"]["Policies"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["Statement"].as_sequence().into_iter().flatten())
+                .any(|s| text(&s["NotResource"]) == "arn:aws:sns:*:*:*");
+        if publishes_sms {
+            for event in resource["Properties"]["Events"]
+                .as_mapping()
+                .unwrap()
+                .values()
+            {
+                let p = &event["Properties"];
+                sms_routes.push(format!("{} {}", text(&p["Method"]), text(&p["Path"])));
+            }
+            assert!(name.contains("Sms"), "{name}");
+        }
+    }
+    sms_routes.sort();
+    let mut throttled: Vec<String> = routes
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    throttled.sort();
+    assert_eq!(sms_routes, throttled);
+    for settings in routes.values() {
+        assert_eq!(
+            text(&settings["ThrottlingRateLimit"]),
+            "!Ref SmsThrottlingRateLimit"
+        );
+    }
+    let default = |name: &str| t["Parameters"][name]["Default"].as_u64().unwrap();
+    assert!(default("SmsThrottlingRateLimit") < default("ThrottlingRateLimit"));
+}
