@@ -2,10 +2,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
 };
 
 use crate::{
@@ -69,18 +66,7 @@ pub fn event_publisher(
 /// How long a warm function trusts a programme record it read.
 pub const PROGRAMME_CACHE_SECS: i64 = 60;
 
-/// Counters the tests and benchmarks read.
-#[derive(Default)]
-pub struct Metrics {
-    /// Verification codes actually compared with a stored hash.
-    pub codes_compared: AtomicU64,
-}
-
-impl Metrics {
-    pub fn codes_compared(&self) -> u64 {
-        self.codes_compared.load(Ordering::SeqCst)
-    }
-}
+pub use crate::metrics::Metrics;
 
 /// The adapters an `App` is built from.
 pub struct Adapters {
@@ -149,6 +135,12 @@ impl App {
     }
 
     /// Sets the proof signer and the `iss` of its proofs.
+    /// Where the service's metrics go (default: nowhere; in Lambda, EMF lines).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     pub fn with_signer(
         mut self,
         signer: Arc<dyn crate::proof::ProofSigner>,

@@ -351,7 +351,11 @@ async fn build<F: Function>(config: &Config) -> Result<App, lambda_http::Error> 
         config.tokens.verifier()?,
         config.otp_secret.as_bytes(),
     )
-    .with_policy(config.policy.clone());
+    .with_policy(config.policy.clone())
+    // EMF lines on stdout: CloudWatch Logs makes them metrics (crate::metrics).
+    .with_metrics(crate::metrics::Metrics::emf(
+        std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "additional-factors".into()),
+    ));
     let app = if F::SIGNS_PROOFS {
         app.with_signer(proof_signer(config).await, config.proof.issuer.clone())
     } else {

@@ -27,6 +27,7 @@ pub mod handlers;
 pub mod http;
 pub mod lambda;
 pub mod logging;
+pub mod metrics;
 pub mod proof;
 pub mod push;
 pub mod sms;

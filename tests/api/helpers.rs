@@ -237,7 +237,8 @@ impl TestApp {
                 tokens,
                 OTP_SECRET.as_bytes(),
             )
-            .with_signer(signer.clone(), PROOF_ISSUER),
+            .with_signer(signer.clone(), PROOF_ISSUER)
+            .with_metrics(additional_factors::metrics::Metrics::recording()),
         );
         let logs = LogBuffer::default();
         let subscriber = tracing_subscriber::fmt()
@@ -395,6 +396,22 @@ impl TestApp {
             .iter()
             .filter(|p| *p == phone)
             .count()
+    }
+
+    /// The metrics counted so far, each as "Name dimension=value ...".
+    pub fn counted(&self) -> Vec<String> {
+        self.app
+            .metrics
+            .counted()
+            .iter()
+            .map(|c| {
+                let mut line = c.metric.name().to_owned();
+                for (k, v) in &c.dimensions {
+                    line.push_str(&format!(" {k}={v}"));
+                }
+                line
+            })
+            .collect()
     }
 
     /// The code in the last SMS sent to a number.

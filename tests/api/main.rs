@@ -13,6 +13,7 @@ mod idempotency;
 mod limits;
 mod listing;
 mod logs;
+mod metrics;
 mod on_aws;
 mod openapi;
 mod payment;

@@ -390,6 +390,8 @@ fn runtime_table_logs_and_secrets() {
     assert_eq!(text(&env["EVENTS_TOPIC_ARN"]), "!Ref FactorEventsTopic");
     // Large allocations (an attacker's event) go back to the system when freed.
     assert_eq!(env["MALLOC_MMAP_THRESHOLD_"], "131072");
+    // The functions' EMF metrics land in the stage's namespace, which the alarms read.
+    assert_eq!(text(&env["METRICS_NAMESPACE"]), "!Sub additional-factors/${Stage}");
     assert!(t["Outputs"]["EventsTopicArn"] != Value::Null);
 }
 

@@ -89,6 +89,21 @@ pub enum LimitKind {
     NumberPush,
 }
 
+impl LimitKind {
+    /// A stable name (the `limit` dimension of the `SmsRefused` metric).
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitKind::UserSms => "user",
+            LimitKind::NumberSms => "number",
+            LimitKind::ProgrammeSms => "programme",
+            LimitKind::CountrySms => "country",
+            LimitKind::DeploymentSms => "deployment",
+            LimitKind::UserPush => "user_push",
+            LimitKind::NumberPush => "number_push",
+        }
+    }
+}
+
 /// One counter a request consumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitCounter {

@@ -75,11 +75,14 @@ pub async fn enrol_push(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
         }
         .await;
         match pushed {
-            Ok((authy_id, request_id)) => PendingPush {
-                phone_hash,
-                authy_id: Some(authy_id),
-                request_id,
-            },
+            Ok((authy_id, request_id)) => {
+                super::count_push(app, caller);
+                PendingPush {
+                    phone_hash,
+                    authy_id: Some(authy_id),
+                    request_id,
+                }
+            }
             Err(error) => {
                 if let Err(refund) = app.store.refund_counters(&counters).await {
                     tracing::warn!(error = %crate::logging::redacted_chain(&refund), "push counter not refunded");

@@ -8,7 +8,7 @@
 use super::{enrolment_phone, new_code, send_code, sms_counters_for, Unsent};
 use crate::{
     app::App,
-    domain::{challenge::CODE_TTL_SECS, channel::Channel, limits::rate_limited, otp::random_id},
+    domain::{challenge::CODE_TTL_SECS, channel::Channel, otp::random_id},
     http::{
         response::{ApiError, ErrorCode, Reply},
         Caller,
@@ -40,12 +40,7 @@ pub async fn enrol_sms_otp(app: &App, caller: &Caller) -> Result<Reply, ApiError
             return Err(ApiError::Conflict(ErrorCode::ChannelAlreadyRegistered))
         }
         StartOutcome::Limited(full) => {
-            let hit: Vec<_> = full.iter().filter_map(|&i| counters.get(i)).collect();
-            tracing::info!(to = %phone, "SMS send limit reached");
-            return match rate_limited(&counters, &hit, caller.now) {
-                Some(limited) => Err(ApiError::RateLimited(limited)),
-                None => Err(ApiError::Internal("limited without a full counter".into())),
-            };
+            return Err(super::sms_refused(app, caller, phone, &counters, &full))
         }
     }
     let text = programme.sms_text(code.expose());

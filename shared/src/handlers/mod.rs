@@ -134,6 +134,12 @@ async fn send_code(
     };
     let Err(error) = app.sms.send(&message).await else {
         tracing::info!(to = %phone, "SMS code sent");
+        let country = phone.country_code().to_string();
+        app.metrics.count(
+            crate::metrics::Metric::SmsSent,
+            &[("programme", &programme.id), ("country", &country)],
+            caller.now,
+        );
         return Ok(());
     };
     let refund: &[_] = match error.delivery {
@@ -163,13 +169,82 @@ async fn send_code(
     Err(ApiError::Unavailable(error.into()))
 }
 
+/// A push sent to the user's device through Authy.
+fn count_push(app: &crate::app::App, caller: &Caller) {
+    app.metrics.count(
+        crate::metrics::Metric::PushRequests,
+        &[("programme", &caller.programme.id)],
+        caller.now,
+    );
+}
+
+/// Compares a code with the challenge's stored hash (and counts the comparison).
+fn code_is_right(
+    app: &crate::app::App,
+    caller: &Caller,
+    challenge_id: &str,
+    code: &crate::domain::otp::VerificationCode,
+    code_hash: &str,
+) -> bool {
+    use std::sync::atomic::Ordering;
+    app.metrics.codes_compared.fetch_add(1, Ordering::SeqCst);
+    let right = app.hasher.code_matches(challenge_id, code, code_hash);
+    app.metrics.count(
+        crate::metrics::Metric::CodesCompared,
+        &[
+            ("programme", &caller.programme.id),
+            ("result", if right { "right" } else { "wrong" }),
+        ],
+        caller.now,
+    );
+    right
+}
+
 /// What a wrong code is told, by the attempts counted so far.
-fn wrong_code_answer(attempts: u32, limit: u32) -> ErrorCode {
+fn wrong_code_answer(
+    app: &crate::app::App,
+    caller: &Caller,
+    attempts: u32,
+    limit: u32,
+) -> ErrorCode {
     use crate::domain::challenge::{wrong_code, WrongCode};
     match wrong_code(attempts, limit) {
         WrongCode::Invalid => ErrorCode::VerificationCodeInvalid,
         WrongCode::OneRemaining => ErrorCode::OneChallengeLimitRemaining,
-        WrongCode::LimitExceeded => ErrorCode::ChallengeLimitExceeded,
+        WrongCode::LimitExceeded => {
+            app.metrics.count(
+                crate::metrics::Metric::ChallengeLimitReached,
+                &[("programme", &caller.programme.id)],
+                caller.now,
+            );
+            ErrorCode::ChallengeLimitExceeded
+        }
+    }
+}
+
+/// The 429 of an SMS refused by its send limits (counted by the limit that was full).
+fn sms_refused(
+    app: &crate::app::App,
+    caller: &Caller,
+    phone: &PhoneNumber,
+    counters: &[crate::domain::limits::LimitCounter],
+    full: &[usize],
+) -> ApiError {
+    let hit: Vec<_> = full.iter().filter_map(|&i| counters.get(i)).collect();
+    tracing::info!(to = %phone, "SMS send limit reached");
+    for counter in &hit {
+        app.metrics.count(
+            crate::metrics::Metric::SmsRefused,
+            &[
+                ("programme", &caller.programme.id),
+                ("limit", counter.kind.name()),
+            ],
+            caller.now,
+        );
+    }
+    match crate::domain::limits::rate_limited(counters, &hit, caller.now) {
+        Some(limited) => ApiError::RateLimited(limited),
+        None => ApiError::Internal("limited without a full counter".into()),
     }
 }
 
@@ -395,7 +470,10 @@ async fn push_approval(
             .map_err(|e| ApiError::Internal(e.into()));
     };
     match app.push.request_approval(&authy_id, &approval).await {
-        Ok(request_id) => Ok(request_id),
+        Ok(request_id) => {
+            count_push(app, caller);
+            Ok(request_id)
+        }
         Err(error) => {
             if let Err(refund) = app.store.refund_counters(&counters).await {
                 tracing::warn!(error = %crate::logging::redacted_chain(&refund), "push counter not refunded");

@@ -15,7 +15,6 @@ use crate::{
     domain::{
         challenge::CODE_TTL_SECS,
         channel::Channel,
-        limits::rate_limited,
         otp::random_id,
         payment::{payment_sms_text, Payment, PaymentChallenge},
         step_up::ChallengeStatus,
@@ -82,12 +81,7 @@ pub async fn payment_sms(app: &App, caller: &Caller, payment: Payment) -> Result
         }
         PaymentStart::ReferenceTaken => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
         PaymentStart::Limited(full) => {
-            let hit: Vec<_> = full.iter().filter_map(|&i| counters.get(i)).collect();
-            tracing::info!(to = %phone, "SMS send limit reached (payment)");
-            return match rate_limited(&counters, &hit, caller.now) {
-                Some(limited) => Err(ApiError::RateLimited(limited)),
-                None => Err(ApiError::Internal("limited without a full counter".into())),
-            };
+            return Err(super::sms_refused(app, caller, phone, &counters, &full))
         }
     }
     let text = payment_sms_text(code.expose(), &challenge.payment);

@@ -7,8 +7,6 @@
 //! (or, after a lost answer, recoverable by `GET` and by the same request retried), and one
 //! challenge never has two proofs. Signing failures (KMS) are 503s that consume nothing.
 
-use std::sync::atomic::Ordering;
-
 use serde_json::json;
 
 use crate::{
@@ -79,11 +77,7 @@ pub async fn verify_payment_sms(
             return Err(ApiError::Conflict(ErrorCode::VerificationCodeExpired))
         }
     };
-    app.metrics.codes_compared.fetch_add(1, Ordering::SeqCst);
-    if app
-        .hasher
-        .code_matches(&attempt.challenge_id, code, &attempt.code_hash)
-    {
+    if super::code_is_right(app, caller, &attempt.challenge_id, code, &attempt.code_hash) {
         let claims = proof_claims(&app.proof_issuer, &caller.user, &challenge, caller.now);
         let proof = sign_proof(app.signer.as_ref(), &claims)
             .await
@@ -136,6 +130,8 @@ pub async fn verify_payment_sms(
         }
     }
     Err(ApiError::Conflict(super::wrong_code_answer(
+        app,
+        caller,
         attempt.attempts,
         attempt.limit,
     )))

@@ -4,8 +4,6 @@
 //! token's phone) *before* the code is compared: see `domain::challenge`. A right code then
 //! consumes the challenge and activates the factor in one conditional write, so it works once.
 
-use std::sync::atomic::Ordering;
-
 use crate::{
     app::App,
     domain::{
@@ -73,11 +71,7 @@ pub async fn verify_sms_otp(
             }));
         }
     };
-    app.metrics.codes_compared.fetch_add(1, Ordering::SeqCst);
-    if app
-        .hasher
-        .code_matches(&attempt.challenge_id, code, &attempt.code_hash)
-    {
+    if super::code_is_right(app, caller, &attempt.challenge_id, code, &attempt.code_hash) {
         if app
             .store
             .activate_sms_factor(
@@ -100,6 +94,8 @@ pub async fn verify_sms_otp(
         "wrong verification code"
     );
     Err(ApiError::Conflict(super::wrong_code_answer(
+        app,
+        caller,
         attempt.attempts,
         attempt.limit,
     )))

@@ -5,8 +5,6 @@
 //! then consumes the challenge and grants the step-up in one transaction, so it works once.
 //! The grant lasts until the earlier of the token's `exp` and `stepUpLifetimeSeconds`.
 
-use std::sync::atomic::Ordering;
-
 use crate::{
     app::App,
     domain::{
@@ -62,11 +60,7 @@ pub async fn verify_step_up_sms(
             return Err(ApiError::Conflict(ErrorCode::StateInvalid));
         }
     };
-    app.metrics.codes_compared.fetch_add(1, Ordering::SeqCst);
-    if app
-        .hasher
-        .code_matches(&attempt.challenge_id, code, &attempt.code_hash)
-    {
+    if super::code_is_right(app, caller, &attempt.challenge_id, code, &attempt.code_hash) {
         let grant = StepUpGrant {
             until: stepped_up_until(
                 caller.now,
@@ -114,6 +108,8 @@ pub async fn verify_step_up_sms(
         .await;
     }
     Err(ApiError::Conflict(super::wrong_code_answer(
+        app,
+        caller,
         attempt.attempts,
         attempt.limit,
     )))

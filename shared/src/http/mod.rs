@@ -76,12 +76,13 @@ static SERVED_BEFORE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// fresh `request-ref` that every log line of the request also carries.
 pub async fn handle(app: &App, route: Route, request: Request) -> Response<Body> {
     let request_ref = new_request_ref(app);
+    let cold_start = !SERVED_BEFORE.swap(true, std::sync::atomic::Ordering::Relaxed);
     let span = tracing::info_span!(
         "request",
         request_ref = %request_ref,
         route = route.name(),
         programme = tracing::field::Empty,
-        cold_start = !SERVED_BEFORE.swap(true, std::sync::atomic::Ordering::Relaxed),
+        cold_start,
     );
     async {
         // The work is cut at the deadline (see `process`); recording an idempotent answer
@@ -105,6 +106,7 @@ pub async fn handle(app: &App, route: Route, request: Request) -> Response<Body>
             }
         };
         tracing::info!(status = reply.status, "answered");
+        count_answer(app, route, &reply, cold_start);
         with_request_ref(reply.into_response(), &request_ref)
     }
     .instrument(span)
@@ -158,6 +160,28 @@ fn log_failure(error: &ApiError) {
             tracing::error!(error = %redacted_chain(cause.as_ref()), "internal error");
         }
         _ => {}
+    }
+}
+
+/// The pipeline's own metrics: cold starts, 503s, replays, and the Authy callbacks by status.
+fn count_answer(app: &App, route: Route, reply: &Reply, cold_start: bool) {
+    use crate::metrics::Metric;
+    let now = app.clock.now();
+    let by_route = [("route", route.name())];
+    if cold_start {
+        app.metrics.count(Metric::ColdStarts, &by_route, now);
+    }
+    if reply.status == 503 {
+        app.metrics
+            .count(Metric::DependencyFailures, &by_route, now);
+    }
+    if reply.is_replay() {
+        app.metrics.count(Metric::Replays, &by_route, now);
+    }
+    if route == Route::AuthyCallback {
+        let status = reply.status.to_string();
+        app.metrics
+            .count(Metric::Callbacks, &[("status", status.as_str())], now);
     }
 }
 

@@ -177,6 +177,13 @@ impl Reply {
         Self::new(stored.status, body).with_header("idempotent-replayed", "true".into())
     }
 
+    /// Whether this is a kept answer returned again (`replayed`).
+    pub fn is_replay(&self) -> bool {
+        self.headers
+            .iter()
+            .any(|(name, _)| *name == "idempotent-replayed")
+    }
+
     pub fn into_response(self) -> Response<Body> {
         let mut builder = Response::builder().status(self.status);
         if self.body.is_some() {
