@@ -391,7 +391,10 @@ fn runtime_table_logs_and_secrets() {
     // Large allocations (an attacker's event) go back to the system when freed.
     assert_eq!(env["MALLOC_MMAP_THRESHOLD_"], "131072");
     // The functions' EMF metrics land in the stage's namespace, which the alarms read.
-    assert_eq!(text(&env["METRICS_NAMESPACE"]), "!Sub additional-factors/${Stage}");
+    assert_eq!(
+        text(&env["METRICS_NAMESPACE"]),
+        "!Sub additional-factors/${Stage}"
+    );
     assert!(t["Outputs"]["EventsTopicArn"] != Value::Null);
 }
 
@@ -727,4 +730,33 @@ fn deploys_are_repeatable_per_environment_and_the_sms_routes_are_throttled_tight
     }
     let default = |name: &str| t["Parameters"][name]["Default"].as_u64().unwrap();
     assert!(default("SmsThrottlingRateLimit") < default("ThrottlingRateLimit"));
+}
+
+/// Issue 13, item 8: `cargo lambda watch --env-file watch.env` (the README's command)
+/// runs the functions with the same variables as `sam local invoke` (events/env.json), the
+/// local servers reached on this machine instead of from a container.
+#[test]
+fn the_watch_env_file_has_every_variable_of_the_sam_local_one() {
+    let sam: serde_json::Value = serde_json::from_str(&load_text("events/env.json")).unwrap();
+    let sam = sam["Parameters"].as_object().unwrap();
+    let watch: BTreeMap<String, String> = load_text("watch.env")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        watch.keys().collect::<BTreeSet<_>>(),
+        sam.keys().collect::<BTreeSet<_>>()
+    );
+    for (k, v) in sam {
+        let local = v
+            .as_str()
+            .unwrap()
+            .replace("host.docker.internal", "127.0.0.1");
+        assert_eq!(watch[k], local, "{k}");
+    }
+    assert!(load_text("README.md").contains("cargo lambda watch --env-file watch.env"));
 }
