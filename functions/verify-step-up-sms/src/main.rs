@@ -1,6 +1,8 @@
 //! Lambda function for `POST /stepup/challenges/otp/{channel}/verify`: the code steps the session up.
 
-#[tokio::main]
+// One thread: a Lambda environment serves one event at a time, so worker threads would only
+// cost init time and memory (BENCHMARKS.md, session 11).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     additional_factors::lambda::run::<additional_factors::lambda::VerifyStepUpSms>().await
 }
