@@ -5,30 +5,21 @@
 //! (and the counters given back when SNS definitely sent nothing), and the caller gets a 503
 //! whose retry works; the stored code hash was harmless meanwhile, since nobody knows its code.
 
-use super::{enrolment_phone, new_code, send_code, sms_counters_for, Unsent};
+use super::{enrolment_phone, new_sms_code, send_code, sms_counters_for, Unsent};
 use crate::{
     app::App,
-    domain::{challenge::CODE_TTL_SECS, channel::Channel, otp::random_id},
+    domain::channel::Channel,
     http::{
         response::{ApiError, ErrorCode, Reply},
         Caller,
     },
-    store::{ChallengeSlot, NewChallenge, StartOutcome},
+    store::{ChallengeSlot, StartOutcome},
 };
 
 pub async fn enrol_sms_otp(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
     let phone = enrolment_phone(app, caller, Channel::Sms)?;
     let programme = &caller.programme;
-    let code = new_code(app, programme.sandbox)?;
-    let challenge_id = random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
-    let phone_hash = app.hasher.phone_hash(phone.expose_e164());
-    let challenge = NewChallenge {
-        code_hash: app.hasher.code_hash(&challenge_id, &code),
-        challenge_id,
-        phone_hash,
-        wrong_code_limit: programme.wrong_code_limit,
-        expires_at: caller.now + CODE_TTL_SECS,
-    };
+    let (code, challenge) = new_sms_code(app, caller, app.hasher.phone_hash(phone.expose_e164()))?;
     let counters = sms_counters_for(app, caller, phone, &challenge.phone_hash);
     match app
         .store

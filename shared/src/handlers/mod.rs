@@ -60,17 +60,34 @@ fn shard_pick(app: &crate::app::App) -> u32 {
     u32::from_le_bytes(buf)
 }
 
-/// A fresh code: `123456` in a sandbox, else uniform from the CSPRNG.
-fn new_code(
+/// A fresh code for `phone` (`123456` in a sandbox, else uniform from the CSPRNG) and the
+/// challenge that stores its hash, live for `CODE_TTL_SECS`: what every SMS route sends.
+fn new_sms_code(
     app: &crate::app::App,
-    sandbox: bool,
-) -> Result<crate::domain::otp::VerificationCode, ApiError> {
-    use crate::domain::otp::{generate_code, VerificationCode, SANDBOX_CODE};
-    if sandbox {
-        VerificationCode::parse(SANDBOX_CODE).map_err(|e| ApiError::Internal(e.into()))
+    caller: &Caller,
+    phone_hash: String,
+) -> Result<
+    (
+        crate::domain::otp::VerificationCode,
+        crate::store::NewChallenge,
+    ),
+    ApiError,
+> {
+    use crate::domain::otp::{generate_code, random_id, VerificationCode, SANDBOX_CODE};
+    let code = if caller.programme.sandbox {
+        VerificationCode::parse(SANDBOX_CODE).map_err(|e| ApiError::Internal(e.into()))?
     } else {
-        generate_code(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))
-    }
+        generate_code(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?
+    };
+    let challenge_id = random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
+    let challenge = crate::store::NewChallenge {
+        code_hash: app.hasher.code_hash(&challenge_id, &code),
+        challenge_id,
+        phone_hash,
+        wrong_code_limit: caller.programme.wrong_code_limit,
+        expires_at: caller.now + crate::domain::challenge::CODE_TTL_SECS,
+    };
+    Ok((code, challenge))
 }
 
 /// The send-limit counters one SMS to `phone` consumes (enrolment and step-up share them).

@@ -9,11 +9,10 @@
 
 use serde_json::json;
 
-use super::{new_code, payment_reference_free, send_code, sms_counters_for, Unsent};
+use super::{new_sms_code, payment_reference_free, send_code, sms_counters_for, Unsent};
 use crate::{
     app::App,
     domain::{
-        challenge::CODE_TTL_SECS,
         channel::Channel,
         otp::random_id,
         payment::{payment_sms_text, Payment, PaymentChallenge},
@@ -24,7 +23,7 @@ use crate::{
         response::{ApiError, ErrorCode, Reply},
         Caller,
     },
-    store::{NewChallenge, PaymentStart},
+    store::PaymentStart,
 };
 
 pub async fn payment_sms(app: &App, caller: &Caller, payment: Payment) -> Result<Reply, ApiError> {
@@ -39,11 +38,9 @@ pub async fn payment_sms(app: &App, caller: &Caller, payment: Payment) -> Result
     // The factor is checked inside the start's transaction (CHANNEL_NOT_REGISTERED), not
     // read first: a reference held by another challenge answers before it.
     let replaces = payment_reference_free(app, caller, &payment.reference, true).await?;
-    let code = new_code(app, programme.sandbox)?;
-    let random = || random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()));
-    let id = random()?;
-    let code_id = random()?;
-    let expires_at = caller.now + CODE_TTL_SECS;
+    let (code, stored_code) = new_sms_code(app, caller, phone_hash)?;
+    let id = random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
+    let expires_at = stored_code.expires_at;
     let challenge = PaymentChallenge {
         id: id.clone(),
         payment,
@@ -54,13 +51,6 @@ pub async fn payment_sms(app: &App, caller: &Caller, payment: Payment) -> Result
         request_id: None,
         proof: None,
         verified_by: None,
-    };
-    let stored_code = NewChallenge {
-        code_hash: app.hasher.code_hash(&code_id, &code),
-        challenge_id: code_id,
-        phone_hash,
-        wrong_code_limit: programme.wrong_code_limit,
-        expires_at,
     };
     let counters = sms_counters_for(app, caller, phone, &stored_code.phone_hash);
     match app

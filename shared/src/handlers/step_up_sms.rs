@@ -5,16 +5,16 @@
 //! `ACTIVE` for the token's phone and on the session's last code being at least 15 s old;
 //! then the SMS says the code and the programme. No step-up is needed here: this *is* one.
 
-use super::{new_code, send_code, sms_counters_for, Unsent};
+use super::{new_sms_code, send_code, sms_counters_for, Unsent};
 use crate::{
     app::App,
-    domain::{challenge::CODE_TTL_SECS, channel::Channel, otp::random_id},
+    domain::channel::Channel,
     http::{
         auth::PhoneClaim,
         response::{ApiError, ErrorCode, Reply},
         Caller,
     },
-    store::{ChallengeSlot, NewChallenge, StepUpStart},
+    store::{ChallengeSlot, StepUpStart},
 };
 
 pub async fn step_up_sms(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
@@ -26,15 +26,7 @@ pub async fn step_up_sms(app: &App, caller: &Caller) -> Result<Reply, ApiError> 
     let PhoneClaim::Valid(phone) = &caller.phone else {
         return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
     };
-    let code = new_code(app, programme.sandbox)?;
-    let challenge_id = random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
-    let challenge = NewChallenge {
-        code_hash: app.hasher.code_hash(&challenge_id, &code),
-        challenge_id,
-        phone_hash: app.hasher.phone_hash(phone.expose_e164()),
-        wrong_code_limit: programme.wrong_code_limit,
-        expires_at: caller.now + CODE_TTL_SECS,
-    };
+    let (code, challenge) = new_sms_code(app, caller, app.hasher.phone_hash(phone.expose_e164()))?;
     let counters = sms_counters_for(app, caller, phone, &challenge.phone_hash);
     match app
         .store

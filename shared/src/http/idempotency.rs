@@ -60,7 +60,6 @@ where
         Ok(reply) => reply.clone(),
         Err(error) => error.to_reply(),
     };
-    let budget = crate::aws::RECORDING_BUDGET;
     if reply.is_kept() {
         let stored = reply.to_stored();
         let kept = app.store.complete_idempotency(
@@ -70,24 +69,27 @@ where
             &stored,
             app.clock.now(),
         );
-        match tokio::time::timeout(budget, kept).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(error = %crate::logging::redacted_chain(&error), "the response could not be kept for replay");
-            }
-            Err(_) => tracing::warn!("the response could not be kept for replay: out of time"),
-        }
+        within_recording_budget(kept, "the response could not be kept for replay").await;
     } else {
         let released = app
             .store
             .release_idempotency(&caller.user, &reference, &lease);
-        match tokio::time::timeout(budget, released).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(error = %crate::logging::redacted_chain(&error), "the idempotency claim could not be released");
-            }
-            Err(_) => tracing::warn!("the idempotency claim could not be released: out of time"),
-        }
+        within_recording_budget(released, "the idempotency claim could not be released").await;
     }
     result
+}
+
+/// Runs a write that records the outcome, for at most `RECORDING_BUDGET`; a failure (or
+/// running out of time) is logged as `what`, and changes nothing the caller is told.
+async fn within_recording_budget(
+    write: impl Future<Output = Result<(), crate::store::StoreError>>,
+    what: &str,
+) {
+    match tokio::time::timeout(crate::aws::RECORDING_BUDGET, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(error = %crate::logging::redacted_chain(&error), "{what}");
+        }
+        Err(_) => tracing::warn!("{what}: out of time"),
+    }
 }
