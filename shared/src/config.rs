@@ -33,6 +33,12 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
     pub hs256_secret: Option<String>,
+    /// The HS256 key before a rotation: still verifies tokens (`JWT_HS256_PREVIOUS_SECRET`,
+    /// or the secret's `AWSPREVIOUS` version).
+    pub hs256_previous: Option<String>,
+    /// A JWKS document of the identity service's public keys (`JWT_JWKS_FILE`, or fetched
+    /// from `JWT_JWKS_URL`).
+    pub jwks: Option<String>,
     /// (`alg`, PEM) of a public key.
     pub public_key: Option<(String, String)>,
     pub issuer: String,
@@ -41,14 +47,27 @@ pub struct TokenConfig {
 
 impl TokenConfig {
     pub fn verifier(&self) -> Result<TokenVerifier, ConfigError> {
-        Ok(TokenVerifier::new(
-            self.hs256_secret.as_deref().map(str::as_bytes),
-            self.public_key
-                .as_ref()
-                .map(|(alg, pem)| (alg.as_str(), pem.as_str())),
-            self.issuer.clone(),
-            self.audience.clone(),
-        )?)
+        let mut verifier = TokenVerifier::refusing(self.issuer.clone(), self.audience.clone());
+        if self.hs256_secret.is_some() || self.public_key.is_some() {
+            verifier = TokenVerifier::new(
+                self.hs256_secret.as_deref().map(str::as_bytes),
+                self.public_key
+                    .as_ref()
+                    .map(|(alg, pem)| (alg.as_str(), pem.as_str())),
+                self.issuer.clone(),
+                self.audience.clone(),
+            )?;
+        }
+        if let Some(previous) = &self.hs256_previous {
+            verifier = verifier.with_hs256(previous.as_bytes());
+        }
+        if let Some(jwks) = &self.jwks {
+            verifier = verifier.with_jwks(jwks)?;
+        }
+        if !verifier.has_keys() {
+            return Err(KeyError::None.into());
+        }
+        Ok(verifier)
     }
 }
 
@@ -69,6 +88,10 @@ pub struct Config {
     pub policy: crate::app::DeploymentPolicy,
     /// How payment proofs are signed.
     pub proof: ProofConfig,
+    /// In Lambda: the secrets (and JWKS URL) fetched at run time (crate::secrets), and the
+    /// Secrets Manager endpoint (`SECRETS_ENDPOINT`, for a local server).
+    pub secret_ids: crate::secrets::SecretIds,
+    pub secrets_endpoint: Option<String>,
 }
 
 /// Payment proofs: a KMS key (`PROOF_KMS_KEY_ID`, and `PROOF_KMS_PREVIOUS_KEY_ID` after a
@@ -109,29 +132,49 @@ impl Config {
             (Some(_), None) => return Err(ConfigError::Missing("JWT_PUBLIC_KEY_ALG")),
             (None, _) => None,
         };
-        let hs256_secret = match (var("JWT_HS256_SECRET"), mode, &public_key) {
-            (Some(secret), _, _) => Some(secret),
-            (None, Mode::Local, None) => Some(LOCAL_JWT_SECRET.to_owned()),
-            (None, _, _) => None,
-        };
-        if let Some(secret) = &hs256_secret {
-            if secret.len() < 32 && mode == Mode::Lambda {
-                return Err(ConfigError::Invalid {
-                    name: "JWT_HS256_SECRET",
-                    reason: "must be at least 32 bytes".into(),
-                });
+        let jwks = match var("JWT_JWKS_FILE") {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+                        name: "JWT_JWKS_FILE",
+                        reason: format!("{path}: {e}"),
+                    })?,
+                )
             }
-        }
-        let otp_secret = required("OTP_HMAC_SECRET", mode, LOCAL_OTP_SECRET)?;
-        if mode == Mode::Lambda && otp_secret.len() < 32 {
-            return Err(ConfigError::Invalid {
-                name: "OTP_HMAC_SECRET",
-                reason: "must be at least 32 bytes".into(),
-            });
-        }
-        Ok(Self {
+            None => None,
+        };
+        // In Lambda, a secret is named (`..._SECRET_ID`) and fetched at run time; a value
+        // given in the environment wins (sam local invoke, tests).
+        let id = |value: &'static str, id: &'static str| match mode {
+            Mode::Lambda if var(value).is_none() => var(id),
+            _ => None,
+        };
+        let secret_ids = crate::secrets::SecretIds {
+            token: id("JWT_HS256_SECRET", "JWT_HS256_SECRET_ID"),
+            otp: id("OTP_HMAC_SECRET", "OTP_HMAC_SECRET_ID"),
+            authy: id("AUTHY_API_KEY", "AUTHY_API_KEY_SECRET_ID"),
+            jwks_url: var("JWT_JWKS_URL"),
+        };
+        let hs256_secret = match (var("JWT_HS256_SECRET"), mode) {
+            (Some(secret), _) => Some(secret),
+            (None, Mode::Local) if public_key.is_none() && jwks.is_none() => {
+                Some(LOCAL_JWT_SECRET.to_owned())
+            }
+            (None, _) => None,
+        };
+        let otp_secret = match (var("OTP_HMAC_SECRET"), mode) {
+            (Some(secret), _) => secret,
+            (None, Mode::Local) => LOCAL_OTP_SECRET.to_owned(),
+            // Fetched (OTP_HMAC_SECRET_ID), or this function hashes nothing (lambda.rs).
+            (None, Mode::Lambda) => String::new(),
+        };
+        let authy_key =
+            var("AUTHY_API_KEY").or_else(|| secret_ids.authy.as_ref().map(|_| String::new()));
+        let config = Self {
             tokens: TokenConfig {
                 hs256_secret,
+                hs256_previous: var("JWT_HS256_PREVIOUS_SECRET"),
+                jwks,
                 public_key,
                 issuer: required("JWT_ISSUER", mode, LOCAL_JWT_ISSUER)?,
                 audience: required("JWT_AUDIENCE", mode, LOCAL_JWT_AUDIENCE)?,
@@ -145,7 +188,7 @@ impl Config {
             sns_endpoint: var("SNS_ENDPOINT")
                 .or_else(|| var("AWS_ENDPOINT_URL_SNS"))
                 .or_else(|| var("AWS_ENDPOINT_URL")),
-            authy: match var("AUTHY_API_KEY") {
+            authy: match authy_key {
                 None => None,
                 Some(api_key) => Some(AuthyConfig {
                     api_key,
@@ -166,7 +209,57 @@ impl Config {
                 key_file: var("PROOF_KEY_FILE").map(std::path::PathBuf::from),
                 issuer: var("PROOF_ISSUER").unwrap_or_else(|| LOCAL_PROOF_ISSUER.to_owned()),
             },
-        })
+            secret_ids,
+            secrets_endpoint: var("SECRETS_ENDPOINT")
+                .or_else(|| var("AWS_ENDPOINT_URL_SECRETS_MANAGER"))
+                .or_else(|| var("AWS_ENDPOINT_URL")),
+        };
+        if mode == Mode::Lambda {
+            config.check_lengths()?;
+        }
+        Ok(config)
+    }
+
+    /// This configuration with the values fetched at run time in place of their ids.
+    pub fn with_secrets(&self, values: &crate::secrets::SecretValues) -> Result<Self, ConfigError> {
+        let mut config = self.clone();
+        if let Some(token) = &values.token {
+            config.tokens.hs256_secret = Some(token.clone());
+        }
+        if values.token_previous.is_some() {
+            config.tokens.hs256_previous = values.token_previous.clone();
+        }
+        if let Some(jwks) = &values.jwks {
+            config.tokens.jwks = Some(jwks.clone());
+        }
+        if let Some(otp) = &values.otp {
+            config.otp_secret = otp.clone();
+        }
+        if let (Some(key), Some(authy)) = (&values.authy, &mut config.authy) {
+            authy.api_key = key.clone();
+        }
+        config.check_lengths()?;
+        Ok(config)
+    }
+
+    /// Lambda refuses short keys (the local server's development defaults are not used).
+    fn check_lengths(&self) -> Result<(), ConfigError> {
+        let short = |name: &'static str, value: Option<&str>| match value {
+            Some(value) if value.len() < 32 => Err(ConfigError::Invalid {
+                name,
+                reason: "must be at least 32 bytes".into(),
+            }),
+            _ => Ok(()),
+        };
+        short("JWT_HS256_SECRET", self.tokens.hs256_secret.as_deref())?;
+        short(
+            "JWT_HS256_PREVIOUS_SECRET",
+            self.tokens.hs256_previous.as_deref(),
+        )?;
+        short(
+            "OTP_HMAC_SECRET",
+            Some(self.otp_secret.as_str()).filter(|s| !s.is_empty()),
+        )
     }
 }
 

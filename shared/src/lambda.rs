@@ -22,6 +22,7 @@ use crate::{
     events::EventPublisher,
     http::{handle, reject_unrouted, response::ApiError, router::Route},
     push::{unconfigured::UnconfiguredPushProvider, PushProvider},
+    secrets::{SecretIds, SecretValues, SecretsManagerSource},
     sms::{sns::SnsSmsSender, NoSmsSender, SmsSender},
     store::dynamodb::DynamoStore,
 };
@@ -37,6 +38,12 @@ pub trait Function {
     const PUBLISHES_EVENTS: bool = false;
     /// Payment proofs: signs them with KMS (or reads the public keys, for the JWKS).
     const SIGNS_PROOFS: bool = false;
+    /// Takes a user's token, and hashes phone numbers and codes: needs the token key and
+    /// the HMAC key (`JWT_HS256_SECRET_ID`, `OTP_HMAC_SECRET_ID`).
+    const AUTHENTICATES_USERS: bool = true;
+    /// Needs the Authy API key (`AUTHY_API_KEY_SECRET_ID`): to call Authy, or to check its
+    /// signature.
+    const USES_AUTHY_KEY: bool = Self::CALLS_PUSH_PROVIDER;
 }
 
 pub struct ListFactors;
@@ -83,6 +90,8 @@ impl Function for AuthyCallback {
     const ROUTE: Route = Route::AuthyCallback;
     const PUBLISHES_EVENTS: bool = true;
     const SIGNS_PROOFS: bool = true;
+    const AUTHENTICATES_USERS: bool = false;
+    const USES_AUTHY_KEY: bool = true;
 }
 
 /// Sends a payment challenge's code by SMS.
@@ -118,6 +127,7 @@ pub struct Jwks;
 impl Function for Jwks {
     const ROUTE: Route = Route::Jwks;
     const SIGNS_PROOFS: bool = true;
+    const AUTHENTICATES_USERS: bool = false;
 }
 
 /// Serves the sandbox payment simulator's `.../accept` and `.../reject`; signs proofs.
@@ -202,20 +212,25 @@ async fn serve<F: Function>(
 ) -> Result<(), lambda_http::Error> {
     crate::logging::init();
     let config = Config::from_env(Mode::Lambda)?;
-    let app = Arc::new(build::<F>(&config).await?);
+    let served = Arc::new(Served::<F>::start(config).await?);
     let oversized = Arc::new(AtomicBool::new(false));
     let refuse = RefuseOversizedEvents {
         cap: event_cap(F::ROUTE),
         oversized: oversized.clone(),
     };
     let handler = service_fn(move |request: Request| {
-        let app = app.clone();
+        let served = served.clone();
         let too_large = oversized.swap(false, Ordering::SeqCst);
         let route = route_of(&request);
         async move {
-            Ok::<_, std::convert::Infallible>(match too_large {
-                true => reject_unrouted(&app, &ApiError::PayloadTooLarge),
-                false => handle(&app, route, request).await,
+            let (app, ready) = served.app().await;
+            Ok::<_, std::convert::Infallible>(match (too_large, ready) {
+                (true, _) => reject_unrouted(&app, &ApiError::PayloadTooLarge),
+                (false, false) => reject_unrouted(
+                    &app,
+                    &ApiError::Unavailable("the function's secrets could not be fetched".into()),
+                ),
+                (false, true) => handle(&app, route, request).await,
             })
         }
     });
@@ -297,74 +312,281 @@ where
     }
 }
 
-/// The production state: DynamoDB, and SNS and Authy where `F` uses them; SDK clients built
-/// on first use.
-async fn build<F: Function>(config: &Config) -> Result<App, lambda_http::Error> {
-    let table = config
-        .table_name
-        .clone()
-        .ok_or(ConfigError::Missing("TABLE_NAME"))?;
-    let started = std::time::Instant::now();
-    let sdk = crate::aws::sdk_config(config.dynamodb_endpoint.as_deref()).await;
-    let sdk_loaded = started.elapsed();
-    let mut sms: Arc<dyn SmsSender> = Arc::new(NoSmsSender);
-    let mut events: Arc<dyn EventPublisher> = Arc::new(crate::events::NoEvents);
-    if F::SENDS_SMS || F::PUBLISHES_EVENTS {
-        let sns = match &config.sns_endpoint {
-            Some(endpoint) if config.dynamodb_endpoint.as_ref() != Some(endpoint) => {
-                crate::aws::sdk_config(Some(endpoint)).await
+/// What a function's state is built from that no secret changes: the adapters (SDK clients
+/// built on first use), the proof signer, and where its secrets are fetched from.
+struct Parts {
+    store: Arc<dyn crate::store::Store>,
+    sms: Arc<dyn SmsSender>,
+    events: Arc<dyn EventPublisher>,
+    signer: Option<Arc<dyn crate::proof::ProofSigner>>,
+    secrets: Option<SecretsManagerSource>,
+}
+
+impl Parts {
+    /// DynamoDB, and SNS, KMS and Secrets Manager where `F` uses them.
+    async fn build<F: Function>(config: &Config) -> Result<Self, lambda_http::Error> {
+        let table = config
+            .table_name
+            .clone()
+            .ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let started = std::time::Instant::now();
+        let sdk = crate::aws::sdk_config(config.dynamodb_endpoint.as_deref()).await;
+        let sdk_loaded = started.elapsed();
+        let same_endpoint =
+            |endpoint: &Option<String>| endpoint.is_none() || *endpoint == config.dynamodb_endpoint;
+        let mut sms: Arc<dyn SmsSender> = Arc::new(NoSmsSender);
+        let mut events: Arc<dyn EventPublisher> = Arc::new(crate::events::NoEvents);
+        if F::SENDS_SMS || F::PUBLISHES_EVENTS {
+            let sns = match &config.sns_endpoint {
+                Some(endpoint) if !same_endpoint(&config.sns_endpoint) => {
+                    crate::aws::sdk_config(Some(endpoint)).await
+                }
+                _ => sdk.clone(),
+            };
+            let sns_client = crate::aws::lazy(move || aws_sdk_sns::Client::new(&sns));
+            if F::SENDS_SMS {
+                sms = Arc::new(SnsSmsSender::with_lazy_client(sns_client.clone()));
             }
-            _ => sdk.clone(),
+            if F::PUBLISHES_EVENTS {
+                events = crate::app::event_publisher(config, &sns_client);
+            }
+        }
+        let ids = used_secret_ids::<F>(config);
+        let secrets = if ids.is_empty() {
+            None
+        } else {
+            let secrets_sdk = match &config.secrets_endpoint {
+                Some(endpoint) if !same_endpoint(&config.secrets_endpoint) => {
+                    crate::aws::sdk_config(Some(endpoint)).await
+                }
+                _ => sdk.clone(),
+            };
+            let client =
+                crate::aws::lazy(move || aws_sdk_secretsmanager::Client::new(&secrets_sdk));
+            Some(SecretsManagerSource::new(client, ids))
         };
-        let sns_client = crate::aws::lazy(move || aws_sdk_sns::Client::new(&sns));
-        if F::SENDS_SMS {
-            sms = Arc::new(SnsSmsSender::with_lazy_client(sns_client.clone()));
-        }
-        if F::PUBLISHES_EVENTS {
-            events = crate::app::event_publisher(config, &sns_client);
-        }
+        // Clients are built on first use: a function pays only for the calls it makes.
+        let dynamodb = crate::aws::lazy(move || aws_sdk_dynamodb::Client::new(&sdk));
+        let signer = match F::SIGNS_PROOFS {
+            true => Some(proof_signer(config).await),
+            false => None,
+        };
+        tracing::debug!(
+            sdk_config_us = sdk_loaded.as_micros() as u64,
+            parts_us = started.elapsed().as_micros() as u64,
+            "cold start: clients prepared"
+        );
+        Ok(Self {
+            store: Arc::new(DynamoStore::with_lazy_client(dynamodb, table)),
+            sms,
+            events,
+            signer,
+            secrets,
+        })
     }
-    // Clients are built on first use: a function pays only for the calls it makes.
-    let dynamodb = crate::aws::lazy(move || aws_sdk_dynamodb::Client::new(&sdk));
-    let clients_built = started.elapsed();
+}
+
+/// The secrets (and JWKS URL) `F`'s route uses, of those the environment names.
+fn used_secret_ids<F: Function>(config: &Config) -> SecretIds {
+    let ids = &config.secret_ids;
+    SecretIds {
+        token: ids.token.clone().filter(|_| F::AUTHENTICATES_USERS),
+        otp: ids.otp.clone().filter(|_| F::AUTHENTICATES_USERS),
+        authy: ids.authy.clone().filter(|_| F::USES_AUTHY_KEY),
+        jwks_url: ids.jwks_url.clone().filter(|_| F::AUTHENTICATES_USERS),
+    }
+}
+
+/// The state of a function: built from `Parts` and the configuration with its secrets, and
+/// built again when a refresh finds them changed (a rotation).
+fn assemble<F: Function>(config: &Config, parts: &Parts) -> Result<App, lambda_http::Error> {
+    let (tokens, otp_secret) = if F::AUTHENTICATES_USERS {
+        if config.otp_secret.is_empty() {
+            return Err(ConfigError::Missing("OTP_HMAC_SECRET (or OTP_HMAC_SECRET_ID)").into());
+        }
+        (
+            config.tokens.verifier()?,
+            config.otp_secret.as_bytes().to_vec(),
+        )
+    } else {
+        // No user token reaches this route, and nothing is hashed: a key no one knows.
+        (
+            crate::http::auth::TokenVerifier::refusing(
+                config.tokens.issuer.clone(),
+                config.tokens.audience.clone(),
+            ),
+            throwaway_key()?,
+        )
+    };
     let (push, callback) = if F::CALLS_PUSH_PROVIDER {
         crate::app::push_provider(config)?
     } else {
         let push: Arc<dyn PushProvider> = Arc::new(UnconfiguredPushProvider);
         (push, crate::app::authy_callback(config))
     };
-    tracing::debug!(
-        sdk_config_us = sdk_loaded.as_micros() as u64,
-        clients_us = clients_built.as_micros() as u64,
-        push_provider_us = started.elapsed().as_micros() as u64,
-        "cold start: state built"
-    );
     let app = App::new(
         Adapters {
-            store: Arc::new(DynamoStore::with_lazy_client(dynamodb, table)),
-            sms,
+            store: parts.store.clone(),
+            sms: parts.sms.clone(),
             push,
-            events,
+            events: parts.events.clone(),
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom::default()),
         },
-        config.tokens.verifier()?,
-        config.otp_secret.as_bytes(),
+        tokens,
+        &otp_secret,
     )
     .with_policy(config.policy.clone())
     // EMF lines on stdout: CloudWatch Logs makes them metrics (crate::metrics).
     .with_metrics(crate::metrics::Metrics::emf(
         std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "additional-factors".into()),
     ));
-    let app = if F::SIGNS_PROOFS {
-        app.with_signer(proof_signer(config).await, config.proof.issuer.clone())
-    } else {
-        app
+    let app = match &parts.signer {
+        Some(signer) => app.with_signer(signer.clone(), config.proof.issuer.clone()),
+        None => app,
     };
     Ok(match callback {
         Some(callback) => app.with_authy_callback(callback),
         None => app,
     })
+}
+
+fn throwaway_key() -> Result<Vec<u8>, lambda_http::Error> {
+    use crate::domain::otp::RandomSource;
+    let mut key = vec![0u8; 32];
+    SystemRandom::default().fill(&mut key)?;
+    Ok(key)
+}
+
+/// A function's state, and its secrets kept fresh (crate::secrets).
+struct Served<F> {
+    config: Config,
+    parts: Parts,
+    refresh: std::time::Duration,
+    current: std::sync::Mutex<Current>,
+    function: std::marker::PhantomData<fn() -> F>,
+}
+
+struct Current {
+    app: Arc<App>,
+    /// False until the secrets have been fetched once: every request is then a 503.
+    ready: bool,
+    values: SecretValues,
+    next_fetch: std::time::Instant,
+}
+
+impl<F: Function> Served<F> {
+    /// Builds the state at init (full CPU), fetching the secrets. A fetch that fails does
+    /// not fail init: requests answer 503 (`Retry-After`) and each tries the fetch again.
+    async fn start(config: Config) -> Result<Self, lambda_http::Error> {
+        let parts = Parts::build::<F>(&config).await?;
+        let refresh = crate::secrets::refresh_interval();
+        let placeholder = Current {
+            app: Arc::new(unready_app(&config, &parts)?),
+            ready: false,
+            values: SecretValues::default(),
+            next_fetch: std::time::Instant::now(),
+        };
+        let served = Self {
+            config,
+            parts,
+            refresh,
+            current: std::sync::Mutex::new(placeholder),
+            function: std::marker::PhantomData,
+        };
+        if served.parts.secrets.is_none() {
+            let app = assemble::<F>(&served.config, &served.parts)?;
+            served.set(Current {
+                app: Arc::new(app),
+                ready: true,
+                values: SecretValues::default(),
+                next_fetch: std::time::Instant::now()
+                    + std::time::Duration::from_secs(u32::MAX.into()),
+            });
+        } else {
+            served.app().await;
+        }
+        Ok(served)
+    }
+
+    fn set(&self, current: Current) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = current;
+    }
+
+    /// The state to serve this request with, fetching the secrets again when due.
+    async fn app(&self) -> (Arc<App>, bool) {
+        let now = std::time::Instant::now();
+        let (app, ready, values) = {
+            let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if now < current.next_fetch {
+                return (current.app.clone(), current.ready);
+            }
+            (current.app.clone(), current.ready, current.values.clone())
+        };
+        let Some(source) = &self.parts.secrets else {
+            return (app, ready);
+        };
+        let started = std::time::Instant::now();
+        let fetched = source.fetch().await;
+        let fetch_ms = started.elapsed().as_millis() as u64;
+        let next = |after| Current {
+            app: app.clone(),
+            ready,
+            values: values.clone(),
+            next_fetch: std::time::Instant::now() + after,
+        };
+        match fetched {
+            Err(error) => {
+                tracing::error!(error = %crate::logging::redacted_chain(&error), fetch_ms, "secrets not fetched: serving on with the last ones");
+                self.set(next(crate::secrets::RETRY_AFTER_FAILURE.min(self.refresh)));
+            }
+            Ok(fresh) if ready && fresh == values => {
+                tracing::debug!(fetch_ms, "secrets unchanged");
+                self.set(next(self.refresh));
+            }
+            Ok(fresh) => match self
+                .config
+                .with_secrets(&fresh)
+                .map_err(lambda_http::Error::from)
+                .and_then(|config| assemble::<F>(&config, &self.parts))
+            {
+                Ok(rebuilt) => {
+                    tracing::info!(fetch_ms, rotated = ready, "secrets fetched");
+                    self.set(Current {
+                        app: Arc::new(rebuilt),
+                        ready: true,
+                        values: fresh,
+                        next_fetch: std::time::Instant::now() + self.refresh,
+                    });
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "fetched secrets refused: serving on with the last ones");
+                    self.set(next(crate::secrets::RETRY_AFTER_FAILURE.min(self.refresh)));
+                }
+            },
+        }
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        (current.app.clone(), current.ready)
+    }
+}
+
+/// The state before the secrets are known: it only answers 503s and 413s.
+fn unready_app(config: &Config, parts: &Parts) -> Result<App, lambda_http::Error> {
+    Ok(App::new(
+        Adapters {
+            store: parts.store.clone(),
+            sms: parts.sms.clone(),
+            push: Arc::new(UnconfiguredPushProvider),
+            events: parts.events.clone(),
+            clock: Arc::new(SystemClock),
+            random: Arc::new(SystemRandom::default()),
+        },
+        crate::http::auth::TokenVerifier::refusing(
+            config.tokens.issuer.clone(),
+            config.tokens.audience.clone(),
+        ),
+        &throwaway_key()?,
+    ))
 }
 
 /// The KMS key that signs payment proofs (`PROOF_KMS_KEY_ID`); without one, signing

@@ -30,5 +30,6 @@ pub mod logging;
 pub mod metrics;
 pub mod proof;
 pub mod push;
+pub mod secrets;
 pub mod sms;
 pub mod store;

@@ -209,3 +209,70 @@ async fn credentials_are_checked_before_validation() {
     r.assert_field("api-key", "REQUIRED", &[]);
     assert_eq!(r.fields().len(), 1);
 }
+
+/// Key rotation at the identity service: a token verifies with the key before a rotation
+/// (HS256 previous key) and with the public keys of a JWKS (by `kid`); a token signed by a
+/// key in neither is refused, and a JWKS with no usable public key is a configuration error.
+#[tokio::test]
+async fn tokens_verify_with_the_previous_hs256_key_and_with_jwks_public_keys() {
+    use additional_factors::{
+        http::auth::{mint_hs256, TokenError, TokenVerifier},
+        proof::{jwks, local::LocalSigner, sign_proof},
+    };
+    let (iss, aud) = ("https://identity.local", "additional-factors");
+    let identity = LocalSigner::generate().unwrap();
+    let stranger = LocalSigner::generate().unwrap();
+    let published = jwks(&identity).await.unwrap().to_string();
+    let current = b"the-current-hs256-key-at-least-32-bytes";
+    let previous = b"the-previous-hs256-key-at-least-32-bytes";
+    let verifier = TokenVerifier::new(Some(current), None, iss, aud)
+        .unwrap()
+        .with_hs256(previous)
+        .with_jwks(&published)
+        .unwrap();
+    let now = 1_800_000_000i64;
+    let claims = json!({
+        "sub": "u1", "programme_id": "p1", "iss": iss, "aud": aud, "exp": now + 600,
+    });
+    let bearer = |token: String| format!("Bearer {token}");
+    let check = |token: String| {
+        verifier
+            .verify(Some(bearer(token).as_bytes()), now)
+            .map(|user| user.credential_id)
+    };
+    assert_eq!(check(mint_hs256(current, &claims).unwrap()).unwrap(), "u1");
+    assert_eq!(check(mint_hs256(previous, &claims).unwrap()).unwrap(), "u1");
+    assert_eq!(
+        check(mint_hs256(b"a-key-never-configured-at-least-32-bytes", &claims).unwrap()),
+        Err(TokenError::Signature)
+    );
+    // ES256 with the kid of a JWKS key.
+    assert_eq!(
+        check(sign_proof(&identity, &claims).await.unwrap()).unwrap(),
+        "u1"
+    );
+    // Another key, under a kid the JWKS does not have, and under the JWKS key's kid.
+    assert_eq!(
+        check(sign_proof(&stranger, &claims).await.unwrap()),
+        Err(TokenError::Signature)
+    );
+    let forged = sign_proof(&stranger, &claims).await.unwrap();
+    let kid = serde_json::from_str::<serde_json::Value>(&published).unwrap()["keys"][0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let header = json!({"alg": "ES256", "typ": "JWT", "kid": kid});
+    let (_, rest) = forged.split_once('.').unwrap();
+    use base64::Engine;
+    let relabelled = format!(
+        "{}.{rest}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string())
+    );
+    assert_eq!(check(relabelled), Err(TokenError::Signature));
+    // Only the HS256 keys verify HS256; a JWKS of symmetric keys only is refused.
+    let symmetric = json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"}]}).to_string();
+    assert!(TokenVerifier::refusing(iss, aud)
+        .with_jwks(&symmetric)
+        .is_err());
+    assert!(!TokenVerifier::refusing(iss, aud).has_keys());
+}

@@ -157,6 +157,14 @@ fn functions(template: &Value) -> BTreeMap<String, Function> {
             .unwrap()
             .iter()
             .flat_map(|p| p["Statement"].as_sequence().unwrap().clone())
+            // `!If [Condition, statement, !Ref AWS::NoValue]`: the statement when it applies.
+            .map(|statement| match statement {
+                Value::Tagged(tagged) if tagged.tag == "!If" => {
+                    assert_eq!(text(&tagged.value[2]), "!Ref AWS::NoValue");
+                    tagged.value[1].clone()
+                }
+                statement => statement,
+            })
             .collect();
         let previous = found.insert(
             binary.clone(),
@@ -225,7 +233,10 @@ fn each_policy_grants_exactly_what_its_function_uses() {
                 .collect();
             for action in &actions {
                 assert!(!action.contains('*'), "{binary}: wildcard action {action}");
-                if action.starts_with("kms:") {
+                if action.starts_with("secretsmanager:") {
+                    // Checked with the secrets each function names (below).
+                    assert_eq!(action, "secretsmanager:GetSecretValue", "{binary}");
+                } else if action.starts_with("kms:") {
                     // The proof signing key (and, after a rotation, the previous one) only.
                     let resource = text(&statement["Resource"]);
                     assert!(
@@ -259,9 +270,12 @@ fn each_policy_grants_exactly_what_its_function_uses() {
             }
             granted.extend(actions);
         }
+        let (users, authy) = secrets_of(&binary);
         let expected: BTreeSet<String> = allowed[function.binary.as_str()]
             .iter()
-            .map(|a| (*a).to_owned())
+            .copied()
+            .chain((users || authy).then_some("secretsmanager:GetSecretValue"))
+            .map(str::to_owned)
             .collect();
         assert_eq!(granted, expected, "{binary}");
     }
@@ -338,12 +352,16 @@ fn runtime_table_logs_and_secrets() {
     assert_eq!(globals["Tracing"], "Active");
     assert_eq!(t["Parameters"]["LogRetentionDays"]["Default"], 365);
     let env = &globals["Environment"]["Variables"];
+    // No secret in any environment variable: the values are empty (events/env.json fills
+    // them for `sam local invoke`), and nothing is resolved into the template at deploy time.
     for secret in ["JWT_HS256_SECRET", "OTP_HMAC_SECRET", "AUTHY_API_KEY"] {
-        assert!(
-            text(&env[secret]).contains("{{resolve:secretsmanager:"),
-            "{secret} must come from Secrets Manager"
-        );
+        assert_eq!(env[secret], "", "{secret} must not be in the environment");
     }
+    assert!(!load_text("template.yaml").contains("{{resolve:"));
+    assert_eq!(
+        text(&env["SECRETS_REFRESH_SECONDS"]),
+        "!Ref SecretsRefreshSeconds"
+    );
     let table = &t["Resources"]["FactorsTable"]["Properties"];
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert_eq!(
@@ -759,4 +777,104 @@ fn the_watch_env_file_has_every_variable_of_the_sam_local_one() {
         assert_eq!(watch[k], local, "{k}");
     }
     assert!(load_text("README.md").contains("cargo lambda watch --env-file watch.env"));
+}
+
+/// What each function needs, from its `lambda::Function` constants: (the token and HMAC
+/// keys, the Authy API key).
+fn secrets_of(binary: &str) -> (bool, bool) {
+    use additional_factors::lambda::*;
+    fn of<F: Function>() -> (bool, bool) {
+        (F::AUTHENTICATES_USERS, F::USES_AUTHY_KEY)
+    }
+    match binary {
+        "list-factors" => of::<ListFactors>(),
+        "enrol-sms-otp" => of::<EnrolSmsOtp>(),
+        "verify-sms-otp" => of::<VerifySmsOtp>(),
+        "enrol-push" => of::<EnrolPush>(),
+        "unlink-push" => of::<UnlinkPush>(),
+        "simulate-push" => of::<SimulatePush>(),
+        "authy-callback" => of::<AuthyCallback>(),
+        "step-up-sms" => of::<StepUpSms>(),
+        "verify-step-up-sms" => of::<VerifyStepUpSms>(),
+        "step-up-push" => of::<StepUpPush>(),
+        "get-step-up-challenge" => of::<GetStepUpChallenge>(),
+        "simulate-step-up" => of::<SimulateStepUp>(),
+        "payment-sms" => of::<PaymentSms>(),
+        "verify-payment-sms" => of::<VerifyPaymentSms>(),
+        "payment-push" => of::<PaymentPush>(),
+        "get-payment-challenge" => of::<GetPaymentChallenge>(),
+        "jwks" => of::<Jwks>(),
+        "simulate-payment" => of::<SimulatePayment>(),
+        other => panic!("unknown function {other}"),
+    }
+}
+
+/// Each function names the secrets its route uses, and no others, and may read exactly
+/// those: `secretsmanager:GetSecretValue` on each named secret's ARN (`<name>-??????`, the
+/// suffix Secrets Manager adds), no wildcard beyond it.
+#[test]
+fn each_function_names_and_may_read_only_the_secrets_its_route_uses() {
+    let template = load("template.yaml");
+    let arn = |parameter: &str| {
+        format!(
+            "!Sub arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:${{{parameter}}}-??????"
+        )
+    };
+    let mut fetching = 0;
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap();
+        let (users, authy) = secrets_of(binary);
+        let env = &resource["Properties"]["Environment"]["Variables"];
+        let named = |variable: &str| env.get(variable).map(text);
+        let mut expected_ids = BTreeMap::new();
+        let mut expected_arns = BTreeSet::new();
+        if users {
+            expected_ids.insert("JWT_HS256_SECRET_ID", "!Ref TokenSecretName".to_owned());
+            expected_ids.insert("OTP_HMAC_SECRET_ID", "!Ref OtpSecretName".to_owned());
+            expected_arns.insert(arn("TokenSecretName"));
+            expected_arns.insert(arn("OtpSecretName"));
+        }
+        if authy {
+            expected_ids.insert(
+                "AUTHY_API_KEY_SECRET_ID",
+                "!If HasAuthy,!Ref AuthySecretName,".to_owned(),
+            );
+            expected_arns.insert(arn("AuthySecretName"));
+        }
+        for variable in [
+            "JWT_HS256_SECRET_ID",
+            "OTP_HMAC_SECRET_ID",
+            "AUTHY_API_KEY_SECRET_ID",
+        ] {
+            assert_eq!(
+                named(variable),
+                expected_ids.get(variable).cloned(),
+                "{name:?}: {variable}"
+            );
+        }
+        let function = &functions(&template)[binary];
+        let granted: BTreeSet<String> = function
+            .statements
+            .iter()
+            .filter(|s| text(&s["Action"]).contains("secretsmanager:"))
+            .flat_map(|s| match &s["Resource"] {
+                Value::Sequence(items) => items.clone(),
+                one => vec![one.clone()],
+            })
+            .map(|resource| match resource {
+                // `!If [HasAuthy, arn, !Ref AWS::NoValue]`: the ARN when Authy is configured.
+                Value::Tagged(tagged) if tagged.tag == "!If" => text(&tagged.value[1]),
+                resource => text(&resource),
+            })
+            .collect();
+        assert_eq!(granted, expected_arns, "{name:?}");
+        fetching += usize::from(!expected_arns.is_empty());
+    }
+    // Every function but the JWKS fetches one.
+    assert_eq!(fetching, 17);
 }

@@ -59,9 +59,16 @@ pub enum TokenError {
 
 /// The keys the identity service signs with, and what its tokens must say.
 pub struct TokenVerifier {
-    keys: Vec<(Algorithm, DecodingKey)>,
+    /// Each key with its algorithm and, from a JWKS, its `kid`.
+    keys: Vec<TokenKey>,
     issuer: String,
     audience: String,
+}
+
+struct TokenKey {
+    alg: Algorithm,
+    kid: Option<String>,
+    key: DecodingKey,
 }
 
 #[derive(Deserialize)]
@@ -90,8 +97,10 @@ pub enum KeyError {
     Algorithm,
     #[error("the public key could not be read: {0}")]
     Pem(#[from] jsonwebtoken::errors::Error),
-    #[error("no token key is configured (JWT_HS256_SECRET or JWT_PUBLIC_KEY_PEM)")]
+    #[error("no token key is configured (JWT_HS256_SECRET, JWT_PUBLIC_KEY_PEM or a JWKS)")]
     None,
+    #[error("the JWKS could not be read: {0}")]
+    Jwks(String),
 }
 
 impl TokenVerifier {
@@ -102,27 +111,92 @@ impl TokenVerifier {
         issuer: impl Into<String>,
         audience: impl Into<String>,
     ) -> Result<Self, KeyError> {
-        let mut keys = Vec::new();
+        let mut verifier = Self::refusing(issuer, audience);
         if let Some(secret) = hs256_secret {
-            keys.push((Algorithm::HS256, DecodingKey::from_secret(secret)));
+            verifier = verifier.with_hs256(secret);
         }
         if let Some((alg, pem)) = public_key {
-            let key = match alg {
+            let (alg, key) = match alg {
                 "RS256" => (Algorithm::RS256, DecodingKey::from_rsa_pem(pem.as_bytes())?),
                 "ES256" => (Algorithm::ES256, DecodingKey::from_ec_pem(pem.as_bytes())?),
                 "EdDSA" => (Algorithm::EdDSA, DecodingKey::from_ed_pem(pem.as_bytes())?),
                 _ => return Err(KeyError::Algorithm),
             };
-            keys.push(key);
+            verifier.keys.push(TokenKey {
+                alg,
+                kid: None,
+                key,
+            });
         }
-        if keys.is_empty() {
+        if verifier.keys.is_empty() {
             return Err(KeyError::None);
         }
-        Ok(Self {
-            keys,
+        Ok(verifier)
+    }
+
+    /// A verifier with no key: every token is refused (the functions whose routes take no
+    /// user token: the JWKS and Authy's callback).
+    pub fn refusing(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            keys: Vec::new(),
             issuer: issuer.into(),
             audience: audience.into(),
-        })
+        }
+    }
+
+    /// Whether any token can be verified.
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
+    /// Also accepts tokens signed with this HS256 key: the key before a rotation, until the
+    /// tokens it signed have expired.
+    pub fn with_hs256(mut self, secret: &[u8]) -> Self {
+        self.keys.push(TokenKey {
+            alg: Algorithm::HS256,
+            kid: None,
+            key: DecodingKey::from_secret(secret),
+        });
+        self
+    }
+
+    /// Also accepts tokens signed by the public keys of a JWKS document (RS256, ES256 or
+    /// EdDSA; a token with a `kid` is checked only against the key with that `kid`). Keys of
+    /// other kinds (symmetric, other curves) are skipped; a JWKS without a usable key is an
+    /// error.
+    pub fn with_jwks(mut self, jwks: &str) -> Result<Self, KeyError> {
+        use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
+        let set: JwkSet = serde_json::from_str(jwks).map_err(|e| KeyError::Jwks(e.to_string()))?;
+        let before = self.keys.len();
+        for jwk in &set.keys {
+            let alg = match (&jwk.common.key_algorithm, &jwk.algorithm) {
+                (Some(KeyAlgorithm::RS256), AlgorithmParameters::RSA(_))
+                | (None, AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+                (Some(KeyAlgorithm::ES256), AlgorithmParameters::EllipticCurve(p))
+                | (None, AlgorithmParameters::EllipticCurve(p))
+                    if p.curve == EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
+                (Some(KeyAlgorithm::EdDSA), AlgorithmParameters::OctetKeyPair(p))
+                | (None, AlgorithmParameters::OctetKeyPair(p))
+                    if p.curve == EllipticCurve::Ed25519 =>
+                {
+                    Algorithm::EdDSA
+                }
+                _ => continue,
+            };
+            let key = DecodingKey::from_jwk(jwk)?;
+            self.keys.push(TokenKey {
+                alg,
+                kid: jwk.common.key_id.clone(),
+                key,
+            });
+        }
+        if self.keys.len() == before {
+            return Err(KeyError::Jwks("no RS256, ES256 or EdDSA key".into()));
+        }
+        Ok(self)
     }
 
     /// Verifies an `Authorization` header value at `now`.
@@ -136,30 +210,38 @@ impl TokenVerifier {
             return Err(TokenError::Header);
         }
         let token = std::str::from_utf8(token).map_err(|_| TokenError::Header)?;
-        let alg = jsonwebtoken::decode_header(token)
-            .map_err(|_| TokenError::Signature)?
-            .alg;
-        let (alg, key) = self
-            .keys
-            .iter()
-            .find(|(a, _)| *a == alg)
-            .ok_or(TokenError::Signature)?;
-        let mut validation = Validation::new(*alg);
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Signature)?;
+        let mut validation = Validation::new(header.alg);
         // exp and nbf are checked below against the request's clock, not the system's.
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|e| match e
-            .kind()
-        {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature
-            | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
-            | jsonwebtoken::errors::ErrorKind::InvalidToken => TokenError::Signature,
-            _ => TokenError::Claims,
-        })?;
-        let claims = data.claims;
+        // Every key that may have signed it (the current and the previous HS256 key; the
+        // JWKS key with its kid), until one verifies the signature.
+        let mut outcome = Err(TokenError::Signature);
+        for candidate in self.keys.iter().filter(|k| {
+            k.alg == header.alg
+                && match (&header.kid, &k.kid) {
+                    (Some(wanted), Some(kid)) => wanted == kid,
+                    _ => true,
+                }
+        }) {
+            outcome =
+                jsonwebtoken::decode::<Claims>(token, &candidate.key, &validation).map_err(|e| {
+                    match e.kind() {
+                        jsonwebtoken::errors::ErrorKind::InvalidSignature
+                        | jsonwebtoken::errors::ErrorKind::InvalidAlgorithm
+                        | jsonwebtoken::errors::ErrorKind::InvalidToken => TokenError::Signature,
+                        _ => TokenError::Claims,
+                    }
+                });
+            if !matches!(outcome, Err(TokenError::Signature)) {
+                break;
+            }
+        }
+        let claims = outcome?.claims;
         let now = now as f64;
         if now - LEEWAY_SECS as f64 >= claims.exp {
             return Err(TokenError::Expired);

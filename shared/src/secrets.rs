@@ -1,0 +1,219 @@
+//! The key material a function needs at run time, fetched where it lives and kept fresh:
+//! the three secrets from AWS Secrets Manager, and the identity service's public keys from
+//! a JWKS URL.
+//!
+//! A deployed function's environment names its secrets and never holds them:
+//! `JWT_HS256_SECRET_ID`, `OTP_HMAC_SECRET_ID` and `AUTHY_API_KEY_SECRET_ID` each name a
+//! secret (its name or ARN), and a function has only those its route uses, with
+//! `secretsmanager:GetSecretValue` on exactly those secrets (template.yaml). The values are
+//! fetched in the init phase (at full CPU), kept for the container, and fetched again on the
+//! first request after `SECRETS_REFRESH_SECONDS` (300): a rotation takes effect within
+//! minutes, without a deploy. For the HS256 key, the version Secrets Manager labels
+//! `AWSPREVIOUS` is fetched too and still verifies tokens, so tokens signed before a rotation
+//! keep working until they expire.
+//!
+//! A plain value (`JWT_HS256_SECRET`, ...) wins over an id: the local server, the tests and
+//! `sam local invoke` (events/env.json) give values; the template gives every function empty
+//! values.
+
+use std::time::Duration;
+
+use crate::aws::Lazy;
+
+/// How often a warm function fetches its secrets again, unless `SECRETS_REFRESH_SECONDS`.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+/// After a failed refresh, the function serves on with the values it has and tries again
+/// after this long.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+
+/// The secrets a function names (none: the value is given, or the route needs none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretIds {
+    pub token: Option<String>,
+    pub otp: Option<String>,
+    pub authy: Option<String>,
+    /// The identity service's JWKS (`JWT_JWKS_URL`), fetched like a secret.
+    pub jwks_url: Option<String>,
+}
+
+impl SecretIds {
+    pub fn is_empty(&self) -> bool {
+        self.token.is_none()
+            && self.otp.is_none()
+            && self.authy.is_none()
+            && self.jwks_url.is_none()
+    }
+}
+
+/// What was fetched. Never printed: `Debug` shows which values are present, not what they are.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretValues {
+    pub token: Option<String>,
+    /// The HS256 key before the last rotation (`AWSPREVIOUS`), while Secrets Manager has one.
+    pub token_previous: Option<String>,
+    pub otp: Option<String>,
+    pub authy: Option<String>,
+    /// The JWKS document (public keys: not secret, but fetched and refreshed the same way).
+    pub jwks: Option<String>,
+}
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValues")
+            .field("token", &self.token.is_some())
+            .field("token_previous", &self.token_previous.is_some())
+            .field("otp", &self.otp.is_some())
+            .field("authy", &self.authy.is_some())
+            .field("jwks", &self.jwks.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("secret {id}: {source}")]
+    Fetch {
+        id: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("secret {id} has no SecretString")]
+    NotAString { id: String },
+    #[error("JWKS {url}: {reason}")]
+    Jwks { url: String, reason: String },
+}
+
+/// Fetches a function's secrets from Secrets Manager (and its JWKS over HTTPS).
+pub struct SecretsManagerSource {
+    client: Lazy<aws_sdk_secretsmanager::Client>,
+    ids: SecretIds,
+}
+
+/// The version label Secrets Manager gives the value a rotation replaced.
+const PREVIOUS: &str = "AWSPREVIOUS";
+
+impl SecretsManagerSource {
+    pub fn new(client: Lazy<aws_sdk_secretsmanager::Client>, ids: SecretIds) -> Self {
+        Self { client, ids }
+    }
+
+    /// Every named secret, fetched concurrently.
+    pub async fn fetch(&self) -> Result<SecretValues, SecretsError> {
+        let one = |id: &Option<String>| {
+            let id = id.clone();
+            async move {
+                match id {
+                    Some(id) => self.get(&id, None).await.map(Some),
+                    None => Ok(None),
+                }
+            }
+        };
+        let previous = async {
+            match &self.ids.token {
+                Some(id) => self.get_previous(id).await,
+                None => Ok(None),
+            }
+        };
+        let jwks = async {
+            match &self.ids.jwks_url {
+                Some(url) => fetch_jwks(url).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (token, token_previous, otp, authy, jwks) = tokio::join!(
+            one(&self.ids.token),
+            previous,
+            one(&self.ids.otp),
+            one(&self.ids.authy),
+            jwks
+        );
+        Ok(SecretValues {
+            token: token?,
+            token_previous: token_previous?,
+            otp: otp?,
+            authy: authy?,
+            jwks: jwks?,
+        })
+    }
+
+    async fn get(&self, id: &str, stage: Option<&str>) -> Result<String, SecretsError> {
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(id)
+            .set_version_stage(stage.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| SecretsError::Fetch {
+                id: id.to_owned(),
+                source: e.into_service_error().into(),
+            })?;
+        output
+            .secret_string
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| SecretsError::NotAString { id: id.to_owned() })
+    }
+
+    /// The HS256 key before the last rotation; none before the first.
+    async fn get_previous(&self, id: &str) -> Result<Option<String>, SecretsError> {
+        match self.get(id, Some(PREVIOUS)).await {
+            Ok(value) => Ok(Some(value)),
+            Err(SecretsError::Fetch { source, .. })
+                if source
+                    .downcast_ref::<aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError>()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// How long the JWKS URL may take to answer.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest JWKS document read.
+const JWKS_MAX_BYTES: usize = 64 * 1024;
+
+/// GETs the identity service's JWKS (`https://`, or `http://` for a local fake).
+async fn fetch_jwks(url: &str) -> Result<String, SecretsError> {
+    use http_body_util::{BodyExt, Empty, Limited};
+    let failed = |reason: String| SecretsError::Jwks {
+        url: url.to_owned(),
+        reason,
+    };
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| failed(e.to_string()))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Empty<bytes::Bytes>>(connector);
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| failed(e.to_string()))?;
+    let exchange = async {
+        let response = client.get(uri).await.map_err(|e| failed(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(failed(format!("answered {}", response.status())));
+        }
+        let body = Limited::new(response.into_body(), JWKS_MAX_BYTES)
+            .collect()
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .to_bytes();
+        String::from_utf8(body.to_vec()).map_err(|e| failed(e.to_string()))
+    };
+    tokio::time::timeout(JWKS_TIMEOUT, exchange)
+        .await
+        .map_err(|_| failed(format!("no answer within {JWKS_TIMEOUT:?}")))?
+}
+
+/// `SECRETS_REFRESH_SECONDS` (at least 1 s).
+pub fn refresh_interval() -> Duration {
+    std::env::var("SECRETS_REFRESH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(DEFAULT_REFRESH, |s| Duration::from_secs(s.max(1)))
+}

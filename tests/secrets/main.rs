@@ -1,0 +1,191 @@
+//! A deployed function fetches its secrets from Secrets Manager (a local server speaking its
+//! API) and keeps them fresh: its own loop (`lambda::run`) against a fake Lambda Runtime API,
+//! with only secret ids in its environment.
+//!
+//! Its own test binary: the function reads its configuration from the process environment,
+//! which no other test may see.
+
+use std::time::Duration;
+
+use additional_factors::{
+    domain::{otp::api_key_hash, programme::Programme},
+    http::auth::mint_hs256,
+    store::{dynamodb::DynamoStore, Store},
+};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+#[path = "../runtime/fake.rs"]
+mod fake;
+
+const TOKEN_KEY: &str = "token-key-one-at-least-32-bytes-long!!";
+const ROTATED_TOKEN_KEY: &str = "token-key-two-at-least-32-bytes-long!!";
+const OTP_KEY: &str = "otp-hmac-key-at-least-32-bytes-long!!!";
+const API_KEY: &str = "secrets-test-api-key";
+
+fn endpoint() -> String {
+    std::env::var("TEST_AWS_ENDPOINT").expect(
+        "TEST_AWS_ENDPOINT is not set: run scripts/test, which starts a local DynamoDB/SNS-compatible server",
+    )
+}
+
+async fn sdk() -> aws_config::SdkConfig {
+    additional_factors::aws::sdk_config(Some(&endpoint())).await
+}
+
+fn claims() -> Value {
+    json!({
+        "sub": "secrets-user", "programme_id": "secrets-sandbox",
+        "iss": "https://identity.local", "aud": "additional-factors",
+        "exp": 4_102_444_800i64, "phone_number": "+447700900123",
+    })
+}
+
+/// The shipped list-factors event, with this test's api key and a token signed by `key`.
+fn list_event(key: &str) -> Vec<u8> {
+    with_token(&mint_hs256(key.as_bytes(), &claims()).unwrap())
+}
+
+/// The shipped list-factors event, with this test's api key and `token`.
+fn with_token(token: &str) -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/03-list-factors.200-empty.json"
+    );
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    event["headers"]["api-key"] = json!(API_KEY);
+    event["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    serde_json::to_vec(&event).unwrap()
+}
+
+async fn next(responses: &mut mpsc::UnboundedReceiver<Value>) -> Value {
+    tokio::time::timeout(Duration::from_secs(60), responses.recv())
+        .await
+        .expect("the function posted no response")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_function_fetches_its_secrets_at_run_time_and_follows_a_rotation() {
+    let unique = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let table = format!("secrets-{unique}");
+    let token_secret = format!("af-test/{unique}/jwt");
+    let otp_secret = format!("af-test/{unique}/otp");
+    let sdk = sdk().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
+    store.create_table_if_missing().await.unwrap();
+    store
+        .put_programme(
+            &api_key_hash(API_KEY),
+            &Programme::new("secrets-sandbox", true),
+        )
+        .await
+        .unwrap();
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    secrets
+        .create_secret()
+        .name(&token_secret)
+        .secret_string(TOKEN_KEY)
+        .send()
+        .await
+        .unwrap();
+    // The HMAC key's secret does not exist yet: the function cannot serve until it does.
+
+    // The identity service also publishes public keys (a JWKS URL, fetched like a secret).
+    let identity = additional_factors::proof::local::LocalSigner::generate().unwrap();
+    let jwks_server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/.well-known/jwks.json"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(additional_factors::proof::jwks(&identity).await.unwrap()),
+        )
+        .mount(&jwks_server)
+        .await;
+    let jwks_url = format!("{}/.well-known/jwks.json", jwks_server.uri());
+
+    let (feed, events) = mpsc::unbounded_channel();
+    let (address, mut responses) = fake::fed_runtime_api(events).await;
+    let endpoint = endpoint();
+    for (name, value) in [
+        ("AWS_LAMBDA_RUNTIME_API", address.as_str()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "list-factors"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/list-factors"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "stream"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("TABLE_NAME", table.as_str()),
+        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
+        ("SECRETS_ENDPOINT", endpoint.as_str()),
+        ("JWT_ISSUER", "https://identity.local"),
+        ("JWT_AUDIENCE", "additional-factors"),
+        // Ids only, as the template deploys them: no secret in the environment.
+        ("JWT_HS256_SECRET_ID", token_secret.as_str()),
+        ("OTP_HMAC_SECRET_ID", otp_secret.as_str()),
+        ("JWT_JWKS_URL", jwks_url.as_str()),
+        ("SECRETS_REFRESH_SECONDS", "1"),
+        ("DEFAULT_ALLOWED_COUNTRY_CODES", "44"),
+    ] {
+        // SAFETY: set before the function starts, in a test binary of one test.
+        unsafe { std::env::set_var(name, value) };
+    }
+    let function = additional_factors::lambda::run::<additional_factors::lambda::ListFactors>();
+    let checks = async move {
+        // Init could not fetch the HMAC key: a 503 with Retry-After, not a failed init.
+        feed.send(list_event(TOKEN_KEY)).unwrap();
+        let unready = next(&mut responses).await;
+        assert_eq!(unready["statusCode"], 503, "{unready}");
+        assert!(unready["headers"]["retry-after"].is_string(), "{unready}");
+
+        secrets
+            .create_secret()
+            .name(&otp_secret)
+            .secret_string(OTP_KEY)
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        feed.send(list_event(TOKEN_KEY)).unwrap();
+        let served = next(&mut responses).await;
+        assert_eq!(served["statusCode"], 200, "{served}");
+        feed.send(list_event(ROTATED_TOKEN_KEY)).unwrap();
+        assert_eq!(next(&mut responses).await["statusCode"], 401);
+        let es256 = additional_factors::proof::sign_proof(&identity, &claims())
+            .await
+            .unwrap();
+        feed.send(with_token(&es256)).unwrap();
+        assert_eq!(next(&mut responses).await["statusCode"], 200, "JWKS key");
+
+        // Rotation: the new key verifies within the refresh interval, and tokens signed with
+        // the one it replaced (AWSPREVIOUS) still verify; a key never stored does not.
+        secrets
+            .put_secret_value()
+            .secret_id(&token_secret)
+            .secret_string(ROTATED_TOKEN_KEY)
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        for (key, status) in [
+            (ROTATED_TOKEN_KEY, 200),
+            (TOKEN_KEY, 200),
+            ("a-key-no-secret-ever-held-32-bytes!!!!", 401),
+        ] {
+            feed.send(list_event(key)).unwrap();
+            let answer = next(&mut responses).await;
+            assert_eq!(answer["statusCode"], status, "{key}: {answer}");
+        }
+    };
+    tokio::select! {
+        stopped = function => panic!("the function stopped: {stopped:?}"),
+        () = checks => {}
+    }
+}
