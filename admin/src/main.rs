@@ -5,7 +5,12 @@
 //! factors-admin create-programme --id ID [--name NAME] [--sandbox] [--settings FILE.json] [--api-key KEY]
 //!                                 [--countries 44,33 | --inherit-countries]   (live programmes: one of them)
 //! factors-admin list-programmes
+//! factors-admin update-programme --id ID [--name NAME] [--settings FILE.json] [--countries 44,33 | --inherit-countries]
 //! factors-admin disable-programme --id ID      (and enable-programme)
+//! factors-admin add-api-key --programme ID     (a second key, for rotation; printed once)
+//! factors-admin list-api-keys --programme ID   (ids and creation times, never a key)
+//! factors-admin revoke-api-key --programme ID --key-id KEY_ID
+//! factors-admin register-legacy-programmes    (once, for tables written before the registry)
 //! factors-admin add-biometric --programme ID --user SUB
 //! factors-admin mint-token --programme ID --user SUB [--phone +44...] [--mfa] [--ttl SECONDS]
 //! ```
@@ -13,7 +18,11 @@
 //! Store commands work on the DynamoDB table named by `TABLE_NAME` (default
 //! `additional-factors`), at `DYNAMODB_ENDPOINT` when set (a local server) or in the AWS
 //! account of the environment's credentials. A new api key is printed once and only its
-//! SHA-256 is stored. `mint-token` signs with `JWT_HS256_SECRET` for local and sandbox use.
+//! SHA-256 is stored; each key has a short id to list and revoke it by. Programmes and keys
+//! are listed from the table's registry partition: no command scans the table (but the
+//! one-time `register-legacy-programmes`). A revoked key or a changed setting reaches every
+//! warm function within its programme cache, 60 s. `mint-token` signs with
+//! `JWT_HS256_SECRET` for local and sandbox use.
 
 use std::collections::HashMap;
 
@@ -28,14 +37,19 @@ use additional_factors::{
         programme::{Countries, Programme},
     },
     http::auth::mint_hs256,
-    store::{dynamodb::DynamoStore, Store, UserKey},
+    store::{
+        dynamodb::{operator::ApiKeyRecord, DynamoStore},
+        Store, UserKey,
+    },
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "usage: factors-admin <create-table | create-programme --id ID [--name NAME] [--sandbox] [--settings FILE] [--api-key KEY] \
 [--countries 44,33 | --inherit-countries] | \
-list-programmes | disable-programme --id ID | enable-programme --id ID | add-biometric --programme ID --user SUB | \
+list-programmes | update-programme --id ID [--name NAME] [--settings FILE] [--countries 44,33 | --inherit-countries] | \
+disable-programme --id ID | enable-programme --id ID | add-api-key --programme ID | list-api-keys --programme ID | \
+revoke-api-key --programme ID --key-id KEY_ID | register-legacy-programmes | add-biometric --programme ID --user SUB | \
 mint-token --programme ID --user SUB [--phone +44...] [--mfa] [--ttl SECONDS]>";
 
 /// `--flag value` and bare `--flag` arguments.
@@ -92,22 +106,42 @@ async fn store(config: &Config) -> DynamoStore {
 }
 
 async fn set_disabled(store: &DynamoStore, id: &str, disabled: bool) -> Result<(), BoxError> {
-    let mut found = false;
-    for (hash, mut programme) in store.scan_programmes().await? {
-        if programme.id == id {
-            programme.disabled = disabled;
-            store.put_programme(&hash, &programme).await?;
-            found = true;
-        }
-    }
-    if !found {
-        return Err(format!("no programme {id:?}").into());
-    }
+    let mut programme = registered(store, id).await?;
+    programme.disabled = disabled;
+    store.update_programme(&programme).await?;
     println!(
         "programme {id} {}",
         if disabled { "disabled" } else { "enabled" }
     );
     Ok(())
+}
+
+async fn registered(store: &DynamoStore, id: &str) -> Result<Programme, BoxError> {
+    store.registered_programme(id).await?.ok_or_else(|| {
+        format!("no programme {id:?} (created before the registry? run register-legacy-programmes once)").into()
+    })
+}
+
+/// A new api key (32 random bytes, hex) and its record: a short random id, the key's hash.
+fn new_api_key(chosen: Option<&String>) -> Result<(String, ApiKeyRecord), BoxError> {
+    let random = SystemRandom::default();
+    // --api-key: a chosen key, for development only (the events/ files use one).
+    let api_key = match chosen.filter(|k| !k.is_empty()) {
+        Some(chosen) => chosen.clone(),
+        None => {
+            let mut key = [0u8; 32];
+            random.fill(&mut key)?;
+            hex(&key)
+        }
+    };
+    let mut id = [0u8; 4];
+    random.fill(&mut id)?;
+    let record = ApiKeyRecord {
+        key_id: format!("k{}", hex(&id)),
+        api_key_hash: api_key_hash(&api_key),
+        created_at: SystemClock.now(),
+    };
+    Ok((api_key, record))
 }
 
 /// The deployment's default allow-list as this shell knows it (the stack's
@@ -156,7 +190,17 @@ fn choose_countries(args: &Args, programme: &mut Programme) -> Result<(), BoxErr
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
     let args = Args::parse()?;
     let config = Config::from_env(Mode::Local)?;
     match args.command.as_str() {
@@ -185,40 +229,82 @@ async fn main() -> Result<(), BoxError> {
             programme.sandbox |= args.flag("sandbox");
             choose_countries(&args, &mut programme)?;
             programme.validate()?;
-            let store = store(&config).await;
-            if store
-                .scan_programmes()
-                .await?
-                .iter()
-                .any(|(_, p)| p.id == programme.id)
-            {
-                return Err(format!("programme {:?} exists already", programme.id).into());
-            }
-            // --api-key: a chosen key, for development only (the events/ files use one).
-            let api_key = match args.options.get("api-key").filter(|k| !k.is_empty()) {
-                Some(chosen) => chosen.clone(),
-                None => {
-                    let mut key = [0u8; 32];
-                    SystemRandom::default().fill(&mut key)?;
-                    hex(&key)
-                }
-            };
-            store
-                .put_programme(&api_key_hash(&api_key), &programme)
+            let (api_key, record) = new_api_key(args.options.get("api-key"))?;
+            store(&config)
+                .await
+                .create_programme(&programme, &record)
                 .await?;
             println!(
                 "programme {} created (sandbox: {})",
                 programme.id, programme.sandbox
             );
-            println!("api key (shown once, only its SHA-256 is stored): {api_key}");
+            println!(
+                "api key {} (shown once, only its SHA-256 is stored): {api_key}",
+                record.key_id
+            );
         }
         "list-programmes" => {
-            for (_, p) in store(&config).await.scan_programmes().await? {
+            for p in store(&config).await.registered_programmes().await? {
                 println!(
                     "{}\tname={:?}\tsandbox={}\tdisabled={}\tchannels={:?}",
                     p.id, p.name, p.sandbox, p.disabled, p.enabled_channels
                 );
             }
+        }
+        "update-programme" => {
+            let store = store(&config).await;
+            let id = args.required("id")?;
+            let mut programme = registered(&store, id).await?;
+            if let Some(path) = args.options.get("settings") {
+                programme = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+                programme.id = id.to_owned();
+            }
+            if let Some(name) = args.options.get("name") {
+                programme.name = name.clone();
+            }
+            if args.flag("inherit-countries") {
+                programme.allowed_country_codes.clear();
+            }
+            choose_countries(&args, &mut programme)?;
+            programme.validate()?;
+            store.update_programme(&programme).await?;
+            println!("programme {id} updated (every api key; functions see it within 60 s)");
+        }
+        "add-api-key" => {
+            let store = store(&config).await;
+            let id = args.required("programme")?;
+            let (api_key, record) = new_api_key(args.options.get("api-key"))?;
+            store.add_api_key(id, &record).await?;
+            println!(
+                "api key {} added to {id} (shown once, only its SHA-256 is stored): {api_key}",
+                record.key_id
+            );
+        }
+        "list-api-keys" => {
+            let id = args.required("programme")?;
+            for key in store(&config).await.api_keys(id).await? {
+                println!("{}\tcreated_at={}", key.key_id, key.created_at);
+            }
+        }
+        "revoke-api-key" => {
+            let id = args.required("programme")?;
+            let key_id = args.required("key-id")?;
+            store(&config).await.revoke_api_key(id, key_id).await?;
+            println!("api key {key_id} of {id} revoked (refused everywhere within 60 s)");
+        }
+        "register-legacy-programmes" => {
+            let added = store(&config)
+                .await
+                .register_legacy_programmes(SystemClock.now())
+                .await?;
+            println!(
+                "registered: {}",
+                if added.is_empty() {
+                    "none".to_owned()
+                } else {
+                    added.join(", ")
+                }
+            );
         }
         "disable-programme" => {
             set_disabled(&store(&config).await, args.required("id")?, true).await?

@@ -202,3 +202,149 @@ async fn programmes_keys_tokens_and_biometric_factors() {
     assert!(matches!(user.phone, PhoneClaim::Valid(_)));
     assert!(!admin(&table, &["frobnicate"]).0);
 }
+
+/// The first printed value after `: ` on the line that says `needle`.
+fn printed_key(out: &str) -> (String, String) {
+    let line = out.lines().find(|l| l.starts_with("api key ")).unwrap();
+    let key_id = line.split_whitespace().nth(2).unwrap().to_owned();
+    (key_id, line.rsplit(": ").next().unwrap().to_owned())
+}
+
+/// Rotation without downtime: a second api key, both working; settings changed for every
+/// key at once; the old key revoked (refused), never the last one; listings show ids, never
+/// keys or hashes. Programmes written before the registry are adopted once.
+#[tokio::test]
+async fn api_keys_rotate_and_settings_change_without_recreating_the_programme() {
+    let table = format!("admin-keys-{}", std::process::id());
+    assert!(admin(&table, &["create-table"]).0);
+    let (ok, out, err) = admin(
+        &table,
+        &[
+            "create-programme",
+            "--id",
+            "acme",
+            "--name",
+            "Acme",
+            "--countries",
+            "44",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (first_id, first) = printed_key(&out);
+    let (ok, out, err) = admin(&table, &["add-api-key", "--programme", "acme"]);
+    assert!(ok, "{err}");
+    let (second_id, second) = printed_key(&out);
+    assert_ne!(first, second);
+    assert_ne!(first_id, second_id);
+
+    let endpoint = std::env::var("TEST_AWS_ENDPOINT").unwrap();
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk_config(Some(&endpoint)).await),
+        &table,
+    );
+    let by_key = |key: String| {
+        let store = &store;
+        async move { store.find_programme(&api_key_hash(&key)).await.unwrap() }
+    };
+    assert_eq!(by_key(first.clone()).await.unwrap().id, "acme");
+    assert_eq!(by_key(second.clone()).await.unwrap().id, "acme");
+
+    let listed = admin(&table, &["list-api-keys", "--programme", "acme"]).1;
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.contains(&first_id) && listed.contains(&second_id));
+    for secret in [
+        &first,
+        &second,
+        &api_key_hash(&first),
+        &api_key_hash(&second),
+    ] {
+        assert!(!listed.contains(secret.as_str()), "listed {secret}");
+    }
+
+    // One change reaches every key's copy; the id cannot change.
+    let (ok, _, err) = admin(
+        &table,
+        &[
+            "update-programme",
+            "--id",
+            "acme",
+            "--name",
+            "Acme Pay",
+            "--countries",
+            "44,33",
+        ],
+    );
+    assert!(ok, "{err}");
+    for key in [&first, &second] {
+        let programme = by_key(key.clone()).await.unwrap();
+        assert_eq!(programme.name, "Acme Pay");
+        assert_eq!(programme.allowed_country_codes, ["44", "33"]);
+    }
+    let (ok, _, err) = admin(
+        &table,
+        &["update-programme", "--id", "nobody", "--name", "x"],
+    );
+    assert!(!ok && err.contains("no programme"), "{err}");
+
+    // Revoke the old key: refused from then on; the new one still works.
+    let (ok, _, err) = admin(
+        &table,
+        &[
+            "revoke-api-key",
+            "--programme",
+            "acme",
+            "--key-id",
+            &first_id,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(by_key(first.clone()).await.is_none());
+    assert!(by_key(second.clone()).await.is_some());
+    let (ok, _, err) = admin(
+        &table,
+        &[
+            "revoke-api-key",
+            "--programme",
+            "acme",
+            "--key-id",
+            &first_id,
+        ],
+    );
+    assert!(!ok && err.contains("no api key"), "{err}");
+    let (ok, _, err) = admin(
+        &table,
+        &[
+            "revoke-api-key",
+            "--programme",
+            "acme",
+            "--key-id",
+            &second_id,
+        ],
+    );
+    assert!(!ok && err.contains("only api key"), "{err}");
+    assert!(by_key(second.clone()).await.is_some());
+    let (ok, _, err) = admin(&table, &["add-api-key", "--programme", "nobody"]);
+    assert!(!ok && err.contains("no programme"), "{err}");
+
+    // A programme written the old way (only its key's item) is invisible to the registry
+    // until adopted, once.
+    store
+        .put_programme(
+            &api_key_hash("a-legacy-key"),
+            &additional_factors::domain::programme::Programme::new("old", true),
+        )
+        .await
+        .unwrap();
+    assert!(!admin(&table, &["list-programmes"]).1.contains("old\t"));
+    let (ok, out, err) = admin(&table, &["register-legacy-programmes"]);
+    assert!(ok && out.contains("registered: old"), "{out}{err}");
+    assert_eq!(
+        admin(&table, &["register-legacy-programmes"]).1.trim(),
+        "registered: none"
+    );
+    let listed = admin(&table, &["list-programmes"]).1;
+    assert!(listed.lines().any(|l| l.starts_with("old\t")), "{listed}");
+    assert!(listed.lines().any(|l| l.starts_with("acme\t")), "{listed}");
+    assert!(admin(&table, &["disable-programme", "--id", "old"]).0);
+    assert!(by_key("a-legacy-key".into()).await.unwrap().disabled);
+}

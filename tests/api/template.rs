@@ -284,7 +284,8 @@ fn each_policy_grants_exactly_what_its_function_uses() {
 }
 
 /// Least privilege inside the table: no function can write a `PROGRAMME#` item (a tenant's
-/// settings and api key), so a compromised function cannot mint or change a programme.
+/// settings and api key) or the operator's registry, so a compromised function cannot mint,
+/// change or revoke a programme or a key.
 #[test]
 fn no_function_can_write_a_programme_item() {
     const WRITES: [&str; 5] = [
@@ -321,8 +322,8 @@ fn no_function_can_write_a_programme_item() {
             assert_eq!(
                 keys.as_sequence()
                     .map(|k| k.iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>()),
-                Some(vec!["PROGRAMME#*"]),
-                "{binary}: every written partition key is outside PROGRAMME#"
+                Some(vec!["PROGRAMME#*", "PROGRAMMES"]),
+                "{binary}: every written partition key is outside PROGRAMME# and the operator's registry"
             );
         }
     }
@@ -330,12 +331,12 @@ fn no_function_can_write_a_programme_item() {
         writers, 15,
         "every function but list-factors, get-payment-challenge and jwks writes"
     );
-    // ...and the store's programme items really live under that prefix.
-    assert!(
-        additional_factors::store::dynamodb::items::programme_key("h")
-            .pk
-            .starts_with("PROGRAMME#")
-    );
+    // ...and the store's programme items really live under that prefix, and the registry
+    // in that partition.
+    use additional_factors::store::dynamodb::items;
+    assert!(items::programme_key("h").pk.starts_with("PROGRAMME#"));
+    assert_eq!(items::registry_programme_key("p").pk, "PROGRAMMES");
+    assert_eq!(items::registry_api_key_key("p", "k").pk, "PROGRAMMES");
 }
 
 #[test]

@@ -67,6 +67,10 @@ struct Emulator {
     timeline: Mutex<Timeline>,
     changed: tokio::sync::Notify,
     counts: Arc<Counts>,
+    /// With a CPU share: the cgroup the process joins when its init ends (its first `next`).
+    /// Lambda runs init at full CPU, and invocations at the memory size's share of a vCPU.
+    cgroup: Option<PathBuf>,
+    pid: std::sync::atomic::AtomicU32,
 }
 
 /// DynamoDB and SNS requests.
@@ -173,6 +177,18 @@ impl Emulator {
         let path = request.uri().path().to_owned();
         let ok = |body: &str| Response::new(Full::new(Bytes::from(body.to_owned())));
         if path.ends_with("/invocation/next") {
+            let init_ended = self
+                .timeline
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .first_next
+                .is_none();
+            if let (true, Some(cgroup)) = (init_ended, &self.cgroup) {
+                let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+                if let Err(e) = std::fs::write(cgroup.join("cgroup.procs"), pid.to_string()) {
+                    eprintln!("cannot move {pid} into {}: {e}", cgroup.display());
+                }
+            }
             let event = {
                 let mut timeline = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
                 timeline.first_next.get_or_insert_with(Instant::now);
@@ -272,6 +288,17 @@ async fn run_once(
     env: &[(String, String)],
     counts: &Arc<Counts>,
 ) -> Result<Run, BoxError> {
+    run_limited(binary, event, env, counts, None).await
+}
+
+/// `run_once`, the process's invocations limited to `cgroup`'s CPU quota.
+async fn run_limited(
+    binary: &Path,
+    event: &str,
+    env: &[(String, String)],
+    counts: &Arc<Counts>,
+    cgroup: Option<PathBuf>,
+) -> Result<Run, BoxError> {
     let emulator = Arc::new(Emulator {
         timeline: Mutex::new(Timeline {
             events: std::iter::repeat_n(event.to_owned(), 1 + WARM_INVOCATIONS).collect(),
@@ -279,6 +306,8 @@ async fn run_once(
         }),
         changed: tokio::sync::Notify::new(),
         counts: counts.clone(),
+        cgroup,
+        pid: std::sync::atomic::AtomicU32::new(0),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
@@ -308,6 +337,7 @@ async fn run_once(
         .kill_on_drop(true)
         .spawn()?;
     let pid = child.id().unwrap_or_default();
+    emulator.pid.store(pid, std::sync::atomic::Ordering::SeqCst);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let notified = emulator.changed.notified();
@@ -580,6 +610,26 @@ async fn main() -> Result<(), BoxError> {
         .map(|k| k.key_id)
         .ok_or("KMS created no key")?;
     env.retain(|(k, _)| k != "PROOF_KEY_FILE");
+    // Secrets as deployed: named by id, fetched from Secrets Manager (the local server) in
+    // each function's init; none in the environment.
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk_config(Some(&endpoint)).await);
+    for (value, id) in [
+        ("JWT_HS256_SECRET", "JWT_HS256_SECRET_ID"),
+        ("OTP_HMAC_SECRET", "OTP_HMAC_SECRET_ID"),
+        ("AUTHY_API_KEY", "AUTHY_API_KEY_SECRET_ID"),
+    ] {
+        let name = format!("{table}/{value}");
+        let secret = env_json[value].as_str().ok_or("env.json lacks a secret")?;
+        secrets
+            .create_secret()
+            .name(&name)
+            .secret_string(secret)
+            .send()
+            .await?;
+        env.retain(|(k, _)| k != value);
+        env.push((id.into(), name));
+    }
+    env.push(("SECRETS_ENDPOINT".into(), endpoint.clone()));
     env.extend([
         ("PROOF_KMS_KEY_ID".into(), proof_key),
         ("KMS_ENDPOINT".into(), endpoint.clone()),
@@ -686,6 +736,13 @@ async fn main() -> Result<(), BoxError> {
             rss as f64 / 1024.0,
         );
     }
+    let shares: Vec<u32> = arg("--cpu-share", "")
+        .split(',')
+        .filter_map(|mb| mb.trim().parse().ok())
+        .collect();
+    if !shares.is_empty() {
+        cpu_share_table(&functions, &shares, runs, &bin_dir, &events, &env, &counts).await?;
+    }
     println!();
     println!("| handler CPU (memory store, one thread) | median µs |");
     println!("|---|---|");
@@ -772,4 +829,71 @@ fn attack_event(usual: &str) -> Result<String, BoxError> {
         headers.insert("x-authy-signature".into(), Value::String("AAAA".into()));
     }
     Ok(serde_json::to_string(&event)?)
+}
+
+/// Lambda gives a function one vCPU at 1,769 MB, and a share of one in proportion below.
+const FULL_VCPU_MB: f64 = 1769.0;
+/// arm64 prices (us-east-1): per GB-second of duration, and per request.
+const PRICE_PER_GB_SECOND: f64 = 0.000_013_333_4;
+const PRICE_PER_REQUEST: f64 = 0.000_000_2;
+
+/// Each function at each memory size's CPU share (a cgroup v1 CPU quota, joined when init
+/// ends): first request, warm median, and what a million warm requests cost.
+async fn cpu_share_table(
+    functions: &[(&str, &str)],
+    shares: &[u32],
+    runs: usize,
+    bin_dir: &Path,
+    events: &Path,
+    env: &[(String, String)],
+    counts: &Arc<Counts>,
+) -> Result<(), BoxError> {
+    const PERIOD_US: u64 = 100_000;
+    println!();
+    println!("| function | memory | CPU quota | first request (median of {runs}) | warm (median) | first / warm | cost per million warm requests |");
+    println!("|---|---|---|---|---|---|---|");
+    for &mb in shares {
+        let cgroup = PathBuf::from(format!("/sys/fs/cgroup/cpu/additional-factors-bench-{mb}"));
+        std::fs::create_dir_all(&cgroup).map_err(|e| {
+            format!(
+                "{}: {e} (the CPU-share mode needs root and cgroup v1's cpu controller)",
+                cgroup.display()
+            )
+        })?;
+        let quota = (PERIOD_US as f64 * f64::from(mb) / FULL_VCPU_MB).round() as u64;
+        std::fs::write(cgroup.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
+        std::fs::write(cgroup.join("cpu.cfs_quota_us"), quota.to_string())?;
+        for (function, event_name) in functions {
+            let event = read_event(events, event_name)?;
+            let mut results = Vec::new();
+            for _ in 0..runs {
+                results.push(
+                    run_limited(
+                        &bin_dir.join(function),
+                        &event,
+                        env,
+                        counts,
+                        Some(cgroup.clone()),
+                    )
+                    .await?,
+                );
+            }
+            let first = median(results.iter().map(|r| r.first).collect());
+            let warm = median(results.iter().map(|r| r.warm).collect());
+            // Lambda bills duration by the millisecond, rounded up.
+            let billed_ms = (warm.as_secs_f64() * 1e3).ceil();
+            let cost = 1e6
+                * (billed_ms / 1e3 * f64::from(mb) / 1024.0 * PRICE_PER_GB_SECOND
+                    + PRICE_PER_REQUEST);
+            println!(
+                "| {function} | {mb} MB | {:.1} % | {:.2} ms | {:.2} ms | {:.2} | ${cost:.3} |",
+                quota as f64 / PERIOD_US as f64 * 100.0,
+                first.as_secs_f64() * 1e3,
+                warm.as_secs_f64() * 1e3,
+                first.as_secs_f64() / warm.as_secs_f64().max(1e-9),
+            );
+        }
+        let _ = std::fs::remove_dir(&cgroup);
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@
 //! the item it failed on (`ReturnValuesOnConditionCheckFailure`) tells why, without a read.
 
 pub mod items;
+pub mod operator;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -169,8 +170,9 @@ impl DynamoStore {
         Ok(true)
     }
 
-    /// Every programme in the table, with its api key hash (operator tool).
-    pub async fn scan_programmes(&self) -> Result<Vec<(String, Programme)>, StoreError> {
+    /// Every programme in the table, with its api key hash: a scan, made only by the one-time
+    /// `operator::register_legacy_programmes`.
+    async fn scan_programmes(&self) -> Result<Vec<(String, Programme)>, StoreError> {
         const OP: &str = "scan_programmes";
         let mut found = Vec::new();
         let mut start = None;
