@@ -44,6 +44,8 @@ pub trait Function {
     /// Needs the Authy API key (`AUTHY_API_KEY_SECRET_ID`): to call Authy, or to check its
     /// signature.
     const USES_AUTHY_KEY: bool = Self::CALLS_PUSH_PROVIDER;
+    /// Reads the table (every route but the JWKS): its connection is opened at init.
+    const READS_TABLE: bool = true;
 }
 
 pub struct ListFactors;
@@ -128,6 +130,7 @@ impl Function for Jwks {
     const ROUTE: Route = Route::Jwks;
     const SIGNS_PROOFS: bool = true;
     const AUTHENTICATES_USERS: bool = false;
+    const READS_TABLE: bool = false;
 }
 
 /// Serves the sandbox payment simulator's `.../accept` and `.../reject`; signs proofs.
@@ -316,6 +319,8 @@ where
 /// built on first use), the proof signer, and where its secrets are fetched from.
 struct Parts {
     store: Arc<dyn crate::store::Store>,
+    /// The same store, to open its connection at init (`DynamoStore::warm_up`).
+    table: Arc<DynamoStore>,
     sms: Arc<dyn SmsSender>,
     events: Arc<dyn EventPublisher>,
     signer: Option<Arc<dyn crate::proof::ProofSigner>>,
@@ -376,8 +381,10 @@ impl Parts {
             parts_us = started.elapsed().as_micros() as u64,
             "cold start: clients prepared"
         );
+        let table = Arc::new(DynamoStore::with_lazy_client(dynamodb, table));
         Ok(Self {
-            store: Arc::new(DynamoStore::with_lazy_client(dynamodb, table)),
+            store: table.clone(),
+            table,
             sms,
             events,
             signer,
@@ -458,6 +465,9 @@ fn throwaway_key() -> Result<Vec<u8>, lambda_http::Error> {
     Ok(key)
 }
 
+/// How long init may spend opening the table's connection.
+const WARM_UP_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A function's state, and its secrets kept fresh (crate::secrets).
 struct Served<F> {
     config: Config,
@@ -476,8 +486,9 @@ struct Current {
 }
 
 impl<F: Function> Served<F> {
-    /// Builds the state at init (full CPU), fetching the secrets. A fetch that fails does
-    /// not fail init: requests answer 503 (`Retry-After`) and each tries the fetch again.
+    /// Builds the state at init (full CPU), fetching the secrets (or on the first request,
+    /// with `SECRETS_FETCH=first-request`). A fetch that fails does not fail init: requests
+    /// answer 503 (`Retry-After`) and each tries the fetch again.
     async fn start(config: Config) -> Result<Self, lambda_http::Error> {
         let parts = Parts::build::<F>(&config).await?;
         let refresh = crate::secrets::refresh_interval();
@@ -503,10 +514,29 @@ impl<F: Function> Served<F> {
                 next_fetch: std::time::Instant::now()
                     + std::time::Duration::from_secs(u32::MAX.into()),
             });
-        } else {
-            served.app().await;
+        } else if crate::secrets::fetch_at_init() {
+            // Both at full CPU, at once: the secrets, and the table's client and connection
+            // (what the first request would otherwise pay at the memory size's CPU share).
+            tokio::join!(served.app(), served.warm_up());
+            return Ok(served);
         }
+        served.warm_up().await;
         Ok(served)
+    }
+
+    /// Builds the DynamoDB client and opens its connection (one `GetItem` of a key that is
+    /// never written), within `WARM_UP_BUDGET`; a failure only leaves it to the first request.
+    async fn warm_up(&self) {
+        if !F::READS_TABLE {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(WARM_UP_BUDGET, self.parts.table.warm_up()).await;
+        tracing::debug!(
+            warm_up_us = started.elapsed().as_micros() as u64,
+            ok = matches!(outcome, Ok(Ok(()))),
+            "cold start: table connection opened"
+        );
     }
 
     fn set(&self, current: Current) {

@@ -217,3 +217,11 @@ pub fn refresh_interval() -> Duration {
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(DEFAULT_REFRESH, |s| Duration::from_secs(s.max(1)))
 }
+
+/// Whether the secrets are fetched in the init phase (the default: Lambda runs init at full
+/// CPU, so the TLS handshake costs least there) or on the first request
+/// (`SECRETS_FETCH=first-request`: a shorter init, a slower first request). BENCHMARKS.md
+/// measures both.
+pub fn fetch_at_init() -> bool {
+    std::env::var("SECRETS_FETCH").map_or(true, |v| v != "first-request")
+}

@@ -270,7 +270,13 @@ fn each_policy_grants_exactly_what_its_function_uses() {
             }
             granted.extend(actions);
         }
-        let (users, authy) = secrets_of(&binary);
+        let (users, authy, reads) = needs_of(&binary);
+        // Init opens the table's connection with a GetItem: only where the policy allows it.
+        assert_eq!(
+            reads,
+            expected_reads(&allowed, &binary),
+            "{binary}: READS_TABLE"
+        );
         let expected: BTreeSet<String> = allowed[function.binary.as_str()]
             .iter()
             .copied()
@@ -281,6 +287,10 @@ fn each_policy_grants_exactly_what_its_function_uses() {
     }
     // verify-sms-otp may publish lifecycle events, never an SMS: its only sns:Publish
     // statement is on the events topic (checked above).
+}
+
+fn expected_reads(allowed: &BTreeMap<&'static str, BTreeSet<&'static str>>, binary: &str) -> bool {
+    allowed[binary].contains("dynamodb:GetItem")
 }
 
 /// Least privilege inside the table: no function can write a `PROGRAMME#` item (a tenant's
@@ -781,11 +791,11 @@ fn the_watch_env_file_has_every_variable_of_the_sam_local_one() {
 }
 
 /// What each function needs, from its `lambda::Function` constants: (the token and HMAC
-/// keys, the Authy API key).
-fn secrets_of(binary: &str) -> (bool, bool) {
+/// keys, the Authy API key, reading the table).
+fn needs_of(binary: &str) -> (bool, bool, bool) {
     use additional_factors::lambda::*;
-    fn of<F: Function>() -> (bool, bool) {
-        (F::AUTHENTICATES_USERS, F::USES_AUTHY_KEY)
+    fn of<F: Function>() -> (bool, bool, bool) {
+        (F::AUTHENTICATES_USERS, F::USES_AUTHY_KEY, F::READS_TABLE)
     }
     match binary {
         "list-factors" => of::<ListFactors>(),
@@ -829,7 +839,7 @@ fn each_function_names_and_may_read_only_the_secrets_its_route_uses() {
         let binary = resource["Metadata"]["BuildProperties"]["Binary"]
             .as_str()
             .unwrap();
-        let (users, authy) = secrets_of(binary);
+        let (users, authy, _) = needs_of(binary);
         let env = &resource["Properties"]["Environment"]["Variables"];
         let named = |variable: &str| env.get(variable).map(text);
         let mut expected_ids = BTreeMap::new();

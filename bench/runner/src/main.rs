@@ -852,6 +852,10 @@ async fn cpu_share_table(
     println!();
     println!("| function | memory | CPU quota | first request (median of {runs}) | warm (median) | first / warm | cost per million warm requests |");
     println!("|---|---|---|---|---|---|---|");
+    // One cgroup per memory size; the sizes interleave (each run of a function goes through
+    // every size in turn), so the local server's drift over a long run (moto slows as its
+    // state grows) falls on every size alike.
+    let mut cgroups = Vec::new();
     for &mb in shares {
         let cgroup = PathBuf::from(format!("/sys/fs/cgroup/cpu/additional-factors-bench-{mb}"));
         std::fs::create_dir_all(&cgroup).map_err(|e| {
@@ -863,37 +867,37 @@ async fn cpu_share_table(
         let quota = (PERIOD_US as f64 * f64::from(mb) / FULL_VCPU_MB).round() as u64;
         std::fs::write(cgroup.join("cpu.cfs_period_us"), PERIOD_US.to_string())?;
         std::fs::write(cgroup.join("cpu.cfs_quota_us"), quota.to_string())?;
-        for (function, event_name) in functions {
-            let event = read_event(events, event_name)?;
-            let mut results = Vec::new();
-            for _ in 0..runs {
-                results.push(
-                    run_limited(
-                        &bin_dir.join(function),
-                        &event,
-                        env,
-                        counts,
-                        Some(cgroup.clone()),
-                    )
-                    .await?,
-                );
+        cgroups.push((mb, quota, cgroup));
+    }
+    for (function, event_name) in functions {
+        let event = read_event(events, event_name)?;
+        let mut results: Vec<Vec<Run>> = cgroups.iter().map(|_| Vec::new()).collect();
+        for _ in 0..runs {
+            for ((_, _, cgroup), results) in cgroups.iter().zip(results.iter_mut()) {
+                let binary = bin_dir.join(function);
+                let limited = Some(cgroup.clone());
+                results.push(run_limited(&binary, &event, env, counts, limited).await?);
             }
+        }
+        for ((mb, quota, _), results) in cgroups.iter().zip(&results) {
             let first = median(results.iter().map(|r| r.first).collect());
             let warm = median(results.iter().map(|r| r.warm).collect());
             // Lambda bills duration by the millisecond, rounded up.
             let billed_ms = (warm.as_secs_f64() * 1e3).ceil();
             let cost = 1e6
-                * (billed_ms / 1e3 * f64::from(mb) / 1024.0 * PRICE_PER_GB_SECOND
+                * (billed_ms / 1e3 * f64::from(*mb) / 1024.0 * PRICE_PER_GB_SECOND
                     + PRICE_PER_REQUEST);
             println!(
                 "| {function} | {mb} MB | {:.1} % | {:.2} ms | {:.2} ms | {:.2} | ${cost:.3} |",
-                quota as f64 / PERIOD_US as f64 * 100.0,
+                *quota as f64 / PERIOD_US as f64 * 100.0,
                 first.as_secs_f64() * 1e3,
                 warm.as_secs_f64() * 1e3,
                 first.as_secs_f64() / warm.as_secs_f64().max(1e-9),
             );
         }
-        let _ = std::fs::remove_dir(&cgroup);
+    }
+    for (_, _, cgroup) in &cgroups {
+        let _ = std::fs::remove_dir(cgroup);
     }
     Ok(())
 }

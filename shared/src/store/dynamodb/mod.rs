@@ -170,6 +170,18 @@ impl DynamoStore {
         Ok(true)
     }
 
+    /// Builds the client and opens its connection with one `GetItem` of a key never written
+    /// (`WARMUP`): the cold start's init does it at full CPU instead of the first request at
+    /// the memory size's share. Uses only `dynamodb:GetItem`, which every function reading
+    /// the table has.
+    pub async fn warm_up(&self) -> Result<(), StoreError> {
+        let key = items::Key {
+            pk: "WARMUP".into(),
+            sk: "WARMUP".into(),
+        };
+        self.get("warm_up", &key, false).await.map(|_| ())
+    }
+
     /// Every programme in the table, with its api key hash: a scan, made only by the one-time
     /// `operator::register_legacy_programmes`.
     async fn scan_programmes(&self) -> Result<Vec<(String, Programme)>, StoreError> {
