@@ -557,7 +557,14 @@ impl<F: Function> Served<F> {
             return (app, ready);
         };
         let started = std::time::Instant::now();
-        let fetched = source.fetch().await;
+        // Bounded: a refresh runs before the request's own work, inside its 10 s timeout.
+        let fetched = match tokio::time::timeout(crate::secrets::FETCH_BUDGET, source.fetch()).await
+        {
+            Ok(fetched) => fetched,
+            Err(_) => Err(crate::secrets::SecretsError::TimedOut(
+                crate::secrets::FETCH_BUDGET,
+            )),
+        };
         let fetch_ms = started.elapsed().as_millis() as u64;
         let next = |after| Current {
             app: app.clone(),

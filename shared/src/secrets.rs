@@ -22,6 +22,9 @@ use crate::aws::Lazy;
 
 /// How often a warm function fetches its secrets again, unless `SECRETS_REFRESH_SECONDS`.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+/// The longest a fetch may take (the SDK would retry for up to 5 s): a refresh happens on a
+/// request's path, before its 7 s of work, within the function's 10 s.
+pub const FETCH_BUDGET: Duration = Duration::from_millis(2_000);
 /// After a failed refresh, the function serves on with the values it has and tries again
 /// after this long.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
@@ -81,6 +84,8 @@ pub enum SecretsError {
     NotAString { id: String },
     #[error("JWKS {url}: {reason}")]
     Jwks { url: String, reason: String },
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// Fetches a function's secrets from Secrets Manager (and its JWKS over HTTPS).

@@ -373,6 +373,8 @@ fn runtime_table_logs_and_secrets() {
         text(&env["SECRETS_REFRESH_SECONDS"]),
         "!Ref SecretsRefreshSeconds"
     );
+    assert_eq!(text(&env["SECRETS_FETCH"]), "!Ref SecretsFetch");
+    assert_eq!(t["Parameters"]["SecretsFetch"]["Default"], "init");
     let table = &t["Resources"]["FactorsTable"]["Properties"];
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert_eq!(
