@@ -238,10 +238,8 @@ async fn run() -> Result<(), BoxError> {
                 "programme {} created (sandbox: {})",
                 programme.id, programme.sandbox
             );
-            println!(
-                "api key {} (shown once, only its SHA-256 is stored): {api_key}",
-                record.key_id
-            );
+            println!("api key (shown once, only its SHA-256 is stored): {api_key}");
+            println!("key id (to list or revoke it): {}", record.key_id);
         }
         "list-programmes" => {
             for p in store(&config).await.registered_programmes().await? {
@@ -275,10 +273,8 @@ async fn run() -> Result<(), BoxError> {
             let id = args.required("programme")?;
             let (api_key, record) = new_api_key(args.options.get("api-key"))?;
             store.add_api_key(id, &record).await?;
-            println!(
-                "api key {} added to {id} (shown once, only its SHA-256 is stored): {api_key}",
-                record.key_id
-            );
+            println!("api key added to {id} (shown once, only its SHA-256 is stored): {api_key}");
+            println!("key id (to list or revoke it): {}", record.key_id);
         }
         "list-api-keys" => {
             let id = args.required("programme")?;

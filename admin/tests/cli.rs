@@ -203,11 +203,13 @@ async fn programmes_keys_tokens_and_biometric_factors() {
     assert!(!admin(&table, &["frobnicate"]).0);
 }
 
-/// The first printed value after `: ` on the line that says `needle`.
+/// The printed key id and api key.
 fn printed_key(out: &str) -> (String, String) {
-    let line = out.lines().find(|l| l.starts_with("api key ")).unwrap();
-    let key_id = line.split_whitespace().nth(2).unwrap().to_owned();
-    (key_id, line.rsplit(": ").next().unwrap().to_owned())
+    let after = |prefix: &str| {
+        let line = out.lines().find(|l| l.starts_with(prefix)).unwrap();
+        line.rsplit(": ").next().unwrap().to_owned()
+    };
+    (after("key id "), after("api key "))
 }
 
 /// Rotation without downtime: a second api key, both working; settings changed for every
