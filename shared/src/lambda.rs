@@ -393,6 +393,20 @@ impl Parts {
     }
 }
 
+impl Parts {
+    /// The adapters of a state built from these parts, with its push provider.
+    fn adapters(&self, push: Arc<dyn PushProvider>) -> Adapters {
+        Adapters {
+            store: self.store.clone(),
+            sms: self.sms.clone(),
+            push,
+            events: self.events.clone(),
+            clock: Arc::new(SystemClock),
+            random: Arc::new(SystemRandom::default()),
+        }
+    }
+}
+
 /// The secrets (and JWKS URL) `F`'s route uses, of those the environment names.
 fn used_secret_ids<F: Function>(config: &Config) -> SecretIds {
     let ids = &config.secret_ids;
@@ -416,14 +430,8 @@ fn assemble<F: Function>(config: &Config, parts: &Parts) -> Result<App, lambda_h
             config.otp_secret.as_bytes().to_vec(),
         )
     } else {
-        // No user token reaches this route, and nothing is hashed: a key no one knows.
-        (
-            crate::http::auth::TokenVerifier::refusing(
-                config.tokens.issuer.clone(),
-                config.tokens.audience.clone(),
-            ),
-            throwaway_key()?,
-        )
+        // No user token reaches this route, and nothing is hashed.
+        keyless(config)?
     };
     let (push, callback) = if F::CALLS_PUSH_PROVIDER {
         crate::app::push_provider(config)?
@@ -431,23 +439,12 @@ fn assemble<F: Function>(config: &Config, parts: &Parts) -> Result<App, lambda_h
         let push: Arc<dyn PushProvider> = Arc::new(UnconfiguredPushProvider);
         (push, crate::app::authy_callback(config))
     };
-    let app = App::new(
-        Adapters {
-            store: parts.store.clone(),
-            sms: parts.sms.clone(),
-            push,
-            events: parts.events.clone(),
-            clock: Arc::new(SystemClock),
-            random: Arc::new(SystemRandom::default()),
-        },
-        tokens,
-        &otp_secret,
-    )
-    .with_policy(config.policy.clone())
-    // EMF lines on stdout: CloudWatch Logs makes them metrics (crate::metrics).
-    .with_metrics(crate::metrics::Metrics::emf(
-        std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "additional-factors".into()),
-    ));
+    let app = App::new(parts.adapters(push), tokens, &otp_secret)
+        .with_policy(config.policy.clone())
+        // EMF lines on stdout: CloudWatch Logs makes them metrics (crate::metrics).
+        .with_metrics(crate::metrics::Metrics::emf(
+            std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "additional-factors".into()),
+        ));
     let app = match &parts.signer {
         Some(signer) => app.with_signer(signer.clone(), config.proof.issuer.clone()),
         None => app,
@@ -456,13 +453,6 @@ fn assemble<F: Function>(config: &Config, parts: &Parts) -> Result<App, lambda_h
         Some(callback) => app.with_authy_callback(callback),
         None => app,
     })
-}
-
-fn throwaway_key() -> Result<Vec<u8>, lambda_http::Error> {
-    use crate::domain::otp::RandomSource;
-    let mut key = vec![0u8; 32];
-    SystemRandom::default().fill(&mut key)?;
-    Ok(key)
 }
 
 /// How long init may spend opening the table's connection.
@@ -609,21 +599,27 @@ impl<F: Function> Served<F> {
 
 /// The state before the secrets are known: it only answers 503s and 413s.
 fn unready_app(config: &Config, parts: &Parts) -> Result<App, lambda_http::Error> {
+    let (tokens, key) = keyless(config)?;
     Ok(App::new(
-        Adapters {
-            store: parts.store.clone(),
-            sms: parts.sms.clone(),
-            push: Arc::new(UnconfiguredPushProvider),
-            events: parts.events.clone(),
-            clock: Arc::new(SystemClock),
-            random: Arc::new(SystemRandom::default()),
-        },
-        crate::http::auth::TokenVerifier::refusing(
-            config.tokens.issuer.clone(),
-            config.tokens.audience.clone(),
-        ),
-        &throwaway_key()?,
+        parts.adapters(Arc::new(UnconfiguredPushProvider)),
+        tokens,
+        &key,
     ))
+}
+
+/// A verifier that refuses every token and an HMAC key no one knows: for a route that takes
+/// no user token, and for the state before the secrets are known.
+fn keyless(
+    config: &Config,
+) -> Result<(crate::http::auth::TokenVerifier, Vec<u8>), lambda_http::Error> {
+    use crate::domain::otp::RandomSource;
+    let mut key = vec![0u8; 32];
+    SystemRandom::default().fill(&mut key)?;
+    let tokens = crate::http::auth::TokenVerifier::refusing(
+        config.tokens.issuer.clone(),
+        config.tokens.audience.clone(),
+    );
+    Ok((tokens, key))
 }
 
 /// The KMS key that signs payment proofs (`PROOF_KMS_KEY_ID`); without one, signing

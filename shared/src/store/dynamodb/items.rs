@@ -221,13 +221,9 @@ pub fn list_factors_query(user: &UserKey) -> Query {
 // ---- programmes ----------------------------------------------------------------------------
 
 pub fn put_programme(api_key_hash: &str, programme: &Programme) -> Result<Write, StoreError> {
-    let json = serde_json::to_string(programme).map_err(|e| StoreError::Corrupt {
-        operation: "put_programme",
-        detail: e.to_string(),
-    })?;
     let mut item = programme_key(api_key_hash).to_item();
     item.insert("programme_id".into(), s(&programme.id));
-    item.insert("programme".into(), s(&json));
+    item.insert("programme".into(), s(&settings_json(programme)?));
     Ok(Write::new(programme_key(api_key_hash), Action::Put(item)))
 }
 
@@ -270,6 +266,19 @@ pub fn registry_api_key_key(programme_id: &str, key_id: &str) -> Key {
 /// The sort-key prefix of a programme's api keys (ids hold no `#`).
 pub fn registry_api_keys_prefix(programme_id: &str) -> String {
     format!("{REGISTRY_API_KEY}{programme_id}#")
+}
+
+/// The registry items whose sort key starts with `prefix` (`REGISTRY_PROGRAMME`, or
+/// `registry_api_keys_prefix`).
+pub fn registry_query(prefix: &str) -> Query {
+    Query {
+        key_condition: "#pk = :pk AND begins_with(#sk, :prefix)".into(),
+        names: HashMap::from([("#pk".into(), "pk".into()), ("#sk".into(), "sk".into())]),
+        values: HashMap::from([
+            (":pk".into(), s(REGISTRY_PK)),
+            (":prefix".into(), s(prefix)),
+        ]),
+    }
 }
 
 fn settings_json(programme: &Programme) -> Result<String, StoreError> {
@@ -1172,6 +1181,32 @@ mod tests {
                 "put_programme",
                 put_programme("hash", &Programme::new("p1", true)).unwrap(),
             ),
+            (
+                "register_programme",
+                register_programme(&Programme::new("p1", true), Registration::New).unwrap(),
+            ),
+            (
+                "register_programme (existing)",
+                register_programme(&Programme::new("p1", true), Registration::Existing).unwrap(),
+            ),
+            ("programme_registered", programme_registered("p1")),
+            (
+                "register_api_key",
+                register_api_key(
+                    "p1",
+                    &super::super::operator::ApiKeyRecord {
+                        key_id: "k1".into(),
+                        api_key_hash: "hash".into(),
+                        created_at: 1,
+                    },
+                ),
+            ),
+            ("unregister_api_key", unregister_api_key("p1", "k1")),
+            (
+                "put_programme_for_key",
+                put_programme_for_key("hash", "k1", &Programme::new("p1", true)).unwrap(),
+            ),
+            ("delete_programme_key", delete_programme_key("hash")),
             ("put_factor", put_factor(&u, &factor)),
             ("delete_factor", delete_factor(&u, Channel::Authy)),
             ("mark_sms_pending", mark_sms_pending(&u, "p", 0)),
@@ -1357,13 +1392,12 @@ mod tests {
                 );
             }
         }
-        let query = list_factors_query(&user());
-        check(
-            "list_factors",
-            &[&query.key_condition],
-            &query.names,
-            &query.values,
-        );
+        for (what, query) in [
+            ("list_factors", list_factors_query(&user())),
+            ("registry", registry_query(REGISTRY_PROGRAMME)),
+        ] {
+            check(what, &[&query.key_condition], &query.names, &query.values);
+        }
     }
 
     #[test]

@@ -207,15 +207,14 @@ impl DynamoStore {
         let mut start = None;
         loop {
             self.count();
+            let query = items::registry_query(prefix);
             let page = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", "pk")
-                .expression_attribute_names("#sk", "sk")
-                .expression_attribute_values(":pk", items::s(items::REGISTRY_PK))
-                .expression_attribute_values(":prefix", items::s(prefix))
+                .key_condition_expression(query.key_condition)
+                .set_expression_attribute_names(Some(query.names))
+                .set_expression_attribute_values(Some(query.values))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
