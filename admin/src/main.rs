@@ -32,9 +32,10 @@ use additional_factors::{
     config::{Config, Mode},
     domain::{
         channel::Channel,
+        crypto::{api_key_hash, hex},
         factor::{FactorRecord, FactorStatus},
-        otp::{api_key_hash, hex, RandomSource, SystemRandom},
         programme::{Countries, Programme},
+        random::{RandomSource, SystemRandom},
     },
     http::auth::mint_hs256,
     store::{

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use additional_factors::{
     aws::sdk_config,
-    domain::{channel::Channel, factor::FactorStatus, otp::api_key_hash},
+    domain::{channel::Channel, crypto::api_key_hash, factor::FactorStatus},
     http::auth::{PhoneClaim, TokenVerifier},
     store::{dynamodb::DynamoStore, Store, UserKey},
 };

@@ -12,8 +12,9 @@ use additional_factors::{
     clock::SystemClock,
     config::{read_programmes_file, Config, Mode, LOCAL_JWT_SECRET, LOCAL_OTP_SECRET},
     domain::{
-        otp::{api_key_hash, RandomSource, SystemRandom},
+        crypto::api_key_hash,
         programme::Programme,
+        random::{RandomSource, SystemRandom},
     },
     events::{EventPublisher, LogEvents},
     http::{auth::mint_hs256, dispatch, reject_unrouted, response::ApiError, router::match_route},

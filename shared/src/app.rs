@@ -9,9 +9,10 @@ use crate::{
     clock::Clock,
     domain::channel::Channel,
     domain::{
-        limits::SmsBudget,
-        otp::{api_key_hash, Hasher, RandomSource},
+        crypto::{api_key_hash, Hasher},
         programme::{Countries, Programme},
+        random::RandomSource,
+        send_limits::SmsBudget,
     },
     events::{Change, Event, EventPublisher, FactorEvent, PaymentEvent, StepUpEvent},
     http::auth::TokenVerifier,

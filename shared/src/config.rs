@@ -268,7 +268,7 @@ impl Config {
 /// their own send nowhere (closed by default; the template always sets it); the local
 /// server allows every country, as before.
 fn policy(mode: Mode) -> Result<crate::app::DeploymentPolicy, ConfigError> {
-    use crate::domain::{limits::SmsBudget, programme::Countries};
+    use crate::domain::{programme::Countries, send_limits::SmsBudget};
     let default_countries = match (var("DEFAULT_ALLOWED_COUNTRY_CODES"), mode) {
         (Some(text), _) => Countries::parse(&text).map_err(|reason| ConfigError::Invalid {
             name: "DEFAULT_ALLOWED_COUNTRY_CODES",

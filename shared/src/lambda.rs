@@ -18,7 +18,7 @@ use crate::{
     app::{Adapters, App},
     clock::SystemClock,
     config::{Config, ConfigError, Mode},
-    domain::otp::SystemRandom,
+    domain::random::SystemRandom,
     events::EventPublisher,
     http::{handle, reject_unrouted, response::ApiError, router::Route},
     push::{unconfigured::UnconfiguredPushProvider, PushProvider},
@@ -612,7 +612,7 @@ fn unready_app(config: &Config, parts: &Parts) -> Result<App, lambda_http::Error
 fn keyless(
     config: &Config,
 ) -> Result<(crate::http::auth::TokenVerifier, Vec<u8>), lambda_http::Error> {
-    use crate::domain::otp::RandomSource;
+    use crate::domain::random::RandomSource;
     let mut key = vec![0u8; 32];
     SystemRandom::default().fill(&mut key)?;
     let tokens = crate::http::auth::TokenVerifier::refusing(

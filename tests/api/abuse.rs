@@ -14,8 +14,8 @@ use additional_factors::{
     domain::{
         channel::Channel,
         factor::FactorStatus,
-        limits::{SendLimits, SmsBudget},
         programme::{Countries, Programme},
+        send_limits::{SendLimits, SmsBudget},
     },
     http::router::{Route, MAX_CALLBACK_BODY_BYTES, MAX_USER_BODY_BYTES},
     push::authy::AuthyPushProvider,

@@ -8,10 +8,7 @@ use additional_factors::{
     app::AuthyCallback,
     app::{Adapters, App},
     clock::FixedClock,
-    domain::{
-        otp::{api_key_hash, SystemRandom},
-        programme::Programme,
-    },
+    domain::{crypto::api_key_hash, programme::Programme, random::SystemRandom},
     http::{auth::TokenVerifier, handle, router::Route},
     push::fake::FakePushProvider,
     sms::recording::RecordingSmsSender,

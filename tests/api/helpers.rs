@@ -12,9 +12,10 @@ use additional_factors::{
     clock::FixedClock,
     domain::{
         channel::Channel,
+        crypto::api_key_hash,
         factor::{FactorRecord, FactorStatus},
-        otp::{api_key_hash, SystemRandom},
         programme::Programme,
+        random::SystemRandom,
     },
     events::RecordingEvents,
     http::{auth::mint_hs256, dispatch},

@@ -1,7 +1,7 @@
 //! Send limits: every 429 with its headers, windows aligned to the epoch, and the rule that
 //! a limited request sends nothing and changes nothing.
 
-use additional_factors::domain::{limits::SendLimits, programme::Programme};
+use additional_factors::domain::{programme::Programme, send_limits::SendLimits};
 use serde_json::json;
 
 use crate::helpers::*;

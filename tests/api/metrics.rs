@@ -1,7 +1,7 @@
 //! What the service counts (CloudWatch EMF lines in Lambda; `crate::metrics`), read from a
 //! recording sink: each family of the operations issue, with bounded dimensions only.
 
-use additional_factors::domain::{limits::SendLimits, programme::Programme};
+use additional_factors::domain::{programme::Programme, send_limits::SendLimits};
 use serde_json::json;
 
 use crate::helpers::*;

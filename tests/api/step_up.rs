@@ -4,7 +4,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use additional_factors::domain::{
-    channel::Channel, factor::FactorStatus, limits::SendLimits, programme::Programme,
+    channel::Channel, factor::FactorStatus, programme::Programme, send_limits::SendLimits,
 };
 use serde_json::{json, Value};
 

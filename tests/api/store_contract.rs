@@ -9,10 +9,10 @@ use additional_factors::{
         channel::Channel,
         factor::{FactorRecord, FactorStatus},
         idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},
-        limits::{
+        programme::Programme,
+        send_limits::{
             push_counters, sms_counters, Destination, LimitCounter, SendLimits, Sender, SmsBudget,
         },
-        programme::Programme,
     },
     store::{
         dynamodb::DynamoStore, memory::MemoryStore, AttemptOutcome, ClaimOutcome, NewChallenge,

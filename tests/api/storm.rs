@@ -25,7 +25,7 @@ use std::{
 };
 
 use additional_factors::domain::{
-    idempotency::LEASE_SECS, limits::SendLimits, programme::Programme,
+    idempotency::LEASE_SECS, programme::Programme, send_limits::SendLimits,
 };
 use serde_json::json;
 

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use additional_factors::{
-    domain::{otp::api_key_hash, programme::Programme},
+    domain::{crypto::api_key_hash, programme::Programme},
     http::auth::mint_hs256,
     store::{dynamodb::DynamoStore, Store},
 };

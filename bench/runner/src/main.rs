@@ -30,10 +30,7 @@ use additional_factors::{
     app::{Adapters, App},
     aws::sdk_config,
     clock::SystemClock,
-    domain::{
-        otp::{api_key_hash, SystemRandom},
-        programme::Programme,
-    },
+    domain::{crypto::api_key_hash, programme::Programme, random::SystemRandom},
     events::NoEvents,
     http::{auth::TokenVerifier, dispatch},
     push::fake::FakePushProvider,
@@ -454,7 +451,7 @@ where
 /// the same request far more often than a user may.
 fn bench_programme() -> Programme {
     let mut programme = Programme::new("events-sandbox", true);
-    programme.send_limits = additional_factors::domain::limits::SendLimits {
+    programme.send_limits = additional_factors::domain::send_limits::SendLimits {
         per_user_per_hour: u32::MAX,
         per_user_per_day: u32::MAX,
         per_number_per_day: u32::MAX,

@@ -3,11 +3,13 @@
 
 pub mod challenge;
 pub mod channel;
+pub mod crypto;
 pub mod factor;
 pub mod idempotency;
-pub mod limits;
 pub mod otp;
 pub mod payment;
 pub mod phone;
 pub mod programme;
+pub mod random;
+pub mod send_limits;
 pub mod step_up;

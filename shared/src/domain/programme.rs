@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{challenge::DEFAULT_WRONG_CODE_LIMIT, channel::Channel, limits::SendLimits};
+use super::{challenge::DEFAULT_WRONG_CODE_LIMIT, channel::Channel, send_limits::SendLimits};
 
 pub const DEFAULT_SMS_TEMPLATE: &str =
     "{code} is your {programme} verification code. It expires in 5 minutes.";

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::{
     app::App,
-    domain::{channel::Channel, otp::hex},
+    domain::{channel::Channel, crypto::hex},
     events::Change,
     http::response::{ApiError, Reply},
     push::authy_signature,

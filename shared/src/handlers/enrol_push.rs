@@ -10,8 +10,8 @@ use crate::{
     app::App,
     domain::{
         channel::Channel,
-        limits::{push_counters, Sender},
-        otp::random_id,
+        random::random_id,
+        send_limits::{push_counters, Sender},
     },
     http::{
         response::{ApiError, ErrorCode, Reply},

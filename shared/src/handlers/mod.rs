@@ -73,7 +73,10 @@ fn new_sms_code(
     ),
     ApiError,
 > {
-    use crate::domain::otp::{generate_code, random_id, VerificationCode, SANDBOX_CODE};
+    use crate::domain::{
+        otp::{generate_code, VerificationCode, SANDBOX_CODE},
+        random::random_id,
+    };
     let code = if caller.programme.sandbox {
         VerificationCode::parse(SANDBOX_CODE).map_err(|e| ApiError::Internal(e.into()))?
     } else {
@@ -96,8 +99,8 @@ fn sms_counters_for(
     caller: &Caller,
     phone: &PhoneNumber,
     phone_hash: &str,
-) -> Vec<crate::domain::limits::LimitCounter> {
-    use crate::domain::limits::{sms_counters, Destination, Sender};
+) -> Vec<crate::domain::send_limits::LimitCounter> {
+    use crate::domain::send_limits::{sms_counters, Destination, Sender};
     let programme = &caller.programme;
     sms_counters(
         &programme.send_limits,
@@ -135,7 +138,7 @@ async fn send_code(
     code: crate::domain::otp::VerificationCode,
     text: String,
     unsent: Unsent<'_>,
-    counters: &[crate::domain::limits::LimitCounter],
+    counters: &[crate::domain::send_limits::LimitCounter],
 ) -> Result<(), ApiError> {
     use crate::sms::{Delivery, SmsMessage};
     let programme = &caller.programme;
@@ -244,7 +247,7 @@ fn sms_refused(
     app: &crate::app::App,
     caller: &Caller,
     phone: &PhoneNumber,
-    counters: &[crate::domain::limits::LimitCounter],
+    counters: &[crate::domain::send_limits::LimitCounter],
     full: &[usize],
 ) -> ApiError {
     let hit: Vec<_> = full.iter().filter_map(|&i| counters.get(i)).collect();
@@ -254,12 +257,12 @@ fn sms_refused(
             crate::metrics::Metric::SmsRefused,
             &[
                 ("programme", &caller.programme.id),
-                ("limit", counter.kind.name()),
+                ("limit", counter.kind().name()),
             ],
             caller.now,
         );
     }
-    match crate::domain::limits::rate_limited(counters, &hit, caller.now) {
+    match crate::domain::send_limits::rate_limited(counters, &hit, caller.now) {
         Some(limited) => ApiError::RateLimited(limited),
         None => ApiError::Internal("limited without a full counter".into()),
     }
@@ -458,7 +461,7 @@ async fn push_approval(
     authy_id: Option<String>,
     approval: crate::push::Approval,
 ) -> Result<String, ApiError> {
-    use crate::domain::limits::{push_counters, Sender};
+    use crate::domain::send_limits::{push_counters, Sender};
     let programme = &caller.programme;
     // The user's push requests per hour; the per-number limit is enrolment's.
     let counters: Vec<_> = push_counters(
@@ -483,7 +486,7 @@ async fn push_approval(
         return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded));
     }
     let Some(authy_id) = authy_id else {
-        return crate::domain::otp::random_id(app.random.as_ref())
+        return crate::domain::random::random_id(app.random.as_ref())
             .map_err(|e| ApiError::Internal(e.into()));
     };
     match app.push.request_approval(&authy_id, &approval).await {

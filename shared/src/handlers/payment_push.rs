@@ -11,8 +11,8 @@ use crate::{
     app::App,
     domain::{
         channel::Channel,
-        otp::random_id,
         payment::{format_amount, payment_push_message, Payment, PaymentChallenge},
+        random::random_id,
         step_up::{ChallengeStatus, PUSH_CHALLENGE_TTL_SECS},
     },
     http::{

@@ -14,8 +14,8 @@ use crate::{
     app::App,
     domain::{
         channel::Channel,
-        otp::random_id,
         payment::{payment_sms_text, Payment, PaymentChallenge},
+        random::random_id,
         step_up::ChallengeStatus,
     },
     http::{

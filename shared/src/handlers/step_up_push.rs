@@ -13,7 +13,7 @@ use super::{active_authy_id, push_approval};
 use crate::{
     app::App,
     domain::{
-        otp::random_id,
+        random::random_id,
         step_up::{ChallengeStatus, PushChallenge, PUSH_CHALLENGE_TTL_SECS},
     },
     http::{

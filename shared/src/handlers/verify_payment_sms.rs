@@ -14,7 +14,8 @@ use crate::{
     domain::{
         challenge::{wrong_code, WrongCode},
         channel::Channel,
-        otp::{random_id, VerificationCode},
+        otp::VerificationCode,
+        random::random_id,
         step_up::ChallengeStatus,
     },
     http::{

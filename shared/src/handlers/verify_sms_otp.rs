@@ -7,10 +7,8 @@
 use crate::{
     app::App,
     domain::{
-        channel::Channel,
-        factor::FactorStatus,
-        otp::{random_id, VerificationCode},
-        phone::PhoneNumber,
+        channel::Channel, factor::FactorStatus, otp::VerificationCode, phone::PhoneNumber,
+        random::random_id,
     },
     events::Change,
     http::{

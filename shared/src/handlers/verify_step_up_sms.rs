@@ -10,7 +10,8 @@ use crate::{
     domain::{
         challenge::{wrong_code, WrongCode},
         channel::Channel,
-        otp::{random_id, VerificationCode},
+        otp::VerificationCode,
+        random::random_id,
         step_up::{stepped_up_until, ChallengeStatus},
     },
     http::{

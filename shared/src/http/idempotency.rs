@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     app::App,
-    domain::{idempotency::IdempotencyRef, otp::random_id},
+    domain::{idempotency::IdempotencyRef, random::random_id},
     store::ClaimOutcome,
 };
 

@@ -3,7 +3,7 @@
 use lambda_http::{http::HeaderValue, Body, Response};
 use serde_json::json;
 
-use crate::{domain::limits::RateLimited, store::StoredResponse};
+use crate::{domain::send_limits::RateLimited, store::StoredResponse};
 
 /// The `error` of a 400 field error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

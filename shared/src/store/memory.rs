@@ -24,9 +24,9 @@ use crate::domain::{
     channel::Channel,
     factor::{FactorRecord, FactorStatus},
     idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},
-    limits::LimitCounter,
     payment::PaymentChallenge,
     programme::Programme,
+    send_limits::{CounterId, LimitCounter},
     step_up::{ChallengeStatus, PushChallenge, SessionId, RETRY_WAIT_SECS},
 };
 
@@ -53,7 +53,7 @@ struct Tables {
     factors: HashMap<(UserKey, Channel), FactorRecord>,
     challenges: HashMap<(UserKey, ChallengeSlot), Challenge>,
     /// key → (count, window end)
-    counters: HashMap<String, (u32, i64)>,
+    counters: HashMap<CounterId, (u32, i64)>,
     idempotency: HashMap<(UserKey, String), IdempotencyRecord>,
     push_requests: HashMap<String, PushRequest>,
     push_challenges: HashMap<(UserKey, String), PushChallenge>,
@@ -70,7 +70,7 @@ struct Tables {
 
 impl Tables {
     fn count(&self, counter: &LimitCounter, now: i64) -> u32 {
-        match self.counters.get(&counter.key) {
+        match self.counters.get(&counter.id) {
             Some((count, end)) if *end > now => *count,
             _ => 0,
         }
@@ -88,7 +88,7 @@ impl Tables {
     fn consume(&mut self, counters: &[LimitCounter], now: i64) {
         for c in counters {
             let count = self.count(c, now).saturating_add(1);
-            self.counters.insert(c.key.clone(), (count, c.window_end));
+            self.counters.insert(c.id.clone(), (count, c.window_end));
         }
     }
 
@@ -302,7 +302,7 @@ impl Store for MemoryStore {
             tables.challenges.remove(&key);
         }
         for c in counters {
-            if let Some((count, _)) = tables.counters.get_mut(&c.key) {
+            if let Some((count, _)) = tables.counters.get_mut(&c.id) {
                 *count = count.saturating_sub(1);
             }
         }
@@ -414,7 +414,7 @@ impl Store for MemoryStore {
     async fn refund_counters(&self, counters: &[LimitCounter]) -> Result<(), StoreError> {
         let mut tables = self.begin("refund_counters")?;
         for c in counters {
-            if let Some((count, _)) = tables.counters.get_mut(&c.key) {
+            if let Some((count, _)) = tables.counters.get_mut(&c.id) {
                 *count = count.saturating_sub(1);
             }
         }
@@ -805,7 +805,7 @@ impl Store for MemoryStore {
             .payments
             .remove(&(user.clone(), challenge.id.clone()));
         for c in counters {
-            if let Some((count, _)) = tables.counters.get_mut(&c.key) {
+            if let Some((count, _)) = tables.counters.get_mut(&c.id) {
                 *count = count.saturating_sub(1);
             }
         }

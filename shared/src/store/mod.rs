@@ -15,9 +15,9 @@ use crate::domain::{
     channel::Channel,
     factor::FactorRecord,
     idempotency::IdempotencyRef,
-    limits::LimitCounter,
     payment::PaymentChallenge,
     programme::Programme,
+    send_limits::LimitCounter,
     step_up::{PushChallenge, SessionId},
 };
 
@@ -26,14 +26,6 @@ use crate::domain::{
 pub struct UserKey {
     pub programme_id: String,
     pub credential_id: String,
-}
-
-impl UserKey {
-    /// The partition of everything this user owns. Programme ids hold no `#`, so the
-    /// credential id cannot forge another programme's partition.
-    pub fn partition(&self) -> String {
-        format!("USER#{}#{}", self.programme_id, self.credential_id)
-    }
 }
 
 /// A fresh SMS challenge, as stored.

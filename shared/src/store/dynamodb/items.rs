@@ -32,8 +32,8 @@ use crate::{
         channel::Channel,
         factor::{FactorRecord, FactorStatus},
         idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},
-        limits::LimitCounter,
         programme::Programme,
+        send_limits::{CounterSubject, LimitCounter},
     },
     domain::{
         payment::{Payment, PaymentChallenge},
@@ -79,14 +79,14 @@ pub fn programme_key(api_key_hash: &str) -> Key {
 
 pub fn factor_key(user: &UserKey, channel: Channel) -> Key {
     Key {
-        pk: user.partition(),
+        pk: user_partition(user),
         sk: format!("FACTOR#{}", channel.as_str()),
     }
 }
 
 pub fn challenge_key(user: &UserKey, slot: &ChallengeSlot) -> Key {
     Key {
-        pk: user.partition(),
+        pk: user_partition(user),
         sk: match slot {
             ChallengeSlot::Enrolment => "CHALLENGE#SMS".into(),
             ChallengeSlot::StepUp(session) => format!("CHALLENGE#STEPUP#SMS#{}", session.as_str()),
@@ -97,28 +97,60 @@ pub fn challenge_key(user: &UserKey, slot: &ChallengeSlot) -> Key {
 
 pub fn grant_key(user: &UserKey, session: &SessionId) -> Key {
     Key {
-        pk: user.partition(),
+        pk: user_partition(user),
         sk: format!("STEPUP#{}", session.as_str()),
     }
 }
 
 pub fn push_challenge_key(user: &UserKey, id: &str) -> Key {
     Key {
-        pk: user.partition(),
+        pk: user_partition(user),
         sk: format!("PUSHCHAL#{id}"),
     }
 }
 
 pub fn idempotency_key(user: &UserKey, reference: &IdempotencyRef) -> Key {
     Key {
-        pk: user.partition(),
+        pk: user_partition(user),
         sk: format!("IDEMPOTENCY#{}", reference.as_str()),
     }
 }
 
+/// The partition of everything a user owns. Programme ids hold no `#`, so the credential id
+/// cannot forge another programme's partition.
+pub fn user_partition(user: &UserKey) -> String {
+    format!("USER#{}#{}", user.programme_id, user.credential_id)
+}
+
+/// A send-limit counter's partition: `RATE#` (`RATE#SANDBOX#` for sandbox sends), whose
+/// sends, the shard where the limit is spread, the window's length and number.
 pub fn counter_key(counter: &LimitCounter) -> Key {
+    let id = &counter.id;
+    let prefix = if id.sandbox { "RATE#SANDBOX#" } else { "RATE#" };
+    let subject = match &id.subject {
+        CounterSubject::UserSms {
+            programme_id,
+            credential_id,
+        } => format!("SMS#USER#{programme_id}#{credential_id}"),
+        CounterSubject::NumberSms { phone_hash } => format!("SMS#NUMBER#{phone_hash}"),
+        CounterSubject::ProgrammeSms {
+            programme_id,
+            shard,
+        } => format!("SMS#PROGRAMME#{programme_id}#{shard}"),
+        CounterSubject::CountrySms {
+            programme_id,
+            country_code,
+            shard,
+        } => format!("SMS#COUNTRY#{programme_id}#{country_code}#{shard}"),
+        CounterSubject::DeploymentSms { shard } => format!("SMS#DEPLOYMENT#{shard}"),
+        CounterSubject::UserPush {
+            programme_id,
+            credential_id,
+        } => format!("PUSH#USER#{programme_id}#{credential_id}"),
+        CounterSubject::NumberPush { phone_hash } => format!("PUSH#NUMBER#{phone_hash}"),
+    };
     Key {
-        pk: counter.key.clone(),
+        pk: format!("{prefix}{subject}#{}#{}", id.window_secs, id.window_index),
         sk: "COUNTER".into(),
     }
 }
@@ -212,7 +244,7 @@ pub fn list_factors_query(user: &UserKey) -> Query {
         key_condition: "#pk = :pk AND begins_with(#sk, :prefix)".into(),
         names: HashMap::from([("#pk".into(), "pk".into()), ("#sk".into(), "sk".into())]),
         values: HashMap::from([
-            (":pk".into(), s(&user.partition())),
+            (":pk".into(), s(&user_partition(user))),
             (":prefix".into(), s("FACTOR#")),
         ]),
     }
@@ -545,14 +577,14 @@ const PAYMENT_TTL_SECS: i64 = 30 * 24 * 3_600;
 
 pub fn payment_key(user: &UserKey, id: &str) -> Key {
     Key {
-        pk: user.partition(),
+        pk: user_partition(user),
         sk: format!("PAYCHAL#{id}"),
     }
 }
 
 pub fn payment_reference_key(user: &UserKey, reference: &str) -> Key {
     Key {
-        pk: user.partition(),
+        pk: user_partition(user),
         sk: format!("PAYREF#{reference}"),
     }
 }
@@ -1062,9 +1094,58 @@ pub fn get_n(item: &Item, name: &str, operation: &'static str) -> Result<i64, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::limits::{
+    use crate::domain::send_limits::{
         push_counters, sms_counters, Destination, SendLimits, Sender, SmsBudget,
     };
+
+    /// Counter keys are stored data: a deploy that changed them would reset every window.
+    #[test]
+    fn counter_keys_keep_their_stored_format() {
+        let sender = Sender {
+            programme_id: "p",
+            credential_id: "u",
+            sandbox: false,
+        };
+        let to = Destination {
+            phone_hash: "h",
+            country_code: "44",
+        };
+        let keys = |sender: &Sender| -> Vec<String> {
+            sms_counters(
+                &SendLimits::default(),
+                &SmsBudget::default(),
+                sender,
+                &to,
+                7_259,
+                3,
+            )
+            .iter()
+            .chain(&push_counters(&SendLimits::default(), sender, "h", 7_259))
+            .map(|c| counter_key(c).pk)
+            .collect()
+        };
+        assert_eq!(
+            keys(&sender),
+            [
+                "RATE#SMS#USER#p#u#3600#2",
+                "RATE#SMS#USER#p#u#86400#0",
+                "RATE#SMS#NUMBER#h#86400#0",
+                "RATE#SMS#PROGRAMME#p#3#86400#0",
+                "RATE#SMS#COUNTRY#p#44#0#86400#0",
+                "RATE#SMS#DEPLOYMENT#1#3600#2",
+                "RATE#SMS#DEPLOYMENT#3#86400#0",
+                "RATE#PUSH#USER#p#u#3600#2",
+                "RATE#PUSH#NUMBER#h#86400#0",
+            ]
+        );
+        let sandbox = Sender {
+            sandbox: true,
+            ..sender
+        };
+        assert!(keys(&sandbox)
+            .iter()
+            .all(|k| k.starts_with("RATE#SANDBOX#")));
+    }
 
     fn user() -> UserKey {
         UserKey {

@@ -38,9 +38,9 @@ use crate::domain::{
     channel::Channel,
     factor::FactorRecord,
     idempotency::IdempotencyRef,
-    limits::LimitCounter,
     payment::PaymentChallenge,
     programme::Programme,
+    send_limits::LimitCounter,
     step_up::{ChallengeStatus, PushChallenge, SessionId},
 };
 

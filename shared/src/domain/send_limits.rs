@@ -104,12 +104,70 @@ impl LimitKind {
     }
 }
 
+/// Whose sends a counter counts. The store derives its key from this (and from the window):
+/// the domain names counters, it does not format keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CounterSubject {
+    UserSms {
+        programme_id: String,
+        credential_id: String,
+    },
+    NumberSms {
+        phone_hash: String,
+    },
+    /// One shard of a programme's daily SMS.
+    ProgrammeSms {
+        programme_id: String,
+        shard: u32,
+    },
+    /// One shard of a programme's daily SMS to one country calling code.
+    CountrySms {
+        programme_id: String,
+        country_code: String,
+        shard: u32,
+    },
+    /// One shard of the deployment's SMS budget.
+    DeploymentSms {
+        shard: u32,
+    },
+    UserPush {
+        programme_id: String,
+        credential_id: String,
+    },
+    NumberPush {
+        phone_hash: String,
+    },
+}
+
+impl CounterSubject {
+    pub fn kind(&self) -> LimitKind {
+        match self {
+            CounterSubject::UserSms { .. } => LimitKind::UserSms,
+            CounterSubject::NumberSms { .. } => LimitKind::NumberSms,
+            CounterSubject::ProgrammeSms { .. } => LimitKind::ProgrammeSms,
+            CounterSubject::CountrySms { .. } => LimitKind::CountrySms,
+            CounterSubject::DeploymentSms { .. } => LimitKind::DeploymentSms,
+            CounterSubject::UserPush { .. } => LimitKind::UserPush,
+            CounterSubject::NumberPush { .. } => LimitKind::NumberPush,
+        }
+    }
+}
+
+/// Which counter: whose, in which window, and whether it counts sandbox sends (sandboxes
+/// count apart from live traffic).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CounterId {
+    pub sandbox: bool,
+    pub subject: CounterSubject,
+    pub window_secs: i64,
+    /// The window's number since the epoch (`now / window_secs`).
+    pub window_index: i64,
+}
+
 /// One counter a request consumes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitCounter {
-    pub kind: LimitKind,
-    /// The store key of the counter (window included).
-    pub key: String,
+    pub id: CounterId,
     /// What this counter item holds (a shard's share of a sharded limit).
     pub limit: u32,
     /// The limit as configured (what a 429 reports).
@@ -119,11 +177,27 @@ pub struct LimitCounter {
     pub window_end: i64,
 }
 
-fn counter(kind: LimitKind, scope: &str, limit: u32, window_secs: i64, now: i64) -> LimitCounter {
+impl LimitCounter {
+    pub fn kind(&self) -> LimitKind {
+        self.id.subject.kind()
+    }
+}
+
+fn counter(
+    sandbox: bool,
+    subject: CounterSubject,
+    limit: u32,
+    window_secs: i64,
+    now: i64,
+) -> LimitCounter {
     let index = now.div_euclid(window_secs);
     LimitCounter {
-        kind,
-        key: format!("{scope}#{window_secs}#{index}"),
+        id: CounterId {
+            sandbox,
+            subject,
+            window_secs,
+            window_index: index,
+        },
         limit,
         total: limit,
         window_secs,
@@ -139,8 +213,8 @@ fn shards(cap: u32) -> u32 {
 
 /// One shard of a sharded counter: an equal part of the cap.
 fn sharded(
-    kind: LimitKind,
-    scope: &str,
+    sandbox: bool,
+    subject: impl FnOnce(u32) -> CounterSubject,
     cap: u32,
     window_secs: i64,
     now: i64,
@@ -151,7 +225,7 @@ fn sharded(
     let share = cap / count + u32::from(shard < cap % count);
     LimitCounter {
         total: cap,
-        ..counter(kind, &format!("{scope}#{shard}"), share, window_secs, now)
+        ..counter(sandbox, subject(shard), share, window_secs, now)
     }
 }
 
@@ -161,17 +235,6 @@ pub struct Sender<'a> {
     pub programme_id: &'a str,
     pub credential_id: &'a str,
     pub sandbox: bool,
-}
-
-impl Sender<'_> {
-    /// The key prefix of this sender's counters: sandboxes count apart from live traffic.
-    fn prefix(&self) -> &'static str {
-        if self.sandbox {
-            "RATE#SANDBOX#"
-        } else {
-            "RATE#"
-        }
-    }
 }
 
 /// Where one SMS goes.
@@ -191,60 +254,59 @@ pub fn sms_counters(
     now: i64,
     shard_pick: u32,
 ) -> Vec<LimitCounter> {
-    let prefix = sender.prefix();
-    let programme = sender.programme_id;
-    let user = format!("{prefix}SMS#USER#{programme}#{}", sender.credential_id);
+    let sandbox = sender.sandbox;
+    let programme_id = || sender.programme_id.to_owned();
+    let user = || CounterSubject::UserSms {
+        programme_id: programme_id(),
+        credential_id: sender.credential_id.to_owned(),
+    };
     let mut counters = vec![
+        counter(sandbox, user(), limits.per_user_per_hour, HOUR, now),
+        counter(sandbox, user(), limits.per_user_per_day, DAY, now),
         counter(
-            LimitKind::UserSms,
-            &user,
-            limits.per_user_per_hour,
-            HOUR,
-            now,
-        ),
-        counter(LimitKind::UserSms, &user, limits.per_user_per_day, DAY, now),
-        counter(
-            LimitKind::NumberSms,
-            &format!("{prefix}SMS#NUMBER#{}", to.phone_hash),
+            sandbox,
+            CounterSubject::NumberSms {
+                phone_hash: to.phone_hash.to_owned(),
+            },
             limits.per_number_per_day,
             DAY,
             now,
         ),
         sharded(
-            LimitKind::ProgrammeSms,
-            &format!("{prefix}SMS#PROGRAMME#{programme}"),
+            sandbox,
+            |shard| CounterSubject::ProgrammeSms {
+                programme_id: programme_id(),
+                shard,
+            },
             limits.per_programme_per_day,
             DAY,
             now,
             shard_pick,
         ),
         sharded(
-            LimitKind::CountrySms,
-            &format!("{prefix}SMS#COUNTRY#{programme}#{}", to.country_code),
+            sandbox,
+            |shard| CounterSubject::CountrySms {
+                programme_id: programme_id(),
+                country_code: to.country_code.to_owned(),
+                shard,
+            },
             limits.country_per_day(to.country_code),
             DAY,
             now,
             shard_pick,
         ),
     ];
-    if !sender.sandbox {
-        let deployment = format!("{prefix}SMS#DEPLOYMENT");
-        counters.push(sharded(
-            LimitKind::DeploymentSms,
-            &deployment,
-            budget.per_hour,
-            HOUR,
-            now,
-            shard_pick,
-        ));
-        counters.push(sharded(
-            LimitKind::DeploymentSms,
-            &deployment,
-            budget.per_day,
-            DAY,
-            now,
-            shard_pick,
-        ));
+    if !sandbox {
+        for (cap, window) in [(budget.per_hour, HOUR), (budget.per_day, DAY)] {
+            counters.push(sharded(
+                sandbox,
+                |shard| CounterSubject::DeploymentSms { shard },
+                cap,
+                window,
+                now,
+                shard_pick,
+            ));
+        }
     }
     counters
 }
@@ -256,21 +318,22 @@ pub fn push_counters(
     phone_hash: &str,
     now: i64,
 ) -> Vec<LimitCounter> {
-    let prefix = sender.prefix();
     vec![
         counter(
-            LimitKind::UserPush,
-            &format!(
-                "{prefix}PUSH#USER#{}#{}",
-                sender.programme_id, sender.credential_id
-            ),
+            sender.sandbox,
+            CounterSubject::UserPush {
+                programme_id: sender.programme_id.to_owned(),
+                credential_id: sender.credential_id.to_owned(),
+            },
             limits.push_per_user_per_hour,
             HOUR,
             now,
         ),
         counter(
-            LimitKind::NumberPush,
-            &format!("{prefix}PUSH#NUMBER#{phone_hash}"),
+            sender.sandbox,
+            CounterSubject::NumberPush {
+                phone_hash: phone_hash.to_owned(),
+            },
             limits.push_per_number_per_day,
             DAY,
             now,
@@ -293,7 +356,7 @@ pub fn rate_limited(all: &[LimitCounter], hit: &[&LimitCounter], now: i64) -> Op
     let worst = hit.iter().max_by_key(|c| c.window_end)?;
     let family: Vec<String> = all
         .iter()
-        .filter(|c| c.kind == worst.kind)
+        .filter(|c| c.kind() == worst.kind())
         .map(|c| format!("{};w={}", c.total, c.window_secs))
         .collect();
     Some(RateLimited {
@@ -321,15 +384,18 @@ mod tests {
     }
 
     fn of_kind(counters: &[LimitCounter], kind: LimitKind) -> Vec<&LimitCounter> {
-        counters.iter().filter(|c| c.kind == kind).collect()
+        counters.iter().filter(|c| c.kind() == kind).collect()
     }
 
     #[test]
     fn windows_align_to_the_epoch() {
-        let c = counter(LimitKind::UserSms, "u", 5, HOUR, 7_200 + 59);
+        let subject = CounterSubject::NumberSms {
+            phone_hash: "h".into(),
+        };
+        let c = counter(false, subject.clone(), 5, HOUR, 7_200 + 59);
         assert_eq!(c.window_end, 10_800);
-        assert_eq!(c.key, "u#3600#2");
-        let d = counter(LimitKind::UserSms, "u", 5, HOUR, 10_800);
+        assert_eq!(c.id.window_index, 2);
+        let d = counter(false, subject, 5, HOUR, 10_800);
         assert_eq!(d.window_end, 14_400);
     }
 
@@ -393,7 +459,11 @@ mod tests {
         let counters = sms(&limits, &LIVE, 0, 0);
         let country = of_kind(&counters, LimitKind::CountrySms);
         assert_eq!(country.len(), 1);
-        assert!(country[0].key.starts_with("RATE#SMS#COUNTRY#p#44#"));
+        assert!(matches!(
+            &country[0].id.subject,
+            CounterSubject::CountrySms { programme_id, country_code, .. }
+                if programme_id == "p" && country_code == "44"
+        ));
     }
 
     #[test]
@@ -407,16 +477,16 @@ mod tests {
         assert!(of_kind(&sbx, LimitKind::DeploymentSms).is_empty());
         assert_eq!(of_kind(&live, LimitKind::DeploymentSms).len(), 2);
         for c in &sbx {
-            assert!(c.key.starts_with("RATE#SANDBOX#"), "{}", c.key);
-            assert!(live.iter().all(|l| l.key != c.key));
+            assert!(c.id.sandbox, "{c:?}");
+            assert!(live.iter().all(|l| l.id != c.id));
         }
         let push_live = push_counters(&SendLimits::default(), &LIVE, "h", 0);
         let push_sbx = push_counters(&SendLimits::default(), &sandbox, "h", 0);
         assert!(push_live
             .iter()
-            .all(|l| push_sbx.iter().all(|s| s.key != l.key)));
+            .all(|l| push_sbx.iter().all(|s| s.id != l.id)));
         assert_eq!(
-            push_live.iter().map(|c| c.kind).collect::<Vec<_>>(),
+            push_live.iter().map(LimitCounter::kind).collect::<Vec<_>>(),
             [LimitKind::UserPush, LimitKind::NumberPush]
         );
     }
