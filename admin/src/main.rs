@@ -39,7 +39,7 @@ use additional_factors::{
     },
     http::auth::mint_hs256,
     store::{
-        dynamodb::{operator::ApiKeyRecord, DynamoStore},
+        dynamodb::{operator::ApiKeyRecord, settings, DynamoStore},
         Store, UserKey,
     },
 };
@@ -218,7 +218,7 @@ async fn run() -> Result<(), BoxError> {
         }
         "create-programme" => {
             let mut programme: Programme = match args.options.get("settings") {
-                Some(path) => serde_json::from_str(&std::fs::read_to_string(path)?)?,
+                Some(path) => settings::parse(&std::fs::read_to_string(path)?)?,
                 None => Programme::new(args.required("id")?, false),
             };
             if let Some(id) = args.options.get("id") {
@@ -255,7 +255,7 @@ async fn run() -> Result<(), BoxError> {
             let id = args.required("id")?;
             let mut programme = registered(&store, id).await?;
             if let Some(path) = args.options.get("settings") {
-                programme = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+                programme = settings::parse(&std::fs::read_to_string(path)?)?;
                 programme.id = id.to_owned();
             }
             if let Some(name) = args.options.get("name") {

@@ -300,7 +300,7 @@ fn policy(mode: Mode) -> Result<crate::app::DeploymentPolicy, ConfigError> {
 #[serde(rename_all = "camelCase")]
 struct ProgrammeEntry {
     api_key: String,
-    #[serde(flatten)]
+    #[serde(flatten, with = "crate::store::dynamodb::settings::field")]
     programme: crate::domain::programme::Programme,
 }
 

@@ -1,69 +1,41 @@
 //! A programme (tenant) and its settings. Unset settings take the contract's defaults.
 
-use serde::{Deserialize, Serialize};
-
 use super::{challenge::DEFAULT_WRONG_CODE_LIMIT, channel::Channel, send_limits::SendLimits};
 
 pub const DEFAULT_SMS_TEMPLATE: &str =
     "{code} is your {programme} verification code. It expires in 5 minutes.";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// A programme's settings. Its JSON document (stored, and what the operator writes) is
+/// `store::dynamodb::settings`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Programme {
     pub id: String,
-    #[serde(default)]
     pub name: String,
     /// Fixed code `123456`, no SMS sent, no push provider called.
-    #[serde(default)]
     pub sandbox: bool,
     /// A disabled programme's api key is refused (401).
-    #[serde(default)]
     pub disabled: bool,
-    #[serde(default = "all_channels")]
     pub enabled_channels: Vec<Channel>,
     /// Wrong codes a challenge survives (1–10).
-    #[serde(
-        default = "default_wrong_code_limit",
-        alias = "maxWrongCodes",
-        alias = "maxVerificationAttempts"
-    )]
     pub wrong_code_limit: u32,
-    #[serde(default)]
     pub send_limits: SendLimits,
     /// Country calling codes (`"44"`, `"+44"` also read) allowed for SMS and push; `"*"`:
     /// all. Empty: a live programme inherits the deployment's default list (see
     /// `Countries`), a sandbox allows all (it sends nothing).
-    #[serde(default, alias = "allowedCountries")]
     pub allowed_country_codes: Vec<String>,
-    #[serde(default)]
     pub sms_sender_id: Option<String>,
     /// The SMS text; `{code}` is replaced by the code, `{programme}` by the programme's name.
-    #[serde(default = "default_template", alias = "smsMessageTemplate")]
     pub sms_template: String,
     /// How long after the user proved a second factor (`auth_time`, else `iat`) a token
     /// with `mfa` in `amr` still counts as stepped up (60–3600 s).
-    #[serde(default = "default_step_up_max_age")]
     pub step_up_max_age_seconds: u32,
     /// How long a session stays stepped up after a verified step-up challenge (60–3600 s;
     /// never past the `exp` of the token that proved it).
-    #[serde(default = "default_step_up_lifetime")]
     pub step_up_lifetime_seconds: u32,
-}
-
-fn all_channels() -> Vec<Channel> {
-    Channel::ALL.to_vec()
-}
-
-fn default_wrong_code_limit() -> u32 {
-    DEFAULT_WRONG_CODE_LIMIT
 }
 
 /// The contract's step-up freshness: 15 minutes.
 pub const DEFAULT_STEP_UP_MAX_AGE_SECS: u32 = 900;
-
-fn default_step_up_max_age() -> u32 {
-    DEFAULT_STEP_UP_MAX_AGE_SECS
-}
 
 fn default_step_up_lifetime() -> u32 {
     super::step_up::DEFAULT_STEP_UP_LIFETIME_SECS
@@ -147,7 +119,7 @@ impl Programme {
             name: String::new(),
             sandbox,
             disabled: false,
-            enabled_channels: all_channels(),
+            enabled_channels: Channel::ALL.to_vec(),
             wrong_code_limit: DEFAULT_WRONG_CODE_LIMIT,
             send_limits: SendLimits::default(),
             allowed_country_codes: Vec::new(),
@@ -223,34 +195,6 @@ impl Programme {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn settings_default_to_the_contract() {
-        let p: Result<Programme, _> = serde_json::from_str(r#"{"id": "p1"}"#);
-        assert_eq!(p.ok(), Some(Programme::new("p1", false)));
-    }
-
-    #[test]
-    fn reads_camel_case_settings() {
-        let p: Programme = serde_json::from_str(
-            r#"{"id": "p1", "sandbox": true, "enabledChannels": ["SMS"], "wrongCodeLimit": 3,
-                "sendLimits": {"perUserPerHour": 2}, "allowedCountryCodes": ["+44", "33"],
-                "smsSenderId": "ACME", "smsTemplate": "Code {code}"}"#,
-        )
-        .unwrap_or_else(|_| Programme::new("bad", false));
-        assert_eq!(p.wrong_code_limit, 3);
-        assert_eq!(p.send_limits.per_user_per_hour, 2);
-        assert_eq!(p.send_limits.per_user_per_day, 20);
-        let all = Countries::All;
-        assert!(
-            p.country_allowed("44", &all)
-                && p.country_allowed("33", &all)
-                && !p.country_allowed("1", &all)
-        );
-        assert!(!p.channel_enabled(Channel::Authy));
-        assert_eq!(p.sms_text("123456"), "Code 123456");
-        assert!(p.validate().is_ok());
-    }
 
     #[test]
     fn refuses_out_of_range_settings() {

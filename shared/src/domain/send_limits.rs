@@ -12,14 +12,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 pub const HOUR: i64 = 3_600;
 pub const DAY: i64 = 86_400;
 
 /// The send limits of a programme (defaults from the contract).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendLimits {
     pub per_user_per_hour: u32,
     pub per_user_per_day: u32,

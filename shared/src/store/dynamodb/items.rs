@@ -261,7 +261,7 @@ pub fn put_programme(api_key_hash: &str, programme: &Programme) -> Result<Write,
 
 pub fn programme_from_item(item: &Item) -> Result<Programme, StoreError> {
     let json = get_s(item, "programme", "find_programme")?;
-    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+    super::settings::parse(&json).map_err(|e| StoreError::Corrupt {
         operation: "find_programme",
         detail: e.to_string(),
     })
@@ -314,7 +314,7 @@ pub fn registry_query(prefix: &str) -> Query {
 }
 
 fn settings_json(programme: &Programme) -> Result<String, StoreError> {
-    serde_json::to_string(programme).map_err(|e| StoreError::Corrupt {
+    super::settings::to_json(programme).map_err(|e| StoreError::Corrupt {
         operation: "put_programme",
         detail: e.to_string(),
     })

@@ -9,6 +9,7 @@
 
 pub mod items;
 pub mod operator;
+pub mod settings;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
