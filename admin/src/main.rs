@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 
 use additional_factors::{
+    auth::mint_hs256,
     aws::sdk_config,
     clock::{Clock, SystemClock},
     config::{Config, Mode},
@@ -37,7 +38,6 @@ use additional_factors::{
         programme::{Countries, Programme},
         random::{RandomSource, SystemRandom},
     },
-    http::auth::mint_hs256,
     store::{
         dynamodb::{operator::ApiKeyRecord, settings, DynamoStore},
         Store, UserKey,

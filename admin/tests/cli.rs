@@ -5,9 +5,9 @@
 use std::process::Command;
 
 use additional_factors::{
+    auth::{PhoneClaim, TokenVerifier},
     aws::sdk_config,
     domain::{channel::Channel, crypto::api_key_hash, factor::FactorStatus},
-    http::auth::{PhoneClaim, TokenVerifier},
     store::{dynamodb::DynamoStore, Store, UserKey},
 };
 

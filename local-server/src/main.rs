@@ -9,6 +9,7 @@ use std::{convert::Infallible, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use additional_factors::{
     app::{Adapters, App},
+    auth::mint_hs256,
     clock::SystemClock,
     config::{read_programmes_file, Config, Mode, LOCAL_JWT_SECRET, LOCAL_OTP_SECRET},
     domain::{
@@ -17,7 +18,8 @@ use additional_factors::{
         random::{RandomSource, SystemRandom},
     },
     events::{EventPublisher, LogEvents},
-    http::{auth::mint_hs256, dispatch, reject_unrouted, response::ApiError, router::match_route},
+    handlers::reply::ApiError,
+    http::{dispatch, reject_unrouted, router::match_route},
     push::{fake::FakePushProvider, PushProvider},
     sms::{console::ConsoleSmsSender, sns::SnsSmsSender, SmsSender},
     store::{dynamodb::DynamoStore, memory::MemoryStore, Store},
@@ -62,7 +64,7 @@ async fn main() -> Result<(), BoxError> {
     // Authy when AUTHY_API_KEY is set (e.g. a local fake of it), else the fake provider.
     let (push, callback, push_name): (Arc<dyn PushProvider>, _, &str) = match &config.authy {
         Some(_) => {
-            let (push, callback) = additional_factors::app::push_provider(&config)?;
+            let (push, callback) = additional_factors::config::push_provider(&config)?;
             (push, callback, "Authy")
         }
         None => (
@@ -75,7 +77,7 @@ async fn main() -> Result<(), BoxError> {
         Some(_) => {
             let sdk = additional_factors::aws::sdk_config(config.sns_endpoint.as_deref()).await;
             let client = aws_sdk_sns::Client::new(&sdk);
-            additional_factors::app::event_publisher(
+            additional_factors::config::event_publisher(
                 &config,
                 &additional_factors::aws::lazy(move || client),
             )

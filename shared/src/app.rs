@@ -6,6 +6,7 @@ use std::{
 };
 
 use crate::{
+    auth::TokenVerifier,
     clock::Clock,
     domain::channel::Channel,
     domain::{
@@ -15,54 +16,10 @@ use crate::{
         send_limits::SmsBudget,
     },
     events::{Change, Event, EventPublisher, FactorEvent, PaymentEvent, StepUpEvent},
-    http::auth::TokenVerifier,
     push::PushProvider,
     sms::SmsSender,
     store::{Store, StoreError, UserKey},
 };
-
-/// The push provider a configuration asks for: Authy when `AUTHY_API_KEY` is set (with its
-/// callback settings), otherwise one that refuses (live programmes get a 503).
-pub fn push_provider(
-    config: &crate::config::Config,
-) -> Result<(Arc<dyn PushProvider>, Option<AuthyCallback>), crate::push::PushError> {
-    match &config.authy {
-        Some(authy) => Ok((
-            Arc::new(crate::push::authy::AuthyPushProvider::new(
-                authy.base_url.clone(),
-                authy.api_key.clone(),
-                crate::push::authy::AUTHY_TIMEOUT,
-            )?),
-            authy_callback(config),
-        )),
-        None => Ok((
-            Arc::new(crate::push::unconfigured::UnconfiguredPushProvider),
-            None,
-        )),
-    }
-}
-
-/// How Authy's callbacks are checked, when Authy is configured (no client needed).
-pub fn authy_callback(config: &crate::config::Config) -> Option<AuthyCallback> {
-    config.authy.as_ref().map(|authy| AuthyCallback {
-        api_key: authy.api_key.clone(),
-        url: authy.callback_url.clone(),
-    })
-}
-
-/// Lifecycle events go to `EVENTS_TOPIC_ARN` when it is set, nowhere otherwise.
-pub fn event_publisher(
-    config: &crate::config::Config,
-    sns: &crate::aws::Lazy<aws_sdk_sns::Client>,
-) -> Arc<dyn EventPublisher> {
-    match &config.events_topic_arn {
-        Some(arn) => Arc::new(crate::events::SnsTopicEvents::with_lazy_client(
-            sns.clone(),
-            arn.clone(),
-        )),
-        None => Arc::new(crate::events::NoEvents),
-    }
-}
 
 /// How long a warm function trusts a programme record it read.
 pub const PROGRAMME_CACHE_SECS: i64 = 60;
@@ -130,7 +87,7 @@ impl App {
             metrics: Metrics::default(),
             policy: DeploymentPolicy::default(),
             signer: Arc::new(crate::proof::UnconfiguredSigner),
-            proof_issuer: crate::config::LOCAL_PROOF_ISSUER.to_owned(),
+            proof_issuer: crate::proof::LOCAL_PROOF_ISSUER.to_owned(),
             programmes: Mutex::new(HashMap::new()),
         }
     }

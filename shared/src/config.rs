@@ -1,6 +1,6 @@
 //! Typed configuration, read once from the environment; a bad value fails with its name.
 
-use crate::http::auth::{KeyError, TokenVerifier};
+use crate::auth::{KeyError, TokenVerifier};
 
 /// Where a function runs: in Lambda every secret must be given; locally, development
 /// defaults fill the gaps (and the local server prints them).
@@ -14,7 +14,7 @@ pub const LOCAL_JWT_SECRET: &str = "local-development-secret-do-not-use-in-produ
 pub const LOCAL_JWT_ISSUER: &str = "https://identity.local";
 pub const LOCAL_JWT_AUDIENCE: &str = "additional-factors";
 /// The `iss` of payment proofs when `PROOF_ISSUER` is not set (local only).
-pub const LOCAL_PROOF_ISSUER: &str = "https://additional-factors.local";
+pub use crate::proof::LOCAL_PROOF_ISSUER;
 
 /// The local default HMAC key: stable, so state kept in a local DynamoDB survives a restart.
 pub const LOCAL_OTP_SECRET: &str = "local-otp-hmac-secret-do-not-use-in-production";
@@ -332,4 +332,56 @@ pub fn read_programmes_file(
             Ok((entry.api_key, entry.programme))
         })
         .collect()
+}
+
+/// The push provider a configuration asks for: Authy when `AUTHY_API_KEY` is set (with its
+/// callback settings), otherwise one that refuses (live programmes get a 503).
+pub fn push_provider(
+    config: &Config,
+) -> Result<
+    (
+        std::sync::Arc<dyn crate::push::PushProvider>,
+        Option<crate::app::AuthyCallback>,
+    ),
+    crate::push::PushError,
+> {
+    match &config.authy {
+        Some(authy) => Ok((
+            std::sync::Arc::new(crate::push::authy::AuthyPushProvider::new(
+                authy.base_url.clone(),
+                authy.api_key.clone(),
+                crate::push::authy::AUTHY_TIMEOUT,
+            )?),
+            authy_callback(config),
+        )),
+        None => Ok((
+            std::sync::Arc::new(crate::push::unconfigured::UnconfiguredPushProvider),
+            None,
+        )),
+    }
+}
+
+/// How Authy's callbacks are checked, when Authy is configured (no client needed).
+pub fn authy_callback(config: &Config) -> Option<crate::app::AuthyCallback> {
+    config
+        .authy
+        .as_ref()
+        .map(|authy| crate::app::AuthyCallback {
+            api_key: authy.api_key.clone(),
+            url: authy.callback_url.clone(),
+        })
+}
+
+/// Lifecycle events go to `EVENTS_TOPIC_ARN` when it is set, nowhere otherwise.
+pub fn event_publisher(
+    config: &Config,
+    sns: &crate::aws::Lazy<aws_sdk_sns::Client>,
+) -> std::sync::Arc<dyn crate::events::EventPublisher> {
+    match &config.events_topic_arn {
+        Some(arn) => std::sync::Arc::new(crate::events::SnsTopicEvents::with_lazy_client(
+            sns.clone(),
+            arn.clone(),
+        )),
+        None => std::sync::Arc::new(crate::events::NoEvents),
+    }
 }

@@ -20,7 +20,8 @@ use crate::{
     config::{Config, ConfigError, Mode},
     domain::random::SystemRandom,
     events::EventPublisher,
-    http::{handle, reject_unrouted, response::ApiError, router::Route},
+    handlers::reply::ApiError,
+    http::{handle, reject_unrouted, router::Route},
     push::{unconfigured::UnconfiguredPushProvider, PushProvider},
     secrets::{SecretIds, SecretValues, SecretsManagerSource},
     sms::{sns::SnsSmsSender, NoSmsSender, SmsSender},
@@ -353,7 +354,7 @@ impl Parts {
                 sms = Arc::new(SnsSmsSender::with_lazy_client(sns_client.clone()));
             }
             if F::PUBLISHES_EVENTS {
-                events = crate::app::event_publisher(config, &sns_client);
+                events = crate::config::event_publisher(config, &sns_client);
             }
         }
         let ids = used_secret_ids::<F>(config);
@@ -434,10 +435,10 @@ fn assemble<F: Function>(config: &Config, parts: &Parts) -> Result<App, lambda_h
         keyless(config)?
     };
     let (push, callback) = if F::CALLS_PUSH_PROVIDER {
-        crate::app::push_provider(config)?
+        crate::config::push_provider(config)?
     } else {
         let push: Arc<dyn PushProvider> = Arc::new(UnconfiguredPushProvider);
-        (push, crate::app::authy_callback(config))
+        (push, crate::config::authy_callback(config))
     };
     let app = App::new(parts.adapters(push), tokens, &otp_secret)
         .with_policy(config.policy.clone())
@@ -609,13 +610,11 @@ fn unready_app(config: &Config, parts: &Parts) -> Result<App, lambda_http::Error
 
 /// A verifier that refuses every token and an HMAC key no one knows: for a route that takes
 /// no user token, and for the state before the secrets are known.
-fn keyless(
-    config: &Config,
-) -> Result<(crate::http::auth::TokenVerifier, Vec<u8>), lambda_http::Error> {
+fn keyless(config: &Config) -> Result<(crate::auth::TokenVerifier, Vec<u8>), lambda_http::Error> {
     use crate::domain::random::RandomSource;
     let mut key = vec![0u8; 32];
     SystemRandom::default().fill(&mut key)?;
-    let tokens = crate::http::auth::TokenVerifier::refusing(
+    let tokens = crate::auth::TokenVerifier::refusing(
         config.tokens.issuer.clone(),
         config.tokens.audience.clone(),
     );

@@ -104,7 +104,7 @@ async fn every_bad_token_is_an_empty_401() {
         ("truncated", good[..good.len() - 5].to_owned()),
         ("signed with another secret", {
             let claims = t.claims("live", "u1");
-            additional_factors::http::auth::mint_hs256(b"another-secret-another-secret-xx", &claims)
+            additional_factors::auth::mint_hs256(b"another-secret-another-secret-xx", &claims)
                 .unwrap()
         }),
         ("oversized", format!("{good}{}", "A".repeat(8 * 1024))),
@@ -216,7 +216,7 @@ async fn credentials_are_checked_before_validation() {
 #[tokio::test]
 async fn tokens_verify_with_the_previous_hs256_key_and_with_jwks_public_keys() {
     use additional_factors::{
-        http::auth::{mint_hs256, TokenError, TokenVerifier},
+        auth::{mint_hs256, TokenError, TokenVerifier},
         proof::{jwks, local::LocalSigner, sign_proof},
     };
     let (iss, aud) = ("https://identity.local", "additional-factors");

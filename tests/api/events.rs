@@ -7,9 +7,10 @@ use std::sync::Arc;
 use additional_factors::{
     app::AuthyCallback,
     app::{Adapters, App},
+    auth::TokenVerifier,
     clock::FixedClock,
     domain::{crypto::api_key_hash, programme::Programme, random::SystemRandom},
-    http::{auth::TokenVerifier, handle, router::Route},
+    http::{handle, router::Route},
     push::fake::FakePushProvider,
     sms::recording::RecordingSmsSender,
     store::{memory::MemoryStore, Store},

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use additional_factors::{
     app::{Adapters, App, AuthyCallback},
+    auth::mint_hs256,
     clock::FixedClock,
     domain::{
         channel::Channel,
@@ -18,7 +19,7 @@ use additional_factors::{
         random::SystemRandom,
     },
     events::RecordingEvents,
-    http::{auth::mint_hs256, dispatch},
+    http::dispatch,
     push::{fake::FakePushProvider, PushProvider},
     sms::{recording::RecordingSmsSender, sns::SnsSmsSender, SmsSender},
     store::{dynamodb::DynamoStore, memory::MemoryStore, Store, UserKey},
@@ -210,7 +211,7 @@ impl TestApp {
         let push = Arc::new(FakePushProvider::new());
         let clock = Arc::new(FixedClock::new(T0));
         let signer = Arc::new(additional_factors::proof::local::LocalSigner::generate().unwrap());
-        let tokens = additional_factors::http::auth::TokenVerifier::new(
+        let tokens = additional_factors::auth::TokenVerifier::new(
             Some(JWT_SECRET.as_bytes()),
             None,
             ISSUER,

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use additional_factors::{
+    auth::mint_hs256,
     domain::{crypto::api_key_hash, programme::Programme},
-    http::auth::mint_hs256,
     store::{dynamodb::DynamoStore, Store},
 };
 use serde_json::{json, Value};

@@ -28,11 +28,12 @@ use std::{
 
 use additional_factors::{
     app::{Adapters, App},
+    auth::TokenVerifier,
     aws::sdk_config,
     clock::SystemClock,
     domain::{crypto::api_key_hash, programme::Programme, random::SystemRandom},
     events::NoEvents,
-    http::{auth::TokenVerifier, dispatch},
+    http::dispatch,
     push::fake::FakePushProvider,
     sms::{SmsError, SmsMessage, SmsSender},
     store::{dynamodb::DynamoStore, memory::MemoryStore, Store},

@@ -18,7 +18,7 @@ use crate::{
     app::App,
     domain::{channel::Channel, crypto::hex},
     events::Change,
-    http::response::{ApiError, Reply},
+    handlers::reply::{ApiError, Reply},
     push::authy_signature,
     store::PushPurpose,
 };

@@ -13,8 +13,8 @@ use crate::{
         random::random_id,
         send_limits::{push_counters, Sender},
     },
-    http::{
-        response::{ApiError, ErrorCode, Reply},
+    handlers::{
+        reply::{ApiError, ErrorCode, Reply},
         Caller,
     },
     push::Approval,

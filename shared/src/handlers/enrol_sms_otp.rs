@@ -9,8 +9,8 @@ use super::{enrolment_phone, new_sms_code, send_code, sms_counters_for, Unsent};
 use crate::{
     app::App,
     domain::channel::Channel,
-    http::{
-        response::{ApiError, ErrorCode, Reply},
+    handlers::{
+        reply::{ApiError, ErrorCode, Reply},
         Caller,
     },
     store::{ChallengeSlot, StartOutcome},

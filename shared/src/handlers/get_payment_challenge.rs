@@ -6,8 +6,8 @@ use serde_json::json;
 use crate::{
     app::App,
     domain::step_up::ChallengeStatus,
-    http::{
-        response::{ApiError, Reply},
+    handlers::{
+        reply::{ApiError, Reply},
         Caller,
     },
 };

@@ -7,8 +7,8 @@ use serde_json::json;
 use super::step_up_status;
 use crate::{
     app::App,
-    http::{
-        response::{ApiError, Reply},
+    handlers::{
+        reply::{ApiError, Reply},
         Caller,
     },
 };

@@ -3,7 +3,7 @@
 
 use crate::{
     app::App,
-    http::response::{ApiError, Reply},
+    handlers::reply::{ApiError, Reply},
 };
 
 pub async fn jwks(app: &App) -> Result<Reply, ApiError> {

@@ -5,8 +5,8 @@ use serde_json::json;
 use crate::{
     app::App,
     domain::factor::listing,
-    http::{
-        response::{ApiError, Reply},
+    handlers::{
+        reply::{ApiError, Reply},
         Caller,
     },
 };

@@ -10,6 +10,7 @@ pub mod jwks;
 pub mod list_factors;
 pub mod payment_push;
 pub mod payment_sms;
+pub mod reply;
 pub mod simulate_payment;
 pub mod simulate_push;
 pub mod simulate_step_up;
@@ -20,14 +21,41 @@ pub mod verify_payment_sms;
 pub mod verify_sms_otp;
 pub mod verify_step_up_sms;
 
+use std::sync::Arc;
+
 use crate::{
+    auth::PhoneClaim,
     domain::{channel::Channel, phone::PhoneNumber},
-    http::{
-        auth::PhoneClaim,
-        response::{ApiError, ErrorCode},
-        Caller,
-    },
+    domain::{factor::TokenPhone, programme::Programme},
+    handlers::reply::{ApiError, ErrorCode},
+    store::UserKey,
 };
+
+/// The authenticated caller of one request.
+pub struct Caller {
+    pub programme: Arc<Programme>,
+    pub user: UserKey,
+    pub phone: PhoneClaim,
+    pub stepped_up: bool,
+    /// The token's session (what a step-up challenge steps up) and its `exp`.
+    pub session: crate::domain::step_up::SessionId,
+    pub token_exp: i64,
+    /// The request's clock, read once.
+    pub now: i64,
+}
+
+impl Caller {
+    /// The token's phone as the listing rule sees it.
+    pub fn token_phone(&self, app: &crate::app::App) -> TokenPhone {
+        match &self.phone {
+            PhoneClaim::Absent => TokenPhone::Absent,
+            PhoneClaim::Invalid => TokenPhone::Invalid,
+            PhoneClaim::Valid(phone) => {
+                TokenPhone::Hash(app.hasher.phone_hash(phone.expose_e164()))
+            }
+        }
+    }
+}
 
 /// The phone a new factor is enrolled on: the token's, if the programme allows the channel
 /// and the number's country. The 409s of both enrolment routes, in the contract's order.

@@ -15,8 +15,8 @@ use crate::{
         random::random_id,
         step_up::{ChallengeStatus, PUSH_CHALLENGE_TTL_SECS},
     },
-    http::{
-        response::{ApiError, ErrorCode, Reply},
+    handlers::{
+        reply::{ApiError, ErrorCode, Reply},
         Caller,
     },
     push::Approval,

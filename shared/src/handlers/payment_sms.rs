@@ -12,17 +12,15 @@ use serde_json::json;
 use super::{new_sms_code, payment_reference_free, send_code, sms_counters_for, Unsent};
 use crate::{
     app::App,
+    auth::PhoneClaim,
     domain::{
         channel::Channel,
         payment::{payment_sms_text, Payment, PaymentChallenge},
         random::random_id,
         step_up::ChallengeStatus,
     },
-    http::{
-        auth::PhoneClaim,
-        response::{ApiError, ErrorCode, Reply},
-        Caller,
-    },
+    handlers::reply::{ApiError, ErrorCode, Reply},
+    handlers::Caller,
     store::PaymentStart,
 };
 

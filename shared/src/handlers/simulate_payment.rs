@@ -6,8 +6,8 @@ use super::settle_payment;
 use crate::{
     app::App,
     domain::channel::Channel,
-    http::{
-        response::{ApiError, ErrorCode, Reply},
+    handlers::{
+        reply::{ApiError, ErrorCode, Reply},
         Caller,
     },
 };

@@ -5,8 +5,8 @@ use crate::{
     app::App,
     domain::channel::Channel,
     events::Change,
-    http::{
-        response::{ApiError, ErrorCode, Reply},
+    handlers::{
+        reply::{ApiError, ErrorCode, Reply},
         Caller,
     },
 };

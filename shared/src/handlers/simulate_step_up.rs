@@ -5,8 +5,8 @@
 use super::settle_step_up;
 use crate::{
     app::App,
-    http::{
-        response::{ApiError, ErrorCode, Reply},
+    handlers::{
+        reply::{ApiError, ErrorCode, Reply},
         Caller,
     },
 };

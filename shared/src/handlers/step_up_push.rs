@@ -16,8 +16,8 @@ use crate::{
         random::random_id,
         step_up::{ChallengeStatus, PushChallenge, PUSH_CHALLENGE_TTL_SECS},
     },
-    http::{
-        response::{ApiError, Reply},
+    handlers::{
+        reply::{ApiError, Reply},
         Caller,
     },
     push::Approval,

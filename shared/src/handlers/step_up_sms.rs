@@ -8,12 +8,10 @@
 use super::{new_sms_code, send_code, sms_counters_for, Unsent};
 use crate::{
     app::App,
+    auth::PhoneClaim,
     domain::channel::Channel,
-    http::{
-        auth::PhoneClaim,
-        response::{ApiError, ErrorCode, Reply},
-        Caller,
-    },
+    handlers::reply::{ApiError, ErrorCode, Reply},
+    handlers::Caller,
     store::{ChallengeSlot, StepUpStart},
 };
 

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::{
     app::App,
+    auth::PhoneClaim,
     domain::{
         challenge::{wrong_code, WrongCode},
         channel::Channel,
@@ -18,11 +19,8 @@ use crate::{
         random::random_id,
         step_up::ChallengeStatus,
     },
-    http::{
-        auth::PhoneClaim,
-        response::{ApiError, ErrorCode, Reply},
-        Caller,
-    },
+    handlers::reply::{ApiError, ErrorCode, Reply},
+    handlers::Caller,
     proof::{proof_claims, sign_proof},
     store::{AttemptOutcome, ChallengeSlot, PaymentOutcome, PaymentProof},
 };

@@ -6,16 +6,14 @@
 
 use crate::{
     app::App,
+    auth::PhoneClaim,
     domain::{
         channel::Channel, factor::FactorStatus, otp::VerificationCode, phone::PhoneNumber,
         random::random_id,
     },
     events::Change,
-    http::{
-        auth::PhoneClaim,
-        response::{ApiError, ErrorCode, Reply},
-        Caller,
-    },
+    handlers::reply::{ApiError, ErrorCode, Reply},
+    handlers::Caller,
     store::AttemptOutcome,
 };
 

@@ -7,6 +7,7 @@
 
 use crate::{
     app::App,
+    auth::PhoneClaim,
     domain::{
         challenge::{wrong_code, WrongCode},
         channel::Channel,
@@ -14,11 +15,8 @@ use crate::{
         random::random_id,
         step_up::{stepped_up_until, ChallengeStatus},
     },
-    http::{
-        auth::PhoneClaim,
-        response::{ApiError, ErrorCode, Reply},
-        Caller,
-    },
+    handlers::reply::{ApiError, ErrorCode, Reply},
+    handlers::Caller,
     store::{AttemptOutcome, ChallengeSlot, StepUpGrant},
 };
 

@@ -12,8 +12,8 @@
 
 use std::future::Future;
 
-use super::{
-    response::{ApiError, ErrorCode, Reply},
+use crate::handlers::{
+    reply::{ApiError, ErrorCode, Reply},
     Caller,
 };
 use crate::{

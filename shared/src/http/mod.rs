@@ -2,62 +2,31 @@
 //! api key (400/401), token (401), validation (400), step-up (403), idempotency, then the
 //! route's own handler (409/429/2xx). Expected failures are responses, never `Err`.
 
-pub mod auth;
 pub mod idempotency;
 pub mod payment_body;
-pub mod response;
 pub mod router;
-
-use std::sync::Arc;
 
 use lambda_http::{http::HeaderValue, Body, Request, RequestExt, Response};
 use tracing::Instrument;
 
-use self::{
-    auth::PhoneClaim,
-    response::{ApiError, FieldError, FieldErrorKind, Reply},
-    router::Route,
-};
+use self::router::Route;
 use crate::{
     app::App,
     domain::{
         channel::Channel,
-        factor::{has_active_factor, FactorStatus, TokenPhone},
+        factor::{has_active_factor, FactorStatus},
         idempotency::{fingerprint, IdempotencyRef, IdempotencyRefError},
         otp::{VerificationCode, VerificationCodeError},
-        programme::Programme,
         random::random_id,
     },
     handlers,
+    handlers::{
+        reply::{ApiError, FieldError, FieldErrorKind, Reply},
+        Caller,
+    },
     logging::redacted_chain,
     store::UserKey,
 };
-
-/// The authenticated caller of one request.
-pub struct Caller {
-    pub programme: Arc<Programme>,
-    pub user: UserKey,
-    pub phone: PhoneClaim,
-    pub stepped_up: bool,
-    /// The token's session (what a step-up challenge steps up) and its `exp`.
-    pub session: crate::domain::step_up::SessionId,
-    pub token_exp: i64,
-    /// The request's clock, read once.
-    pub now: i64,
-}
-
-impl Caller {
-    /// The token's phone as the listing rule sees it.
-    pub fn token_phone(&self, app: &App) -> TokenPhone {
-        match &self.phone {
-            PhoneClaim::Absent => TokenPhone::Absent,
-            PhoneClaim::Invalid => TokenPhone::Invalid,
-            PhoneClaim::Valid(phone) => {
-                TokenPhone::Hash(app.hasher.phone_hash(phone.expose_e164()))
-            }
-        }
-    }
-}
 
 /// What a mutating route takes, once validated.
 #[derive(Debug)]

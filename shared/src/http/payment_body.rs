@@ -8,8 +8,8 @@
 
 use serde_json::Value;
 
-use super::response::{ApiError, FieldError, FieldErrorKind};
 use crate::domain::payment::{minor_units, Payment, MAX_AMOUNT};
+use crate::handlers::reply::{ApiError, FieldError, FieldErrorKind};
 
 /// A string field: present, a string, `min..=max` characters, and (when given) every
 /// character allowed.

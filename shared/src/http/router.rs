@@ -1,7 +1,7 @@
 //! Which route a method and path name: what API Gateway does in production, done here for
 //! the local server (and checked by the tests against `openapi.yaml`).
 
-use super::response::ApiError;
+use crate::handlers::reply::ApiError;
 
 /// The body cap of every route called by programmes' apps.
 pub const MAX_USER_BODY_BYTES: usize = 4 * 1024;

@@ -19,6 +19,9 @@ use crate::{
     store::UserKey,
 };
 
+/// The `iss` of proofs signed by a deployment that names none (local runs, tests).
+pub const LOCAL_PROOF_ISSUER: &str = "https://additional-factors.local";
+
 /// How long a proof is valid: `exp` = `iat` + 300.
 pub const PROOF_TTL_SECS: i64 = 300;
 
