@@ -24,6 +24,7 @@
 //! warm function within its programme cache, 60 s. `mint-token` signs with
 //! `JWT_HS256_SECRET` for local and sandbox use.
 
+use additional_factors::store::Seeding;
 use std::collections::HashMap;
 
 use additional_factors::{
@@ -40,7 +41,7 @@ use additional_factors::{
     },
     store::{
         dynamodb::{operator::ApiKeyRecord, settings, DynamoStore},
-        Store, UserKey,
+        UserKey,
     },
 };
 

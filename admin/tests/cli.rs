@@ -2,13 +2,14 @@
 //! it is usable by its printed key, disabling it is seen by the store, and the tokens it
 //! mints verify.
 
+use additional_factors::store::{FactorReads, Programmes, Seeding};
 use std::process::Command;
 
 use additional_factors::{
     auth::{PhoneClaim, TokenVerifier},
     aws::sdk_config,
     domain::{channel::Channel, crypto::api_key_hash, factor::FactorStatus},
-    store::{dynamodb::DynamoStore, Store, UserKey},
+    store::{dynamodb::DynamoStore, UserKey},
 };
 
 fn admin(table: &str, args: &[&str]) -> (bool, String, String) {

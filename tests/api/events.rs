@@ -2,6 +2,7 @@
 //! order, through the matching function's handler with `lambda_http`'s own event parser, on
 //! one store configured as `events/env.json` says: so the files cannot rot.
 
+use additional_factors::store::Seeding;
 use std::sync::Arc;
 
 use additional_factors::{
@@ -13,7 +14,7 @@ use additional_factors::{
     http::{handle, router::Route},
     push::fake::FakePushProvider,
     sms::recording::RecordingSmsSender,
-    store::{memory::MemoryStore, Store},
+    store::memory::MemoryStore,
 };
 use serde_json::Value;
 

@@ -2,6 +2,7 @@
 //! walk-through, the concurrency rules, expiry the emulator never enforces, SNS failures, and
 //! the number of DynamoDB requests each operation makes (the table in BENCHMARKS.md).
 
+use additional_factors::store::{Codes, IdempotencyRecords, SmsEnrolments};
 use std::{
     collections::HashMap,
     sync::{
@@ -549,9 +550,7 @@ async fn resending_proxy(upstream: String) -> String {
 async fn a_resent_write_counts_one_attempt_keeps_its_own_claim_and_activates_once() {
     use additional_factors::{
         domain::idempotency::IdempotencyRef,
-        store::{
-            dynamodb::DynamoStore, AttemptOutcome, ClaimOutcome, NewChallenge, Store, UserKey,
-        },
+        store::{dynamodb::DynamoStore, AttemptOutcome, ClaimOutcome, NewChallenge, UserKey},
     };
     let endpoint = aws_endpoint();
     let table = format!("resend-{}", unique());

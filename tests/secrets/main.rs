@@ -5,12 +5,13 @@
 //! Its own test binary: the function reads its configuration from the process environment,
 //! which no other test may see.
 
+use additional_factors::store::Seeding;
 use std::time::Duration;
 
 use additional_factors::{
     auth::mint_hs256,
     domain::{crypto::api_key_hash, programme::Programme},
-    store::{dynamodb::DynamoStore, Store},
+    store::dynamodb::DynamoStore,
 };
 use serde_json::{json, Value};
 use tokio::sync::mpsc;

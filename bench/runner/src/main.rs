@@ -17,6 +17,7 @@
 //!
 //! `scripts/bench` builds the release binaries, starts the local server and runs this.
 
+use additional_factors::store::Seeding;
 use std::{
     collections::VecDeque,
     convert::Infallible,
@@ -36,7 +37,7 @@ use additional_factors::{
     http::dispatch,
     push::fake::FakePushProvider,
     sms::{SmsError, SmsMessage, SmsSender},
-    store::{dynamodb::DynamoStore, memory::MemoryStore, Store},
+    store::{dynamodb::DynamoStore, memory::MemoryStore},
 };
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -15,9 +15,11 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AttemptOutcome, ChallengeSlot, ClaimOutcome, CountedAttempt, NewChallenge, PaymentOutcome,
-    PaymentStart, PendingPush, PushPurpose, PushRequest, ReserveOutcome, StartOutcome, StepUpGrant,
-    StepUpStart, Store, StoreError, StoredResponse, UserKey,
+    AttemptOutcome, Callbacks, ChallengeSlot, ClaimOutcome, Codes, CountedAttempt, Counters,
+    FactorReads, IdempotencyRecords, NewChallenge, PaymentOutcome, PaymentStart, Payments,
+    PendingPush, Programmes, PushEnrolments, PushPurpose, PushRequest, ReserveOutcome, Seeding,
+    SmsEnrolments, StartOutcome, StepUpGrant, StepUpStart, StepUps, StoreError, StoredResponse,
+    Unlinking, UserKey,
 };
 use crate::domain::{
     challenge::{challenge_state, ChallengeState},
@@ -180,7 +182,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl Programmes for MemoryStore {
     async fn find_programme(&self, api_key_hash: &str) -> Result<Option<Programme>, StoreError> {
         Ok(self
             .begin("find_programme")?
@@ -188,7 +190,10 @@ impl Store for MemoryStore {
             .get(api_key_hash)
             .cloned())
     }
+}
 
+#[async_trait]
+impl Seeding for MemoryStore {
     async fn put_programme(
         &self,
         api_key_hash: &str,
@@ -200,6 +205,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn put_factor(&self, user: &UserKey, factor: &FactorRecord) -> Result<(), StoreError> {
+        self.begin("put_factor")?
+            .factors
+            .insert((user.clone(), factor.channel), factor.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl FactorReads for MemoryStore {
     async fn list_factors(&self, user: &UserKey) -> Result<Vec<FactorRecord>, StoreError> {
         let tables = self.begin("list_factors")?;
         Ok(Channel::ALL
@@ -219,27 +234,10 @@ impl Store for MemoryStore {
             .get(&(user.clone(), channel))
             .cloned())
     }
+}
 
-    async fn put_factor(&self, user: &UserKey, factor: &FactorRecord) -> Result<(), StoreError> {
-        self.begin("put_factor")?
-            .factors
-            .insert((user.clone(), factor.channel), factor.clone());
-        Ok(())
-    }
-
-    async fn delete_factor(
-        &self,
-        user: &UserKey,
-        channel: Channel,
-    ) -> Result<Option<FactorRecord>, StoreError> {
-        let mut tables = self.begin("delete_factor")?;
-        let removed = tables.factors.remove(&(user.clone(), channel));
-        if let Some(request) = removed.as_ref().and_then(|f| f.pending_request.as_ref()) {
-            tables.push_requests.remove(request);
-        }
-        Ok(removed)
-    }
-
+#[async_trait]
+impl SmsEnrolments for MemoryStore {
     async fn start_sms_challenge(
         &self,
         user: &UserKey,
@@ -285,6 +283,43 @@ impl Store for MemoryStore {
         Ok(StartOutcome::Started)
     }
 
+    async fn activate_sms_factor(
+        &self,
+        user: &UserKey,
+        challenge_id: &str,
+        phone_hash: &str,
+        attempt_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.begin("activate_sms_factor")?;
+        let slot = (user.clone(), ChallengeSlot::Enrolment);
+        let current = tables.challenges.get(&slot);
+        if !current.is_some_and(|c| {
+            c.stored.challenge_id == challenge_id && c.stored.phone_hash == phone_hash
+        }) {
+            let factor = tables.factors.get(&(user.clone(), Channel::Sms));
+            return Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id)));
+        }
+        let phone_hash = phone_hash.to_owned();
+        tables.challenges.remove(&slot);
+        tables.factors.insert(
+            (user.clone(), Channel::Sms),
+            FactorRecord {
+                channel: Channel::Sms,
+                status: FactorStatus::Active,
+                phone_hash: Some(phone_hash),
+                authy_id: None,
+                pending_request: None,
+                verified_by: Some(attempt_id.to_owned()),
+                updated_at: now,
+            },
+        );
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Codes for MemoryStore {
     async fn abandon_challenge(
         &self,
         user: &UserKey,
@@ -353,41 +388,38 @@ impl Store for MemoryStore {
             }
         }
     }
+}
 
-    async fn activate_sms_factor(
-        &self,
-        user: &UserKey,
-        challenge_id: &str,
-        phone_hash: &str,
-        attempt_id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let mut tables = self.begin("activate_sms_factor")?;
-        let slot = (user.clone(), ChallengeSlot::Enrolment);
-        let current = tables.challenges.get(&slot);
-        if !current.is_some_and(|c| {
-            c.stored.challenge_id == challenge_id && c.stored.phone_hash == phone_hash
-        }) {
-            let factor = tables.factors.get(&(user.clone(), Channel::Sms));
-            return Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id)));
+#[async_trait]
+impl Counters for MemoryStore {
+    async fn refund_counters(&self, counters: &[LimitCounter]) -> Result<(), StoreError> {
+        let mut tables = self.begin("refund_counters")?;
+        for c in counters {
+            if let Some((count, _)) = tables.counters.get_mut(&c.id) {
+                *count = count.saturating_sub(1);
+            }
         }
-        let phone_hash = phone_hash.to_owned();
-        tables.challenges.remove(&slot);
-        tables.factors.insert(
-            (user.clone(), Channel::Sms),
-            FactorRecord {
-                channel: Channel::Sms,
-                status: FactorStatus::Active,
-                phone_hash: Some(phone_hash),
-                authy_id: None,
-                pending_request: None,
-                verified_by: Some(attempt_id.to_owned()),
-                updated_at: now,
-            },
-        );
-        Ok(true)
+        Ok(())
     }
 
+    async fn consume_counters(
+        &self,
+        counters: &[LimitCounter],
+        now: i64,
+    ) -> Result<Result<(), Vec<usize>>, StoreError> {
+        let mut tables = self.begin("consume_counters")?;
+        tables.sweep(now);
+        let full = tables.full_counters(counters, now);
+        if !full.is_empty() {
+            return Ok(Err(full));
+        }
+        tables.consume(counters, now);
+        Ok(Ok(()))
+    }
+}
+
+#[async_trait]
+impl PushEnrolments for MemoryStore {
     async fn reserve_push_enrolment(
         &self,
         user: &UserKey,
@@ -409,16 +441,6 @@ impl Store for MemoryStore {
         }
         tables.consume(counters, now);
         Ok(ReserveOutcome::Reserved)
-    }
-
-    async fn refund_counters(&self, counters: &[LimitCounter]) -> Result<(), StoreError> {
-        let mut tables = self.begin("refund_counters")?;
-        for c in counters {
-            if let Some((count, _)) = tables.counters.get_mut(&c.id) {
-                *count = count.saturating_sub(1);
-            }
-        }
-        Ok(())
     }
 
     async fn set_push_pending(
@@ -468,19 +490,6 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn release_authy_user(&self, authy_id: &str, user: &UserKey) -> Result<bool, StoreError> {
-        let mut tables = self.begin("release_authy_user")?;
-        let Some(users) = tables.authy_users.get_mut(authy_id) else {
-            return Ok(true);
-        };
-        users.remove(user);
-        let unused = users.is_empty();
-        if unused {
-            tables.authy_users.remove(authy_id);
-        }
-        Ok(unused)
-    }
-
     async fn resolve_push(
         &self,
         user: &UserKey,
@@ -507,7 +516,39 @@ impl Store for MemoryStore {
         }
         Ok(true)
     }
+}
 
+#[async_trait]
+impl Unlinking for MemoryStore {
+    async fn delete_factor(
+        &self,
+        user: &UserKey,
+        channel: Channel,
+    ) -> Result<Option<FactorRecord>, StoreError> {
+        let mut tables = self.begin("delete_factor")?;
+        let removed = tables.factors.remove(&(user.clone(), channel));
+        if let Some(request) = removed.as_ref().and_then(|f| f.pending_request.as_ref()) {
+            tables.push_requests.remove(request);
+        }
+        Ok(removed)
+    }
+
+    async fn release_authy_user(&self, authy_id: &str, user: &UserKey) -> Result<bool, StoreError> {
+        let mut tables = self.begin("release_authy_user")?;
+        let Some(users) = tables.authy_users.get_mut(authy_id) else {
+            return Ok(true);
+        };
+        users.remove(user);
+        let unused = users.is_empty();
+        if unused {
+            tables.authy_users.remove(authy_id);
+        }
+        Ok(unused)
+    }
+}
+
+#[async_trait]
+impl Callbacks for MemoryStore {
     async fn claim_callback_nonce(
         &self,
         nonce_key: &str,
@@ -534,7 +575,10 @@ impl Store for MemoryStore {
             .get(request_id)
             .cloned())
     }
+}
 
+#[async_trait]
+impl StepUps for MemoryStore {
     async fn start_step_up_sms(
         &self,
         user: &UserKey,
@@ -617,21 +661,6 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    async fn consume_counters(
-        &self,
-        counters: &[LimitCounter],
-        now: i64,
-    ) -> Result<Result<(), Vec<usize>>, StoreError> {
-        let mut tables = self.begin("consume_counters")?;
-        tables.sweep(now);
-        let full = tables.full_counters(counters, now);
-        if !full.is_empty() {
-            return Ok(Err(full));
-        }
-        tables.consume(counters, now);
-        Ok(Ok(()))
-    }
-
     async fn put_push_challenge(
         &self,
         user: &UserKey,
@@ -694,6 +723,23 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError> {
+        let mut tables = self.begin("expire_push_challenge")?;
+        match tables
+            .push_challenges
+            .get_mut(&(user.clone(), id.to_owned()))
+        {
+            Some(c) if c.status == ChallengeStatus::Pending => {
+                c.status = ChallengeStatus::Expired;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+#[async_trait]
+impl Payments for MemoryStore {
     async fn payment_by_reference(
         &self,
         user: &UserKey,
@@ -856,21 +902,10 @@ impl Store for MemoryStore {
         }
         Ok(true)
     }
+}
 
-    async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError> {
-        let mut tables = self.begin("expire_push_challenge")?;
-        match tables
-            .push_challenges
-            .get_mut(&(user.clone(), id.to_owned()))
-        {
-            Some(c) if c.status == ChallengeStatus::Pending => {
-                c.status = ChallengeStatus::Expired;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
+#[async_trait]
+impl IdempotencyRecords for MemoryStore {
     async fn claim_idempotency(
         &self,
         user: &UserKey,

@@ -30,9 +30,11 @@ use aws_sdk_dynamodb::{
 
 use self::items::{Action, Item, Key, Write};
 use super::{
-    AttemptOutcome, ChallengeSlot, ClaimOutcome, CountedAttempt, NewChallenge, PaymentOutcome,
-    PaymentStart, PendingPush, PushPurpose, PushRequest, ReserveOutcome, StartOutcome, StepUpGrant,
-    StepUpStart, Store, StoreError, StoredResponse, UserKey,
+    AttemptOutcome, Callbacks, ChallengeSlot, ClaimOutcome, Codes, CountedAttempt, Counters,
+    FactorReads, IdempotencyRecords, NewChallenge, PaymentOutcome, PaymentStart, Payments,
+    PendingPush, Programmes, PushEnrolments, PushPurpose, PushRequest, ReserveOutcome, Seeding,
+    SmsEnrolments, StartOutcome, StepUpGrant, StepUpStart, StepUps, StoreError, StoredResponse,
+    Unlinking, UserKey,
 };
 use crate::domain::{
     challenge::{challenge_state, ChallengeState},
@@ -475,14 +477,17 @@ fn limited(failed: &[usize], leading: usize) -> Vec<usize> {
 }
 
 #[async_trait]
-impl Store for DynamoStore {
+impl Programmes for DynamoStore {
     async fn find_programme(&self, api_key_hash: &str) -> Result<Option<Programme>, StoreError> {
         self.get("find_programme", &items::programme_key(api_key_hash), false)
             .await?
             .map(|item| items::programme_from_item(&item))
             .transpose()
     }
+}
 
+#[async_trait]
+impl Seeding for DynamoStore {
     async fn put_programme(
         &self,
         api_key_hash: &str,
@@ -497,6 +502,19 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    async fn put_factor(&self, user: &UserKey, factor: &FactorRecord) -> Result<(), StoreError> {
+        self.write(
+            "put_factor",
+            items::put_factor(user, factor),
+            Returns::Nothing,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl FactorReads for DynamoStore {
     async fn list_factors(&self, user: &UserKey) -> Result<Vec<FactorRecord>, StoreError> {
         const OP: &str = "list_factors";
         self.count();
@@ -525,35 +543,10 @@ impl Store for DynamoStore {
             .map(|item| items::factor_from_item(&item))
             .transpose()
     }
+}
 
-    async fn put_factor(&self, user: &UserKey, factor: &FactorRecord) -> Result<(), StoreError> {
-        self.write(
-            "put_factor",
-            items::put_factor(user, factor),
-            Returns::Nothing,
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn delete_factor(
-        &self,
-        user: &UserKey,
-        channel: Channel,
-    ) -> Result<Option<FactorRecord>, StoreError> {
-        match self
-            .write(
-                "delete_factor",
-                items::delete_factor(user, channel),
-                Returns::Old,
-            )
-            .await?
-        {
-            Written::Done(Some(old)) if !old.is_empty() => Ok(Some(items::factor_from_item(&old)?)),
-            Written::Done(_) | Written::Refused(_) => Ok(None),
-        }
-    }
-
+#[async_trait]
+impl SmsEnrolments for DynamoStore {
     async fn start_sms_challenge(
         &self,
         user: &UserKey,
@@ -573,6 +566,30 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn activate_sms_factor(
+        &self,
+        user: &UserKey,
+        challenge_id: &str,
+        phone_hash: &str,
+        attempt_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let writes = vec![
+            items::delete_challenge(user, &ChallengeSlot::Enrolment, challenge_id),
+            items::activate_sms(user, phone_hash, attempt_id, now),
+        ];
+        if self.transact("activate_sms_factor", writes).await?.is_ok() {
+            return Ok(true);
+        }
+        // Refused: by a concurrent request, or by our own first try, committed, whose answer
+        // was lost (DynamoDB also dedupes the SDK's resend by its ClientRequestToken).
+        let factor = self.get_factor(user, Channel::Sms).await?;
+        Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id)))
+    }
+}
+
+#[async_trait]
+impl Codes for DynamoStore {
     async fn abandon_challenge(
         &self,
         user: &UserKey,
@@ -650,28 +667,29 @@ impl Store for DynamoStore {
             },
         )
     }
+}
 
-    async fn activate_sms_factor(
-        &self,
-        user: &UserKey,
-        challenge_id: &str,
-        phone_hash: &str,
-        attempt_id: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let writes = vec![
-            items::delete_challenge(user, &ChallengeSlot::Enrolment, challenge_id),
-            items::activate_sms(user, phone_hash, attempt_id, now),
-        ];
-        if self.transact("activate_sms_factor", writes).await?.is_ok() {
-            return Ok(true);
-        }
-        // Refused: by a concurrent request, or by our own first try, committed, whose answer
-        // was lost (DynamoDB also dedupes the SDK's resend by its ClientRequestToken).
-        let factor = self.get_factor(user, Channel::Sms).await?;
-        Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id)))
+#[async_trait]
+impl Counters for DynamoStore {
+    async fn refund_counters(&self, counters: &[LimitCounter]) -> Result<(), StoreError> {
+        self.refund(counters).await
     }
 
+    async fn consume_counters(
+        &self,
+        counters: &[LimitCounter],
+        _now: i64,
+    ) -> Result<Result<(), Vec<usize>>, StoreError> {
+        if counters.is_empty() {
+            return Ok(Ok(()));
+        }
+        let writes = counters.iter().map(items::consume_counter).collect();
+        self.transact("consume_counters", writes).await
+    }
+}
+
+#[async_trait]
+impl PushEnrolments for DynamoStore {
     async fn reserve_push_enrolment(
         &self,
         user: &UserKey,
@@ -685,10 +703,6 @@ impl Store for DynamoStore {
             Err(failed) if failed.contains(&0) => Ok(ReserveOutcome::AlreadyRegistered),
             Err(failed) => Ok(ReserveOutcome::Limited(limited(&failed, 1))),
         }
-    }
-
-    async fn refund_counters(&self, counters: &[LimitCounter]) -> Result<(), StoreError> {
-        self.refund(counters).await
     }
 
     async fn set_push_pending(
@@ -713,6 +727,41 @@ impl Store for DynamoStore {
         Ok(self.transact("set_push_pending", writes).await?.is_ok())
     }
 
+    async fn resolve_push(
+        &self,
+        user: &UserKey,
+        request_id: Option<&str>,
+        approved: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let write = items::resolve_push(user, request_id, approved, now);
+        Ok(matches!(
+            self.write("resolve_push", write, Returns::Nothing).await?,
+            Written::Done(_)
+        ))
+    }
+}
+
+#[async_trait]
+impl Unlinking for DynamoStore {
+    async fn delete_factor(
+        &self,
+        user: &UserKey,
+        channel: Channel,
+    ) -> Result<Option<FactorRecord>, StoreError> {
+        match self
+            .write(
+                "delete_factor",
+                items::delete_factor(user, channel),
+                Returns::Old,
+            )
+            .await?
+        {
+            Written::Done(Some(old)) if !old.is_empty() => Ok(Some(items::factor_from_item(&old)?)),
+            Written::Done(_) | Written::Refused(_) => Ok(None),
+        }
+    }
+
     async fn release_authy_user(&self, authy_id: &str, user: &UserKey) -> Result<bool, StoreError> {
         let write = items::unreference_authy_user(authy_id, user);
         Ok(
@@ -727,21 +776,10 @@ impl Store for DynamoStore {
             },
         )
     }
+}
 
-    async fn resolve_push(
-        &self,
-        user: &UserKey,
-        request_id: Option<&str>,
-        approved: bool,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let write = items::resolve_push(user, request_id, approved, now);
-        Ok(matches!(
-            self.write("resolve_push", write, Returns::Nothing).await?,
-            Written::Done(_)
-        ))
-    }
-
+#[async_trait]
+impl Callbacks for DynamoStore {
     async fn claim_callback_nonce(
         &self,
         nonce_key: &str,
@@ -766,7 +804,10 @@ impl Store for DynamoStore {
         .map(|item| items::push_request_from_item(&item))
         .transpose()
     }
+}
 
+#[async_trait]
+impl StepUps for DynamoStore {
     async fn start_step_up_sms(
         &self,
         user: &UserKey,
@@ -825,18 +866,6 @@ impl Store for DynamoStore {
             .await?
             .map(|item| items::grant_from_item(&item))
             .transpose()
-    }
-
-    async fn consume_counters(
-        &self,
-        counters: &[LimitCounter],
-        _now: i64,
-    ) -> Result<Result<(), Vec<usize>>, StoreError> {
-        if counters.is_empty() {
-            return Ok(Ok(()));
-        }
-        let writes = counters.iter().map(items::consume_counter).collect();
-        self.transact("consume_counters", writes).await
     }
 
     async fn put_push_challenge(
@@ -902,6 +931,21 @@ impl Store for DynamoStore {
             .is_ok())
     }
 
+    async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError> {
+        Ok(matches!(
+            self.write(
+                "expire_push_challenge",
+                items::expire_push_challenge(user, id),
+                Returns::Nothing
+            )
+            .await?,
+            Written::Done(_)
+        ))
+    }
+}
+
+#[async_trait]
+impl Payments for DynamoStore {
     async fn payment_by_reference(
         &self,
         user: &UserKey,
@@ -1030,19 +1074,10 @@ impl Store for DynamoStore {
         }
         Ok(self.transact("finish_payment", writes).await?.is_ok())
     }
+}
 
-    async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError> {
-        Ok(matches!(
-            self.write(
-                "expire_push_challenge",
-                items::expire_push_challenge(user, id),
-                Returns::Nothing
-            )
-            .await?,
-            Written::Done(_)
-        ))
-    }
-
+#[async_trait]
+impl IdempotencyRecords for DynamoStore {
     async fn claim_idempotency(
         &self,
         user: &UserKey,
