@@ -6,9 +6,9 @@ use additional_factors::store::{FactorReads, Programmes, Seeding};
 use std::process::Command;
 
 use additional_factors::{
-    auth::{PhoneClaim, TokenVerifier},
+    auth::TokenVerifier,
     aws::sdk_config,
-    domain::{channel::Channel, crypto::api_key_hash, factor::FactorStatus},
+    domain::{channel::Channel, crypto::api_key_hash, factor::FactorStatus, phone::TokenPhone},
     store::{dynamodb::DynamoStore, UserKey},
 };
 
@@ -200,7 +200,7 @@ async fn programmes_keys_tokens_and_biometric_factors() {
         ),
         ("u1", "acme", true)
     );
-    assert!(matches!(user.phone, PhoneClaim::Valid(_)));
+    assert!(matches!(user.phone, TokenPhone::Valid(_)));
     assert!(!admin(&table, &["frobnicate"]).0);
 }
 

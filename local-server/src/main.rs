@@ -8,9 +8,8 @@
 use std::{convert::Infallible, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use additional_factors::{
-    app::{Adapters, App},
+    app::App,
     auth::mint_hs256,
-    clock::SystemClock,
     config::{read_programmes_file, Config, Mode, LOCAL_JWT_SECRET, LOCAL_OTP_SECRET},
     domain::{
         crypto::api_key_hash,
@@ -84,23 +83,17 @@ async fn main() -> Result<(), BoxError> {
         }
         None => Arc::new(LogEvents),
     };
-    let mut app = App::new(
-        Adapters {
-            store: store.clone(),
-            sms,
-            push,
-            clock: Arc::new(SystemClock),
-            random,
-            events,
-        },
-        config.tokens.verifier()?,
-        config.otp_secret.as_bytes(),
-    )
-    .with_policy(config.policy.clone())
-    .with_signer(proof_signer(&config).await?, config.proof.issuer.clone());
-    if let Some(callback) = callback {
-        app = app.with_authy_callback(callback);
-    }
+    let app = App::builder(store.clone())
+        .sms(sms)
+        .push(push)
+        .authy_key(callback)
+        .events(events)
+        .random(random)
+        .tokens(config.tokens.verifier()?)
+        .otp_secret(config.otp_secret.as_bytes())
+        .policy(config.policy.clone())
+        .signer(proof_signer(&config).await?, config.proof.issuer.clone())
+        .build()?;
     let app = Arc::new(app);
 
     let programmes_file = std::env::var_os("PROGRAMMES_FILE").map(PathBuf::from);

@@ -1,4 +1,12 @@
-//! The state every handler shares, built once per cold start.
+//! The state a function builds once per cold start: the ports every route could reach (each
+//! handler is handed only the ones its route declares: `handlers::ports`), the request
+//! context handlers share, and what the pipeline itself uses (the token verifier, the
+//! programme cache, the clock).
+//!
+//! There is one way to build it, `App::builder`, used by the Lambda entry point, the local
+//! server, the tests and the bench: every port starts as its null adapter (no SMS, no push
+//! provider, no events, no signing key, a token verifier that refuses every token), so an
+//! entry point names only what it has.
 
 use std::{
     collections::HashMap,
@@ -7,18 +15,18 @@ use std::{
 
 use crate::{
     auth::TokenVerifier,
-    clock::Clock,
-    domain::channel::Channel,
+    clock::{Clock, SystemClock},
     domain::{
         crypto::{api_key_hash, Hasher},
         programme::{Countries, Programme},
-        random::RandomSource,
+        random::{RandomError, RandomSource, SystemRandom},
         send_limits::SmsBudget,
     },
-    events::{Change, Event, EventPublisher, FactorEvent, PaymentEvent, StepUpEvent},
-    push::PushProvider,
-    sms::SmsSender,
-    store::{Store, StoreError, UserKey},
+    events::{EventPublisher, NoEvents},
+    proof::{ProofSigner, UnconfiguredSigner, LOCAL_PROOF_ISSUER},
+    push::{unconfigured::UnconfiguredPushProvider, PushProvider},
+    sms::{NoSmsSender, SmsSender},
+    store::{Store, StoreError},
 };
 
 /// How long a warm function trusts a programme record it read.
@@ -26,20 +34,10 @@ pub const PROGRAMME_CACHE_SECS: i64 = 60;
 
 pub use crate::metrics::Metrics;
 
-/// The adapters an `App` is built from.
-pub struct Adapters {
-    pub store: Arc<dyn Store>,
-    pub sms: Arc<dyn SmsSender>,
-    pub push: Arc<dyn PushProvider>,
-    pub clock: Arc<dyn Clock>,
-    pub random: Arc<dyn RandomSource>,
-    pub events: Arc<dyn EventPublisher>,
-}
-
-/// What the Authy callback route needs: the key Authy signs with, and the exact public URL
-/// Authy calls (part of what is signed).
+/// What Authy's callbacks are checked with: the key Authy signs with, and the exact public
+/// URL Authy calls (part of what is signed).
 #[derive(Clone)]
-pub struct AuthyCallback {
+pub struct AuthySignatureKey {
     pub api_key: String,
     pub url: String,
 }
@@ -53,127 +51,66 @@ pub struct DeploymentPolicy {
     pub sms_budget: SmsBudget,
 }
 
+/// What every handler may use that reaches nothing outside the function: the keyed hashes,
+/// randomness, metrics, the deployment's policy and the proofs' issuer.
+pub struct Context {
+    pub hasher: Hasher,
+    pub random: Arc<dyn RandomSource>,
+    pub metrics: Metrics,
+    pub policy: DeploymentPolicy,
+    /// The `iss` of payment proofs.
+    pub proof_issuer: String,
+}
+
 pub struct App {
+    pub context: Context,
     pub store: Arc<dyn Store>,
     pub sms: Arc<dyn SmsSender>,
     pub push: Arc<dyn PushProvider>,
-    pub clock: Arc<dyn Clock>,
-    pub random: Arc<dyn RandomSource>,
     pub events: Arc<dyn EventPublisher>,
+    /// Signs payment proofs (`iss` = `context.proof_issuer`).
+    pub signer: Arc<dyn ProofSigner>,
     /// Set when Authy is configured: enables `POST /webhooks/authy`.
-    pub authy_callback: Option<AuthyCallback>,
-    pub hasher: Hasher,
+    pub authy_key: Option<AuthySignatureKey>,
+    pub clock: Arc<dyn Clock>,
     pub tokens: TokenVerifier,
-    pub metrics: Metrics,
-    pub policy: DeploymentPolicy,
-    /// Signs payment proofs (`iss` = `proof_issuer`).
-    pub signer: Arc<dyn crate::proof::ProofSigner>,
-    pub proof_issuer: String,
     programmes: Mutex<HashMap<String, (Arc<Programme>, i64)>>,
 }
 
+/// Builds an `App`: the store, then whatever else the entry point has.
+pub struct AppBuilder {
+    store: Arc<dyn Store>,
+    sms: Arc<dyn SmsSender>,
+    push: Arc<dyn PushProvider>,
+    events: Arc<dyn EventPublisher>,
+    signer: Arc<dyn ProofSigner>,
+    proof_issuer: String,
+    authy_key: Option<AuthySignatureKey>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn RandomSource>,
+    tokens: TokenVerifier,
+    otp_secret: Option<Vec<u8>>,
+    metrics: Metrics,
+    policy: DeploymentPolicy,
+}
+
 impl App {
-    pub fn new(adapters: Adapters, tokens: TokenVerifier, otp_secret: &[u8]) -> Self {
-        Self {
-            store: adapters.store,
-            sms: adapters.sms,
-            push: adapters.push,
-            clock: adapters.clock,
-            random: adapters.random,
-            events: adapters.events,
-            authy_callback: None,
-            hasher: Hasher::new(otp_secret),
-            tokens,
+    /// An `App` on this store, every other port at its null adapter until set.
+    pub fn builder(store: Arc<dyn Store>) -> AppBuilder {
+        AppBuilder {
+            store,
+            sms: Arc::new(NoSmsSender),
+            push: Arc::new(UnconfiguredPushProvider),
+            events: Arc::new(NoEvents),
+            signer: Arc::new(UnconfiguredSigner),
+            proof_issuer: LOCAL_PROOF_ISSUER.to_owned(),
+            authy_key: None,
+            clock: Arc::new(SystemClock),
+            random: Arc::new(SystemRandom::default()),
+            tokens: TokenVerifier::refusing("", ""),
+            otp_secret: None,
             metrics: Metrics::default(),
             policy: DeploymentPolicy::default(),
-            signer: Arc::new(crate::proof::UnconfiguredSigner),
-            proof_issuer: crate::proof::LOCAL_PROOF_ISSUER.to_owned(),
-            programmes: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Sets the proof signer and the `iss` of its proofs.
-    /// Where the service's metrics go (default: nowhere; in Lambda, EMF lines).
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
-    pub fn with_signer(
-        mut self,
-        signer: Arc<dyn crate::proof::ProofSigner>,
-        issuer: impl Into<String>,
-    ) -> Self {
-        self.signer = signer;
-        self.proof_issuer = issuer.into();
-        self
-    }
-
-    /// Publishes a payment challenge's outcome; a failure is logged, never answered.
-    pub async fn announce_payment(
-        &self,
-        user: &UserKey,
-        challenge: &crate::domain::payment::PaymentChallenge,
-        status: crate::domain::step_up::ChallengeStatus,
-    ) {
-        let event = PaymentEvent {
-            credential_id: user.credential_id.clone(),
-            programme_id: user.programme_id.clone(),
-            sca_challenge_id: challenge.id.clone(),
-            channel: challenge.channel,
-            reference: challenge.payment.reference.clone(),
-            status,
-            published_timestamp: self.clock.now().saturating_mul(1_000),
-        };
-        if let Err(error) = self.events.publish(&Event::Payment(event)).await {
-            tracing::warn!(error = %crate::logging::redacted_chain(&error), status = status.as_str(), "payment event not published");
-        }
-    }
-
-    /// Sets the deployment's policy (default: every country, the default SMS budget).
-    pub fn with_policy(mut self, policy: DeploymentPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Enables the Authy callback route.
-    pub fn with_authy_callback(mut self, callback: AuthyCallback) -> Self {
-        self.authy_callback = Some(callback);
-        self
-    }
-
-    /// Publishes a factor lifecycle event; a failure is logged, never answered.
-    pub async fn announce(&self, user: &UserKey, channel: Channel, change: Change) {
-        let event = FactorEvent {
-            credential_id: user.credential_id.clone(),
-            programme_id: user.programme_id.clone(),
-            channel,
-            change,
-            published_timestamp: self.clock.now().saturating_mul(1_000),
-        };
-        if let Err(error) = self.events.publish(&Event::Factor(event)).await {
-            tracing::warn!(error = %crate::logging::redacted_chain(&error), change = change.as_str(), "factor event not published");
-        }
-    }
-
-    /// Publishes a step-up challenge's outcome; a failure is logged, never answered.
-    pub async fn announce_step_up(
-        &self,
-        user: &UserKey,
-        challenge_id: &str,
-        channel: Channel,
-        status: crate::domain::step_up::ChallengeStatus,
-    ) {
-        let event = StepUpEvent {
-            credential_id: user.credential_id.clone(),
-            programme_id: user.programme_id.clone(),
-            challenge_id: challenge_id.to_owned(),
-            channel,
-            status,
-            published_timestamp: self.clock.now().saturating_mul(1_000),
-        };
-        if let Err(error) = self.events.publish(&Event::StepUp(event)).await {
-            tracing::warn!(error = %crate::logging::redacted_chain(&error), status = status.as_str(), "step-up event not published");
         }
     }
 
@@ -202,5 +139,100 @@ impl App {
             .unwrap_or_else(|p| p.into_inner())
             .insert(hash, (programme.clone(), now));
         Ok(Some(programme))
+    }
+}
+
+impl AppBuilder {
+    pub fn sms(mut self, sms: Arc<dyn SmsSender>) -> Self {
+        self.sms = sms;
+        self
+    }
+
+    pub fn push(mut self, push: Arc<dyn PushProvider>) -> Self {
+        self.push = push;
+        self
+    }
+
+    /// Lifecycle events (default: published nowhere).
+    pub fn events(mut self, events: Arc<dyn EventPublisher>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The proof signer and the `iss` of its proofs (default: signing answers 503).
+    pub fn signer(mut self, signer: Arc<dyn ProofSigner>, issuer: impl Into<String>) -> Self {
+        self.signer = signer;
+        self.proof_issuer = issuer.into();
+        self
+    }
+
+    /// Enables the Authy callback route (default: 404).
+    pub fn authy_key(mut self, key: Option<AuthySignatureKey>) -> Self {
+        self.authy_key = key;
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn random(mut self, random: Arc<dyn RandomSource>) -> Self {
+        self.random = random;
+        self
+    }
+
+    /// How user tokens are verified (default: every token refused).
+    pub fn tokens(mut self, tokens: TokenVerifier) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// The HMAC key of codes and phone numbers (default: a random key no one knows, for a
+    /// function that hashes nothing).
+    pub fn otp_secret(mut self, secret: &[u8]) -> Self {
+        self.otp_secret = Some(secret.to_vec());
+        self
+    }
+
+    /// Where the service's metrics go (default: nowhere; in Lambda, EMF lines).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The deployment's policy (default: every country, the default SMS budget).
+    pub fn policy(mut self, policy: DeploymentPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn build(self) -> Result<App, RandomError> {
+        let secret = match self.otp_secret {
+            Some(secret) => secret,
+            None => {
+                let mut key = vec![0u8; 32];
+                self.random.fill(&mut key)?;
+                key
+            }
+        };
+        Ok(App {
+            context: Context {
+                hasher: Hasher::new(&secret),
+                random: self.random,
+                metrics: self.metrics,
+                policy: self.policy,
+                proof_issuer: self.proof_issuer,
+            },
+            store: self.store,
+            sms: self.sms,
+            push: self.push,
+            events: self.events,
+            signer: self.signer,
+            authy_key: self.authy_key,
+            clock: self.clock,
+            tokens: self.tokens,
+            programmes: Mutex::new(HashMap::new()),
+        })
     }
 }

@@ -8,7 +8,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::domain::phone::PhoneNumber;
+use crate::domain::phone::{PhoneNumber, TokenPhone};
 
 /// Clock skew tolerated on `exp` and `nbf` (the contract allows at most 60 s).
 pub const LEEWAY_SECS: i64 = 30;
@@ -19,20 +19,13 @@ const MAX_SUBJECT_LEN: usize = 256;
 /// A token longer than this is refused without being decoded.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// The token's `phone_number`, parsed once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PhoneClaim {
-    Absent,
-    Invalid,
-    Valid(PhoneNumber),
-}
-
 /// The user behind a verified token.
 #[derive(Debug, Clone)]
 pub struct TokenUser {
     pub credential_id: String,
     pub programme_id: String,
-    pub phone: PhoneClaim,
+    /// The token's `phone_number`, parsed once.
+    pub phone: TokenPhone<PhoneNumber>,
     /// When `amr` contains `mfa`: the token's `auth_time`, else its `iat` (when the user
     /// proved the second factor). `None` without `mfa`, or with neither time.
     pub mfa_at: Option<i64>,
@@ -259,11 +252,11 @@ impl TokenVerifier {
             return Err(TokenError::Claims);
         };
         let phone = match claims.phone_number {
-            None | Some(serde_json::Value::Null) => PhoneClaim::Absent,
+            None | Some(serde_json::Value::Null) => TokenPhone::Absent,
             Some(serde_json::Value::String(raw)) => {
-                PhoneNumber::parse(&raw).map_or(PhoneClaim::Invalid, PhoneClaim::Valid)
+                PhoneNumber::parse(&raw).map_or(TokenPhone::Invalid, TokenPhone::Valid)
             }
-            Some(_) => PhoneClaim::Invalid,
+            Some(_) => TokenPhone::Invalid,
         };
         let mfa = match claims.amr {
             Some(serde_json::Value::Array(methods)) => {

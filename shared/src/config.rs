@@ -341,7 +341,7 @@ pub fn push_provider(
 ) -> Result<
     (
         std::sync::Arc<dyn crate::push::PushProvider>,
-        Option<crate::app::AuthyCallback>,
+        Option<crate::app::AuthySignatureKey>,
     ),
     crate::push::PushError,
 > {
@@ -352,7 +352,7 @@ pub fn push_provider(
                 authy.api_key.clone(),
                 crate::push::authy::AUTHY_TIMEOUT,
             )?),
-            authy_callback(config),
+            authy_signature_key(config),
         )),
         None => Ok((
             std::sync::Arc::new(crate::push::unconfigured::UnconfiguredPushProvider),
@@ -362,11 +362,11 @@ pub fn push_provider(
 }
 
 /// How Authy's callbacks are checked, when Authy is configured (no client needed).
-pub fn authy_callback(config: &Config) -> Option<crate::app::AuthyCallback> {
+pub fn authy_signature_key(config: &Config) -> Option<crate::app::AuthySignatureKey> {
     config
         .authy
         .as_ref()
-        .map(|authy| crate::app::AuthyCallback {
+        .map(|authy| crate::app::AuthySignatureKey {
             api_key: authy.api_key.clone(),
             url: authy.callback_url.clone(),
         })

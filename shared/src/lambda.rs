@@ -15,195 +15,88 @@ use std::sync::{
 use lambda_http::{lambda_runtime::LambdaInvocation, service_fn, Request};
 
 use crate::{
-    app::{Adapters, App},
-    clock::SystemClock,
+    app::App,
     config::{Config, ConfigError, Mode},
-    domain::random::SystemRandom,
     events::EventPublisher,
-    handlers::reply::ApiError,
-    http::{handle, reject_unrouted, router::Route},
-    push::{unconfigured::UnconfiguredPushProvider, PushProvider},
+    handlers::{
+        ports::{uses, Port, Ports},
+        reply::ApiError,
+        Handler, PublicHandler,
+    },
+    http::{
+        handle, reject_unrouted,
+        router::{Route, Routed},
+    },
     secrets::{SecretIds, SecretValues, SecretsManagerSource},
     sms::{sns::SnsSmsSender, NoSmsSender, SmsSender},
     store::dynamodb::DynamoStore,
 };
 
-/// One function binary: its route and what it calls besides DynamoDB.
+/// One function binary: its route, and what it reaches, from its handler's declaration
+/// (`handlers::ports`). The clients a binary builds (and so links) follow from these
+/// constants: the linker leaves the SNS client out of `list-factors`, the Authy client out
+/// of every function but the push routes (BENCHMARKS.md has the sizes).
 pub trait Function {
     const ROUTE: Route;
-    /// SMS through SNS.
-    const SENDS_SMS: bool = false;
-    /// The push provider (Authy) over HTTPS.
-    const CALLS_PUSH_PROVIDER: bool = false;
-    /// Lifecycle events to the SNS topic.
-    const PUBLISHES_EVENTS: bool = false;
-    /// Payment proofs: signs them with KMS (or reads the public keys, for the JWKS).
-    const SIGNS_PROOFS: bool = false;
+    /// The ports its handler declares.
+    const USES: &'static [Port];
     /// Takes a user's token, and hashes phone numbers and codes: needs the token key and
     /// the HMAC key (`JWT_HS256_SECRET_ID`, `OTP_HMAC_SECRET_ID`).
-    const AUTHENTICATES_USERS: bool = true;
+    const AUTHENTICATES_USERS: bool;
+
+    /// SMS through SNS.
+    const SENDS_SMS: bool = uses(Self::USES, Port::Sms);
+    /// The push provider (Authy) over HTTPS.
+    const CALLS_PUSH_PROVIDER: bool = uses(Self::USES, Port::PushProvider);
+    /// Lifecycle events to the SNS topic.
+    const PUBLISHES_EVENTS: bool = uses(Self::USES, Port::Events);
+    /// Payment proofs: signs them with KMS (or reads the public keys, for the JWKS).
+    const SIGNS_PROOFS: bool = uses(Self::USES, Port::ProofSigner);
     /// Needs the Authy API key (`AUTHY_API_KEY_SECRET_ID`): to call Authy, or to check its
     /// signature.
-    const USES_AUTHY_KEY: bool = Self::CALLS_PUSH_PROVIDER;
+    const USES_AUTHY_KEY: bool =
+        Self::CALLS_PUSH_PROVIDER || uses(Self::USES, Port::AuthySignatureKey);
     /// Reads the table (every route but the JWKS): its connection is opened at init.
-    const READS_TABLE: bool = true;
+    const READS_TABLE: bool = Self::AUTHENTICATES_USERS || uses(Self::USES, Port::Table);
 }
 
-pub struct ListFactors;
-impl Function for ListFactors {
-    const ROUTE: Route = Route::ListFactors;
+/// The function of a route a programme's app calls.
+pub struct User<H>(std::marker::PhantomData<H>);
+
+impl<H: Handler + Routed> Function for User<H> {
+    const ROUTE: Route = H::ROUTE;
+    const USES: &'static [Port] = <H::Ports<'static> as Ports<'static>>::USES;
+    const AUTHENTICATES_USERS: bool = true;
 }
 
-pub struct EnrolSmsOtp;
-impl Function for EnrolSmsOtp {
-    const ROUTE: Route = Route::EnrolSmsOtp;
-    const SENDS_SMS: bool = true;
-}
+/// The function of a route without credentials (Authy's callback, the JWKS).
+pub struct Public<H>(std::marker::PhantomData<H>);
 
-pub struct VerifySmsOtp;
-impl Function for VerifySmsOtp {
-    const ROUTE: Route = Route::VerifySmsOtp;
-    const PUBLISHES_EVENTS: bool = true;
-}
-
-pub struct EnrolPush;
-impl Function for EnrolPush {
-    const ROUTE: Route = Route::EnrolPush;
-    const CALLS_PUSH_PROVIDER: bool = true;
-}
-
-pub struct UnlinkPush;
-impl Function for UnlinkPush {
-    const ROUTE: Route = Route::UnlinkPush;
-    const CALLS_PUSH_PROVIDER: bool = true;
-    const PUBLISHES_EVENTS: bool = true;
-}
-
-/// Serves `.../accept` and `.../reject` (see `run_simulator`).
-pub struct SimulatePush;
-impl Function for SimulatePush {
-    const ROUTE: Route = Route::SimulatePushAccept;
-    const PUBLISHES_EVENTS: bool = true;
-}
-
-/// Checks Authy's signature with the API key: no call to Authy. Signs the proof of an
-/// approved push payment.
-pub struct AuthyCallback;
-impl Function for AuthyCallback {
-    const ROUTE: Route = Route::AuthyCallback;
-    const PUBLISHES_EVENTS: bool = true;
-    const SIGNS_PROOFS: bool = true;
+impl<H: PublicHandler + Routed> Function for Public<H> {
+    const ROUTE: Route = H::ROUTE;
+    const USES: &'static [Port] = <H::Ports<'static> as Ports<'static>>::USES;
     const AUTHENTICATES_USERS: bool = false;
-    const USES_AUTHY_KEY: bool = true;
 }
 
-/// Sends a payment challenge's code by SMS.
-pub struct PaymentSms;
-impl Function for PaymentSms {
-    const ROUTE: Route = Route::PaymentSms;
-    const SENDS_SMS: bool = true;
+/// Runs the function of `H`'s route until the Lambda runtime stops it.
+pub async fn run<H: Handler + Routed>() -> Result<(), lambda_http::Error> {
+    serve::<User<H>>(|_| H::ROUTE).await
 }
 
-/// Checks a payment code; signs its proof; publishes the outcome.
-pub struct VerifyPaymentSms;
-impl Function for VerifyPaymentSms {
-    const ROUTE: Route = Route::VerifyPaymentSms;
-    const PUBLISHES_EVENTS: bool = true;
-    const SIGNS_PROOFS: bool = true;
+/// Runs the function of a route without credentials.
+pub async fn run_public<H: PublicHandler + Routed>() -> Result<(), lambda_http::Error> {
+    serve::<Public<H>>(|_| H::ROUTE).await
 }
 
-/// Pushes a payment approval request to Authy.
-pub struct PaymentPush;
-impl Function for PaymentPush {
-    const ROUTE: Route = Route::PaymentPush;
-    const CALLS_PUSH_PROVIDER: bool = true;
-}
-
-/// Reads a payment challenge (and its stored proof).
-pub struct GetPaymentChallenge;
-impl Function for GetPaymentChallenge {
-    const ROUTE: Route = Route::GetPaymentChallenge;
-}
-
-/// Serves the proofs' public keys.
-pub struct Jwks;
-impl Function for Jwks {
-    const ROUTE: Route = Route::Jwks;
-    const SIGNS_PROOFS: bool = true;
-    const AUTHENTICATES_USERS: bool = false;
-    const READS_TABLE: bool = false;
-}
-
-/// Serves the sandbox payment simulator's `.../accept` and `.../reject`; signs proofs.
-pub struct SimulatePayment;
-impl Function for SimulatePayment {
-    const ROUTE: Route = Route::SimulatePaymentAccept;
-    const PUBLISHES_EVENTS: bool = true;
-    const SIGNS_PROOFS: bool = true;
-}
-
-/// Sends a step-up code by SMS.
-pub struct StepUpSms;
-impl Function for StepUpSms {
-    const ROUTE: Route = Route::StepUpSms;
-    const SENDS_SMS: bool = true;
-}
-
-/// Checks a step-up code; publishes the challenge's outcome.
-pub struct VerifyStepUpSms;
-impl Function for VerifyStepUpSms {
-    const ROUTE: Route = Route::VerifyStepUpSms;
-    const PUBLISHES_EVENTS: bool = true;
-}
-
-/// Pushes a step-up approval request to Authy.
-pub struct StepUpPush;
-impl Function for StepUpPush {
-    const ROUTE: Route = Route::StepUpPush;
-    const CALLS_PUSH_PROVIDER: bool = true;
-}
-
-/// Reads a push step-up challenge; publishes `EXPIRED` when it finds one.
-pub struct GetStepUpChallenge;
-impl Function for GetStepUpChallenge {
-    const ROUTE: Route = Route::GetStepUpChallenge;
-    const PUBLISHES_EVENTS: bool = true;
-}
-
-/// Serves the sandbox step-up simulator's `.../accept` and `.../reject`.
-pub struct SimulateStepUp;
-impl Function for SimulateStepUp {
-    const ROUTE: Route = Route::SimulateStepUpAccept;
-    const PUBLISHES_EVENTS: bool = true;
-}
-
-/// Runs the function `F` until the Lambda runtime stops it.
-pub async fn run<F: Function>() -> Result<(), lambda_http::Error> {
-    serve::<F>(|_| F::ROUTE).await
-}
-
-/// Runs the sandbox push simulator: one function for `.../accept` and `.../reject`.
-pub async fn run_simulator() -> Result<(), lambda_http::Error> {
-    run_accept_reject::<SimulatePush>(Route::SimulatePushReject).await
-}
-
-/// Runs the sandbox step-up simulator: one function for `.../accept` and `.../reject`.
-pub async fn run_step_up_simulator() -> Result<(), lambda_http::Error> {
-    run_accept_reject::<SimulateStepUp>(Route::SimulateStepUpReject).await
-}
-
-/// Runs the sandbox payment simulator: one function for `.../accept` and `.../reject`.
-pub async fn run_payment_simulator() -> Result<(), lambda_http::Error> {
-    run_accept_reject::<SimulatePayment>(Route::SimulatePaymentReject).await
-}
-
-/// One function for a simulator's two paths: `F::ROUTE` accepts, `reject` rejects.
-async fn run_accept_reject<F: Function>(reject: Route) -> Result<(), lambda_http::Error> {
-    serve::<F>(move |request| {
+/// One function for a simulator's two paths: `.../accept` runs `Accept`, `.../reject` runs
+/// `Reject` (the same ports).
+pub async fn run_simulator<Accept: Handler + Routed, Reject: Handler + Routed>(
+) -> Result<(), lambda_http::Error> {
+    serve::<User<Accept>>(|request| {
         if request.uri().path().ends_with("/reject") {
-            reject
+            Reject::ROUTE
         } else {
-            F::ROUTE
+            Accept::ROUTE
         }
     })
     .await
@@ -325,6 +218,8 @@ struct Parts {
     sms: Arc<dyn SmsSender>,
     events: Arc<dyn EventPublisher>,
     signer: Option<Arc<dyn crate::proof::ProofSigner>>,
+    /// The `iss` of the proofs it signs.
+    proof_issuer: String,
     secrets: Option<SecretsManagerSource>,
 }
 
@@ -389,21 +284,22 @@ impl Parts {
             sms,
             events,
             signer,
+            proof_issuer: config.proof.issuer.clone(),
             secrets,
         })
     }
 }
 
 impl Parts {
-    /// The adapters of a state built from these parts, with its push provider.
-    fn adapters(&self, push: Arc<dyn PushProvider>) -> Adapters {
-        Adapters {
-            store: self.store.clone(),
-            sms: self.sms.clone(),
-            push,
-            events: self.events.clone(),
-            clock: Arc::new(SystemClock),
-            random: Arc::new(SystemRandom::default()),
+    /// A state on these parts: the store, SMS and events, and the proof signer where the
+    /// function has one (every other port at its null adapter).
+    fn app(&self) -> crate::app::AppBuilder {
+        let app = App::builder(self.store.clone())
+            .sms(self.sms.clone())
+            .events(self.events.clone());
+        match &self.signer {
+            Some(signer) => app.signer(signer.clone(), self.proof_issuer.clone()),
+            None => app,
         }
     }
 }
@@ -422,38 +318,30 @@ fn used_secret_ids<F: Function>(config: &Config) -> SecretIds {
 /// The state of a function: built from `Parts` and the configuration with its secrets, and
 /// built again when a refresh finds them changed (a rotation).
 fn assemble<F: Function>(config: &Config, parts: &Parts) -> Result<App, lambda_http::Error> {
-    let (tokens, otp_secret) = if F::AUTHENTICATES_USERS {
+    let mut app = parts.app().policy(config.policy.clone()).metrics(
+        // EMF lines on stdout: CloudWatch Logs makes them metrics (crate::metrics).
+        crate::metrics::Metrics::emf(
+            std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "additional-factors".into()),
+        ),
+    );
+    if F::AUTHENTICATES_USERS {
         if config.otp_secret.is_empty() {
             return Err(ConfigError::Missing("OTP_HMAC_SECRET (or OTP_HMAC_SECRET_ID)").into());
         }
-        (
-            config.tokens.verifier()?,
-            config.otp_secret.as_bytes().to_vec(),
-        )
+        app = app
+            .tokens(config.tokens.verifier()?)
+            .otp_secret(config.otp_secret.as_bytes());
     } else {
         // No user token reaches this route, and nothing is hashed.
-        keyless(config)?
-    };
-    let (push, callback) = if F::CALLS_PUSH_PROVIDER {
-        crate::config::push_provider(config)?
-    } else {
-        let push: Arc<dyn PushProvider> = Arc::new(UnconfiguredPushProvider);
-        (push, crate::config::authy_callback(config))
-    };
-    let app = App::new(parts.adapters(push), tokens, &otp_secret)
-        .with_policy(config.policy.clone())
-        // EMF lines on stdout: CloudWatch Logs makes them metrics (crate::metrics).
-        .with_metrics(crate::metrics::Metrics::emf(
-            std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "additional-factors".into()),
-        ));
-    let app = match &parts.signer {
-        Some(signer) => app.with_signer(signer.clone(), config.proof.issuer.clone()),
-        None => app,
-    };
-    Ok(match callback {
-        Some(callback) => app.with_authy_callback(callback),
-        None => app,
-    })
+        app = app.tokens(refusing(config));
+    }
+    if F::CALLS_PUSH_PROVIDER {
+        let (push, key) = crate::config::push_provider(config)?;
+        app = app.push(push).authy_key(key);
+    } else if F::USES_AUTHY_KEY {
+        app = app.authy_key(crate::config::authy_signature_key(config));
+    }
+    Ok(app.build()?)
 }
 
 /// How long init may spend opening the table's connection.
@@ -600,25 +488,16 @@ impl<F: Function> Served<F> {
 
 /// The state before the secrets are known: it only answers 503s and 413s.
 fn unready_app(config: &Config, parts: &Parts) -> Result<App, lambda_http::Error> {
-    let (tokens, key) = keyless(config)?;
-    Ok(App::new(
-        parts.adapters(Arc::new(UnconfiguredPushProvider)),
-        tokens,
-        &key,
-    ))
+    Ok(parts.app().tokens(refusing(config)).build()?)
 }
 
-/// A verifier that refuses every token and an HMAC key no one knows: for a route that takes
-/// no user token, and for the state before the secrets are known.
-fn keyless(config: &Config) -> Result<(crate::auth::TokenVerifier, Vec<u8>), lambda_http::Error> {
-    use crate::domain::random::RandomSource;
-    let mut key = vec![0u8; 32];
-    SystemRandom::default().fill(&mut key)?;
-    let tokens = crate::auth::TokenVerifier::refusing(
+/// A verifier that refuses every token: for a route that takes no user token, and for the
+/// state before the secrets are known.
+fn refusing(config: &Config) -> crate::auth::TokenVerifier {
+    crate::auth::TokenVerifier::refusing(
         config.tokens.issuer.clone(),
         config.tokens.audience.clone(),
-    );
-    Ok((tokens, key))
+    )
 }
 
 /// The KMS key that signs payment proofs (`PROOF_KMS_KEY_ID`); without one, signing

@@ -33,7 +33,7 @@ async fn fifty_simultaneous_wrong_codes_compare_at_most_five() {
     }
     codes.sort();
     let count = |c: &str| codes.iter().filter(|x| *x == c).count();
-    assert_eq!(t.app.metrics.codes_compared(), 5);
+    assert_eq!(t.app.context.metrics.codes_compared(), 5);
     assert_eq!(count("VERIFICATION_CODE_INVALID"), 3);
     assert_eq!(count("ONE_CHALLENGE_LIMIT_REMAINING"), 1);
     assert_eq!(count("CHALLENGE_LIMIT_EXCEEDED"), 1);

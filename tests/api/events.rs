@@ -6,11 +6,10 @@ use additional_factors::store::Seeding;
 use std::sync::Arc;
 
 use additional_factors::{
-    app::AuthyCallback,
-    app::{Adapters, App},
+    app::{App, AuthySignatureKey},
     auth::TokenVerifier,
     clock::FixedClock,
-    domain::{crypto::api_key_hash, programme::Programme, random::SystemRandom},
+    domain::{crypto::api_key_hash, programme::Programme},
     http::{handle, router::Route},
     push::fake::FakePushProvider,
     sms::recording::RecordingSmsSender,
@@ -66,23 +65,19 @@ async fn every_event_file_gets_the_status_in_its_name() {
         env["JWT_AUDIENCE"].as_str().unwrap(),
     )
     .unwrap();
-    let app = App::new(
-        Adapters {
-            store,
-            sms: Arc::new(RecordingSmsSender::new()),
-            push: Arc::new(FakePushProvider::new()),
-            // The events' own time: the Authy callback is signed with it as its nonce.
-            clock: Arc::new(FixedClock::new(1_795_946_405)),
-            random: Arc::new(SystemRandom::default()),
-            events: Arc::new(additional_factors::events::NoEvents),
-        },
-        tokens,
-        env["OTP_HMAC_SECRET"].as_str().unwrap().as_bytes(),
-    )
-    .with_authy_callback(AuthyCallback {
-        api_key: env["AUTHY_API_KEY"].as_str().unwrap().to_owned(),
-        url: env["AUTHY_CALLBACK_URL"].as_str().unwrap().to_owned(),
-    });
+    let app = App::builder(store)
+        .sms(Arc::new(RecordingSmsSender::new()))
+        .push(Arc::new(FakePushProvider::new()))
+        // The events' own time: the Authy callback is signed with it as its nonce.
+        .clock(Arc::new(FixedClock::new(1_795_946_405)))
+        .tokens(tokens)
+        .otp_secret(env["OTP_HMAC_SECRET"].as_str().unwrap().as_bytes())
+        .authy_key(Some(AuthySignatureKey {
+            api_key: env["AUTHY_API_KEY"].as_str().unwrap().to_owned(),
+            url: env["AUTHY_CALLBACK_URL"].as_str().unwrap().to_owned(),
+        }))
+        .build()
+        .unwrap();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -42,7 +42,7 @@ async fn a_thousand_parallel_wrong_guesses_on_dynamodb_compare_at_most_five() {
         *answers.entry(r.error_code().to_owned()).or_default() += 1;
     }
     assert_eq!(
-        t.app.metrics.codes_compared(),
+        t.app.context.metrics.codes_compared(),
         5,
         "counted from the store's grants: {answers:?}"
     );

@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use additional_factors::{
-    app::{Adapters, App, AuthyCallback},
+    app::{App, AuthySignatureKey},
     auth::mint_hs256,
     clock::FixedClock,
     domain::{
@@ -16,7 +16,6 @@ use additional_factors::{
         crypto::api_key_hash,
         factor::{FactorRecord, FactorStatus},
         programme::Programme,
-        random::SystemRandom,
     },
     events::RecordingEvents,
     http::dispatch,
@@ -218,29 +217,31 @@ impl TestApp {
             AUDIENCE,
         )
         .unwrap();
+        let sms: Arc<dyn SmsSender> = match sms {
+            Some(inner) if record_sent => Arc::new(Recorded {
+                inner,
+                record: recording.clone(),
+                unknown: sms_unknown.clone(),
+            }),
+            Some(sender) => sender,
+            None => recording.clone(),
+        };
         let app = Arc::new(
-            App::new(
-                Adapters {
-                    store: store.clone(),
-                    sms: match sms {
-                        Some(inner) if record_sent => Arc::new(Recorded {
-                            inner,
-                            record: recording.clone(),
-                            unknown: sms_unknown.clone(),
-                        }),
-                        Some(sender) => sender,
-                        None => recording.clone(),
-                    },
-                    push: provider.unwrap_or_else(|| push.clone()),
-                    clock: clock.clone(),
-                    random: Arc::new(SystemRandom::default()),
-                    events: events.clone(),
-                },
-                tokens,
-                OTP_SECRET.as_bytes(),
-            )
-            .with_signer(signer.clone(), PROOF_ISSUER)
-            .with_metrics(additional_factors::metrics::Metrics::recording()),
+            App::builder(store.clone())
+                .sms(sms)
+                .push(provider.unwrap_or_else(|| push.clone()))
+                .clock(clock.clone())
+                .events(events.clone())
+                .tokens(tokens)
+                .otp_secret(OTP_SECRET.as_bytes())
+                .signer(signer.clone(), PROOF_ISSUER)
+                .metrics(additional_factors::metrics::Metrics::recording())
+                .authy_key(authy.then(|| AuthySignatureKey {
+                    api_key: AUTHY_KEY.into(),
+                    url: CALLBACK_URL.into(),
+                }))
+                .build()
+                .unwrap(),
         );
         let logs = LogBuffer::default();
         let subscriber = tracing_subscriber::fmt()
@@ -251,16 +252,6 @@ impl TestApp {
             .with_max_level(tracing::Level::TRACE)
             .with_writer(logs.clone())
             .finish();
-        let app =
-            match authy {
-                true => Arc::new(Arc::into_inner(app).unwrap().with_authy_callback(
-                    AuthyCallback {
-                        api_key: AUTHY_KEY.into(),
-                        url: CALLBACK_URL.into(),
-                    },
-                )),
-                false => app,
-            };
         let test = Self {
             app,
             store,
@@ -286,6 +277,7 @@ impl TestApp {
     pub fn set_policy(&mut self, policy: additional_factors::app::DeploymentPolicy) {
         Arc::get_mut(&mut self.app)
             .expect("the policy is set before the app is shared")
+            .context
             .policy = policy;
     }
 
@@ -403,6 +395,7 @@ impl TestApp {
     /// The metrics counted so far, each as "Name dimension=value ...".
     pub fn counted(&self) -> Vec<String> {
         self.app
+            .context
             .metrics
             .counted()
             .iter()
@@ -977,8 +970,8 @@ pub fn row(t: &str, c: &str, s: &str) -> (String, String, String) {
 }
 
 /// A fresh verification-attempt id (each one counts).
-pub fn attempt_id() -> String {
-    format!("attempt-{}", unique())
+pub fn attempt_id() -> additional_factors::domain::ids::AttemptId {
+    additional_factors::domain::ids::AttemptId::new(format!("attempt-{}", unique()))
 }
 
 /// An SMS sender that records each message the sender behind it accepted, and the number

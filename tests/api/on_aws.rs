@@ -111,7 +111,7 @@ async fn fifty_simultaneous_wrong_codes_compare_at_most_five_on_dynamodb() {
         assert_eq!(r.status, 409, "{}", r.raw);
         *codes.entry(r.error_code().to_owned()).or_default() += 1;
     }
-    assert_eq!(t.app.metrics.codes_compared(), 5);
+    assert_eq!(t.app.context.metrics.codes_compared(), 5);
     assert_eq!(codes.get("STATE_INVALID"), Some(&45));
     t.send(
         Req::post(VERIFY)
@@ -549,7 +549,10 @@ async fn resending_proxy(upstream: String) -> String {
 #[tokio::test]
 async fn a_resent_write_counts_one_attempt_keeps_its_own_claim_and_activates_once() {
     use additional_factors::{
-        domain::idempotency::IdempotencyRef,
+        domain::{
+            idempotency::IdempotencyRef,
+            ids::{AttemptId, ChallengeId, LeaseId, PhoneHash},
+        },
         store::{dynamodb::DynamoStore, AttemptOutcome, ClaimOutcome, NewChallenge, UserKey},
     };
     let endpoint = aws_endpoint();
@@ -581,7 +584,7 @@ async fn a_resent_write_counts_one_attempt_keeps_its_own_claim_and_activates_onc
         .unwrap();
     for expected in 1..=3 {
         match resent
-            .count_sms_attempt(&user, "ph", &attempt_id(), 1_800_000_000)
+            .count_sms_attempt(&user, &PhoneHash::from("ph"), &attempt_id(), 1_800_000_000)
             .await
             .unwrap()
         {
@@ -594,7 +597,13 @@ async fn a_resent_write_counts_one_attempt_keeps_its_own_claim_and_activates_onc
     let reference = IdempotencyRef::parse(b"resent").unwrap();
     assert_eq!(
         resent
-            .claim_idempotency(&user, &reference, "f", "lease", 1_800_000_000)
+            .claim_idempotency(
+                &user,
+                &reference,
+                "f",
+                &LeaseId::from("lease"),
+                1_800_000_000
+            )
             .await
             .unwrap(),
         ClaimOutcome::Claimed,
@@ -602,7 +611,13 @@ async fn a_resent_write_counts_one_attempt_keeps_its_own_claim_and_activates_onc
     );
     assert_eq!(
         direct
-            .claim_idempotency(&user, &reference, "f", "other", 1_800_000_000)
+            .claim_idempotency(
+                &user,
+                &reference,
+                "f",
+                &LeaseId::from("other"),
+                1_800_000_000
+            )
             .await
             .unwrap(),
         ClaimOutcome::InProgress
@@ -610,11 +625,23 @@ async fn a_resent_write_counts_one_attempt_keeps_its_own_claim_and_activates_onc
     // The emulator ignores the transaction's ClientRequestToken (DynamoDB dedupes by it), so
     // the resent activation is refused: the store finds its own attempt's success.
     assert!(resent
-        .activate_sms_factor(&user, "c", "ph", "attempt-x", 1_800_000_000)
+        .activate_sms_factor(
+            &user,
+            &ChallengeId::from("c"),
+            &PhoneHash::from("ph"),
+            &AttemptId::from("attempt-x"),
+            1_800_000_000
+        )
         .await
         .unwrap());
     assert!(!direct
-        .activate_sms_factor(&user, "c", "ph", "attempt-y", 1_800_000_000)
+        .activate_sms_factor(
+            &user,
+            &ChallengeId::from("c"),
+            &PhoneHash::from("ph"),
+            &AttemptId::from("attempt-y"),
+            1_800_000_000
+        )
         .await
         .unwrap());
 }

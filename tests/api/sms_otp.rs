@@ -245,7 +245,7 @@ async fn the_attempt_ladder_then_state_invalid_even_for_the_right_code() {
     verify(&t, LIVE_KEY, &token, &bad)
         .await
         .assert_conflict("STATE_INVALID");
-    assert_eq!(t.app.metrics.codes_compared(), 5);
+    assert_eq!(t.app.context.metrics.codes_compared(), 5);
     assert_eq!(
         listed(&t, LIVE_KEY, &token).await,
         [row("OTP", "SMS", "PENDING_VERIFICATION")]
@@ -389,7 +389,7 @@ async fn a_challenge_belongs_to_the_phone_it_was_sent_to() {
         t.memory().challenge_attempts(&t.user("live", "u1")),
         Some(0)
     );
-    assert_eq!(t.app.metrics.codes_compared(), 0);
+    assert_eq!(t.app.context.metrics.codes_compared(), 0);
     verify(&t, LIVE_KEY, &token, &code).await.assert(204);
 }
 

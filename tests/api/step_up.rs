@@ -413,7 +413,7 @@ async fn a_thousand_parallel_wrong_step_up_guesses_on_dynamodb_compare_at_most_f
         .await
         .assert(204);
     let code = t.last_published_code(&phone).await;
-    let compared_before = t.app.metrics.codes_compared();
+    let compared_before = t.app.context.metrics.codes_compared();
     let limiter = Arc::new(tokio::sync::Semaphore::new(64));
     let tasks: Vec<_> = (0..1_000)
         .map(|i| {
@@ -436,7 +436,7 @@ async fn a_thousand_parallel_wrong_step_up_guesses_on_dynamodb_compare_at_most_f
         assert_eq!(r.status, 409, "{}", r.raw);
         *answers.entry(r.error_code().to_owned()).or_default() += 1;
     }
-    assert_eq!(t.app.metrics.codes_compared() - compared_before, 5);
+    assert_eq!(t.app.context.metrics.codes_compared() - compared_before, 5);
     assert_eq!(answers.get("STATE_INVALID"), Some(&995), "{answers:?}");
 }
 

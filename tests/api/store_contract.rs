@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use additional_factors::domain::ids::{AttemptId, ChallengeId, LeaseId, PhoneHash};
 use additional_factors::{
     aws::sdk_config,
     domain::{
@@ -156,7 +157,7 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
     let counters = sms(&SendLimits::default(), "u1", "phone-a");
     assert_eq!(
         store
-            .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
+            .count_sms_attempt(&u, &PhoneHash::from("phone-a"), &attempt_id(), NOW)
             .await
             .unwrap(),
         AttemptOutcome::NoChallenge
@@ -174,14 +175,14 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
     // Another phone: no challenge, nothing counted.
     assert_eq!(
         store
-            .count_sms_attempt(&u, "phone-b", &attempt_id(), NOW)
+            .count_sms_attempt(&u, &PhoneHash::from("phone-b"), &attempt_id(), NOW)
             .await
             .unwrap(),
         AttemptOutcome::NoChallenge
     );
     for expected in 1..=3 {
         let outcome = store
-            .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
+            .count_sms_attempt(&u, &PhoneHash::from("phone-a"), &attempt_id(), NOW)
             .await
             .unwrap();
         assert_eq!(counted(&outcome), Some(expected));
@@ -194,7 +195,7 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
     }
     assert_eq!(
         store
-            .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
+            .count_sms_attempt(&u, &PhoneHash::from("phone-a"), &attempt_id(), NOW)
             .await
             .unwrap(),
         AttemptOutcome::Dead
@@ -207,7 +208,7 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
     assert_eq!(
         counted(
             &store
-                .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
+                .count_sms_attempt(&u, &PhoneHash::from("phone-a"), &attempt_id(), NOW)
                 .await
                 .unwrap()
         ),
@@ -215,25 +216,49 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
     );
     assert!(
         !store
-            .activate_sms_factor(&u, "c1", "phone-a", "attempt-1", NOW)
+            .activate_sms_factor(
+                &u,
+                &ChallengeId::from("c1"),
+                &PhoneHash::from("phone-a"),
+                &AttemptId::from("attempt-1"),
+                NOW
+            )
             .await
             .unwrap(),
         "a replaced challenge"
     );
     assert!(store
-        .activate_sms_factor(&u, "c2", "phone-a", "attempt-2", NOW)
+        .activate_sms_factor(
+            &u,
+            &ChallengeId::from("c2"),
+            &PhoneHash::from("phone-a"),
+            &AttemptId::from("attempt-2"),
+            NOW
+        )
         .await
         .unwrap());
     assert!(
         !store
-            .activate_sms_factor(&u, "c2", "phone-a", "attempt-3", NOW)
+            .activate_sms_factor(
+                &u,
+                &ChallengeId::from("c2"),
+                &PhoneHash::from("phone-a"),
+                &AttemptId::from("attempt-3"),
+                NOW
+            )
             .await
             .unwrap(),
         "consumed once"
     );
     assert!(
         store
-            .activate_sms_factor(&u, "c2", "phone-a", "attempt-2", NOW)
+            .activate_sms_factor(
+                &u,
+                &ChallengeId::from("c2"),
+                &PhoneHash::from("phone-a"),
+                &AttemptId::from("attempt-2"),
+                NOW
+            )
             .await
             .unwrap(),
         "the attempt that consumed it, resent, finds its own success"
@@ -245,7 +270,7 @@ async fn sms_challenge_lifecycle(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .count_sms_attempt(&u, "phone-a", &attempt_id(), NOW)
+            .count_sms_attempt(&u, &PhoneHash::from("phone-a"), &attempt_id(), NOW)
             .await
             .unwrap(),
         AttemptOutcome::NoChallenge
@@ -278,7 +303,7 @@ async fn an_expired_challenge_still_stored_is_expired(store: Arc<dyn Store>) {
     assert_eq!(
         counted(
             &store
-                .count_sms_attempt(&u, "p", &attempt_id(), NOW + 299)
+                .count_sms_attempt(&u, &PhoneHash::from("p"), &attempt_id(), NOW + 299)
                 .await
                 .unwrap()
         ),
@@ -286,14 +311,14 @@ async fn an_expired_challenge_still_stored_is_expired(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .count_sms_attempt(&u, "p", &attempt_id(), NOW + 300)
+            .count_sms_attempt(&u, &PhoneHash::from("p"), &attempt_id(), NOW + 300)
             .await
             .unwrap(),
         AttemptOutcome::Expired
     );
     assert_eq!(
         store
-            .count_sms_attempt(&u, "p", &attempt_id(), NOW + 301)
+            .count_sms_attempt(&u, &PhoneHash::from("p"), &attempt_id(), NOW + 301)
             .await
             .unwrap(),
         AttemptOutcome::Expired
@@ -310,7 +335,12 @@ async fn an_attempt_id_is_counted_once(store: Arc<dyn Store>) {
     let first = attempt_id();
     for _ in 0..3 {
         assert_eq!(
-            counted(&store.count_sms_attempt(&u, "p", &first, NOW).await.unwrap()),
+            counted(
+                &store
+                    .count_sms_attempt(&u, &PhoneHash::from("p"), &first, NOW)
+                    .await
+                    .unwrap()
+            ),
             Some(1),
             "the same attempt again is not counted again"
         );
@@ -319,7 +349,7 @@ async fn an_attempt_id_is_counted_once(store: Arc<dyn Store>) {
     assert_eq!(
         counted(
             &store
-                .count_sms_attempt(&u, "p", &second, NOW)
+                .count_sms_attempt(&u, &PhoneHash::from("p"), &second, NOW)
                 .await
                 .unwrap()
         ),
@@ -329,7 +359,7 @@ async fn an_attempt_id_is_counted_once(store: Arc<dyn Store>) {
     assert_eq!(
         counted(
             &store
-                .count_sms_attempt(&u, "p", &second, NOW)
+                .count_sms_attempt(&u, &PhoneHash::from("p"), &second, NOW)
                 .await
                 .unwrap()
         ),
@@ -337,7 +367,7 @@ async fn an_attempt_id_is_counted_once(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .count_sms_attempt(&u, "p", &attempt_id(), NOW)
+            .count_sms_attempt(&u, &PhoneHash::from("p"), &attempt_id(), NOW)
             .await
             .unwrap(),
         AttemptOutcome::Dead
@@ -357,7 +387,12 @@ async fn a_recognised_attempt_still_needs_its_phone_and_a_live_challenge(store: 
     let a = attempt_id();
     let count = |phone: &'static str, at: i64| {
         let (store, u, a) = (store.clone(), u.clone(), a.clone());
-        async move { store.count_sms_attempt(&u, phone, &a, at).await.unwrap() }
+        async move {
+            store
+                .count_sms_attempt(&u, &PhoneHash::from(phone), &a, at)
+                .await
+                .unwrap()
+        }
     };
     assert_eq!(counted(&count("p", NOW).await), Some(1));
     // The attempt is known, but a token with another phone has no challenge here.
@@ -434,7 +469,13 @@ async fn full_counters_refuse_and_write_nothing(store: Arc<dyn Store>) {
     );
     // Nothing written: c2 is still the challenge.
     assert!(store
-        .activate_sms_factor(&u, "c2", "p", "a", NOW)
+        .activate_sms_factor(
+            &u,
+            &ChallengeId::from("c2"),
+            &PhoneHash::from("p"),
+            &AttemptId::from("a"),
+            NOW
+        )
         .await
         .unwrap());
     // A zero limit refuses the first request.
@@ -468,12 +509,12 @@ async fn an_abandoned_challenge_is_gone_and_its_counters_refunded(store: Arc<dyn
         .await
         .unwrap();
     store
-        .abandon_sms_challenge(&u, "c1", &counters)
+        .abandon_sms_challenge(&u, &ChallengeId::from("c1"), &counters)
         .await
         .unwrap();
     assert_eq!(
         store
-            .count_sms_attempt(&u, "p", &attempt_id(), NOW)
+            .count_sms_attempt(&u, &PhoneHash::from("p"), &attempt_id(), NOW)
             .await
             .unwrap(),
         AttemptOutcome::NoChallenge
@@ -486,10 +527,13 @@ async fn an_abandoned_challenge_is_gone_and_its_counters_refunded(store: Arc<dyn
         StartOutcome::Started
     );
     // Abandoning a challenge that was replaced leaves the new one alone.
-    store.abandon_sms_challenge(&u, "c1", &[]).await.unwrap();
+    store
+        .abandon_sms_challenge(&u, &ChallengeId::from("c1"), &[])
+        .await
+        .unwrap();
     assert!(counted(
         &store
-            .count_sms_attempt(&u, "p", &attempt_id(), NOW)
+            .count_sms_attempt(&u, &PhoneHash::from("p"), &attempt_id(), NOW)
             .await
             .unwrap()
     )
@@ -606,21 +650,21 @@ async fn idempotency_claims(store: Arc<dyn Store>) {
     let r = IdempotencyRef::parse(b"ref-1").unwrap();
     assert_eq!(
         store
-            .claim_idempotency(&u, &r, "f1", "lease-1", NOW)
+            .claim_idempotency(&u, &r, "f1", &LeaseId::from("lease-1"), NOW)
             .await
             .unwrap(),
         ClaimOutcome::Claimed
     );
     assert_eq!(
         store
-            .claim_idempotency(&u, &r, "f1", "lease-2", NOW)
+            .claim_idempotency(&u, &r, "f1", &LeaseId::from("lease-2"), NOW)
             .await
             .unwrap(),
         ClaimOutcome::InProgress
     );
     assert_eq!(
         store
-            .claim_idempotency(&u, &r, "f2", "lease-2", NOW)
+            .claim_idempotency(&u, &r, "f2", &LeaseId::from("lease-2"), NOW)
             .await
             .unwrap(),
         ClaimOutcome::Mismatch
@@ -628,7 +672,7 @@ async fn idempotency_claims(store: Arc<dyn Store>) {
     // Another user's identical reference is unrelated.
     assert_eq!(
         store
-            .claim_idempotency(&user("u2"), &r, "f1", "lease-3", NOW)
+            .claim_idempotency(&user("u2"), &r, "f1", &LeaseId::from("lease-3"), NOW)
             .await
             .unwrap(),
         ClaimOutcome::Claimed
@@ -639,31 +683,34 @@ async fn idempotency_claims(store: Arc<dyn Store>) {
         body: r#"{"errorCode":"STATE_INVALID"}"#.into(),
     };
     store
-        .complete_idempotency(&u, &r, "lease-x", &response, NOW)
+        .complete_idempotency(&u, &r, &LeaseId::from("lease-x"), &response, NOW)
         .await
         .unwrap();
-    store.release_idempotency(&u, &r, "lease-x").await.unwrap();
+    store
+        .release_idempotency(&u, &r, &LeaseId::from("lease-x"))
+        .await
+        .unwrap();
     assert_eq!(
         store
-            .claim_idempotency(&u, &r, "f1", "lease-2", NOW)
+            .claim_idempotency(&u, &r, "f1", &LeaseId::from("lease-2"), NOW)
             .await
             .unwrap(),
         ClaimOutcome::InProgress
     );
     store
-        .complete_idempotency(&u, &r, "lease-1", &response, NOW)
+        .complete_idempotency(&u, &r, &LeaseId::from("lease-1"), &response, NOW)
         .await
         .unwrap();
     assert_eq!(
         store
-            .claim_idempotency(&u, &r, "f1", "l", NOW + 1)
+            .claim_idempotency(&u, &r, "f1", &LeaseId::from("l"), NOW + 1)
             .await
             .unwrap(),
         ClaimOutcome::Replay(response.clone())
     );
     assert_eq!(
         store
-            .claim_idempotency(&u, &r, "f1", "l", NOW + KEEP_SECS - 1)
+            .claim_idempotency(&u, &r, "f1", &LeaseId::from("l"), NOW + KEEP_SECS - 1)
             .await
             .unwrap(),
         ClaimOutcome::Replay(response)
@@ -671,28 +718,31 @@ async fn idempotency_claims(store: Arc<dyn Store>) {
     // Kept records and abandoned leases expire by the service's own clock.
     assert_eq!(
         store
-            .claim_idempotency(&u, &r, "f9", "l", NOW + KEEP_SECS)
+            .claim_idempotency(&u, &r, "f9", &LeaseId::from("l"), NOW + KEEP_SECS)
             .await
             .unwrap(),
         ClaimOutcome::Claimed
     );
     let other = IdempotencyRef::parse(b"ref-2").unwrap();
     store
-        .claim_idempotency(&u, &other, "f", "dead-lease", NOW)
+        .claim_idempotency(&u, &other, "f", &LeaseId::from("dead-lease"), NOW)
         .await
         .unwrap();
     assert_eq!(
         store
-            .claim_idempotency(&u, &other, "f", "l", NOW + LEASE_SECS)
+            .claim_idempotency(&u, &other, "f", &LeaseId::from("l"), NOW + LEASE_SECS)
             .await
             .unwrap(),
         ClaimOutcome::Claimed
     );
     // A released claim runs again.
-    store.release_idempotency(&u, &other, "l").await.unwrap();
+    store
+        .release_idempotency(&u, &other, &LeaseId::from("l"))
+        .await
+        .unwrap();
     assert_eq!(
         store
-            .claim_idempotency(&u, &other, "f", "m", NOW + LEASE_SECS)
+            .claim_idempotency(&u, &other, "f", &LeaseId::from("m"), NOW + LEASE_SECS)
             .await
             .unwrap(),
         ClaimOutcome::Claimed
@@ -714,7 +764,7 @@ async fn fifty_parallel_attempts_count_at_most_the_limit(store: Arc<dyn Store>) 
             let (store, u) = (store.clone(), u.clone());
             tokio::spawn(async move {
                 store
-                    .count_sms_attempt(&u, "p", &attempt_id(), NOW)
+                    .count_sms_attempt(&u, &PhoneHash::from("p"), &attempt_id(), NOW)
                     .await
                     .unwrap()
             })
@@ -739,7 +789,7 @@ async fn twenty_parallel_claims_have_one_winner(store: Arc<dyn Store>) {
             tokio::spawn(async move {
                 let r = IdempotencyRef::parse(b"same").unwrap();
                 store
-                    .claim_idempotency(&u, &r, "f", &format!("lease-{i}"), NOW)
+                    .claim_idempotency(&u, &r, "f", &LeaseId::new(format!("lease-{i}")), NOW)
                     .await
                     .unwrap()
             })

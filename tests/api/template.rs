@@ -496,61 +496,13 @@ fn cargo_lambda_watch_routes_every_path_to_its_function() {
     assert_eq!(routed, expected);
 }
 
-/// What each binary declares it calls (`lambda::Function`), which decides the clients linked
-/// into it, agrees with the SNS grants of its function in the template, and each binary's
-/// `main` runs the function it is named after.
+/// What each binary's handler declares it reaches (its ports, read through
+/// `lambda::Function`), which decides the clients linked into it, agrees with the KMS and
+/// SNS grants of its function in the template, and each binary's `main` runs the function
+/// of the handler it is named after.
 #[test]
 fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
-    use additional_factors::lambda::{
-        AuthyCallback, EnrolPush, EnrolSmsOtp, Function as Binary, GetPaymentChallenge,
-        GetStepUpChallenge, Jwks, ListFactors, PaymentPush, PaymentSms, SimulatePayment,
-        SimulatePush, SimulateStepUp, StepUpPush, StepUpSms, UnlinkPush, VerifyPaymentSms,
-        VerifySmsOtp, VerifyStepUpSms,
-    };
-    fn uses<F: Binary>(marker: &'static str) -> (&'static str, bool, bool, bool, bool) {
-        (
-            marker,
-            F::SENDS_SMS,
-            F::PUBLISHES_EVENTS,
-            F::CALLS_PUSH_PROVIDER,
-            F::SIGNS_PROOFS,
-        )
-    }
-    let declared = BTreeMap::from([
-        ("list-factors", uses::<ListFactors>("ListFactors")),
-        ("enrol-sms-otp", uses::<EnrolSmsOtp>("EnrolSmsOtp")),
-        ("verify-sms-otp", uses::<VerifySmsOtp>("VerifySmsOtp")),
-        ("enrol-push", uses::<EnrolPush>("EnrolPush")),
-        ("unlink-push", uses::<UnlinkPush>("UnlinkPush")),
-        ("simulate-push", uses::<SimulatePush>("SimulatePush")),
-        ("authy-callback", uses::<AuthyCallback>("AuthyCallback")),
-        ("step-up-sms", uses::<StepUpSms>("StepUpSms")),
-        (
-            "verify-step-up-sms",
-            uses::<VerifyStepUpSms>("VerifyStepUpSms"),
-        ),
-        ("step-up-push", uses::<StepUpPush>("StepUpPush")),
-        (
-            "get-step-up-challenge",
-            uses::<GetStepUpChallenge>("GetStepUpChallenge"),
-        ),
-        ("simulate-step-up", uses::<SimulateStepUp>("SimulateStepUp")),
-        ("payment-sms", uses::<PaymentSms>("PaymentSms")),
-        (
-            "verify-payment-sms",
-            uses::<VerifyPaymentSms>("VerifyPaymentSms"),
-        ),
-        ("payment-push", uses::<PaymentPush>("PaymentPush")),
-        (
-            "get-payment-challenge",
-            uses::<GetPaymentChallenge>("GetPaymentChallenge"),
-        ),
-        ("jwks", uses::<Jwks>("Jwks")),
-        (
-            "simulate-payment",
-            uses::<SimulatePayment>("SimulatePayment"),
-        ),
-    ]);
+    let declared = declared();
     let template = load("template.yaml");
     let functions = functions(&template);
     assert_eq!(
@@ -558,7 +510,20 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
         declared.keys().copied().collect::<Vec<_>>()
     );
     for (binary, function) in &functions {
-        let (marker, sms, events, push, signs) = declared[binary.as_str()];
+        let Declared {
+            sms,
+            events,
+            push,
+            signs,
+            reads,
+            runs,
+            ..
+        } = declared[binary.as_str()];
+        let table_grant = function
+            .statements
+            .iter()
+            .any(|s| text(&s["Action"]).contains("dynamodb:"));
+        assert_eq!(table_grant, reads, "{binary}: the table");
         let kms_grant = function
             .statements
             .iter()
@@ -583,16 +548,13 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
             "{binary}"
         );
         let main = load_text(&format!("functions/{binary}/src/main.rs"));
-        let runs = if binary == "simulate-push" {
-            "lambda::run_simulator()".to_owned()
-        } else if binary == "simulate-step-up" {
-            "lambda::run_step_up_simulator()".to_owned()
-        } else if binary == "simulate-payment" {
-            "lambda::run_payment_simulator()".to_owned()
-        } else {
-            format!("lambda::run::<additional_factors::lambda::{marker}>()")
-        };
-        assert!(main.contains(&runs), "{binary} runs {runs}");
+        assert!(main.contains(runs), "{binary} runs {runs}");
+        // The handler of the function's name: `enrol-sms-otp` runs `handlers::enrol_sms_otp`.
+        let module = format!(
+            "use additional_factors::{{handlers::{}::",
+            binary.replace('-', "_")
+        );
+        assert!(main.contains(&module), "{binary} runs its own handler");
     }
 }
 
@@ -795,31 +757,127 @@ fn the_watch_env_file_has_every_variable_of_the_sam_local_one() {
 /// What each function needs, from its `lambda::Function` constants: (the token and HMAC
 /// keys, the Authy API key, reading the table).
 fn needs_of(binary: &str) -> (bool, bool, bool) {
-    use additional_factors::lambda::*;
-    fn of<F: Function>() -> (bool, bool, bool) {
-        (F::AUTHENTICATES_USERS, F::USES_AUTHY_KEY, F::READS_TABLE)
+    let d = &declared()[binary];
+    (d.users, d.authy, d.reads)
+}
+
+/// What one function binary declares, through its handler's ports (`lambda::Function`),
+/// and the call its `main` makes.
+#[derive(Clone, Copy)]
+struct Declared {
+    sms: bool,
+    events: bool,
+    push: bool,
+    signs: bool,
+    users: bool,
+    authy: bool,
+    reads: bool,
+    runs: &'static str,
+}
+
+fn declared() -> BTreeMap<&'static str, Declared> {
+    use additional_factors::{
+        handlers::{
+            authy_callback::AuthyCallback, enrol_push::EnrolPush, enrol_sms_otp::EnrolSmsOtp,
+            get_payment_challenge::GetPaymentChallenge, get_step_up_challenge::GetStepUpChallenge,
+            jwks::Jwks, list_factors::ListFactors, payment_push::PaymentPush,
+            payment_sms::PaymentSms, simulate_payment::SimulatePayment,
+            simulate_push::SimulatePush, simulate_step_up::SimulateStepUp,
+            step_up_push::StepUpPush, step_up_sms::StepUpSms, unlink_push::UnlinkPush,
+            verify_payment_sms::VerifyPaymentSms, verify_sms_otp::VerifySmsOtp,
+            verify_step_up_sms::VerifyStepUpSms,
+        },
+        lambda::{Function, Public, User},
+    };
+    fn of<F: Function>(runs: &'static str) -> Declared {
+        Declared {
+            sms: F::SENDS_SMS,
+            events: F::PUBLISHES_EVENTS,
+            push: F::CALLS_PUSH_PROVIDER,
+            signs: F::SIGNS_PROOFS,
+            users: F::AUTHENTICATES_USERS,
+            authy: F::USES_AUTHY_KEY,
+            reads: F::READS_TABLE,
+            runs,
+        }
     }
-    match binary {
-        "list-factors" => of::<ListFactors>(),
-        "enrol-sms-otp" => of::<EnrolSmsOtp>(),
-        "verify-sms-otp" => of::<VerifySmsOtp>(),
-        "enrol-push" => of::<EnrolPush>(),
-        "unlink-push" => of::<UnlinkPush>(),
-        "simulate-push" => of::<SimulatePush>(),
-        "authy-callback" => of::<AuthyCallback>(),
-        "step-up-sms" => of::<StepUpSms>(),
-        "verify-step-up-sms" => of::<VerifyStepUpSms>(),
-        "step-up-push" => of::<StepUpPush>(),
-        "get-step-up-challenge" => of::<GetStepUpChallenge>(),
-        "simulate-step-up" => of::<SimulateStepUp>(),
-        "payment-sms" => of::<PaymentSms>(),
-        "verify-payment-sms" => of::<VerifyPaymentSms>(),
-        "payment-push" => of::<PaymentPush>(),
-        "get-payment-challenge" => of::<GetPaymentChallenge>(),
-        "jwks" => of::<Jwks>(),
-        "simulate-payment" => of::<SimulatePayment>(),
-        other => panic!("unknown function {other}"),
-    }
+    BTreeMap::from([
+        (
+            "list-factors",
+            of::<User<ListFactors>>("lambda::run::<ListFactors>()"),
+        ),
+        (
+            "enrol-sms-otp",
+            of::<User<EnrolSmsOtp>>("lambda::run::<EnrolSmsOtp>()"),
+        ),
+        (
+            "verify-sms-otp",
+            of::<User<VerifySmsOtp>>("lambda::run::<VerifySmsOtp>()"),
+        ),
+        (
+            "enrol-push",
+            of::<User<EnrolPush>>("lambda::run::<EnrolPush>()"),
+        ),
+        (
+            "unlink-push",
+            of::<User<UnlinkPush>>("lambda::run::<UnlinkPush>()"),
+        ),
+        (
+            "simulate-push",
+            of::<User<SimulatePush<true>>>(
+                "lambda::run_simulator::<SimulatePush<true>, SimulatePush<false>>()",
+            ),
+        ),
+        (
+            "authy-callback",
+            of::<Public<AuthyCallback>>("lambda::run_public::<AuthyCallback>()"),
+        ),
+        (
+            "step-up-sms",
+            of::<User<StepUpSms>>("lambda::run::<StepUpSms>()"),
+        ),
+        (
+            "verify-step-up-sms",
+            of::<User<VerifyStepUpSms>>("lambda::run::<VerifyStepUpSms>()"),
+        ),
+        (
+            "step-up-push",
+            of::<User<StepUpPush>>("lambda::run::<StepUpPush>()"),
+        ),
+        (
+            "get-step-up-challenge",
+            of::<User<GetStepUpChallenge>>("lambda::run::<GetStepUpChallenge>()"),
+        ),
+        (
+            "simulate-step-up",
+            of::<User<SimulateStepUp<true>>>(
+                "lambda::run_simulator::<SimulateStepUp<true>, SimulateStepUp<false>>()",
+            ),
+        ),
+        (
+            "payment-sms",
+            of::<User<PaymentSms>>("lambda::run::<PaymentSms>()"),
+        ),
+        (
+            "verify-payment-sms",
+            of::<User<VerifyPaymentSms>>("lambda::run::<VerifyPaymentSms>()"),
+        ),
+        (
+            "payment-push",
+            of::<User<PaymentPush>>("lambda::run::<PaymentPush>()"),
+        ),
+        (
+            "get-payment-challenge",
+            of::<User<GetPaymentChallenge>>("lambda::run::<GetPaymentChallenge>()"),
+        ),
+        ("jwks", of::<Public<Jwks>>("lambda::run_public::<Jwks>()")),
+        (
+            "simulate-payment",
+            of::<User<SimulatePayment<true>>>(
+                "lambda::run_simulator::<SimulatePayment<true>, SimulatePayment<false>>()",
+            ),
+        ),
+    ])
 }
 
 /// Each function names the secrets its route uses, and no others, and may read exactly

@@ -66,7 +66,9 @@ async fn an_event_over_the_cap_is_answered_413_unparsed_and_the_next_one_is_serv
     }
     // The function's loop runs beside the checks, in this task (its future is not `Send`
     // for every lifetime, as `spawn` needs); it never ends on its own.
-    let function = additional_factors::lambda::run::<additional_factors::lambda::VerifySmsOtp>();
+    let function = additional_factors::lambda::run::<
+        additional_factors::handlers::verify_sms_otp::VerifySmsOtp,
+    >();
     let checks = async move {
         let refused = next(&mut responses).await;
         assert_eq!(refused["statusCode"], 413, "{refused}");

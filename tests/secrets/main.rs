@@ -138,7 +138,9 @@ async fn a_function_fetches_its_secrets_at_run_time_and_follows_a_rotation() {
         // SAFETY: set before the function starts, in a test binary of one test.
         unsafe { std::env::set_var(name, value) };
     }
-    let function = additional_factors::lambda::run::<additional_factors::lambda::ListFactors>();
+    let function = additional_factors::lambda::run::<
+        additional_factors::handlers::list_factors::ListFactors,
+    >();
     let checks = async move {
         // Init could not fetch the HMAC key: a 503 with Retry-After, not a failed init.
         feed.send(list_event(TOKEN_KEY)).unwrap();

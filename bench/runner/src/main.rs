@@ -28,12 +28,10 @@ use std::{
 };
 
 use additional_factors::{
-    app::{Adapters, App},
+    app::App,
     auth::TokenVerifier,
     aws::sdk_config,
-    clock::SystemClock,
-    domain::{crypto::api_key_hash, programme::Programme, random::SystemRandom},
-    events::NoEvents,
+    domain::{crypto::api_key_hash, programme::Programme},
     http::dispatch,
     push::fake::FakePushProvider,
     sms::{SmsError, SmsMessage, SmsSender},
@@ -485,18 +483,14 @@ async fn handler_cpu(env: &Value) -> Result<Vec<(&'static str, f64)>, BoxError> 
         text("JWT_ISSUER"),
         text("JWT_AUDIENCE"),
     )?;
-    let app = App::new(
-        Adapters {
-            store,
-            sms: Arc::new(NoSms),
-            push: Arc::new(FakePushProvider::new()),
-            clock: Arc::new(SystemClock),
-            random: Arc::new(SystemRandom::default()),
-            events: Arc::new(NoEvents),
-        },
-        tokens,
-        text("OTP_HMAC_SECRET").as_bytes(),
-    );
+    // The bench's own SMS sender (`NoSms`) and the fake push provider; every other port at
+    // its null adapter, as a function that does not use it.
+    let app = App::builder(store)
+        .sms(Arc::new(NoSms))
+        .push(Arc::new(FakePushProvider::new()))
+        .tokens(tokens)
+        .otp_secret(text("OTP_HMAC_SECRET").as_bytes())
+        .build()?;
     let events = PathBuf::from(arg("--events", "events"));
     let request = |prefix: &str| -> Result<lambda_http::Request, BoxError> {
         Ok(lambda_http::request::from_str(&read_event(

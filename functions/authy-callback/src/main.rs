@@ -1,9 +1,11 @@
 //! Lambda function for `POST /webhooks/authy` (Authy's signed callbacks). The handler lives in
 //! the shared library.
 
+use additional_factors::{handlers::authy_callback::AuthyCallback, lambda};
+
 // One thread: a Lambda environment serves one event at a time, so worker threads would only
 // cost init time and memory (BENCHMARKS.md, session 11).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    additional_factors::lambda::run::<additional_factors::lambda::AuthyCallback>().await
+    lambda::run_public::<AuthyCallback>().await
 }

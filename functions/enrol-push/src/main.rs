@@ -1,8 +1,10 @@
 //! Lambda function for `POST /authentication factors/push/{channel}`. The handler lives in the shared library.
 
+use additional_factors::{handlers::enrol_push::EnrolPush, lambda};
+
 // One thread: a Lambda environment serves one event at a time, so worker threads would only
 // cost init time and memory (BENCHMARKS.md, session 11).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    additional_factors::lambda::run::<additional_factors::lambda::EnrolPush>().await
+    lambda::run::<EnrolPush>().await
 }

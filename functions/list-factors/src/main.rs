@@ -1,8 +1,10 @@
 //! Lambda function for `GET /authentication factors`. The handler lives in the shared library.
 
+use additional_factors::{handlers::list_factors::ListFactors, lambda};
+
 // One thread: a Lambda environment serves one event at a time, so worker threads would only
 // cost init time and memory (BENCHMARKS.md, session 11).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    additional_factors::lambda::run::<additional_factors::lambda::ListFactors>().await
+    lambda::run::<ListFactors>().await
 }

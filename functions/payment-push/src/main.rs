@@ -1,8 +1,10 @@
 //! Lambda function for `POST /challenges/push/{channel}`: a payment approval request to Authy.
 
+use additional_factors::{handlers::payment_push::PaymentPush, lambda};
+
 // One thread: a Lambda environment serves one event at a time, so worker threads would only
 // cost init time and memory (BENCHMARKS.md, session 11).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    additional_factors::lambda::run::<additional_factors::lambda::PaymentPush>().await
+    lambda::run::<PaymentPush>().await
 }

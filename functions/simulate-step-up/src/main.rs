@@ -1,9 +1,11 @@
 //! Lambda function for `POST /simulate/stepup/challenges/{id}/accept` and `.../reject`
 //! (sandbox programmes only): the last path segment picks the answer.
 
+use additional_factors::{handlers::simulate_step_up::SimulateStepUp, lambda};
+
 // One thread: a Lambda environment serves one event at a time, so worker threads would only
 // cost init time and memory (BENCHMARKS.md, session 11).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    additional_factors::lambda::run_step_up_simulator().await
+    lambda::run_simulator::<SimulateStepUp<true>, SimulateStepUp<false>>().await
 }

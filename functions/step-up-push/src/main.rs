@@ -1,8 +1,10 @@
 //! Lambda function for `POST /stepup/challenges/push/{channel}`: a step-up approval request to Authy.
 
+use additional_factors::{handlers::step_up_push::StepUpPush, lambda};
+
 // One thread: a Lambda environment serves one event at a time, so worker threads would only
 // cost init time and memory (BENCHMARKS.md, session 11).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    additional_factors::lambda::run::<additional_factors::lambda::StepUpPush>().await
+    lambda::run::<StepUpPush>().await
 }

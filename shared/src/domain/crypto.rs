@@ -7,7 +7,7 @@
 
 use aws_lc_rs::{digest, hmac};
 
-use super::otp::VerificationCode;
+use super::{ids::PhoneHash, otp::VerificationCode};
 
 /// The server-side keys: the HMAC key for codes and phone numbers.
 pub struct Hasher {
@@ -51,8 +51,8 @@ impl Hasher {
     }
 
     /// A stable pseudonym of a phone number: what the store keeps instead of the number.
-    pub fn phone_hash(&self, e164: &str) -> String {
-        hex(self.tag(&["phone", e164]).as_ref())
+    pub fn phone_hash(&self, e164: &str) -> PhoneHash {
+        PhoneHash::new(hex(self.tag(&["phone", e164]).as_ref()))
     }
 }
 

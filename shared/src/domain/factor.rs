@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::channel::Channel;
+use super::{channel::Channel, phone::TokenPhone};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -50,16 +50,6 @@ pub struct FactorRecord {
     pub updated_at: i64,
 }
 
-/// The `phone_number` of the token, as far as the listing rule needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenPhone {
-    Absent,
-    /// Present, but not a valid E.164 number: it matches no stored phone.
-    Invalid,
-    /// The keyed hash of a valid number.
-    Hash(String),
-}
-
 impl FactorRecord {
     /// An `ACTIVE` SMS factor that this verification attempt activated.
     pub fn is_verified_by(&self, attempt_id: &str) -> bool {
@@ -70,8 +60,8 @@ impl FactorRecord {
     pub fn listed_status(&self, token_phone: &TokenPhone) -> FactorStatus {
         match (self.channel, self.status, token_phone) {
             (Channel::Sms, FactorStatus::Active, TokenPhone::Invalid) => FactorStatus::Inactive,
-            (Channel::Sms, FactorStatus::Active, TokenPhone::Hash(h))
-                if self.phone_hash.as_deref() != Some(h.as_str()) =>
+            (Channel::Sms, FactorStatus::Active, TokenPhone::Valid(phone))
+                if self.phone_hash.as_deref() != Some(phone.hash.as_str()) =>
             {
                 FactorStatus::Inactive
             }
@@ -116,17 +106,19 @@ mod tests {
         }
     }
 
+    /// A valid token phone whose keyed hash is `hash`.
+    fn hashed(hash: &str) -> TokenPhone {
+        TokenPhone::Valid(crate::domain::phone::HashedPhone {
+            number: crate::domain::phone::PhoneNumber::parse("+447700900123").unwrap(),
+            hash: crate::domain::ids::PhoneHash::new(hash),
+        })
+    }
+
     #[test]
     fn active_sms_is_inactive_for_another_phone_only() {
         let f = sms(FactorStatus::Active, "a");
-        assert_eq!(
-            f.listed_status(&TokenPhone::Hash("a".into())),
-            FactorStatus::Active
-        );
-        assert_eq!(
-            f.listed_status(&TokenPhone::Hash("b".into())),
-            FactorStatus::Inactive
-        );
+        assert_eq!(f.listed_status(&hashed("a")), FactorStatus::Active);
+        assert_eq!(f.listed_status(&hashed("b")), FactorStatus::Inactive);
         assert_eq!(
             f.listed_status(&TokenPhone::Invalid),
             FactorStatus::Inactive
@@ -138,7 +130,7 @@ mod tests {
     fn pending_sms_is_pending_whatever_the_phone() {
         let f = sms(FactorStatus::PendingVerification, "a");
         assert_eq!(
-            f.listed_status(&TokenPhone::Hash("b".into())),
+            f.listed_status(&hashed("b")),
             FactorStatus::PendingVerification
         );
     }

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod crypto;
 pub mod factor;
 pub mod idempotency;
+pub mod ids;
 pub mod otp;
 pub mod payment;
 pub mod phone;

@@ -105,7 +105,7 @@ pub fn payment_push_message(programme: &str, payment: &Payment) -> String {
 /// A payment challenge as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentChallenge {
-    pub id: String,
+    pub id: super::ids::ChallengeId,
     pub payment: Payment,
     /// SMS (a code) or AUTHY (a push).
     pub channel: Channel,

@@ -108,6 +108,34 @@ impl fmt::Display for PhoneNumber {
     }
 }
 
+/// The `phone_number` a user's token carries: none, one that is not a valid E.164 number
+/// (it matches no stored phone), or a valid one. The token verifier yields
+/// `TokenPhone<PhoneNumber>`; the pipeline hashes a valid number once per request, and
+/// handlers see `TokenPhone<HashedPhone>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenPhone<P = HashedPhone> {
+    Absent,
+    Invalid,
+    Valid(P),
+}
+
+impl<P> TokenPhone<P> {
+    pub fn map<Q>(self, f: impl FnOnce(P) -> Q) -> TokenPhone<Q> {
+        match self {
+            TokenPhone::Absent => TokenPhone::Absent,
+            TokenPhone::Invalid => TokenPhone::Invalid,
+            TokenPhone::Valid(phone) => TokenPhone::Valid(f(phone)),
+        }
+    }
+}
+
+/// A valid number and its keyed hash (what the store compares and keeps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashedPhone {
+    pub number: PhoneNumber,
+    pub hash: super::ids::PhoneHash,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

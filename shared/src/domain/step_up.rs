@@ -86,7 +86,7 @@ pub fn stepped_up_until(now: i64, lifetime_secs: u32, token_exp: i64) -> i64 {
 /// A push challenge as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushChallenge {
-    pub id: String,
+    pub id: super::ids::ChallengeId,
     pub session: SessionId,
     /// The `exp` of the token that started it: the step-up never outlives it.
     pub token_exp: i64,

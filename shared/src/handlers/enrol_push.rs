@@ -5,99 +5,124 @@
 //! (atomically with the "not already ACTIVE" check); if the provider fails, they are given
 //! back and nothing else was written.
 
-use super::enrolment_phone;
+use async_trait::async_trait;
+
+use super::{
+    enrolment_phone,
+    input::AuthyChannel,
+    reply::{ApiError, ErrorCode, Reply},
+    Caller, Handler, StepUp,
+};
 use crate::{
-    app::App,
+    app::Context,
     domain::{
         channel::Channel,
-        random::random_id,
         send_limits::{push_counters, Sender},
     },
-    handlers::{
-        reply::{ApiError, ErrorCode, Reply},
-        Caller,
-    },
-    push::Approval,
-    store::{PendingPush, ReserveOutcome},
+    ports,
+    push::{Approval, PushProvider},
+    store::{Counters, PendingPush, PushEnrolments, ReserveOutcome},
 };
 
 /// How long the user has to answer an enrolment request on the device.
 const ENROLMENT_REQUEST_LIFETIME_SECS: u32 = 24 * 3_600;
 
-pub async fn enrol_push(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
-    let phone = enrolment_phone(app, caller, Channel::Authy)?;
-    let programme = &caller.programme;
-    let phone_hash = app.hasher.phone_hash(phone.expose_e164());
-    let counters = push_counters(
-        &programme.send_limits,
-        &Sender {
-            programme_id: &programme.id,
-            credential_id: &caller.user.credential_id,
-            sandbox: programme.sandbox,
-        },
-        &phone_hash,
-        caller.now,
-    );
-    match app
-        .store
-        .reserve_push_enrolment(&caller.user, &counters, caller.now)
-        .await?
-    {
-        ReserveOutcome::Reserved => {}
-        ReserveOutcome::AlreadyRegistered => {
-            return Err(ApiError::Conflict(ErrorCode::ChannelAlreadyRegistered))
-        }
-        ReserveOutcome::Limited(_) => {
-            return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded))
-        }
+ports! {
+    pub struct Ports {
+        enrolments: dyn PushEnrolments,
+        counters: dyn Counters,
+        push: dyn PushProvider,
     }
-    let pending = if programme.sandbox {
-        let request_id =
-            random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
-        PendingPush {
-            phone_hash,
-            authy_id: None,
-            request_id,
+}
+
+pub struct EnrolPush;
+
+#[async_trait]
+impl Handler for EnrolPush {
+    type Input = AuthyChannel;
+    type Ports<'a> = Ports<'a>;
+
+    fn step_up(_: &AuthyChannel) -> StepUp {
+        StepUp::IfAnyFactorActive
+    }
+
+    async fn handle(
+        ports: Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        _input: AuthyChannel,
+    ) -> Result<Reply, ApiError> {
+        let phone = enrolment_phone(cx, caller, Channel::Authy)?;
+        let programme = &caller.programme;
+        let counters = push_counters(
+            &programme.send_limits,
+            &Sender {
+                programme_id: &programme.id,
+                credential_id: &caller.user.credential_id,
+                sandbox: programme.sandbox,
+            },
+            phone.hash.as_str(),
+            caller.now,
+        );
+        match ports
+            .enrolments
+            .reserve_push_enrolment(&caller.user, &counters, caller.now)
+            .await?
+        {
+            ReserveOutcome::Reserved => {}
+            ReserveOutcome::AlreadyRegistered => {
+                return Err(ApiError::Conflict(ErrorCode::ChannelAlreadyRegistered))
+            }
+            ReserveOutcome::Limited(_) => {
+                return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded))
+            }
         }
-    } else {
-        let approval = Approval {
-            message: format!(
-                "{}: approve adding this device as a security factor.",
-                programme.display_name()
-            ),
-            action: "Add this device as a security factor".into(),
-            seconds_to_expire: ENROLMENT_REQUEST_LIFETIME_SECS,
+        let pending = if programme.sandbox {
+            PendingPush {
+                phone_hash: phone.hash.clone(),
+                authy_id: None,
+                request_id: super::new_id(cx)?,
+            }
+        } else {
+            let approval = Approval {
+                message: format!(
+                    "{}: approve adding this device as a security factor.",
+                    programme.display_name()
+                ),
+                action: "Add this device as a security factor".into(),
+                seconds_to_expire: ENROLMENT_REQUEST_LIFETIME_SECS,
+            };
+            let pushed = async {
+                let authy_id = ports.push.register_user(&phone.number).await?;
+                let request_id = ports.push.request_approval(&authy_id, &approval).await?;
+                Ok::<_, crate::push::PushError>((authy_id, request_id))
+            }
+            .await;
+            match pushed {
+                Ok((authy_id, request_id)) => {
+                    super::count_push(cx, caller);
+                    PendingPush {
+                        phone_hash: phone.hash.clone(),
+                        authy_id: Some(authy_id),
+                        request_id,
+                    }
+                }
+                Err(error) => {
+                    if let Err(refund) = ports.counters.refund_counters(&counters).await {
+                        tracing::warn!(error = %crate::logging::redacted_chain(&refund), "push counter not refunded");
+                    }
+                    return Err(ApiError::Unavailable(error.into()));
+                }
+            }
         };
-        let pushed = async {
-            let authy_id = app.push.register_user(phone).await?;
-            let request_id = app.push.request_approval(&authy_id, &approval).await?;
-            Ok::<_, crate::push::PushError>((authy_id, request_id))
+        if !ports
+            .enrolments
+            .set_push_pending(&caller.user, &pending, caller.now)
+            .await?
+        {
+            return Err(ApiError::Conflict(ErrorCode::ChannelAlreadyRegistered));
         }
-        .await;
-        match pushed {
-            Ok((authy_id, request_id)) => {
-                super::count_push(app, caller);
-                PendingPush {
-                    phone_hash,
-                    authy_id: Some(authy_id),
-                    request_id,
-                }
-            }
-            Err(error) => {
-                if let Err(refund) = app.store.refund_counters(&counters).await {
-                    tracing::warn!(error = %crate::logging::redacted_chain(&refund), "push counter not refunded");
-                }
-                return Err(ApiError::Unavailable(error.into()));
-            }
-        }
-    };
-    if !app
-        .store
-        .set_push_pending(&caller.user, &pending, caller.now)
-        .await?
-    {
-        return Err(ApiError::Conflict(ErrorCode::ChannelAlreadyRegistered));
+        tracing::info!(to = %phone.number, sandbox = programme.sandbox, "push enrolment requested");
+        Ok(Reply::no_content())
     }
-    tracing::info!(to = %phone, sandbox = programme.sandbox, "push enrolment requested");
-    Ok(Reply::no_content())
 }

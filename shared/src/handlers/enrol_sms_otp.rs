@@ -5,45 +5,85 @@
 //! (and the counters given back when SNS definitely sent nothing), and the caller gets a 503
 //! whose retry works; the stored code hash was harmless meanwhile, since nobody knows its code.
 
-use super::{enrolment_phone, new_sms_code, send_code, sms_counters_for, Unsent};
+use async_trait::async_trait;
+
+use super::{
+    enrolment_phone,
+    input::SmsChannel,
+    new_sms_code,
+    reply::{ApiError, ErrorCode, Reply},
+    send_code, sms_counters_for, Caller, Handler, Outgoing, Unsent,
+};
 use crate::{
-    app::App,
+    app::Context,
     domain::channel::Channel,
-    handlers::{
-        reply::{ApiError, ErrorCode, Reply},
-        Caller,
-    },
-    store::{ChallengeSlot, StartOutcome},
+    ports,
+    sms::SmsSender,
+    store::{ChallengeSlot, Codes, SmsEnrolments, StartOutcome},
 };
 
-pub async fn enrol_sms_otp(app: &App, caller: &Caller) -> Result<Reply, ApiError> {
-    let phone = enrolment_phone(app, caller, Channel::Sms)?;
-    let programme = &caller.programme;
-    let (code, challenge) = new_sms_code(app, caller, app.hasher.phone_hash(phone.expose_e164()))?;
-    let counters = sms_counters_for(app, caller, phone, &challenge.phone_hash);
-    match app
-        .store
-        .start_sms_challenge(&caller.user, &challenge, &counters, caller.now)
-        .await?
-    {
-        StartOutcome::Started => {}
-        StartOutcome::AlreadyRegistered => {
-            return Err(ApiError::Conflict(ErrorCode::ChannelAlreadyRegistered))
-        }
-        StartOutcome::Limited(full) => {
-            return Err(super::sms_refused(app, caller, phone, &counters, &full))
-        }
+ports! {
+    pub struct Ports {
+        enrolments: dyn SmsEnrolments,
+        codes: dyn Codes,
+        sms: dyn SmsSender,
     }
-    let text = programme.sms_text(code.expose());
-    send_code(
-        app,
-        caller,
-        phone,
-        code,
-        text,
-        Unsent::Challenge(&ChallengeSlot::Enrolment, &challenge.challenge_id),
-        &counters,
-    )
-    .await?;
-    Ok(Reply::no_content())
+}
+
+pub struct EnrolSmsOtp;
+
+#[async_trait]
+impl Handler for EnrolSmsOtp {
+    type Input = SmsChannel;
+    type Ports<'a> = Ports<'a>;
+
+    async fn handle(
+        ports: Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        _input: SmsChannel,
+    ) -> Result<Reply, ApiError> {
+        let phone = enrolment_phone(cx, caller, Channel::Sms)?;
+        let programme = &caller.programme;
+        let (code, challenge) = new_sms_code(cx, caller, &phone.hash)?;
+        let counters = sms_counters_for(cx, caller, phone);
+        match ports
+            .enrolments
+            .start_sms_challenge(&caller.user, &challenge, &counters, caller.now)
+            .await?
+        {
+            StartOutcome::Started => {}
+            StartOutcome::AlreadyRegistered => {
+                return Err(ApiError::Conflict(ErrorCode::ChannelAlreadyRegistered))
+            }
+            StartOutcome::Limited(full) => {
+                return Err(super::sms_refused(
+                    cx,
+                    caller,
+                    &phone.number,
+                    &counters,
+                    &full,
+                ))
+            }
+        }
+        let text = programme.sms_text(code.expose());
+        send_code(
+            ports.sms,
+            cx,
+            caller,
+            Outgoing {
+                to: &phone.number,
+                code,
+                text,
+            },
+            Unsent::Challenge(
+                ports.codes,
+                ChallengeSlot::Enrolment,
+                &challenge.challenge_id,
+            ),
+            &counters,
+        )
+        .await?;
+        Ok(Reply::no_content())
+    }
 }

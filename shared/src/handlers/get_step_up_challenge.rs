@@ -2,28 +2,57 @@
 //! an unknown one) is a 404. A pending challenge past its 5 minutes, or whose Authy factor
 //! is gone, reads `EXPIRED` (marked so once, and announced once).
 
+use async_trait::async_trait;
 use serde_json::json;
 
-use super::step_up_status;
+use super::{
+    input::ChallengeRef,
+    reply::{ApiError, Reply},
+    step_up_status, Caller, Handler,
+};
 use crate::{
-    app::App,
-    handlers::{
-        reply::{ApiError, Reply},
-        Caller,
-    },
+    app::Context,
+    events::EventPublisher,
+    ports,
+    store::{FactorReads, StepUps},
 };
 
-pub async fn get_step_up_challenge(
-    app: &App,
-    caller: &Caller,
-    id: &str,
-) -> Result<Reply, ApiError> {
-    let Some(challenge) = app.store.get_push_challenge(&caller.user, id).await? else {
-        return Err(ApiError::NotFound);
-    };
-    let status = step_up_status(app, caller, &challenge).await?;
-    Ok(Reply::json(
-        200,
-        &json!({"id": challenge.id, "status": status.as_str()}),
-    ))
+ports! {
+    pub struct Ports {
+        step_ups: dyn StepUps,
+        factors: dyn FactorReads,
+        events: dyn EventPublisher,
+    }
+}
+
+pub struct GetStepUpChallenge;
+
+#[async_trait]
+impl Handler for GetStepUpChallenge {
+    type Input = ChallengeRef;
+    type Ports<'a> = Ports<'a>;
+    const IS_GET: bool = true;
+
+    async fn handle(
+        ports: Ports<'_>,
+        _cx: &Context,
+        caller: &Caller,
+        ChallengeRef(id): ChallengeRef,
+    ) -> Result<Reply, ApiError> {
+        let Some(challenge) = ports.step_ups.get_push_challenge(&caller.user, &id).await? else {
+            return Err(ApiError::NotFound);
+        };
+        let status = step_up_status(
+            ports.factors,
+            ports.step_ups,
+            ports.events,
+            caller,
+            &challenge,
+        )
+        .await?;
+        Ok(Reply::json(
+            200,
+            &json!({"id": challenge.id.as_str(), "status": status.as_str()}),
+        ))
+    }
 }

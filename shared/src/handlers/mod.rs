@@ -1,15 +1,23 @@
-//! One module per route, named after what it does. Each takes an authenticated, validated
-//! request and returns a response or an `ApiError`; the pipeline in `http` did the rest.
+//! One module per route, named after what it does (`verify_sms_otp`: verify an SMS code).
+//!
+//! Each route's handler declares, next to what it does, what it takes and what it reaches:
+//! its input (`input`, parsed at the edge), its ports (`ports!`: the store roles and
+//! adapters it is handed, and nothing else), whether it is a sandbox-only simulator, and
+//! whether it needs a stepped-up token. The pipeline (`http`) authenticates, parses,
+//! applies the step-up rule and idempotency, then calls it.
 
 pub mod authy_callback;
 pub mod enrol_push;
 pub mod enrol_sms_otp;
 pub mod get_payment_challenge;
 pub mod get_step_up_challenge;
+pub mod input;
 pub mod jwks;
 pub mod list_factors;
+pub mod payment_body;
 pub mod payment_push;
 pub mod payment_sms;
+pub mod ports;
 pub mod reply;
 pub mod simulate_payment;
 pub mod simulate_push;
@@ -23,98 +31,148 @@ pub mod verify_step_up_sms;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+
+use self::{
+    input::Input,
+    ports::Ports,
+    reply::{ApiError, ErrorCode, Reply},
+};
 use crate::{
-    auth::PhoneClaim,
-    domain::{channel::Channel, phone::PhoneNumber},
-    domain::{factor::TokenPhone, programme::Programme},
-    handlers::reply::{ApiError, ErrorCode},
-    store::UserKey,
+    app::Context,
+    domain::{
+        channel::Channel,
+        ids::{ChallengeId, PhoneHash},
+        otp::VerificationCode,
+        payment::PaymentChallenge,
+        phone::{HashedPhone, PhoneNumber, TokenPhone},
+        programme::Programme,
+        send_limits::LimitCounter,
+        step_up::{ChallengeStatus, PushChallenge, SessionId},
+    },
+    events::{Change, Event, EventPublisher, FactorEvent, PaymentEvent, StepUpEvent},
+    metrics::Metric,
+    proof::ProofSigner,
+    push::{Approval, PushProvider},
+    sms::SmsSender,
+    store::{ChallengeSlot, Codes, Counters, FactorReads, Payments, StepUps, UserKey},
 };
 
 /// The authenticated caller of one request.
 pub struct Caller {
     pub programme: Arc<Programme>,
     pub user: UserKey,
-    pub phone: PhoneClaim,
+    /// The token's phone, hashed once for the request.
+    pub phone: TokenPhone,
     pub stepped_up: bool,
     /// The token's session (what a step-up challenge steps up) and its `exp`.
-    pub session: crate::domain::step_up::SessionId,
+    pub session: SessionId,
     pub token_exp: i64,
     /// The request's clock, read once.
     pub now: i64,
 }
 
-impl Caller {
-    /// The token's phone as the listing rule sees it.
-    pub fn token_phone(&self, app: &crate::app::App) -> TokenPhone {
-        match &self.phone {
-            PhoneClaim::Absent => TokenPhone::Absent,
-            PhoneClaim::Invalid => TokenPhone::Invalid,
-            PhoneClaim::Valid(phone) => {
-                TokenPhone::Hash(app.hasher.phone_hash(phone.expose_e164()))
-            }
-        }
+/// When a route needs a stepped-up token (a fresh `mfa`, or a session stepped up by a
+/// step-up challenge): adding a push factor while any factor is listed `ACTIVE`, removing
+/// one listed `ACTIVE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepUp {
+    Never,
+    IfAnyFactorActive,
+    IfActive(Channel),
+}
+
+/// A route called by a programme's app: api key and token first (the pipeline), then this.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    type Input: Input;
+    type Ports<'a>: Ports<'a>;
+    /// A `GET`: no `idempotency-ref`, no body.
+    const IS_GET: bool = false;
+    /// A simulator: sandbox programmes only (404 for live ones).
+    const SANDBOX_ONLY: bool = false;
+
+    /// The step-up rule for this input.
+    fn step_up(_input: &Self::Input) -> StepUp {
+        StepUp::Never
     }
+
+    async fn handle(
+        ports: Self::Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        input: Self::Input,
+    ) -> Result<Reply, ApiError>;
+}
+
+/// A route no programme's app calls: no api key, no token (Authy's signed callback, the
+/// proofs' public keys).
+#[async_trait]
+pub trait PublicHandler: Send + Sync + 'static {
+    type Ports<'a>: Ports<'a>;
+
+    async fn handle(
+        ports: Self::Ports<'_>,
+        cx: &Context,
+        request: &lambda_http::Request,
+        now: i64,
+    ) -> Result<Reply, ApiError>;
 }
 
 /// The phone a new factor is enrolled on: the token's, if the programme allows the channel
 /// and the number's country. The 409s of both enrolment routes, in the contract's order.
 fn enrolment_phone<'c>(
-    app: &crate::app::App,
+    cx: &Context,
     caller: &'c Caller,
     channel: Channel,
-) -> Result<&'c PhoneNumber, ApiError> {
+) -> Result<&'c HashedPhone, ApiError> {
     if !caller.programme.channel_enabled(channel) {
         return Err(ApiError::Conflict(ErrorCode::ChannelNotSupported));
     }
     match &caller.phone {
-        PhoneClaim::Absent => Err(ApiError::Conflict(ErrorCode::MobileNumberNotAvailable)),
-        PhoneClaim::Invalid => Err(ApiError::Conflict(ErrorCode::MobileNumberInvalid)),
-        PhoneClaim::Valid(phone)
+        TokenPhone::Absent => Err(ApiError::Conflict(ErrorCode::MobileNumberNotAvailable)),
+        TokenPhone::Invalid => Err(ApiError::Conflict(ErrorCode::MobileNumberInvalid)),
+        TokenPhone::Valid(phone)
             if !caller
                 .programme
-                .country_allowed(phone.country_code(), &app.policy.default_countries) =>
+                .country_allowed(phone.number.country_code(), &cx.policy.default_countries) =>
         {
             Err(ApiError::Conflict(ErrorCode::MobileCountryNotSupported))
         }
-        PhoneClaim::Valid(phone) => Ok(phone),
+        TokenPhone::Valid(phone) => Ok(phone),
     }
 }
 
+/// A fresh random id (a challenge's, an attempt's, a sandbox's provider request).
+fn new_id(cx: &Context) -> Result<String, ApiError> {
+    crate::domain::random::random_id(cx.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))
+}
+
 /// A random number for picking a counter shard.
-fn shard_pick(app: &crate::app::App) -> u32 {
+fn shard_pick(cx: &Context) -> u32 {
     let mut buf = [0u8; 4];
-    let _ = app.random.fill(&mut buf);
+    let _ = cx.random.fill(&mut buf);
     u32::from_le_bytes(buf)
 }
 
 /// A fresh code for `phone` (`123456` in a sandbox, else uniform from the CSPRNG) and the
 /// challenge that stores its hash, live for `CODE_TTL_SECS`: what every SMS route sends.
 fn new_sms_code(
-    app: &crate::app::App,
+    cx: &Context,
     caller: &Caller,
-    phone_hash: String,
-) -> Result<
-    (
-        crate::domain::otp::VerificationCode,
-        crate::store::NewChallenge,
-    ),
-    ApiError,
-> {
-    use crate::domain::{
-        otp::{generate_code, VerificationCode, SANDBOX_CODE},
-        random::random_id,
-    };
+    phone_hash: &PhoneHash,
+) -> Result<(VerificationCode, crate::store::NewChallenge), ApiError> {
+    use crate::domain::otp::{generate_code, SANDBOX_CODE};
     let code = if caller.programme.sandbox {
         VerificationCode::parse(SANDBOX_CODE).map_err(|e| ApiError::Internal(e.into()))?
     } else {
-        generate_code(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?
+        generate_code(cx.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?
     };
-    let challenge_id = random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
+    let challenge_id = ChallengeId::new(new_id(cx)?);
     let challenge = crate::store::NewChallenge {
-        code_hash: app.hasher.code_hash(&challenge_id, &code),
+        code_hash: cx.hasher.code_hash(challenge_id.as_str(), &code),
         challenge_id,
-        phone_hash,
+        phone_hash: phone_hash.clone(),
         wrong_code_limit: caller.programme.wrong_code_limit,
         expires_at: caller.now + crate::domain::challenge::CODE_TTL_SECS,
     };
@@ -122,69 +180,70 @@ fn new_sms_code(
 }
 
 /// The send-limit counters one SMS to `phone` consumes (enrolment and step-up share them).
-fn sms_counters_for(
-    app: &crate::app::App,
-    caller: &Caller,
-    phone: &PhoneNumber,
-    phone_hash: &str,
-) -> Vec<crate::domain::send_limits::LimitCounter> {
+fn sms_counters_for(cx: &Context, caller: &Caller, phone: &HashedPhone) -> Vec<LimitCounter> {
     use crate::domain::send_limits::{sms_counters, Destination, Sender};
     let programme = &caller.programme;
     sms_counters(
         &programme.send_limits,
-        &app.policy.sms_budget,
+        &cx.policy.sms_budget,
         &Sender {
             programme_id: &programme.id,
             credential_id: &caller.user.credential_id,
             sandbox: programme.sandbox,
         },
         &Destination {
-            phone_hash,
-            country_code: phone.country_code(),
+            phone_hash: phone.hash.as_str(),
+            country_code: phone.number.country_code(),
         },
         caller.now,
-        shard_pick(app),
+        shard_pick(cx),
     )
+}
+
+/// An SMS about to go: its destination, its code and the whole text.
+struct Outgoing<'a> {
+    to: &'a PhoneNumber,
+    code: VerificationCode,
+    text: String,
 }
 
 /// What a failed send leaves behind to remove.
 enum Unsent<'a> {
     /// An enrolment or step-up code: the slot's challenge (by id).
-    Challenge(&'a crate::store::ChallengeSlot, &'a str),
+    Challenge(&'a dyn Codes, ChallengeSlot, &'a ChallengeId),
     /// A payment challenge, its code (by id) and its hold on the reference.
-    Payment(&'a crate::domain::payment::PaymentChallenge, &'a str),
+    Payment(&'a dyn Payments, &'a PaymentChallenge, &'a ChallengeId),
 }
 
-/// Sends a stored challenge's code as `text` (a sandbox sends nothing). If the send fails,
-/// what was stored for it is removed, the counters are given back when SNS definitely sent
-/// nothing (an SMS that may have left still counts), and the caller gets a 503 whose retry
-/// works.
+/// Sends a stored challenge's code (a sandbox sends nothing). If the send fails, what was
+/// stored for it is removed, the counters are given back when SNS definitely sent nothing
+/// (an SMS that may have left still counts), and the caller gets a 503 whose retry works.
 async fn send_code(
-    app: &crate::app::App,
+    sms: &dyn SmsSender,
+    cx: &Context,
     caller: &Caller,
-    phone: &PhoneNumber,
-    code: crate::domain::otp::VerificationCode,
-    text: String,
+    outgoing: Outgoing<'_>,
     unsent: Unsent<'_>,
-    counters: &[crate::domain::send_limits::LimitCounter],
+    counters: &[LimitCounter],
 ) -> Result<(), ApiError> {
     use crate::sms::{Delivery, SmsMessage};
     let programme = &caller.programme;
+    let phone = outgoing.to;
     if programme.sandbox {
         tracing::info!(to = %phone, "sandbox programme: challenge stored, no SMS sent");
         return Ok(());
     }
     let message = SmsMessage {
         to: phone.clone(),
-        text,
-        code,
+        text: outgoing.text,
+        code: outgoing.code,
         sender_id: programme.sms_sender_id.clone(),
     };
-    let Err(error) = app.sms.send(&message).await else {
+    let Err(error) = sms.send(&message).await else {
         tracing::info!(to = %phone, "SMS code sent");
         let country = phone.country_code().to_string();
-        app.metrics.count(
-            crate::metrics::Metric::SmsSent,
+        cx.metrics.count(
+            Metric::SmsSent,
             &[("programme", &programme.id), ("country", &country)],
             caller.now,
         );
@@ -200,13 +259,13 @@ async fn send_code(
     };
     tracing::info!(delivery, refunded = !refund.is_empty(), "SMS not sent");
     let abandoned = match unsent {
-        Unsent::Challenge(slot, id) => {
-            app.store
-                .abandon_challenge(&caller.user, slot, id, refund)
+        Unsent::Challenge(codes, slot, id) => {
+            codes
+                .abandon_challenge(&caller.user, &slot, id, refund)
                 .await
         }
-        Unsent::Payment(challenge, code_id) => {
-            app.store
+        Unsent::Payment(payments, challenge, code_id) => {
+            payments
                 .abandon_payment(&caller.user, challenge, code_id, refund)
                 .await
         }
@@ -218,9 +277,9 @@ async fn send_code(
 }
 
 /// A push sent to the user's device through Authy.
-fn count_push(app: &crate::app::App, caller: &Caller) {
-    app.metrics.count(
-        crate::metrics::Metric::PushRequests,
+fn count_push(cx: &Context, caller: &Caller) {
+    cx.metrics.count(
+        Metric::PushRequests,
         &[("programme", &caller.programme.id)],
         caller.now,
     );
@@ -228,17 +287,19 @@ fn count_push(app: &crate::app::App, caller: &Caller) {
 
 /// Compares a code with the challenge's stored hash (and counts the comparison).
 fn code_is_right(
-    app: &crate::app::App,
+    cx: &Context,
     caller: &Caller,
-    challenge_id: &str,
-    code: &crate::domain::otp::VerificationCode,
+    challenge_id: &ChallengeId,
+    code: &VerificationCode,
     code_hash: &str,
 ) -> bool {
     use std::sync::atomic::Ordering;
-    app.metrics.codes_compared.fetch_add(1, Ordering::SeqCst);
-    let right = app.hasher.code_matches(challenge_id, code, code_hash);
-    app.metrics.count(
-        crate::metrics::Metric::CodesCompared,
+    cx.metrics.codes_compared.fetch_add(1, Ordering::SeqCst);
+    let right = cx
+        .hasher
+        .code_matches(challenge_id.as_str(), code, code_hash);
+    cx.metrics.count(
+        Metric::CodesCompared,
         &[
             ("programme", &caller.programme.id),
             ("result", if right { "right" } else { "wrong" }),
@@ -249,19 +310,14 @@ fn code_is_right(
 }
 
 /// What a wrong code is told, by the attempts counted so far.
-fn wrong_code_answer(
-    app: &crate::app::App,
-    caller: &Caller,
-    attempts: u32,
-    limit: u32,
-) -> ErrorCode {
+fn wrong_code_answer(cx: &Context, caller: &Caller, attempts: u32, limit: u32) -> ErrorCode {
     use crate::domain::challenge::{wrong_code, WrongCode};
     match wrong_code(attempts, limit) {
         WrongCode::Invalid => ErrorCode::VerificationCodeInvalid,
         WrongCode::OneRemaining => ErrorCode::OneChallengeLimitRemaining,
         WrongCode::LimitExceeded => {
-            app.metrics.count(
-                crate::metrics::Metric::ChallengeLimitReached,
+            cx.metrics.count(
+                Metric::ChallengeLimitReached,
                 &[("programme", &caller.programme.id)],
                 caller.now,
             );
@@ -272,17 +328,17 @@ fn wrong_code_answer(
 
 /// The 429 of an SMS refused by its send limits (counted by the limit that was full).
 fn sms_refused(
-    app: &crate::app::App,
+    cx: &Context,
     caller: &Caller,
     phone: &PhoneNumber,
-    counters: &[crate::domain::send_limits::LimitCounter],
+    counters: &[LimitCounter],
     full: &[usize],
 ) -> ApiError {
     let hit: Vec<_> = full.iter().filter_map(|&i| counters.get(i)).collect();
     tracing::info!(to = %phone, "SMS send limit reached");
     for counter in &hit {
-        app.metrics.count(
-            crate::metrics::Metric::SmsRefused,
+        cx.metrics.count(
+            Metric::SmsRefused,
             &[
                 ("programme", &caller.programme.id),
                 ("limit", counter.kind().name()),
@@ -300,20 +356,20 @@ fn sms_refused(
 /// simulator): approved → `VERIFIED` and the session stepped up, denied → `DECLINED`.
 /// `false` when it was not pending, had expired, or its Authy factor is gone.
 async fn settle_step_up(
-    app: &crate::app::App,
-    user: &crate::store::UserKey,
-    challenge: &crate::domain::step_up::PushChallenge,
+    step_ups: &dyn StepUps,
+    events: &dyn EventPublisher,
+    user: &UserKey,
+    challenge: &PushChallenge,
     approved: bool,
     now: i64,
 ) -> Result<bool, ApiError> {
-    use crate::domain::step_up::{stepped_up_until, ChallengeStatus};
+    use crate::domain::step_up::stepped_up_until;
     let grant = approved.then(|| crate::store::StepUpGrant {
         until: stepped_up_until(now, challenge.lifetime_secs, challenge.token_exp),
         challenge_id: challenge.id.clone(),
         verified_by: challenge.request_id.clone(),
     });
-    if !app
-        .store
+    if !step_ups
         .settle_push_challenge(user, challenge, grant.as_ref(), now)
         .await?
     {
@@ -324,24 +380,24 @@ async fn settle_step_up(
     } else {
         ChallengeStatus::Declined
     };
-    app.announce_step_up(user, &challenge.id, Channel::Authy, status)
-        .await;
+    announce_step_up(events, user, &challenge.id, Channel::Authy, status, now).await;
     Ok(true)
 }
 
 /// A push step-up's status as a reader sees it: a pending one past its time, or whose Authy
 /// factor is no longer `ACTIVE`, is `EXPIRED` (stored and announced once).
 async fn step_up_status(
-    app: &crate::app::App,
+    factors: &dyn FactorReads,
+    step_ups: &dyn StepUps,
+    events: &dyn EventPublisher,
     caller: &Caller,
-    challenge: &crate::domain::step_up::PushChallenge,
-) -> Result<crate::domain::step_up::ChallengeStatus, ApiError> {
-    use crate::domain::{factor::FactorStatus, step_up::ChallengeStatus};
+    challenge: &PushChallenge,
+) -> Result<ChallengeStatus, ApiError> {
+    use crate::domain::factor::FactorStatus;
     let status = challenge.status_at(caller.now);
     let expired = match status {
         ChallengeStatus::Expired if challenge.status == ChallengeStatus::Pending => true,
-        ChallengeStatus::Pending => !app
-            .store
+        ChallengeStatus::Pending => !factors
             .get_factor(&caller.user, Channel::Authy)
             .await?
             .is_some_and(|f| f.status == FactorStatus::Active),
@@ -350,23 +406,23 @@ async fn step_up_status(
     if !expired {
         return Ok(status);
     }
-    if !app
-        .store
+    if !step_ups
         .expire_push_challenge(&caller.user, &challenge.id)
         .await?
     {
         // Settled (or expired) by another request meanwhile: what it left stands.
-        return Ok(app
-            .store
+        return Ok(step_ups
             .get_push_challenge(&caller.user, &challenge.id)
             .await?
             .map_or(ChallengeStatus::Expired, |c| c.status_at(caller.now)));
     }
-    app.announce_step_up(
+    announce_step_up(
+        events,
         &caller.user,
         &challenge.id,
         Channel::Authy,
         ChallengeStatus::Expired,
+        caller.now,
     )
     .await;
     Ok(ChallengeStatus::Expired)
@@ -377,14 +433,13 @@ async fn step_up_status(
 /// (`STATE_INVALID`, which answers before the wait); a new SMS for a reference whose last
 /// SMS is under 15 s old waits (`RETRY_IN_15SEC`).
 async fn payment_reference_free(
-    app: &crate::app::App,
+    payments: &dyn Payments,
     caller: &Caller,
     reference: &str,
     sms: bool,
-) -> Result<Option<String>, ApiError> {
-    use crate::domain::step_up::{ChallengeStatus, RETRY_WAIT_SECS};
-    let Some(current) = app
-        .store
+) -> Result<Option<ChallengeId>, ApiError> {
+    use crate::domain::step_up::RETRY_WAIT_SECS;
+    let Some(current) = payments
         .payment_by_reference(&caller.user, reference)
         .await?
     else {
@@ -405,26 +460,32 @@ async fn payment_reference_free(
     }
 }
 
+/// What settling a push payment reaches: the challenge, the key that signs its proof, and
+/// the events its outcome is announced on.
+struct PaymentSettlement<'a> {
+    payments: &'a dyn Payments,
+    signer: &'a dyn ProofSigner,
+    events: &'a dyn EventPublisher,
+}
+
 /// Settles a pending push payment challenge (the device's answer, from Authy's callback or
 /// the simulator): approved → signed, then `VERIFIED` with its proof; denied → `DECLINED`.
 /// `false` when it was not pending, had expired, or its Authy factor is gone.
 async fn settle_payment(
-    app: &crate::app::App,
-    user: &crate::store::UserKey,
-    challenge: &crate::domain::payment::PaymentChallenge,
+    ports: PaymentSettlement<'_>,
+    cx: &Context,
+    user: &UserKey,
+    challenge: &PaymentChallenge,
     approved: bool,
     now: i64,
 ) -> Result<bool, ApiError> {
-    use crate::{
-        domain::step_up::ChallengeStatus,
-        store::{PaymentOutcome, PaymentProof},
-    };
+    use crate::store::{PaymentOutcome, PaymentProof};
     if challenge.status_at(now) != ChallengeStatus::Pending {
         return Ok(false);
     }
     let verified = if approved {
-        let claims = crate::proof::proof_claims(&app.proof_issuer, user, challenge, now);
-        let proof = crate::proof::sign_proof(app.signer.as_ref(), &claims)
+        let claims = crate::proof::proof_claims(&cx.proof_issuer, user, challenge, now);
+        let proof = crate::proof::sign_proof(ports.signer, &claims)
             .await
             .map_err(|e| ApiError::Unavailable(e.into()))?;
         Some(PaymentProof {
@@ -439,8 +500,8 @@ async fn settle_payment(
         consume_code: None,
         require_authy: true,
     };
-    if !app
-        .store
+    if !ports
+        .payments
         .finish_payment(user, &challenge.id, &outcome, now)
         .await?
     {
@@ -451,14 +512,14 @@ async fn settle_payment(
     } else {
         ChallengeStatus::Declined
     };
-    app.announce_payment(user, challenge, status).await;
+    announce_payment(ports.events, user, challenge, status, now).await;
     Ok(true)
 }
 
 /// The user's `ACTIVE` Authy factor a push challenge goes to: its provider id (none in a
 /// sandbox, which calls no provider).
 async fn active_authy_id(
-    app: &crate::app::App,
+    factors: &dyn FactorReads,
     caller: &Caller,
 ) -> Result<Option<String>, ApiError> {
     use crate::domain::factor::FactorStatus;
@@ -466,9 +527,8 @@ async fn active_authy_id(
     if !programme.channel_enabled(Channel::Authy) {
         return Err(ApiError::Conflict(ErrorCode::ChannelNotSupported));
     }
-    let factor = app.store.get_factor(&caller.user, Channel::Authy).await?;
-    let token_phone = caller.token_phone(app);
-    let Some(factor) = factor.filter(|f| f.listed_status(&token_phone) == FactorStatus::Active)
+    let factor = factors.get_factor(&caller.user, Channel::Authy).await?;
+    let Some(factor) = factor.filter(|f| f.listed_status(&caller.phone) == FactorStatus::Active)
     else {
         return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
     };
@@ -484,15 +544,17 @@ async fn active_authy_id(
 /// asks Authy (a sandbox gets a random request id). If Authy fails, the request is given back
 /// and the caller gets a 503. Returns the provider's request id.
 async fn push_approval(
-    app: &crate::app::App,
+    counters: &dyn Counters,
+    push: &dyn PushProvider,
+    cx: &Context,
     caller: &Caller,
     authy_id: Option<String>,
-    approval: crate::push::Approval,
+    approval: Approval,
 ) -> Result<String, ApiError> {
     use crate::domain::send_limits::{push_counters, Sender};
     let programme = &caller.programme;
     // The user's push requests per hour; the per-number limit is enrolment's.
-    let counters: Vec<_> = push_counters(
+    let hourly: Vec<_> = push_counters(
         &programme.send_limits,
         &Sender {
             programme_id: &programme.id,
@@ -505,28 +567,90 @@ async fn push_approval(
     .into_iter()
     .take(1)
     .collect();
-    if app
-        .store
-        .consume_counters(&counters, caller.now)
+    if counters
+        .consume_counters(&hourly, caller.now)
         .await?
         .is_err()
     {
         return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded));
     }
     let Some(authy_id) = authy_id else {
-        return crate::domain::random::random_id(app.random.as_ref())
-            .map_err(|e| ApiError::Internal(e.into()));
+        return new_id(cx);
     };
-    match app.push.request_approval(&authy_id, &approval).await {
+    match push.request_approval(&authy_id, &approval).await {
         Ok(request_id) => {
-            count_push(app, caller);
+            count_push(cx, caller);
             Ok(request_id)
         }
         Err(error) => {
-            if let Err(refund) = app.store.refund_counters(&counters).await {
+            if let Err(refund) = counters.refund_counters(&hourly).await {
                 tracing::warn!(error = %crate::logging::redacted_chain(&refund), "push counter not refunded");
             }
             Err(ApiError::Unavailable(error.into()))
         }
+    }
+}
+
+/// Publishes a factor lifecycle event; a failure is logged, never answered.
+async fn announce(
+    events: &dyn EventPublisher,
+    user: &UserKey,
+    channel: Channel,
+    change: Change,
+    now: i64,
+) {
+    let event = FactorEvent {
+        credential_id: user.credential_id.clone(),
+        programme_id: user.programme_id.clone(),
+        channel,
+        change,
+        published_timestamp: now.saturating_mul(1_000),
+    };
+    if let Err(error) = events.publish(&Event::Factor(event)).await {
+        tracing::warn!(error = %crate::logging::redacted_chain(&error), change = change.as_str(), "factor event not published");
+    }
+}
+
+/// Publishes a step-up challenge's outcome; a failure is logged, never answered.
+async fn announce_step_up(
+    events: &dyn EventPublisher,
+    user: &UserKey,
+    challenge_id: &ChallengeId,
+    channel: Channel,
+    status: ChallengeStatus,
+    now: i64,
+) {
+    let event = StepUpEvent {
+        credential_id: user.credential_id.clone(),
+        programme_id: user.programme_id.clone(),
+        challenge_id: challenge_id.as_str().to_owned(),
+        channel,
+        status,
+        published_timestamp: now.saturating_mul(1_000),
+    };
+    if let Err(error) = events.publish(&Event::StepUp(event)).await {
+        tracing::warn!(error = %crate::logging::redacted_chain(&error), status = status.as_str(), "step-up event not published");
+    }
+}
+
+/// Publishes a payment challenge's outcome; a failure is logged, never answered.
+async fn announce_payment(
+    events: &dyn EventPublisher,
+    user: &UserKey,
+    challenge: &PaymentChallenge,
+    status: ChallengeStatus,
+    now: i64,
+) {
+    let event = PaymentEvent {
+        credential_id: user.credential_id.clone(),
+        programme_id: user.programme_id.clone(),
+        sca_challenge_id: challenge.id.as_str().to_owned(),
+        channel: challenge.channel,
+        reference: challenge.payment.reference.clone(),
+        status,
+        published_timestamp: now.saturating_mul(1_000),
+    };
+    if let Err(error) = events.publish(&Event::Payment(event)).await {
+        tracing::warn!(error = %crate::logging::redacted_chain(&error), status = status.as_str(), "payment event not published");
     }
 }

@@ -4,71 +4,101 @@
 //! It counts toward the user's push requests per hour (push-bombing); if Authy fails, the
 //! counter is given back and nothing was stored.
 
+use async_trait::async_trait;
 use serde_json::json;
 
-use super::{active_authy_id, payment_reference_free, push_approval};
+use super::{
+    active_authy_id,
+    input::PushPayment,
+    payment_reference_free, push_approval,
+    reply::{ApiError, ErrorCode, Reply},
+    Caller, Handler,
+};
 use crate::{
-    app::App,
+    app::Context,
     domain::{
         channel::Channel,
-        payment::{format_amount, payment_push_message, Payment, PaymentChallenge},
-        random::random_id,
+        ids::ChallengeId,
+        payment::{format_amount, payment_push_message, PaymentChallenge},
         step_up::{ChallengeStatus, PUSH_CHALLENGE_TTL_SECS},
     },
-    handlers::{
-        reply::{ApiError, ErrorCode, Reply},
-        Caller,
-    },
-    push::Approval,
-    store::PaymentStart,
+    ports,
+    push::{Approval, PushProvider},
+    store::{Counters, FactorReads, PaymentStart, Payments},
 };
 
-pub async fn payment_push(app: &App, caller: &Caller, payment: Payment) -> Result<Reply, ApiError> {
-    let programme = &caller.programme;
-    let authy_id = active_authy_id(app, caller).await?;
-    let replaces = payment_reference_free(app, caller, &payment.reference, false).await?;
-    let approval = Approval {
-        message: payment_push_message(programme.display_name(), &payment),
-        action: format!(
-            "Pay {} to {}",
-            format_amount(&payment.currency, payment.value),
-            payment.payee_name
-        ),
-        seconds_to_expire: PUSH_CHALLENGE_TTL_SECS as u32,
-    };
-    let request_id = push_approval(app, caller, authy_id, approval).await?;
-    let id = random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
-    let challenge = PaymentChallenge {
-        id: id.clone(),
-        payment,
-        channel: Channel::Authy,
-        status: ChallengeStatus::Pending,
-        created_at: caller.now,
-        expires_at: caller.now + PUSH_CHALLENGE_TTL_SECS,
-        request_id: Some(request_id),
-        proof: None,
-        verified_by: None,
-    };
-    match app
-        .store
-        .start_payment(
-            &caller.user,
-            &challenge,
-            None,
-            replaces.as_deref(),
-            &[],
-            caller.now,
-        )
-        .await?
-    {
-        PaymentStart::Started => {}
-        PaymentStart::ReferenceTaken => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
-        PaymentStart::NotRegistered | PaymentStart::Limited(_) => {
-            return Err(ApiError::Internal(
-                "a push payment checks no factor or counter".into(),
-            ))
-        }
+ports! {
+    pub struct Ports {
+        factors: dyn FactorReads,
+        counters: dyn Counters,
+        payments: dyn Payments,
+        push: dyn PushProvider,
     }
-    tracing::info!(challenge = %id, sandbox = programme.sandbox, "payment challenge pushed");
-    Ok(Reply::json(200, &json!({ "scaChallengeId": id })))
+}
+
+pub struct PaymentPush;
+
+#[async_trait]
+impl Handler for PaymentPush {
+    type Input = PushPayment;
+    type Ports<'a> = Ports<'a>;
+
+    async fn handle(
+        ports: Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        PushPayment(payment): PushPayment,
+    ) -> Result<Reply, ApiError> {
+        let programme = &caller.programme;
+        let authy_id = active_authy_id(ports.factors, caller).await?;
+        let replaces =
+            payment_reference_free(ports.payments, caller, &payment.reference, false).await?;
+        let approval = Approval {
+            message: payment_push_message(programme.display_name(), &payment),
+            action: format!(
+                "Pay {} to {}",
+                format_amount(&payment.currency, payment.value),
+                payment.payee_name
+            ),
+            seconds_to_expire: PUSH_CHALLENGE_TTL_SECS as u32,
+        };
+        let request_id =
+            push_approval(ports.counters, ports.push, cx, caller, authy_id, approval).await?;
+        let id = ChallengeId::new(super::new_id(cx)?);
+        let challenge = PaymentChallenge {
+            id: id.clone(),
+            payment,
+            channel: Channel::Authy,
+            status: ChallengeStatus::Pending,
+            created_at: caller.now,
+            expires_at: caller.now + PUSH_CHALLENGE_TTL_SECS,
+            request_id: Some(request_id),
+            proof: None,
+            verified_by: None,
+        };
+        match ports
+            .payments
+            .start_payment(
+                &caller.user,
+                &challenge,
+                None,
+                replaces.as_ref(),
+                &[],
+                caller.now,
+            )
+            .await?
+        {
+            PaymentStart::Started => {}
+            PaymentStart::ReferenceTaken => {
+                return Err(ApiError::Conflict(ErrorCode::StateInvalid))
+            }
+            PaymentStart::NotRegistered | PaymentStart::Limited(_) => {
+                return Err(ApiError::Internal(
+                    "a push payment checks no factor or counter".into(),
+                ))
+            }
+        }
+        tracing::info!(challenge = %id, sandbox = programme.sandbox, "payment challenge pushed");
+        Ok(Reply::json(200, &json!({ "scaChallengeId": id.as_str() })))
+    }
 }

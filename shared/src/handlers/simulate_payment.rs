@@ -2,32 +2,65 @@
 //! stands in for the user answering a push payment challenge. An unknown id is a 404; a
 //! challenge that is not a pending push (an SMS one, answered, expired) is 409 `STATE_INVALID`.
 
-use super::settle_payment;
+use async_trait::async_trait;
+
+use super::{
+    input::ChallengeRef,
+    reply::{ApiError, ErrorCode, Reply},
+    settle_payment, Caller, Handler, PaymentSettlement,
+};
 use crate::{
-    app::App,
-    domain::channel::Channel,
-    handlers::{
-        reply::{ApiError, ErrorCode, Reply},
-        Caller,
-    },
+    app::Context, domain::channel::Channel, events::EventPublisher, ports, proof::ProofSigner,
+    store::Payments,
 };
 
-pub async fn simulate_payment(
-    app: &App,
-    caller: &Caller,
-    id: &str,
-    approved: bool,
-) -> Result<Reply, ApiError> {
-    let Some(challenge) = app.store.get_payment(&caller.user, id).await? else {
-        return Err(ApiError::NotFound);
-    };
-    if challenge.channel != Channel::Authy {
-        return Err(ApiError::Conflict(ErrorCode::StateInvalid));
+ports! {
+    pub struct Ports {
+        payments: dyn Payments,
+        signer: dyn ProofSigner,
+        events: dyn EventPublisher,
     }
-    if settle_payment(app, &caller.user, &challenge, approved, caller.now).await? {
-        tracing::info!(approved, "simulated payment answer");
+}
+
+/// `.../accept` (`SimulatePayment<true>`) or `.../reject` (`SimulatePayment<false>`).
+pub struct SimulatePayment<const APPROVED: bool>;
+
+#[async_trait]
+impl<const APPROVED: bool> Handler for SimulatePayment<APPROVED> {
+    type Input = ChallengeRef;
+    type Ports<'a> = Ports<'a>;
+    const SANDBOX_ONLY: bool = true;
+
+    async fn handle(
+        ports: Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        ChallengeRef(id): ChallengeRef,
+    ) -> Result<Reply, ApiError> {
+        let Some(challenge) = ports.payments.get_payment(&caller.user, &id).await? else {
+            return Err(ApiError::NotFound);
+        };
+        if challenge.channel != Channel::Authy {
+            return Err(ApiError::Conflict(ErrorCode::StateInvalid));
+        }
+        let settlement = PaymentSettlement {
+            payments: ports.payments,
+            signer: ports.signer,
+            events: ports.events,
+        };
+        if !settle_payment(
+            settlement,
+            cx,
+            &caller.user,
+            &challenge,
+            APPROVED,
+            caller.now,
+        )
+        .await?
+        {
+            return Err(ApiError::Conflict(ErrorCode::StateInvalid));
+        }
+        tracing::info!(approved = APPROVED, "simulated payment answer");
         Ok(Reply::no_content())
-    } else {
-        Err(ApiError::Conflict(ErrorCode::StateInvalid))
     }
 }

@@ -1,36 +1,80 @@
 //! `DELETE /authentication_factors/push/{AUTHY|BIOMETRIC}`: remove a push factor. Its
 //! pending requests die with it: a later callback finds nothing to change.
 
+use async_trait::async_trait;
+
+use super::{
+    input::PushChannel,
+    reply::{ApiError, ErrorCode, Reply},
+    Caller, Handler, StepUp,
+};
 use crate::{
-    app::App,
-    domain::channel::Channel,
-    events::Change,
-    handlers::{
-        reply::{ApiError, ErrorCode, Reply},
-        Caller,
-    },
+    app::Context,
+    events::{Change, EventPublisher},
+    ports,
+    push::PushProvider,
+    store::Unlinking,
 };
 
-pub async fn unlink_push(app: &App, caller: &Caller, channel: Channel) -> Result<Reply, ApiError> {
-    let Some(removed) = app.store.delete_factor(&caller.user, channel).await? else {
-        return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
-    };
-    tracing::info!(channel = channel.as_str(), "push factor unlinked");
-    // The provider forgets the user too, once no factor in any programme uses it (Authy
-    // gives one phone one user id everywhere); the factor is already gone whatever happens.
-    if let Some(authy_id) = removed.authy_id.filter(|_| !caller.programme.sandbox) {
-        match app.store.release_authy_user(&authy_id, &caller.user).await {
-            Ok(true) => {
-                if let Err(error) = app.push.forget_user(&authy_id).await {
-                    tracing::warn!(error = %crate::logging::redacted_chain(&error), "the push provider did not forget the user");
+ports! {
+    pub struct Ports {
+        unlinking: dyn Unlinking,
+        push: dyn PushProvider,
+        events: dyn EventPublisher,
+    }
+}
+
+pub struct UnlinkPush;
+
+#[async_trait]
+impl Handler for UnlinkPush {
+    type Input = PushChannel;
+    type Ports<'a> = Ports<'a>;
+
+    fn step_up(input: &PushChannel) -> StepUp {
+        StepUp::IfActive(input.0)
+    }
+
+    async fn handle(
+        ports: Ports<'_>,
+        _cx: &Context,
+        caller: &Caller,
+        PushChannel(channel): PushChannel,
+    ) -> Result<Reply, ApiError> {
+        let Some(removed) = ports.unlinking.delete_factor(&caller.user, channel).await? else {
+            return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
+        };
+        tracing::info!(channel = channel.as_str(), "push factor unlinked");
+        // The provider forgets the user too, once no factor in any programme uses it (Authy
+        // gives one phone one user id everywhere); the factor is already gone whatever
+        // happens.
+        if let Some(authy_id) = removed.authy_id.filter(|_| !caller.programme.sandbox) {
+            match ports
+                .unlinking
+                .release_authy_user(&authy_id, &caller.user)
+                .await
+            {
+                Ok(true) => {
+                    if let Err(error) = ports.push.forget_user(&authy_id).await {
+                        tracing::warn!(error = %crate::logging::redacted_chain(&error), "the push provider did not forget the user");
+                    }
+                }
+                Ok(false) => {
+                    tracing::info!("the push provider's user is still used by another factor")
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::logging::redacted_chain(&error), "the push provider's user kept: its references could not be updated");
                 }
             }
-            Ok(false) => tracing::info!("the push provider's user is still used by another factor"),
-            Err(error) => {
-                tracing::warn!(error = %crate::logging::redacted_chain(&error), "the push provider's user kept: its references could not be updated");
-            }
         }
+        super::announce(
+            ports.events,
+            &caller.user,
+            channel,
+            Change::Unlinked,
+            caller.now,
+        )
+        .await;
+        Ok(Reply::no_content())
     }
-    app.announce(&caller.user, channel, Change::Unlinked).await;
-    Ok(Reply::no_content())
 }

@@ -4,108 +4,124 @@
 //! token's phone) *before* the code is compared: see `domain::challenge`. A right code then
 //! consumes the challenge and activates the factor in one conditional write, so it works once.
 
+use async_trait::async_trait;
+
+use super::{
+    input::TypedCode,
+    reply::{ApiError, ErrorCode, Reply},
+    Caller, Handler,
+};
 use crate::{
-    app::App,
-    auth::PhoneClaim,
-    domain::{
-        channel::Channel, factor::FactorStatus, otp::VerificationCode, phone::PhoneNumber,
-        random::random_id,
-    },
-    events::Change,
-    handlers::reply::{ApiError, ErrorCode, Reply},
-    handlers::Caller,
-    store::AttemptOutcome,
+    app::Context,
+    domain::{channel::Channel, factor::FactorStatus, phone::TokenPhone},
+    events::{Change, EventPublisher},
+    ports,
+    store::{AttemptOutcome, Codes, FactorReads, SmsEnrolments},
 };
 
-pub async fn verify_sms_otp(
-    app: &App,
-    caller: &Caller,
-    code: &VerificationCode,
-    attempt_id: Option<String>,
-) -> Result<Reply, ApiError> {
-    // A challenge belongs to the phone it was sent to: no phone, no challenge.
-    let PhoneClaim::Valid(phone) = &caller.phone else {
-        return Err(ApiError::Conflict(ErrorCode::StateInvalid));
-    };
-    let phone_hash = app.hasher.phone_hash(phone.expose_e164());
-    // Without an idempotency-ref every request is a new attempt.
-    let attempt_id = match attempt_id {
-        Some(id) => id,
-        None => random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?,
-    };
-    let attempt = match app
-        .store
-        .count_sms_attempt(&caller.user, &phone_hash, &attempt_id, caller.now)
-        .await?
-    {
-        AttemptOutcome::Counted(attempt) => attempt,
-        AttemptOutcome::Dead => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
-        AttemptOutcome::Expired => {
-            return Err(ApiError::Conflict(ErrorCode::VerificationCodeExpired))
-        }
-        AttemptOutcome::NoChallenge => {
-            let factor = app.store.get_factor(&caller.user, Channel::Sms).await?;
-            let registered = factor.as_ref().is_some_and(|f| {
-                f.status == FactorStatus::Active
-                    && f.phone_hash.as_deref() == Some(phone_hash.as_str())
-            });
-            if registered
-                && factor
-                    .as_ref()
-                    .is_some_and(|f| f.is_verified_by(&attempt_id))
-            {
-                // This same request (same idempotency-ref and body) verified it already, on
-                // this phone; the answer was lost before it could be kept. Its first try
-                // announced the factor: not again.
-                tracing::info!(to = %phone, "SMS factor verified by this request's first try");
-                return Ok(Reply::no_content());
-            }
-            return Err(ApiError::Conflict(if registered {
-                ErrorCode::ChannelAlreadyRegistered
-            } else {
-                ErrorCode::StateInvalid
-            }));
-        }
-    };
-    if super::code_is_right(app, caller, &attempt.challenge_id, code, &attempt.code_hash) {
-        if app
-            .store
-            .activate_sms_factor(
-                &caller.user,
-                &attempt.challenge_id,
-                &phone_hash,
-                &attempt_id,
-                caller.now,
-            )
-            .await?
-        {
-            return verified(app, caller, phone, attempt.attempts).await;
-        }
-        // Consumed or replaced by a concurrent request between the count and now.
-        return Err(ApiError::Conflict(ErrorCode::StateInvalid));
+ports! {
+    pub struct Ports {
+        factors: dyn FactorReads,
+        codes: dyn Codes,
+        enrolments: dyn SmsEnrolments,
+        events: dyn EventPublisher,
     }
-    tracing::info!(
-        attempts = attempt.attempts,
-        limit = attempt.limit,
-        "wrong verification code"
-    );
-    Err(ApiError::Conflict(super::wrong_code_answer(
-        app,
-        caller,
-        attempt.attempts,
-        attempt.limit,
-    )))
 }
 
-/// The factor is `ACTIVE`: logged and announced.
-async fn verified(
-    app: &App,
-    caller: &Caller,
-    phone: &PhoneNumber,
-    attempts: u32,
-) -> Result<Reply, ApiError> {
-    tracing::info!(to = %phone, attempts, "SMS factor verified");
-    app.announce(&caller.user, Channel::Sms, Change::Active)
-        .await;
-    Ok(Reply::no_content())
+pub struct VerifySmsOtp;
+
+#[async_trait]
+impl Handler for VerifySmsOtp {
+    type Input = TypedCode;
+    type Ports<'a> = Ports<'a>;
+
+    async fn handle(
+        ports: Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        typed: TypedCode,
+    ) -> Result<Reply, ApiError> {
+        // A challenge belongs to the phone it was sent to: no phone, no challenge.
+        let TokenPhone::Valid(phone) = &caller.phone else {
+            return Err(ApiError::Conflict(ErrorCode::StateInvalid));
+        };
+        let attempt_id = &typed.attempt;
+        let attempt = match ports
+            .codes
+            .count_sms_attempt(&caller.user, &phone.hash, attempt_id, caller.now)
+            .await?
+        {
+            AttemptOutcome::Counted(attempt) => attempt,
+            AttemptOutcome::Dead => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
+            AttemptOutcome::Expired => {
+                return Err(ApiError::Conflict(ErrorCode::VerificationCodeExpired))
+            }
+            AttemptOutcome::NoChallenge => {
+                let factor = ports.factors.get_factor(&caller.user, Channel::Sms).await?;
+                let registered = factor.as_ref().is_some_and(|f| {
+                    f.status == FactorStatus::Active
+                        && f.phone_hash.as_deref() == Some(phone.hash.as_str())
+                });
+                if registered
+                    && factor
+                        .as_ref()
+                        .is_some_and(|f| f.is_verified_by(attempt_id.as_str()))
+                {
+                    // This same request (same idempotency-ref and body) verified it already,
+                    // on this phone; the answer was lost before it could be kept. Its first
+                    // try announced the factor: not again.
+                    tracing::info!(to = %phone.number, "SMS factor verified by this request's first try");
+                    return Ok(Reply::no_content());
+                }
+                return Err(ApiError::Conflict(if registered {
+                    ErrorCode::ChannelAlreadyRegistered
+                } else {
+                    ErrorCode::StateInvalid
+                }));
+            }
+        };
+        if super::code_is_right(
+            cx,
+            caller,
+            &attempt.challenge_id,
+            &typed.code,
+            &attempt.code_hash,
+        ) {
+            if ports
+                .enrolments
+                .activate_sms_factor(
+                    &caller.user,
+                    &attempt.challenge_id,
+                    &phone.hash,
+                    attempt_id,
+                    caller.now,
+                )
+                .await?
+            {
+                tracing::info!(to = %phone.number, attempts = attempt.attempts, "SMS factor verified");
+                super::announce(
+                    ports.events,
+                    &caller.user,
+                    Channel::Sms,
+                    Change::Active,
+                    caller.now,
+                )
+                .await;
+                return Ok(Reply::no_content());
+            }
+            // Consumed or replaced by a concurrent request between the count and now.
+            return Err(ApiError::Conflict(ErrorCode::StateInvalid));
+        }
+        tracing::info!(
+            attempts = attempt.attempts,
+            limit = attempt.limit,
+            "wrong verification code"
+        );
+        Err(ApiError::Conflict(super::wrong_code_answer(
+            cx,
+            caller,
+            attempt.attempts,
+            attempt.limit,
+        )))
+    }
 }

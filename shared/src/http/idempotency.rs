@@ -18,7 +18,7 @@ use crate::handlers::{
 };
 use crate::{
     app::App,
-    domain::{idempotency::IdempotencyRef, random::random_id},
+    domain::{idempotency::IdempotencyRef, ids::LeaseId, random::random_id},
     store::ClaimOutcome,
 };
 
@@ -36,7 +36,9 @@ where
     let Some(reference) = reference else {
         return super::until(deadline, work).await;
     };
-    let lease = random_id(app.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?;
+    let lease = LeaseId::new(
+        random_id(app.context.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?,
+    );
     let claimed = super::until(deadline, async {
         Ok(app
             .store

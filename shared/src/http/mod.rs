@@ -1,9 +1,9 @@
-//! The HTTP edge: one pipeline every route goes through, in the contract's order —
-//! api key (400/401), token (401), validation (400), step-up (403), idempotency, then the
-//! route's own handler (409/429/2xx). Expected failures are responses, never `Err`.
+//! The pipeline every route goes through, in the contract's order — body cap (413), api key
+//! (400/401), token (401), validation (400), step-up (403), idempotency, then the route's
+//! own handler (409/429/2xx) — and the router table (`router`) that names each route's
+//! handler. Expected failures are responses, never `Err`.
 
 pub mod idempotency;
-pub mod payment_body;
 pub mod router;
 
 use lambda_http::{http::HeaderValue, Body, Request, RequestExt, Response};
@@ -13,31 +13,21 @@ use self::router::Route;
 use crate::{
     app::App,
     domain::{
-        channel::Channel,
         factor::{has_active_factor, FactorStatus},
         idempotency::{fingerprint, IdempotencyRef, IdempotencyRefError},
-        otp::{VerificationCode, VerificationCodeError},
+        ids::AttemptId,
+        phone::HashedPhone,
         random::random_id,
     },
-    handlers,
     handlers::{
+        input::{Edge, Input},
+        ports::Ports,
         reply::{ApiError, FieldError, FieldErrorKind, Reply},
-        Caller,
+        Caller, Handler, PublicHandler, StepUp,
     },
     logging::redacted_chain,
     store::UserKey,
 };
-
-/// What a mutating route takes, once validated.
-#[derive(Debug)]
-pub struct Input {
-    /// The `{channel}` (routes without one: none).
-    pub channel: Option<Channel>,
-    /// The `verificationCode` (verify routes only).
-    pub code: Option<VerificationCode>,
-    /// The payment a payment challenge approves (its start routes only).
-    pub payment: Option<crate::domain::payment::Payment>,
-}
 
 /// Whether this environment has served a request before (`cold_start` on each log line).
 static SERVED_BEFORE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -111,7 +101,7 @@ pub fn reject_unrouted(app: &App, error: &ApiError) -> Response<Body> {
 }
 
 fn new_request_ref(app: &App) -> String {
-    random_id(app.random.as_ref()).unwrap_or_else(|_| format!("{:x}", app.clock.now()))
+    random_id(app.context.random.as_ref()).unwrap_or_else(|_| format!("{:x}", app.clock.now()))
 }
 
 fn with_request_ref(mut response: Response<Body>, request_ref: &str) -> Response<Body> {
@@ -139,18 +129,22 @@ fn count_answer(app: &App, route: Route, reply: &Reply, cold_start: bool) {
     let now = app.clock.now();
     let by_route = [("route", route.name())];
     if cold_start {
-        app.metrics.count(Metric::ColdStarts, &by_route, now);
+        app.context
+            .metrics
+            .count(Metric::ColdStarts, &by_route, now);
     }
     if reply.status == 503 {
-        app.metrics
+        app.context
+            .metrics
             .count(Metric::DependencyFailures, &by_route, now);
     }
     if reply.is_replay() {
-        app.metrics.count(Metric::Replays, &by_route, now);
+        app.context.metrics.count(Metric::Replays, &by_route, now);
     }
     if route == Route::AuthyCallback {
         let status = reply.status.to_string();
-        app.metrics
+        app.context
+            .metrics
             .count(Metric::Callbacks, &[("status", status.as_str())], now);
     }
 }
@@ -206,52 +200,118 @@ async fn process(
         );
         return Err(ApiError::PayloadTooLarge);
     }
+    router::serve(app, route, request, deadline).await
+}
+
+/// A route with no api key or token (Authy's callback, the JWKS).
+async fn public<H: PublicHandler>(
+    app: &App,
+    _route: Route,
+    request: &Request,
+    deadline: tokio::time::Instant,
+) -> Result<Reply, ApiError> {
     let now = app.clock.now();
-    match route {
-        Route::AuthyCallback => {
-            return until(
-                deadline,
-                handlers::authy_callback::authy_callback(app, request, now),
-            )
-            .await
-        }
-        // Public keys: no credentials, cacheable.
-        Route::Jwks => return until(deadline, handlers::jwks::jwks(app)).await,
-        _ => {}
-    }
+    until(
+        deadline,
+        H::handle(H::Ports::reach(app), &app.context, request, now),
+    )
+    .await
+}
+
+/// A route called by a programme's app, in the contract's order: api key and token (401),
+/// the sandbox-only simulators (404), validation (400), step-up (403), idempotency, then
+/// the handler (409/429/2xx).
+async fn user<H: Handler>(
+    app: &App,
+    route: Route,
+    request: &Request,
+    deadline: tokio::time::Instant,
+) -> Result<Reply, ApiError> {
+    let now = app.clock.now();
     let caller = until(deadline, authenticate(app, request, now)).await?;
     tracing::Span::current().record("programme", caller.programme.id.as_str());
-    let param = |name: &str| {
-        request
-            .path_parameters()
-            .first(name)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    match route {
-        Route::ListFactors => {
-            until(deadline, handlers::list_factors::list_factors(app, &caller)).await
-        }
-        Route::GetStepUpChallenge => {
-            until(
-                deadline,
-                handlers::get_step_up_challenge::get_step_up_challenge(app, &caller, &param("id")),
-            )
-            .await
-        }
-        Route::GetPaymentChallenge => {
-            until(
-                deadline,
-                handlers::get_payment_challenge::get_payment_challenge(
-                    app,
-                    &caller,
-                    &param("scaChallengeId"),
-                ),
-            )
-            .await
-        }
-        _ => mutate(app, route, &caller, request, deadline).await,
+    let params = request.path_parameters();
+    let channel = params.first("channel").unwrap_or_default();
+    let id = params
+        .first("id")
+        .or_else(|| params.first("scaChallengeId"))
+        .unwrap_or_default();
+    let body: &[u8] = request.body().as_ref();
+    if H::IS_GET {
+        let edge = Edge {
+            channel,
+            id,
+            body,
+            attempt: &AttemptId::new(String::new()),
+        };
+        let input = H::Input::parse(&edge)?;
+        return until(
+            deadline,
+            H::handle(H::Ports::reach(app), &app.context, &caller, input),
+        )
+        .await;
     }
+    if H::SANDBOX_ONLY && !caller.programme.sandbox {
+        return Err(ApiError::NotFound);
+    }
+    let mut fields = Vec::new();
+    let reference = match request.headers().get("idempotency-ref") {
+        None => None,
+        Some(raw) => match IdempotencyRef::parse(raw.as_bytes()) {
+            Ok(reference) => Some(reference),
+            Err(IdempotencyRefError::Size) => {
+                fields.push(FieldError::new(
+                    "idempotency-ref",
+                    FieldErrorKind::Size,
+                    &["1", "255"],
+                ));
+                None
+            }
+            Err(IdempotencyRefError::Regex) => {
+                fields.push(FieldError::new(
+                    "idempotency-ref",
+                    FieldErrorKind::Regex,
+                    &["^[\\x21-\\x7E]{1,255}$"],
+                ));
+                None
+            }
+        },
+    };
+    // Only a request with a reference needs its fingerprint (a second parse of the body).
+    let fingerprint = match &reference {
+        Some(_) => fingerprint(
+            &format!("{} {} {}", route.method(), route.name(), channel),
+            body,
+        ),
+        None => String::new(),
+    };
+    // A retry of the same request (same reference, same body) is the same verification
+    // attempt (see `Codes::count_attempt`); another body, or no reference, another one.
+    let attempt = match &reference {
+        Some(reference) => AttemptId::new(reference.attempt_id(&fingerprint)),
+        None => AttemptId::new(
+            random_id(app.context.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?,
+        ),
+    };
+    let input = H::Input::parse(&Edge {
+        channel,
+        id,
+        body,
+        attempt: &attempt,
+    });
+    if !fields.is_empty() {
+        if let Err(ApiError::InvalidFields(more)) = input {
+            fields.extend(more);
+        }
+        return Err(ApiError::InvalidFields(fields));
+    }
+    if let Ok(input) = &input {
+        until(deadline, require_step_up(app, H::step_up(input), &caller)).await?;
+    }
+    idempotency::run_once(app, &caller, reference, &fingerprint, deadline, async {
+        H::handle(H::Ports::reach(app), &app.context, &caller, input?).await
+    })
+    .await
 }
 
 async fn authenticate(app: &App, request: &Request, now: i64) -> Result<Caller, ApiError> {
@@ -290,6 +350,12 @@ async fn authenticate(app: &App, request: &Request, now: i64) -> Result<Caller, 
         tracing::info!(reason = "token of another programme", "unauthorized");
         return Err(ApiError::Unauthorized);
     }
+    // The one place a request's phone is hashed.
+    let hasher = &app.context.hasher;
+    let phone = user.phone.map(|number| HashedPhone {
+        hash: hasher.phone_hash(number.expose_e164()),
+        number,
+    });
     Ok(Caller {
         stepped_up: programme.mfa_is_fresh(user.mfa_at, now),
         user: UserKey {
@@ -297,315 +363,30 @@ async fn authenticate(app: &App, request: &Request, now: i64) -> Result<Caller, 
             credential_id: user.credential_id,
         },
         programme,
-        phone: user.phone,
+        phone,
         session: user.session,
         token_exp: user.exp,
         now,
     })
 }
 
-async fn mutate(
-    app: &App,
-    route: Route,
-    caller: &Caller,
-    request: &Request,
-    deadline: tokio::time::Instant,
-) -> Result<Reply, ApiError> {
-    if matches!(
-        route,
-        Route::SimulatePushAccept
-            | Route::SimulatePushReject
-            | Route::SimulateStepUpAccept
-            | Route::SimulateStepUpReject
-            | Route::SimulatePaymentAccept
-            | Route::SimulatePaymentReject
-    ) && !caller.programme.sandbox
-    {
-        return Err(ApiError::NotFound);
-    }
-    let mut fields = Vec::new();
-    let reference = match request.headers().get("idempotency-ref") {
-        None => None,
-        Some(raw) => match IdempotencyRef::parse(raw.as_bytes()) {
-            Ok(reference) => Some(reference),
-            Err(IdempotencyRefError::Size) => {
-                fields.push(FieldError::new(
-                    "idempotency-ref",
-                    FieldErrorKind::Size,
-                    &["1", "255"],
-                ));
-                None
-            }
-            Err(IdempotencyRefError::Regex) => {
-                fields.push(FieldError::new(
-                    "idempotency-ref",
-                    FieldErrorKind::Regex,
-                    &["^[\\x21-\\x7E]{1,255}$"],
-                ));
-                None
-            }
-        },
-    };
-    let params = request.path_parameters();
-    let channel = params.first("channel").unwrap_or_default();
-    let id = params
-        .first("id")
-        .or_else(|| params.first("scaChallengeId"))
-        .unwrap_or_default()
-        .to_owned();
-    let body: &[u8] = request.body().as_ref();
-    let input = parse_input(route, channel, body);
-    if !fields.is_empty() {
-        if let Err(ApiError::InvalidFields(more)) = input {
-            fields.extend(more);
-        }
-        return Err(ApiError::InvalidFields(fields));
-    }
-    if let Ok(input) = &input {
-        until(deadline, require_step_up(app, route, caller, input.channel)).await?;
-    }
-    let channel_of = |input: &Input| {
-        input
-            .channel
-            .ok_or_else(|| ApiError::Internal("a channel route without a channel".into()))
-    };
-    // Only a request with a reference needs its fingerprint (a second parse of the body).
-    let fingerprint = match &reference {
-        Some(_) => fingerprint(
-            &format!("{} {} {}", route.method(), route.name(), channel),
-            body,
-        ),
-        None => String::new(),
-    };
-    // A retry of the same request (same reference, same body) counts the same attempt (see
-    // `count_sms_attempt`); another body is another attempt.
-    let attempt_id = reference.as_ref().map(|r| r.attempt_id(&fingerprint));
-    idempotency::run_once(app, caller, reference, &fingerprint, deadline, async {
-        let input = input?;
-        match route {
-            Route::EnrolSmsOtp => handlers::enrol_sms_otp::enrol_sms_otp(app, caller).await,
-            Route::VerifySmsOtp => match input.code {
-                Some(code) => {
-                    handlers::verify_sms_otp::verify_sms_otp(app, caller, &code, attempt_id).await
-                }
-                None => Err(ApiError::Internal("verify without a code".into())),
-            },
-            Route::EnrolPush => handlers::enrol_push::enrol_push(app, caller).await,
-            Route::UnlinkPush => {
-                handlers::unlink_push::unlink_push(app, caller, channel_of(&input)?).await
-            }
-            Route::StepUpSms => handlers::step_up_sms::step_up_sms(app, caller).await,
-            Route::VerifyStepUpSms => match input.code {
-                Some(code) => {
-                    handlers::verify_step_up_sms::verify_step_up_sms(app, caller, &code, attempt_id)
-                        .await
-                }
-                None => Err(ApiError::Internal("verify without a code".into())),
-            },
-            Route::StepUpPush => handlers::step_up_push::step_up_push(app, caller).await,
-            Route::SimulateStepUpAccept => {
-                handlers::simulate_step_up::simulate_step_up(app, caller, &id, true).await
-            }
-            Route::SimulateStepUpReject => {
-                handlers::simulate_step_up::simulate_step_up(app, caller, &id, false).await
-            }
-            Route::PaymentSms | Route::PaymentPush => match input.payment {
-                Some(payment) if route == Route::PaymentSms => {
-                    handlers::payment_sms::payment_sms(app, caller, payment).await
-                }
-                Some(payment) => handlers::payment_push::payment_push(app, caller, payment).await,
-                None => Err(ApiError::Internal(
-                    "a payment route without a payment".into(),
-                )),
-            },
-            Route::VerifyPaymentSms => match input.code {
-                Some(code) => {
-                    handlers::verify_payment_sms::verify_payment_sms(
-                        app, caller, &id, &code, attempt_id,
-                    )
-                    .await
-                }
-                None => Err(ApiError::Internal("verify without a code".into())),
-            },
-            Route::SimulatePaymentAccept => {
-                handlers::simulate_payment::simulate_payment(app, caller, &id, true).await
-            }
-            Route::SimulatePaymentReject => {
-                handlers::simulate_payment::simulate_payment(app, caller, &id, false).await
-            }
-            Route::SimulatePushAccept => {
-                handlers::simulate_push::simulate_push(app, caller, true).await
-            }
-            Route::SimulatePushReject => {
-                handlers::simulate_push::simulate_push(app, caller, false).await
-            }
-            Route::ListFactors
-            | Route::AuthyCallback
-            | Route::GetStepUpChallenge
-            | Route::GetPaymentChallenge
-            | Route::Jwks => Err(ApiError::Internal("not a user mutation".into())),
-        }
-    })
-    .await
-}
-
-/// The channels each route's `{channel}` accepts.
-fn allowed_channels(route: Route) -> &'static [Channel] {
-    match route {
-        Route::EnrolSmsOtp
-        | Route::VerifySmsOtp
-        | Route::StepUpSms
-        | Route::VerifyStepUpSms
-        | Route::PaymentSms
-        | Route::VerifyPaymentSms => &[Channel::Sms],
-        Route::EnrolPush
-        | Route::SimulatePushAccept
-        | Route::SimulatePushReject
-        | Route::StepUpPush
-        | Route::PaymentPush => &[Channel::Authy],
-        Route::UnlinkPush => &[Channel::Authy, Channel::Biometric],
-        Route::ListFactors
-        | Route::AuthyCallback
-        | Route::GetStepUpChallenge
-        | Route::SimulateStepUpAccept
-        | Route::SimulateStepUpReject
-        | Route::GetPaymentChallenge
-        | Route::Jwks
-        | Route::SimulatePaymentAccept
-        | Route::SimulatePaymentReject => &[],
-    }
-}
-
-/// Validates the path and body of a mutating route.
-fn parse_input(route: Route, channel: &str, body: &[u8]) -> Result<Input, ApiError> {
-    let allowed = allowed_channels(route);
-    let mut fields = Vec::new();
-    let parsed_channel = Channel::parse_among(channel, allowed);
-    if parsed_channel.is_none() && !allowed.is_empty() {
-        let names: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
-        fields.push(FieldError::new("channel", FieldErrorKind::In, &names));
-    }
-    let payment = if matches!(route, Route::PaymentSms | Route::PaymentPush) {
-        match payment_body::parse_payment(body) {
-            Ok(payment) => Some(payment),
-            Err(ApiError::InvalidFields(more)) => {
-                fields.extend(more);
-                None
-            }
-            Err(error) if fields.is_empty() => return Err(error),
-            Err(_) => None,
-        }
-    } else {
-        None
-    };
-    let code = if matches!(
-        route,
-        Route::VerifySmsOtp | Route::VerifyStepUpSms | Route::VerifyPaymentSms
-    ) {
-        match parse_verification_body(body) {
-            Ok(code) => Some(code),
-            Err(BodyError::Field(field)) => {
-                fields.push(field);
-                None
-            }
-            Err(BodyError::Malformed(message)) if fields.is_empty() => {
-                return Err(ApiError::MalformedBody(message))
-            }
-            Err(BodyError::Malformed(_)) => None,
-        }
-    } else {
-        None
-    };
-    if fields.is_empty() {
-        Ok(Input {
-            channel: parsed_channel,
-            code,
-            payment,
-        })
-    } else {
-        Err(ApiError::InvalidFields(fields))
-    }
-}
-
-enum BodyError {
-    Field(FieldError),
-    Malformed(&'static str),
-}
-
-/// `{"verificationCode": "123456"}`; an empty body counts as `{}`.
-/// The verify body's one field. Deserialising into a struct (not a map) makes a repeated
-/// `verificationCode` an error instead of "the last one wins": a body whose meaning depends
-/// on the parser is refused. Other fields are ignored.
-#[derive(serde::Deserialize)]
-struct VerifyBody {
-    #[serde(rename = "verificationCode", default)]
-    verification_code: Option<serde_json::Value>,
-}
-
-fn parse_verification_body(body: &[u8]) -> Result<VerificationCode, BodyError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let code = match first {
-        None => None,
-        // serde would also read a struct from an array: only an object is a body.
-        Some(b'{') => {
-            serde_json::from_slice::<VerifyBody>(body)
-                .map_err(|_| {
-                    BodyError::Malformed("The request body is not valid JSON, or repeats a field.")
-                })?
-                .verification_code
-        }
-        Some(_) => {
-            return Err(BodyError::Malformed(
-                "The request body must be a JSON object.",
-            ))
-        }
-    };
-    match code.as_ref() {
-        None | Some(serde_json::Value::Null) => Err(BodyError::Field(FieldError::new(
-            "verificationCode",
-            FieldErrorKind::Required,
-            &[],
-        ))),
-        Some(serde_json::Value::String(raw)) => VerificationCode::parse(raw).map_err(|e| {
-            BodyError::Field(match e {
-                VerificationCodeError::Size => {
-                    FieldError::new("verificationCode", FieldErrorKind::Size, &["6", "6"])
-                }
-                VerificationCodeError::Regex => {
-                    FieldError::new("verificationCode", FieldErrorKind::Regex, &["^[0-9]*$"])
-                }
-            })
-        }),
-        Some(_) => Err(BodyError::Malformed("verificationCode must be a string.")),
-    }
-}
-
-/// Adding a push factor while any factor is listed `ACTIVE`, or removing one listed
-/// `ACTIVE`, needs a stepped-up token: a fresh `mfa` in `amr`, or a session stepped up by a
-/// step-up challenge (one read, only when step-up is needed and `mfa` does not give it).
-async fn require_step_up(
-    app: &App,
-    route: Route,
-    caller: &Caller,
-    channel: Option<Channel>,
-) -> Result<(), ApiError> {
+/// Whether the route's step-up rule holds for this caller: a fresh `mfa`, or (one read, only
+/// when the rule applies and `mfa` does not give it) a session stepped up by a step-up
+/// challenge.
+async fn require_step_up(app: &App, rule: StepUp, caller: &Caller) -> Result<(), ApiError> {
     if caller.stepped_up {
         return Ok(());
     }
-    let token_phone = caller.token_phone(app);
-    let needed = match route {
-        Route::EnrolPush => {
-            has_active_factor(&app.store.list_factors(&caller.user).await?, &token_phone)
+    let needed = match rule {
+        StepUp::Never => false,
+        StepUp::IfAnyFactorActive => {
+            has_active_factor(&app.store.list_factors(&caller.user).await?, &caller.phone)
         }
-        Route::UnlinkPush => match channel {
-            Some(channel) => app
-                .store
-                .get_factor(&caller.user, channel)
-                .await?
-                .is_some_and(|f| f.listed_status(&token_phone) == FactorStatus::Active),
-            None => false,
-        },
-        _ => false,
+        StepUp::IfActive(channel) => app
+            .store
+            .get_factor(&caller.user, channel)
+            .await?
+            .is_some_and(|f| f.listed_status(&caller.phone) == FactorStatus::Active),
     };
     if !needed
         || app

@@ -1,7 +1,20 @@
 //! Which route a method and path name: what API Gateway does in production, done here for
 //! the local server (and checked by the tests against `openapi.yaml`).
 
-use crate::handlers::reply::ApiError;
+use lambda_http::Request;
+
+use crate::{
+    app::App,
+    handlers::{
+        authy_callback::AuthyCallback, enrol_push::EnrolPush, enrol_sms_otp::EnrolSmsOtp,
+        get_payment_challenge::GetPaymentChallenge, get_step_up_challenge::GetStepUpChallenge,
+        jwks::Jwks, list_factors::ListFactors, payment_push::PaymentPush, payment_sms::PaymentSms,
+        reply::ApiError, reply::Reply, simulate_payment::SimulatePayment,
+        simulate_push::SimulatePush, simulate_step_up::SimulateStepUp, step_up_push::StepUpPush,
+        step_up_sms::StepUpSms, unlink_push::UnlinkPush, verify_payment_sms::VerifyPaymentSms,
+        verify_sms_otp::VerifySmsOtp, verify_step_up_sms::VerifyStepUpSms,
+    },
+};
 
 /// The body cap of every route called by programmes' apps.
 pub const MAX_USER_BODY_BYTES: usize = 4 * 1024;
@@ -163,6 +176,59 @@ impl Route {
             .collect()
     }
 }
+
+/// A route's handler: the Lambda entry point names a function by it
+/// (`lambda::run::<ListFactors>()`) and learns its route from here.
+pub trait Routed {
+    const ROUTE: Route;
+}
+
+/// The router table: each route, its handler, and which pipeline runs it (`user` for the
+/// routes a programme's app calls, `public` for the two without credentials).
+macro_rules! router_table {
+    ($($pipeline:ident $route:ident => $handler:ty),* $(,)?) => {
+        $(impl Routed for $handler {
+            const ROUTE: Route = Route::$route;
+        })*
+
+        /// Runs a request on its route's handler, through its pipeline.
+        pub(super) async fn serve(
+            app: &App,
+            route: Route,
+            request: &Request,
+            deadline: tokio::time::Instant,
+        ) -> Result<Reply, ApiError> {
+            use super::{public, user};
+            match route {
+                $(Route::$route => $pipeline::<$handler>(app, route, request, deadline).await,)*
+            }
+        }
+    };
+}
+
+router_table!(
+    user ListFactors => ListFactors,
+    user EnrolSmsOtp => EnrolSmsOtp,
+    user VerifySmsOtp => VerifySmsOtp,
+    user EnrolPush => EnrolPush,
+    user UnlinkPush => UnlinkPush,
+    user SimulatePushAccept => SimulatePush<true>,
+    user SimulatePushReject => SimulatePush<false>,
+    public AuthyCallback => AuthyCallback,
+    user StepUpSms => StepUpSms,
+    user VerifyStepUpSms => VerifyStepUpSms,
+    user StepUpPush => StepUpPush,
+    user GetStepUpChallenge => GetStepUpChallenge,
+    user SimulateStepUpAccept => SimulateStepUp<true>,
+    user SimulateStepUpReject => SimulateStepUp<false>,
+    user PaymentSms => PaymentSms,
+    user VerifyPaymentSms => VerifyPaymentSms,
+    user PaymentPush => PaymentPush,
+    user GetPaymentChallenge => GetPaymentChallenge,
+    public Jwks => Jwks,
+    user SimulatePaymentAccept => SimulatePayment<true>,
+    user SimulatePaymentReject => SimulatePayment<false>,
+);
 
 /// A matched request: the route and its path parameters' values, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,6 +26,7 @@ use crate::domain::{
     channel::Channel,
     factor::{FactorRecord, FactorStatus},
     idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},
+    ids::{AttemptId, ChallengeId, LeaseId, PhoneHash},
     payment::PaymentChallenge,
     programme::Programme,
     send_limits::{CounterId, LimitCounter},
@@ -36,14 +37,14 @@ use crate::domain::{
 struct Challenge {
     stored: NewChallenge,
     attempts: u32,
-    last_attempt: Option<String>,
+    last_attempt: Option<AttemptId>,
     created_at: i64,
 }
 
 #[derive(Debug, Clone)]
 struct IdempotencyRecord {
     fingerprint: String,
-    lease_id: String,
+    lease_id: LeaseId,
     /// `None` while the first request runs.
     response: Option<StoredResponse>,
     expires_at: i64,
@@ -58,12 +59,12 @@ struct Tables {
     counters: HashMap<CounterId, (u32, i64)>,
     idempotency: HashMap<(UserKey, String), IdempotencyRecord>,
     push_requests: HashMap<String, PushRequest>,
-    push_challenges: HashMap<(UserKey, String), PushChallenge>,
+    push_challenges: HashMap<(UserKey, ChallengeId), PushChallenge>,
     /// (user, session) → the step-up granted to it.
     grants: HashMap<(UserKey, SessionId), StepUpGrant>,
-    payments: HashMap<(UserKey, String), PaymentChallenge>,
+    payments: HashMap<(UserKey, ChallengeId), PaymentChallenge>,
     /// (user, reference) → the payment challenge holding it.
-    payment_references: HashMap<(UserKey, String), String>,
+    payment_references: HashMap<(UserKey, String), ChallengeId>,
     /// Callback nonce → until when it is remembered.
     nonces: HashMap<String, i64>,
     /// Authy user id → the users whose factors reference it.
@@ -286,21 +287,21 @@ impl SmsEnrolments for MemoryStore {
     async fn activate_sms_factor(
         &self,
         user: &UserKey,
-        challenge_id: &str,
-        phone_hash: &str,
-        attempt_id: &str,
+        challenge_id: &ChallengeId,
+        phone_hash: &PhoneHash,
+        attempt_id: &AttemptId,
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tables = self.begin("activate_sms_factor")?;
         let slot = (user.clone(), ChallengeSlot::Enrolment);
         let current = tables.challenges.get(&slot);
         if !current.is_some_and(|c| {
-            c.stored.challenge_id == challenge_id && c.stored.phone_hash == phone_hash
+            c.stored.challenge_id == *challenge_id && c.stored.phone_hash == *phone_hash
         }) {
             let factor = tables.factors.get(&(user.clone(), Channel::Sms));
-            return Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id)));
+            return Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id.as_str())));
         }
-        let phone_hash = phone_hash.to_owned();
+        let phone_hash = phone_hash.as_str().to_owned();
         tables.challenges.remove(&slot);
         tables.factors.insert(
             (user.clone(), Channel::Sms),
@@ -310,7 +311,7 @@ impl SmsEnrolments for MemoryStore {
                 phone_hash: Some(phone_hash),
                 authy_id: None,
                 pending_request: None,
-                verified_by: Some(attempt_id.to_owned()),
+                verified_by: Some(attempt_id.as_str().to_owned()),
                 updated_at: now,
             },
         );
@@ -324,7 +325,7 @@ impl Codes for MemoryStore {
         &self,
         user: &UserKey,
         slot: &ChallengeSlot,
-        challenge_id: &str,
+        challenge_id: &ChallengeId,
         counters: &[LimitCounter],
     ) -> Result<(), StoreError> {
         let mut tables = self.begin("abandon_challenge")?;
@@ -332,7 +333,7 @@ impl Codes for MemoryStore {
         if tables
             .challenges
             .get(&key)
-            .is_some_and(|c| c.stored.challenge_id == challenge_id)
+            .is_some_and(|c| c.stored.challenge_id == *challenge_id)
         {
             tables.challenges.remove(&key);
         }
@@ -348,8 +349,8 @@ impl Codes for MemoryStore {
         &self,
         user: &UserKey,
         slot: &ChallengeSlot,
-        phone_hash: &str,
-        attempt_id: &str,
+        phone_hash: &PhoneHash,
+        attempt_id: &AttemptId,
         now: i64,
     ) -> Result<AttemptOutcome, StoreError> {
         let mut tables = self.begin("count_sms_attempt")?;
@@ -364,11 +365,10 @@ impl Codes for MemoryStore {
                 limit: challenge.stored.wrong_code_limit,
             })
         };
-        if challenge.stored.phone_hash != phone_hash {
+        if challenge.stored.phone_hash != *phone_hash {
             return Ok(AttemptOutcome::NoChallenge);
         }
-        if challenge.last_attempt.as_deref() == Some(attempt_id)
-            && now < challenge.stored.expires_at
+        if challenge.last_attempt.as_ref() == Some(attempt_id) && now < challenge.stored.expires_at
         {
             // Already counted: not again (same phone, challenge still live).
             return Ok(counted(challenge));
@@ -383,7 +383,7 @@ impl Codes for MemoryStore {
             ChallengeState::Expired => Ok(AttemptOutcome::Expired),
             ChallengeState::Live => {
                 challenge.attempts += 1;
-                challenge.last_attempt = Some(attempt_id.to_owned());
+                challenge.last_attempt = Some(attempt_id.clone());
                 Ok(counted(challenge))
             }
         }
@@ -463,7 +463,7 @@ impl PushEnrolments for MemoryStore {
             FactorRecord {
                 channel: Channel::Authy,
                 status: FactorStatus::PendingVerification,
-                phone_hash: Some(pending.phone_hash.clone()),
+                phone_hash: Some(pending.phone_hash.as_str().to_owned()),
                 authy_id: pending.authy_id.clone(),
                 pending_request: Some(pending.request_id.clone()),
                 verified_by: None,
@@ -628,7 +628,7 @@ impl StepUps for MemoryStore {
         &self,
         user: &UserKey,
         session: &SessionId,
-        challenge_id: &str,
+        challenge_id: &ChallengeId,
         grant: &StepUpGrant,
     ) -> Result<bool, StoreError> {
         let mut tables = self.begin("complete_step_up_sms")?;
@@ -637,7 +637,7 @@ impl StepUps for MemoryStore {
         if tables
             .challenges
             .get(&slot)
-            .is_none_or(|c| c.stored.challenge_id != challenge_id)
+            .is_none_or(|c| c.stored.challenge_id != *challenge_id)
         {
             return Ok(tables
                 .grants
@@ -684,7 +684,7 @@ impl StepUps for MemoryStore {
     async fn get_push_challenge(
         &self,
         user: &UserKey,
-        id: &str,
+        id: &ChallengeId,
     ) -> Result<Option<PushChallenge>, StoreError> {
         Ok(self
             .begin("get_push_challenge")?
@@ -723,7 +723,11 @@ impl StepUps for MemoryStore {
         Ok(true)
     }
 
-    async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError> {
+    async fn expire_push_challenge(
+        &self,
+        user: &UserKey,
+        id: &ChallengeId,
+    ) -> Result<bool, StoreError> {
         let mut tables = self.begin("expire_push_challenge")?;
         match tables
             .push_challenges
@@ -756,7 +760,7 @@ impl Payments for MemoryStore {
     async fn get_payment(
         &self,
         user: &UserKey,
-        id: &str,
+        id: &ChallengeId,
     ) -> Result<Option<PaymentChallenge>, StoreError> {
         Ok(self
             .begin("get_payment")?
@@ -770,7 +774,7 @@ impl Payments for MemoryStore {
         user: &UserKey,
         challenge: &PaymentChallenge,
         code: Option<&NewChallenge>,
-        replaces: Option<&str>,
+        replaces: Option<&ChallengeId>,
         counters: &[LimitCounter],
         now: i64,
     ) -> Result<PaymentStart, StoreError> {
@@ -790,7 +794,7 @@ impl Payments for MemoryStore {
         }
         let reference = (user.clone(), challenge.payment.reference.clone());
         let holder = tables.payment_references.get(&reference);
-        if holder.is_some_and(|held| Some(held.as_str()) != replaces) {
+        if holder.is_some_and(|held| Some(held) != replaces) {
             return Ok(PaymentStart::ReferenceTaken);
         }
         let full = tables.full_counters(counters, now);
@@ -831,7 +835,7 @@ impl Payments for MemoryStore {
         &self,
         user: &UserKey,
         challenge: &PaymentChallenge,
-        code_id: &str,
+        code_id: &ChallengeId,
         counters: &[LimitCounter],
     ) -> Result<(), StoreError> {
         let mut tables = self.begin("abandon_payment")?;
@@ -839,7 +843,7 @@ impl Payments for MemoryStore {
         if tables
             .challenges
             .get(&slot)
-            .is_some_and(|c| c.stored.challenge_id == code_id)
+            .is_some_and(|c| c.stored.challenge_id == *code_id)
         {
             tables.challenges.remove(&slot);
         }
@@ -861,7 +865,7 @@ impl Payments for MemoryStore {
     async fn finish_payment(
         &self,
         user: &UserKey,
-        id: &str,
+        id: &ChallengeId,
         outcome: &PaymentOutcome,
         now: i64,
     ) -> Result<bool, StoreError> {
@@ -911,7 +915,7 @@ impl IdempotencyRecords for MemoryStore {
         user: &UserKey,
         reference: &IdempotencyRef,
         fingerprint: &str,
-        lease_id: &str,
+        lease_id: &LeaseId,
         now: i64,
     ) -> Result<ClaimOutcome, StoreError> {
         let mut tables = self.begin("claim_idempotency")?;
@@ -942,7 +946,7 @@ impl IdempotencyRecords for MemoryStore {
         &self,
         user: &UserKey,
         reference: &IdempotencyRef,
-        lease_id: &str,
+        lease_id: &LeaseId,
         response: &StoredResponse,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -950,7 +954,7 @@ impl IdempotencyRecords for MemoryStore {
         if let Some(record) = tables
             .idempotency
             .get_mut(&(user.clone(), reference.as_str().to_owned()))
-            .filter(|r| r.lease_id == lease_id)
+            .filter(|r| r.lease_id == *lease_id)
         {
             record.response = Some(response.clone());
             record.expires_at = now + KEEP_SECS;
@@ -962,14 +966,14 @@ impl IdempotencyRecords for MemoryStore {
         &self,
         user: &UserKey,
         reference: &IdempotencyRef,
-        lease_id: &str,
+        lease_id: &LeaseId,
     ) -> Result<(), StoreError> {
         let mut tables = self.begin("release_idempotency")?;
         let key = (user.clone(), reference.as_str().to_owned());
         if tables
             .idempotency
             .get(&key)
-            .is_some_and(|r| r.lease_id == lease_id)
+            .is_some_and(|r| r.lease_id == *lease_id)
         {
             tables.idempotency.remove(&key);
         }

@@ -15,6 +15,7 @@ use crate::domain::{
     channel::Channel,
     factor::FactorRecord,
     idempotency::IdempotencyRef,
+    ids::{AttemptId, ChallengeId, LeaseId, PhoneHash},
     payment::PaymentChallenge,
     programme::Programme,
     send_limits::LimitCounter,
@@ -31,11 +32,11 @@ pub struct UserKey {
 /// A fresh SMS challenge, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewChallenge {
-    pub challenge_id: String,
+    pub challenge_id: ChallengeId,
     /// HMAC of the code, bound to `challenge_id`.
     pub code_hash: String,
     /// The keyed hash of the phone it was sent to.
-    pub phone_hash: String,
+    pub phone_hash: PhoneHash,
     pub wrong_code_limit: u32,
     pub expires_at: i64,
 }
@@ -54,7 +55,7 @@ pub enum StartOutcome {
 /// An attempt that was counted and may now be compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountedAttempt {
-    pub challenge_id: String,
+    pub challenge_id: ChallengeId,
     pub code_hash: String,
     /// Attempts counted so far, this one included.
     pub attempts: u32,
@@ -87,7 +88,7 @@ pub enum ChallengeSlot {
     Enrolment,
     StepUp(SessionId),
     /// A payment challenge's code (by the challenge's id).
-    Payment(String),
+    Payment(ChallengeId),
 }
 
 /// The result of starting a payment challenge.
@@ -108,7 +109,7 @@ pub struct PaymentOutcome {
     /// `VERIFIED` (with its proof) or `DECLINED`.
     pub verified: Option<PaymentProof>,
     /// The code's challenge id, consumed with it (SMS).
-    pub consume_code: Option<String>,
+    pub consume_code: Option<ChallengeId>,
     /// Settles only while the Authy factor is `ACTIVE` (push: unlinking voids it).
     pub require_authy: bool,
 }
@@ -139,7 +140,7 @@ pub struct StepUpGrant {
     /// Until when the session counts as stepped up.
     pub until: i64,
     /// The challenge that proved it.
-    pub challenge_id: String,
+    pub challenge_id: ChallengeId,
     /// The verification attempt (SMS) or the provider request (push) that proved it.
     pub verified_by: String,
 }
@@ -150,9 +151,9 @@ pub enum PushPurpose {
     /// A push factor's enrolment.
     Enrolment,
     /// A step-up challenge (its id).
-    StepUp(String),
+    StepUp(ChallengeId),
     /// A payment challenge (its id).
-    Payment(String),
+    Payment(ChallengeId),
 }
 
 /// Whose approval request this is, and what for (the provider's callback).
@@ -165,7 +166,7 @@ pub struct PushRequest {
 /// A push enrolment request waiting for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingPush {
-    pub phone_hash: String,
+    pub phone_hash: PhoneHash,
     pub authy_id: Option<String>,
     pub request_id: String,
 }
@@ -264,9 +265,9 @@ pub trait SmsEnrolments: Send + Sync {
     async fn activate_sms_factor(
         &self,
         user: &UserKey,
-        challenge_id: &str,
-        phone_hash: &str,
-        attempt_id: &str,
+        challenge_id: &ChallengeId,
+        phone_hash: &PhoneHash,
+        attempt_id: &AttemptId,
         now: i64,
     ) -> Result<bool, StoreError>;
 }
@@ -279,7 +280,7 @@ pub trait Codes: Send + Sync {
     async fn abandon_sms_challenge(
         &self,
         user: &UserKey,
-        challenge_id: &str,
+        challenge_id: &ChallengeId,
         counters: &[LimitCounter],
     ) -> Result<(), StoreError> {
         self.abandon_challenge(user, &ChallengeSlot::Enrolment, challenge_id, counters)
@@ -294,8 +295,8 @@ pub trait Codes: Send + Sync {
     async fn count_sms_attempt(
         &self,
         user: &UserKey,
-        phone_hash: &str,
-        attempt_id: &str,
+        phone_hash: &PhoneHash,
+        attempt_id: &AttemptId,
         now: i64,
     ) -> Result<AttemptOutcome, StoreError> {
         self.count_attempt(user, &ChallengeSlot::Enrolment, phone_hash, attempt_id, now)
@@ -307,8 +308,8 @@ pub trait Codes: Send + Sync {
         &self,
         user: &UserKey,
         slot: &ChallengeSlot,
-        phone_hash: &str,
-        attempt_id: &str,
+        phone_hash: &PhoneHash,
+        attempt_id: &AttemptId,
         now: i64,
     ) -> Result<AttemptOutcome, StoreError>;
 
@@ -317,7 +318,7 @@ pub trait Codes: Send + Sync {
         &self,
         user: &UserKey,
         slot: &ChallengeSlot,
-        challenge_id: &str,
+        challenge_id: &ChallengeId,
         counters: &[LimitCounter],
     ) -> Result<(), StoreError>;
 }
@@ -423,7 +424,7 @@ pub trait StepUps: Send + Sync {
         &self,
         user: &UserKey,
         session: &SessionId,
-        challenge_id: &str,
+        challenge_id: &ChallengeId,
         grant: &StepUpGrant,
     ) -> Result<bool, StoreError>;
 
@@ -446,7 +447,7 @@ pub trait StepUps: Send + Sync {
     async fn get_push_challenge(
         &self,
         user: &UserKey,
-        id: &str,
+        id: &ChallengeId,
     ) -> Result<Option<PushChallenge>, StoreError>;
 
     /// Settles a pending, unexpired push challenge while the Authy factor is `ACTIVE`:
@@ -461,7 +462,11 @@ pub trait StepUps: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Marks a pending challenge `EXPIRED`; `false` when it was no longer pending.
-    async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError>;
+    async fn expire_push_challenge(
+        &self,
+        user: &UserKey,
+        id: &ChallengeId,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Payment challenges.
@@ -478,7 +483,7 @@ pub trait Payments: Send + Sync {
     async fn get_payment(
         &self,
         user: &UserKey,
-        id: &str,
+        id: &ChallengeId,
     ) -> Result<Option<PaymentChallenge>, StoreError>;
 
     /// Starts a payment challenge, atomically: only if the reference is free (or still held
@@ -490,7 +495,7 @@ pub trait Payments: Send + Sync {
         user: &UserKey,
         challenge: &PaymentChallenge,
         code: Option<&NewChallenge>,
-        replaces: Option<&str>,
+        replaces: Option<&ChallengeId>,
         counters: &[LimitCounter],
         now: i64,
     ) -> Result<PaymentStart, StoreError>;
@@ -501,7 +506,7 @@ pub trait Payments: Send + Sync {
         &self,
         user: &UserKey,
         challenge: &PaymentChallenge,
-        code_id: &str,
+        code_id: &ChallengeId,
         counters: &[LimitCounter],
     ) -> Result<(), StoreError>;
 
@@ -510,7 +515,7 @@ pub trait Payments: Send + Sync {
     async fn finish_payment(
         &self,
         user: &UserKey,
-        id: &str,
+        id: &ChallengeId,
         outcome: &PaymentOutcome,
         now: i64,
     ) -> Result<bool, StoreError>;
@@ -525,7 +530,7 @@ pub trait IdempotencyRecords: Send + Sync {
         user: &UserKey,
         reference: &IdempotencyRef,
         fingerprint: &str,
-        lease_id: &str,
+        lease_id: &LeaseId,
         now: i64,
     ) -> Result<ClaimOutcome, StoreError>;
 
@@ -534,7 +539,7 @@ pub trait IdempotencyRecords: Send + Sync {
         &self,
         user: &UserKey,
         reference: &IdempotencyRef,
-        lease_id: &str,
+        lease_id: &LeaseId,
         response: &StoredResponse,
         now: i64,
     ) -> Result<(), StoreError>;
@@ -544,7 +549,7 @@ pub trait IdempotencyRecords: Send + Sync {
         &self,
         user: &UserKey,
         reference: &IdempotencyRef,
-        lease_id: &str,
+        lease_id: &LeaseId,
     ) -> Result<(), StoreError>;
 }
 

@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::{
+    domain::ids::{AttemptId, ChallengeId, LeaseId, PhoneHash},
     domain::{
         channel::Channel,
         factor::{FactorRecord, FactorStatus},
@@ -102,7 +103,7 @@ pub fn grant_key(user: &UserKey, session: &SessionId) -> Key {
     }
 }
 
-pub fn push_challenge_key(user: &UserKey, id: &str) -> Key {
+pub fn push_challenge_key(user: &UserKey, id: &ChallengeId) -> Key {
     Key {
         pk: user_partition(user),
         sk: format!("PUSHCHAL#{id}"),
@@ -450,7 +451,7 @@ pub fn delete_factor(user: &UserKey, channel: Channel) -> Write {
 // ---- SMS challenges ------------------------------------------------------------------------
 
 /// Step one's factor write: pending, unless already ACTIVE for this phone.
-pub fn mark_sms_pending(user: &UserKey, phone_hash: &str, now: i64) -> Write {
+pub fn mark_sms_pending(user: &UserKey, phone_hash: &PhoneHash, now: i64) -> Write {
     Write::new(
         factor_key(user, Channel::Sms),
         Action::Update("SET #status = :pending, #updated_at = :now".into()),
@@ -458,7 +459,7 @@ pub fn mark_sms_pending(user: &UserKey, phone_hash: &str, now: i64) -> Write {
     .names(&["status", "updated_at", "phone_hash"])
     .value(":pending", s(FactorStatus::PendingVerification.as_str()))
     .value(":active", s(FactorStatus::Active.as_str()))
-    .value(":phone", s(phone_hash))
+    .value(":phone", s(phone_hash.as_str()))
     .value(":now", n(now))
     .condition("NOT (#status = :active AND #phone_hash = :phone)")
 }
@@ -472,9 +473,9 @@ pub fn put_challenge(
     let key = challenge_key(user, slot);
     let mut item = key.to_item();
     item.insert("created_at".into(), n(now));
-    item.insert("challenge_id".into(), s(&challenge.challenge_id));
+    item.insert("challenge_id".into(), s(challenge.challenge_id.as_str()));
     item.insert("code_hash".into(), s(&challenge.code_hash));
-    item.insert("phone_hash".into(), s(&challenge.phone_hash));
+    item.insert("phone_hash".into(), s(challenge.phone_hash.as_str()));
     item.insert("attempts".into(), n(0));
     item.insert(
         "wrong_code_limit".into(),
@@ -504,11 +505,11 @@ pub fn put_step_up_challenge(
 }
 
 /// The SMS factor is `ACTIVE` for this phone (a step-up's condition).
-pub fn sms_active_for(user: &UserKey, phone_hash: &str) -> Write {
+pub fn sms_active_for(user: &UserKey, phone_hash: &PhoneHash) -> Write {
     Write::new(factor_key(user, Channel::Sms), Action::Check)
         .names(&["status", "phone_hash"])
         .value(":active", s(FactorStatus::Active.as_str()))
-        .value(":phone", s(phone_hash))
+        .value(":phone", s(phone_hash.as_str()))
         .condition("#status = :active AND #phone_hash = :phone")
 }
 
@@ -525,7 +526,7 @@ pub fn put_grant(user: &UserKey, session: &SessionId, grant: &StepUpGrant) -> Wr
     let key = grant_key(user, session);
     let mut item = key.to_item();
     item.insert("until".into(), n(grant.until));
-    item.insert("challenge_id".into(), s(&grant.challenge_id));
+    item.insert("challenge_id".into(), s(grant.challenge_id.as_str()));
     item.insert("verified_by".into(), s(&grant.verified_by));
     item.insert("ttl".into(), n(grant.until + TTL_GRACE_SECS));
     Write::new(key, Action::Put(item))
@@ -535,13 +536,13 @@ pub fn grant_from_item(item: &Item) -> Result<StepUpGrant, StoreError> {
     const OP: &str = "read step-up grant";
     Ok(StepUpGrant {
         until: get_n(item, "until", OP)?,
-        challenge_id: get_s(item, "challenge_id", OP)?,
+        challenge_id: ChallengeId::new(get_s(item, "challenge_id", OP)?),
         verified_by: get_s(item, "verified_by", OP)?,
     })
 }
 
 pub fn put_push_challenge(user: &UserKey, challenge: &PushChallenge) -> Write {
-    let key = push_challenge_key(user, &challenge.id);
+    let key = push_challenge_key(user, &ChallengeId::from(challenge.id.as_str()));
     let mut item = key.to_item();
     item.insert("session".into(), s(challenge.session.as_str()));
     item.insert("token_exp".into(), n(challenge.token_exp));
@@ -557,10 +558,10 @@ pub fn push_challenge_from_item(item: &Item) -> Result<PushChallenge, StoreError
     const OP: &str = "read push challenge";
     let sk = get_s(item, "sk", OP)?;
     Ok(PushChallenge {
-        id: sk
-            .strip_prefix("PUSHCHAL#")
-            .ok_or_else(|| corrupt(OP, "sk"))?
-            .to_owned(),
+        id: ChallengeId::new(
+            sk.strip_prefix("PUSHCHAL#")
+                .ok_or_else(|| corrupt(OP, "sk"))?,
+        ),
         session: SessionId::from_stored(get_s(item, "session", OP)?),
         token_exp: get_n(item, "token_exp", OP)?,
         lifetime_secs: u32::try_from(get_n(item, "lifetime", OP)?)
@@ -575,7 +576,7 @@ pub fn push_challenge_from_item(item: &Item) -> Result<PushChallenge, StoreError
 /// How long a payment challenge (and its proof) stays readable.
 const PAYMENT_TTL_SECS: i64 = 30 * 24 * 3_600;
 
-pub fn payment_key(user: &UserKey, id: &str) -> Key {
+pub fn payment_key(user: &UserKey, id: &ChallengeId) -> Key {
     Key {
         pk: user_partition(user),
         sk: format!("PAYCHAL#{id}"),
@@ -590,7 +591,7 @@ pub fn payment_reference_key(user: &UserKey, reference: &str) -> Key {
 }
 
 pub fn put_payment(user: &UserKey, challenge: &PaymentChallenge) -> Write {
-    let key = payment_key(user, &challenge.id);
+    let key = payment_key(user, &ChallengeId::from(challenge.id.as_str()));
     let mut item = key.to_item();
     let payment = &challenge.payment;
     item.insert("reference".into(), s(&payment.reference));
@@ -617,10 +618,10 @@ pub fn payment_from_item(item: &Item) -> Result<PaymentChallenge, StoreError> {
         _ => return Err(corrupt(OP, "value")),
     };
     Ok(PaymentChallenge {
-        id: sk
-            .strip_prefix("PAYCHAL#")
-            .ok_or_else(|| corrupt(OP, "sk"))?
-            .to_owned(),
+        id: ChallengeId::new(
+            sk.strip_prefix("PAYCHAL#")
+                .ok_or_else(|| corrupt(OP, "sk"))?,
+        ),
         payment: Payment {
             reference: get_s(item, "reference", OP)?,
             currency: get_s(item, "currency", OP)?,
@@ -644,40 +645,44 @@ pub fn payment_from_item(item: &Item) -> Result<PaymentChallenge, StoreError> {
 pub fn take_payment_reference(
     user: &UserKey,
     reference: &str,
-    challenge_id: &str,
-    replaces: Option<&str>,
+    challenge_id: &ChallengeId,
+    replaces: Option<&ChallengeId>,
     now: i64,
 ) -> Write {
     let key = payment_reference_key(user, reference);
     let mut item = key.to_item();
-    item.insert("challenge_id".into(), s(challenge_id));
+    item.insert("challenge_id".into(), s(challenge_id.as_str()));
     item.insert("ttl".into(), n(now + PAYMENT_TTL_SECS));
     let write = Write::new(key, Action::Put(item)).names(&["pk"]);
     match replaces {
         None => write.condition("attribute_not_exists(#pk)"),
         Some(previous) => write
             .names(&["challenge_id"])
-            .value(":previous", s(previous))
+            .value(":previous", s(previous.as_str()))
             .condition("attribute_not_exists(#pk) OR #challenge_id = :previous"),
     }
 }
 
 /// Releases a payment reference, if still held by this challenge.
-pub fn release_payment_reference(user: &UserKey, reference: &str, challenge_id: &str) -> Write {
+pub fn release_payment_reference(
+    user: &UserKey,
+    reference: &str,
+    challenge_id: &ChallengeId,
+) -> Write {
     Write::new(payment_reference_key(user, reference), Action::Delete)
         .names(&["challenge_id"])
-        .value(":challenge", s(challenge_id))
+        .value(":challenge", s(challenge_id.as_str()))
         .condition("#challenge_id = :challenge")
 }
 
-pub fn delete_payment(user: &UserKey, id: &str) -> Write {
+pub fn delete_payment(user: &UserKey, id: &ChallengeId) -> Write {
     Write::new(payment_key(user, id), Action::Delete)
 }
 
 /// Ends a pending, unexpired payment challenge: verified (with its proof) or declined.
 pub fn finish_payment(
     user: &UserKey,
-    id: &str,
+    id: &ChallengeId,
     proof: Option<&crate::store::PaymentProof>,
     now: i64,
 ) -> Write {
@@ -702,7 +707,12 @@ pub fn finish_payment(
 }
 
 /// Settles a pending, unexpired push challenge.
-pub fn settle_push_challenge(user: &UserKey, id: &str, status: ChallengeStatus, now: i64) -> Write {
+pub fn settle_push_challenge(
+    user: &UserKey,
+    id: &ChallengeId,
+    status: ChallengeStatus,
+    now: i64,
+) -> Write {
     Write::new(
         push_challenge_key(user, id),
         Action::Update("SET #status = :status".into()),
@@ -715,7 +725,7 @@ pub fn settle_push_challenge(user: &UserKey, id: &str, status: ChallengeStatus, 
 }
 
 /// Marks a pending push challenge expired.
-pub fn expire_push_challenge(user: &UserKey, id: &str) -> Write {
+pub fn expire_push_challenge(user: &UserKey, id: &ChallengeId) -> Write {
     Write::new(
         push_challenge_key(user, id),
         Action::Update("SET #status = :expired".into()),
@@ -735,16 +745,16 @@ pub fn expire_push_challenge(user: &UserKey, id: &str) -> Write {
 pub fn count_attempt(
     user: &UserKey,
     slot: &ChallengeSlot,
-    phone_hash: &str,
+    phone_hash: &PhoneHash,
+    attempt_id: &AttemptId,
     now: i64,
-    attempt_id: &str,
 ) -> Write {
     Write::new(challenge_key(user, slot), Action::Update("ADD #attempts :one SET #last_attempt = :attempt".into()))
         .names(&["pk", "attempts", "wrong_code_limit", "expires_at", "phone_hash", "last_attempt"])
         .value(":one", n(1))
-        .value(":phone", s(phone_hash))
+        .value(":phone", s(phone_hash.as_str()))
         .value(":now", n(now))
-        .value(":attempt", s(attempt_id))
+        .value(":attempt", s(attempt_id.as_str()))
         .condition(
             "attribute_exists(#pk) AND #phone_hash = :phone AND #attempts < #wrong_code_limit \
              AND #expires_at > :now AND (attribute_not_exists(#last_attempt) OR #last_attempt <> :attempt)",
@@ -752,14 +762,19 @@ pub fn count_attempt(
 }
 
 /// Consumes the challenge if it is still this one.
-pub fn delete_challenge(user: &UserKey, slot: &ChallengeSlot, challenge_id: &str) -> Write {
+pub fn delete_challenge(user: &UserKey, slot: &ChallengeSlot, challenge_id: &ChallengeId) -> Write {
     Write::new(challenge_key(user, slot), Action::Delete)
         .names(&["challenge_id"])
-        .value(":challenge", s(challenge_id))
+        .value(":challenge", s(challenge_id.as_str()))
         .condition("#challenge_id = :challenge")
 }
 
-pub fn activate_sms(user: &UserKey, phone_hash: &str, attempt_id: &str, now: i64) -> Write {
+pub fn activate_sms(
+    user: &UserKey,
+    phone_hash: &PhoneHash,
+    attempt_id: &AttemptId,
+    now: i64,
+) -> Write {
     Write::new(
         factor_key(user, Channel::Sms),
         Action::Update(
@@ -769,18 +784,18 @@ pub fn activate_sms(user: &UserKey, phone_hash: &str, attempt_id: &str, now: i64
     )
     .names(&["status", "phone_hash", "verified_by", "updated_at"])
     .value(":active", s(FactorStatus::Active.as_str()))
-    .value(":phone", s(phone_hash))
-    .value(":attempt", s(attempt_id))
+    .value(":phone", s(phone_hash.as_str()))
+    .value(":attempt", s(attempt_id.as_str()))
     .value(":now", n(now))
 }
 
 pub fn challenge_from_item(item: &Item) -> Result<ChallengeItem, StoreError> {
     const OP: &str = "read challenge";
     Ok(ChallengeItem {
-        last_attempt: opt_s(item, "last_attempt"),
-        challenge_id: get_s(item, "challenge_id", OP)?,
+        last_attempt: opt_s(item, "last_attempt").map(AttemptId::new),
+        challenge_id: ChallengeId::new(get_s(item, "challenge_id", OP)?),
         code_hash: get_s(item, "code_hash", OP)?,
-        phone_hash: get_s(item, "phone_hash", OP)?,
+        phone_hash: PhoneHash::new(get_s(item, "phone_hash", OP)?),
         attempts: u32::try_from(get_n(item, "attempts", OP)?)
             .map_err(|_| corrupt(OP, "attempts"))?,
         wrong_code_limit: u32::try_from(get_n(item, "wrong_code_limit", OP)?)
@@ -793,10 +808,10 @@ pub fn challenge_from_item(item: &Item) -> Result<ChallengeItem, StoreError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeItem {
     /// The id of the request that counted the last attempt.
-    pub last_attempt: Option<String>,
-    pub challenge_id: String,
+    pub last_attempt: Option<AttemptId>,
+    pub challenge_id: ChallengeId,
     pub code_hash: String,
-    pub phone_hash: String,
+    pub phone_hash: PhoneHash,
     pub attempts: u32,
     pub wrong_code_limit: u32,
     pub expires_at: i64,
@@ -851,7 +866,7 @@ pub fn set_push_pending(user: &UserKey, pending: &PendingPush, now: i64) -> Writ
         ])
         .value(":pending", s(FactorStatus::PendingVerification.as_str()))
         .value(":active", s(FactorStatus::Active.as_str()))
-        .value(":phone", s(&pending.phone_hash))
+        .value(":phone", s(pending.phone_hash.as_str()))
         .value(":request", s(&pending.request_id))
         .value(":now", n(now))
         .condition("attribute_not_exists(#pk) OR #status <> :active");
@@ -878,10 +893,10 @@ pub fn put_push_request(
     match purpose {
         PushPurpose::Enrolment => {}
         PushPurpose::StepUp(challenge_id) => {
-            item.insert("challenge_id".into(), s(challenge_id));
+            item.insert("challenge_id".into(), s(challenge_id.as_str()));
         }
         PushPurpose::Payment(payment_id) => {
-            item.insert("payment_id".into(), s(payment_id));
+            item.insert("payment_id".into(), s(payment_id.as_str()));
         }
     }
     item.insert("ttl".into(), n(now + PUSH_REQUEST_TTL_SECS));
@@ -962,8 +977,8 @@ pub fn push_request_from_item(item: &Item) -> Result<PushRequest, StoreError> {
             credential_id: get_s(item, "credential_id", "find_push_request")?,
         },
         purpose: match (opt_s(item, "challenge_id"), opt_s(item, "payment_id")) {
-            (Some(id), _) => PushPurpose::StepUp(id),
-            (None, Some(id)) => PushPurpose::Payment(id),
+            (Some(id), _) => PushPurpose::StepUp(ChallengeId::new(id)),
+            (None, Some(id)) => PushPurpose::Payment(ChallengeId::new(id)),
             (None, None) => PushPurpose::Enrolment,
         },
     })
@@ -991,12 +1006,12 @@ pub fn claim_idempotency(
     user: &UserKey,
     reference: &IdempotencyRef,
     fingerprint: &str,
-    lease_id: &str,
+    lease_id: &LeaseId,
     now: i64,
 ) -> Write {
     let mut item = idempotency_key(user, reference).to_item();
     item.insert("fingerprint".into(), s(fingerprint));
-    item.insert("lease_id".into(), s(lease_id));
+    item.insert("lease_id".into(), s(lease_id.as_str()));
     item.insert("expires_at".into(), n(now + LEASE_SECS));
     item.insert("ttl".into(), n(now + LEASE_SECS + TTL_GRACE_SECS));
     Write::new(idempotency_key(user, reference), Action::Put(item))
@@ -1008,7 +1023,7 @@ pub fn claim_idempotency(
 pub fn complete_idempotency(
     user: &UserKey,
     reference: &IdempotencyRef,
-    lease_id: &str,
+    lease_id: &LeaseId,
     response: &StoredResponse,
     now: i64,
 ) -> Write {
@@ -1023,14 +1038,18 @@ pub fn complete_idempotency(
     .value(":body", s(&response.body))
     .value(":expires", n(now + KEEP_SECS))
     .value(":ttl", n(now + KEEP_SECS + TTL_GRACE_SECS))
-    .value(":lease", s(lease_id))
+    .value(":lease", s(lease_id.as_str()))
     .condition("#lease_id = :lease")
 }
 
-pub fn release_idempotency(user: &UserKey, reference: &IdempotencyRef, lease_id: &str) -> Write {
+pub fn release_idempotency(
+    user: &UserKey,
+    reference: &IdempotencyRef,
+    lease_id: &LeaseId,
+) -> Write {
     Write::new(idempotency_key(user, reference), Action::Delete)
         .names(&["lease_id"])
-        .value(":lease", s(lease_id))
+        .value(":lease", s(lease_id.as_str()))
         .condition("#lease_id = :lease")
 }
 
@@ -1290,7 +1309,10 @@ mod tests {
             ("delete_programme_key", delete_programme_key("hash")),
             ("put_factor", put_factor(&u, &factor)),
             ("delete_factor", delete_factor(&u, Channel::Authy)),
-            ("mark_sms_pending", mark_sms_pending(&u, "p", 0)),
+            (
+                "mark_sms_pending",
+                mark_sms_pending(&u, &PhoneHash::from("p"), 0),
+            ),
             (
                 "put_challenge",
                 put_challenge(&u, &ChallengeSlot::Enrolment, &challenge, 0),
@@ -1299,19 +1321,25 @@ mod tests {
                 "put_step_up_challenge",
                 put_step_up_challenge(&u, &session(), &challenge, 100),
             ),
-            ("sms_active_for", sms_active_for(&u, "p")),
+            ("sms_active_for", sms_active_for(&u, &PhoneHash::from("p"))),
             ("authy_active", authy_active(&u)),
             (
                 "count_attempt",
-                count_attempt(&u, &ChallengeSlot::Enrolment, "p", 0, "a"),
+                count_attempt(&u, &ChallengeSlot::Enrolment, &"p".into(), &"a".into(), 0),
             ),
             (
                 "count_attempt (step-up)",
-                count_attempt(&u, &ChallengeSlot::StepUp(session()), "p", 0, "a"),
+                count_attempt(
+                    &u,
+                    &ChallengeSlot::StepUp(session()),
+                    &"p".into(),
+                    &"a".into(),
+                    0,
+                ),
             ),
             (
                 "delete_challenge",
-                delete_challenge(&u, &ChallengeSlot::Enrolment, "c"),
+                delete_challenge(&u, &ChallengeSlot::Enrolment, &ChallengeId::from("c")),
             ),
             ("put_grant", put_grant(&u, &session(), &grant())),
             (
@@ -1320,23 +1348,32 @@ mod tests {
             ),
             (
                 "settle_push_challenge",
-                settle_push_challenge(&u, "c", ChallengeStatus::Verified, 0),
+                settle_push_challenge(&u, &ChallengeId::from("c"), ChallengeStatus::Verified, 0),
             ),
-            ("expire_push_challenge", expire_push_challenge(&u, "c")),
+            (
+                "expire_push_challenge",
+                expire_push_challenge(&u, &ChallengeId::from("c")),
+            ),
             ("put_payment", put_payment(&u, &payment())),
             (
                 "take_payment_reference (new)",
-                take_payment_reference(&u, "r", "c", None, 0),
+                take_payment_reference(&u, "r", &ChallengeId::from("c"), None, 0),
             ),
             (
                 "take_payment_reference (replacing)",
-                take_payment_reference(&u, "r", "c", Some("b"), 0),
+                take_payment_reference(
+                    &u,
+                    "r",
+                    &ChallengeId::from("c"),
+                    Some(&ChallengeId::from("b")),
+                    0,
+                ),
             ),
             (
                 "finish_payment (verified)",
                 finish_payment(
                     &u,
-                    "c",
+                    &ChallengeId::from("c"),
                     Some(&crate::store::PaymentProof {
                         proof: "p".into(),
                         verified_by: "a".into(),
@@ -1346,14 +1383,20 @@ mod tests {
             ),
             (
                 "finish_payment (declined)",
-                finish_payment(&u, "c", None, 0),
+                finish_payment(&u, &ChallengeId::from("c"), None, 0),
             ),
             (
                 "release_payment_reference",
-                release_payment_reference(&u, "r", "c"),
+                release_payment_reference(&u, "r", &ChallengeId::from("c")),
             ),
-            ("delete_payment", delete_payment(&u, "c")),
-            ("activate_sms", activate_sms(&u, "p", "a", 0)),
+            (
+                "delete_payment",
+                delete_payment(&u, &ChallengeId::from("c")),
+            ),
+            (
+                "activate_sms",
+                activate_sms(&u, &"p".into(), &"a".into(), 0),
+            ),
             ("consume_counter", consume_counter(&counter)),
             ("consume_push_counter", consume_counter(&push_counter)),
             ("refund_counter", refund_counter(&counter)),
@@ -1380,15 +1423,15 @@ mod tests {
             ),
             (
                 "claim_idempotency",
-                claim_idempotency(&u, &reference(), "f", "l", 0),
+                claim_idempotency(&u, &reference(), "f", &LeaseId::from("l"), 0),
             ),
             (
                 "complete_idempotency",
-                complete_idempotency(&u, &reference(), "l", &response, 0),
+                complete_idempotency(&u, &reference(), &LeaseId::from("l"), &response, 0),
             ),
             (
                 "release_idempotency",
-                release_idempotency(&u, &reference(), "l"),
+                release_idempotency(&u, &reference(), &LeaseId::from("l")),
             ),
         ]
     }
@@ -1542,7 +1585,8 @@ mod tests {
             panic!()
         };
         assert_eq!(programme_from_item(&item).unwrap(), programme);
-        let Action::Put(mut item) = claim_idempotency(&user(), &reference(), "f", "l", 10).action
+        let Action::Put(mut item) =
+            claim_idempotency(&user(), &reference(), "f", &LeaseId::from("l"), 10).action
         else {
             panic!()
         };

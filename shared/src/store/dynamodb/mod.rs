@@ -41,6 +41,7 @@ use crate::domain::{
     channel::Channel,
     factor::FactorRecord,
     idempotency::IdempotencyRef,
+    ids::{AttemptId, ChallengeId, LeaseId, PhoneHash},
     payment::PaymentChallenge,
     programme::Programme,
     send_limits::LimitCounter,
@@ -569,9 +570,9 @@ impl SmsEnrolments for DynamoStore {
     async fn activate_sms_factor(
         &self,
         user: &UserKey,
-        challenge_id: &str,
-        phone_hash: &str,
-        attempt_id: &str,
+        challenge_id: &ChallengeId,
+        phone_hash: &PhoneHash,
+        attempt_id: &AttemptId,
         now: i64,
     ) -> Result<bool, StoreError> {
         let writes = vec![
@@ -584,7 +585,7 @@ impl SmsEnrolments for DynamoStore {
         // Refused: by a concurrent request, or by our own first try, committed, whose answer
         // was lost (DynamoDB also dedupes the SDK's resend by its ClientRequestToken).
         let factor = self.get_factor(user, Channel::Sms).await?;
-        Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id)))
+        Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id.as_str())))
     }
 }
 
@@ -594,7 +595,7 @@ impl Codes for DynamoStore {
         &self,
         user: &UserKey,
         slot: &ChallengeSlot,
-        challenge_id: &str,
+        challenge_id: &ChallengeId,
         counters: &[LimitCounter],
     ) -> Result<(), StoreError> {
         self.write(
@@ -610,8 +611,8 @@ impl Codes for DynamoStore {
         &self,
         user: &UserKey,
         slot: &ChallengeSlot,
-        phone_hash: &str,
-        attempt_id: &str,
+        phone_hash: &PhoneHash,
+        attempt_id: &AttemptId,
         now: i64,
     ) -> Result<AttemptOutcome, StoreError> {
         const OP: &str = "count_sms_attempt";
@@ -626,7 +627,7 @@ impl Codes for DynamoStore {
         let refused = match self
             .write(
                 OP,
-                items::count_attempt(user, slot, phone_hash, now, attempt_id),
+                items::count_attempt(user, slot, phone_hash, attempt_id, now),
                 Returns::New,
             )
             .await?
@@ -645,10 +646,10 @@ impl Codes for DynamoStore {
             return Ok(AttemptOutcome::NoChallenge);
         };
         let challenge = items::challenge_from_item(&item)?;
-        if challenge.phone_hash != phone_hash {
+        if challenge.phone_hash != *phone_hash {
             return Ok(AttemptOutcome::NoChallenge);
         }
-        if challenge.last_attempt.as_deref() == Some(attempt_id) && now < challenge.expires_at {
+        if challenge.last_attempt.as_ref() == Some(attempt_id) && now < challenge.expires_at {
             // Our own attempt, counted by a first try whose answer was lost: not again. Only
             // for the same phone and while the challenge lives, like any other attempt.
             return Ok(counted(challenge));
@@ -834,7 +835,7 @@ impl StepUps for DynamoStore {
         &self,
         user: &UserKey,
         session: &SessionId,
-        challenge_id: &str,
+        challenge_id: &ChallengeId,
         grant: &StepUpGrant,
     ) -> Result<bool, StoreError> {
         let writes = vec![
@@ -895,7 +896,7 @@ impl StepUps for DynamoStore {
     async fn get_push_challenge(
         &self,
         user: &UserKey,
-        id: &str,
+        id: &ChallengeId,
     ) -> Result<Option<PushChallenge>, StoreError> {
         self.get(
             "get_push_challenge",
@@ -931,7 +932,11 @@ impl StepUps for DynamoStore {
             .is_ok())
     }
 
-    async fn expire_push_challenge(&self, user: &UserKey, id: &str) -> Result<bool, StoreError> {
+    async fn expire_push_challenge(
+        &self,
+        user: &UserKey,
+        id: &ChallengeId,
+    ) -> Result<bool, StoreError> {
         Ok(matches!(
             self.write(
                 "expire_push_challenge",
@@ -958,14 +963,14 @@ impl Payments for DynamoStore {
         else {
             return Ok(None);
         };
-        let id = items::get_s(&item, "challenge_id", OP)?;
+        let id = ChallengeId::new(items::get_s(&item, "challenge_id", OP)?);
         self.get_payment(user, &id).await
     }
 
     async fn get_payment(
         &self,
         user: &UserKey,
-        id: &str,
+        id: &ChallengeId,
     ) -> Result<Option<PaymentChallenge>, StoreError> {
         self.get("get_payment", &items::payment_key(user, id), true)
             .await?
@@ -978,7 +983,7 @@ impl Payments for DynamoStore {
         user: &UserKey,
         challenge: &PaymentChallenge,
         code: Option<&NewChallenge>,
-        replaces: Option<&str>,
+        replaces: Option<&ChallengeId>,
         counters: &[LimitCounter],
         now: i64,
     ) -> Result<PaymentStart, StoreError> {
@@ -1024,7 +1029,7 @@ impl Payments for DynamoStore {
         &self,
         user: &UserKey,
         challenge: &PaymentChallenge,
-        code_id: &str,
+        code_id: &ChallengeId,
         counters: &[LimitCounter],
     ) -> Result<(), StoreError> {
         const OP: &str = "abandon_payment";
@@ -1052,7 +1057,7 @@ impl Payments for DynamoStore {
     async fn finish_payment(
         &self,
         user: &UserKey,
-        id: &str,
+        id: &ChallengeId,
         outcome: &PaymentOutcome,
         now: i64,
     ) -> Result<bool, StoreError> {
@@ -1083,7 +1088,7 @@ impl IdempotencyRecords for DynamoStore {
         user: &UserKey,
         reference: &IdempotencyRef,
         fingerprint: &str,
-        lease_id: &str,
+        lease_id: &LeaseId,
         now: i64,
     ) -> Result<ClaimOutcome, StoreError> {
         const OP: &str = "claim_idempotency";
@@ -1098,7 +1103,7 @@ impl IdempotencyRecords for DynamoStore {
             return Ok(ClaimOutcome::InProgress);
         };
         let record = items::idempotency_from_item(&record)?;
-        if record.lease_id.as_deref() == Some(lease_id) {
+        if record.lease_id.as_deref() == Some(lease_id.as_str()) {
             // Our own claim, written by a first try whose answer was lost.
             return Ok(ClaimOutcome::Claimed);
         }
@@ -1116,7 +1121,7 @@ impl IdempotencyRecords for DynamoStore {
         &self,
         user: &UserKey,
         reference: &IdempotencyRef,
-        lease_id: &str,
+        lease_id: &LeaseId,
         response: &StoredResponse,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -1130,7 +1135,7 @@ impl IdempotencyRecords for DynamoStore {
         &self,
         user: &UserKey,
         reference: &IdempotencyRef,
-        lease_id: &str,
+        lease_id: &LeaseId,
     ) -> Result<(), StoreError> {
         self.write(
             "release_idempotency",
