@@ -1,10 +1,7 @@
 //! The channels a factor can live on, and how each route's `{channel}` path parameter parses.
 
-use serde::{Deserialize, Serialize};
-
 /// One kind of additional factor. The listing order is the declaration order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Channel {
     /// SMS one-time passwords (`type` `OTP`).
     Sms,

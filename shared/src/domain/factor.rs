@@ -5,12 +5,9 @@
 //! carries another phone (a SIM swap or a changed number must not inherit the old factor). A
 //! token without `phone_number` sees the stored status.
 
-use serde::{Deserialize, Serialize};
-
 use super::{channel::Channel, phone::TokenPhone};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FactorStatus {
     PendingVerification,
     Active,

@@ -26,7 +26,7 @@ struct ProgrammeDocument {
     sandbox: bool,
     #[serde(default)]
     disabled: bool,
-    #[serde(default = "all_channels")]
+    #[serde(default = "all_channels", with = "channels")]
     enabled_channels: Vec<Channel>,
     #[serde(
         default = "default_wrong_code_limit",
@@ -105,6 +105,27 @@ fn default_step_up_max_age() -> u32 {
 
 fn default_step_up_lifetime() -> u32 {
     DEFAULT_STEP_UP_LIFETIME_SECS
+}
+
+/// Channels by their contract names (`"SMS"`, `"AUTHY"`, `"BIOMETRIC"`).
+mod channels {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use crate::domain::channel::Channel;
+
+    pub fn serialize<S: Serializer>(channels: &[Channel], writer: S) -> Result<S::Ok, S::Error> {
+        writer.collect_seq(channels.iter().map(|c| c.as_str()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(reader: D) -> Result<Vec<Channel>, D::Error> {
+        Vec::<String>::deserialize(reader)?
+            .iter()
+            .map(|name| {
+                Channel::parse_among(name, &Channel::ALL)
+                    .ok_or_else(|| D::Error::custom(format!("unknown channel {name:?}")))
+            })
+            .collect()
+    }
 }
 
 /// A programme's settings from their JSON document.
@@ -187,5 +208,7 @@ mod tests {
         );
         assert_eq!(parse(&json).unwrap(), p);
         assert!(parse(&format!("{json} trailing")).is_err());
+        assert!(json.contains(r#""enabledChannels":["SMS","AUTHY","BIOMETRIC"]"#), "{json}");
+        assert!(parse(r#"{"id": "p1", "enabledChannels": ["SMS", "FAX"]}"#).is_err());
     }
 }
