@@ -343,10 +343,10 @@ fn no_function_can_write_a_programme_item() {
     );
     // ...and the store's programme items really live under that prefix, and the registry
     // in that partition.
-    use additional_factors::store::dynamodb::items;
-    assert!(items::programme_key("h").pk.starts_with("PROGRAMME#"));
-    assert_eq!(items::registry_programme_key("p").pk, "PROGRAMMES");
-    assert_eq!(items::registry_api_key_key("p", "k").pk, "PROGRAMMES");
+    use additional_factors::store::dynamodb::schema;
+    assert!(schema::programme_key("h").pk.starts_with("PROGRAMME#"));
+    assert_eq!(schema::registry_programme_key("p").pk, "PROGRAMMES");
+    assert_eq!(schema::registry_api_key_key("p", "k").pk, "PROGRAMMES");
 }
 
 #[test]

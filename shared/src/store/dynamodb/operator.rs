@@ -1,13 +1,19 @@
 //! The operator's tasks on the table (`factors-admin`): programmes and their api keys, kept in
-//! the registry partition (`items::REGISTRY_PK`) so that no command scans the table. No
+//! the registry partition (`schema::REGISTRY_PK`) so that no command scans the table. No
 //! function calls these: they are not on the `Store` port, and no function's IAM policy allows
 //! a write to a programme item (template test `no_function_can_write_a_programme_item`).
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+
 use super::{
-    items::{self, Registration},
-    unavailable, DynamoStore,
+    executor::{build_error, unavailable},
+    schema::{self, Registration},
+    DynamoStore, TTL_ATTRIBUTE,
 };
 use crate::{domain::programme::Programme, store::StoreError};
 
@@ -49,9 +55,9 @@ impl DynamoStore {
         key: &ApiKeyRecord,
     ) -> Result<(), OperatorError> {
         let writes = vec![
-            items::register_programme(programme, Registration::New)?,
-            items::register_api_key(&programme.id, key),
-            items::put_programme_for_key(&key.api_key_hash, &key.key_id, programme)?,
+            schema::register_programme(programme, Registration::New)?,
+            schema::register_api_key(&programme.id, key),
+            schema::put_programme_for_key(&key.api_key_hash, &key.key_id, programme)?,
         ];
         match self.transact("create_programme", writes).await? {
             Ok(()) => Ok(()),
@@ -61,10 +67,10 @@ impl DynamoStore {
 
     /// Every programme's settings, from the registry.
     pub async fn registered_programmes(&self) -> Result<Vec<Programme>, StoreError> {
-        self.query_registry(items::REGISTRY_PROGRAMME)
+        self.query_registry(schema::REGISTRY_PROGRAMME)
             .await?
             .iter()
-            .map(items::programme_from_item)
+            .map(schema::programme_from_item)
             .collect()
     }
 
@@ -72,20 +78,20 @@ impl DynamoStore {
     pub async fn registered_programme(&self, id: &str) -> Result<Option<Programme>, StoreError> {
         self.get(
             "registered_programme",
-            &items::registry_programme_key(id),
+            &schema::registry_programme_key(id),
             true,
         )
         .await?
-        .map(|item| items::programme_from_item(&item))
+        .map(|item| schema::programme_from_item(&item))
         .transpose()
     }
 
     /// A programme's api keys (ids and hashes).
     pub async fn api_keys(&self, programme_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.query_registry(&items::registry_api_keys_prefix(programme_id))
+        self.query_registry(&schema::registry_api_keys_prefix(programme_id))
             .await?
             .iter()
-            .map(items::api_key_from_item)
+            .map(schema::api_key_from_item)
             .collect()
     }
 
@@ -104,9 +110,9 @@ impl DynamoStore {
             return Err(OperatorError::TooManyKeys(MAX_API_KEYS));
         }
         let writes = vec![
-            items::programme_registered(programme_id),
-            items::register_api_key(programme_id, key),
-            items::put_programme_for_key(&key.api_key_hash, &key.key_id, &programme)?,
+            schema::programme_registered(programme_id),
+            schema::register_api_key(programme_id, key),
+            schema::put_programme_for_key(&key.api_key_hash, &key.key_id, &programme)?,
         ];
         match self.transact("add_api_key", writes).await? {
             Ok(()) => Ok(()),
@@ -134,8 +140,8 @@ impl DynamoStore {
             return Err(OperatorError::LastKey(key_id.to_owned()));
         }
         let writes = vec![
-            items::unregister_api_key(programme_id, key_id),
-            items::delete_programme_key(&key.api_key_hash),
+            schema::unregister_api_key(programme_id, key_id),
+            schema::delete_programme_key(&key.api_key_hash),
         ];
         match self.transact("revoke_api_key", writes).await? {
             Ok(()) => Ok(()),
@@ -146,12 +152,12 @@ impl DynamoStore {
     /// Replaces a programme's settings, and every api key's copy of them, in one transaction.
     pub async fn update_programme(&self, programme: &Programme) -> Result<(), OperatorError> {
         let keys = self.api_keys(&programme.id).await?;
-        let mut writes = vec![items::register_programme(
+        let mut writes = vec![schema::register_programme(
             programme,
             Registration::Existing,
         )?];
         for key in &keys {
-            writes.push(items::put_programme_for_key(
+            writes.push(schema::put_programme_for_key(
                 &key.api_key_hash,
                 &key.key_id,
                 programme,
@@ -177,7 +183,7 @@ impl DynamoStore {
         }
         let mut added = Vec::new();
         for (id, (programme, hashes)) in by_id {
-            let mut writes = vec![items::register_programme(&programme, Registration::New)?];
+            let mut writes = vec![schema::register_programme(&programme, Registration::New)?];
             for hash in &hashes {
                 let key = ApiKeyRecord {
                     // The hash's first 8 characters: stable, and not the key.
@@ -185,8 +191,12 @@ impl DynamoStore {
                     api_key_hash: hash.clone(),
                     created_at: now,
                 };
-                writes.push(items::register_api_key(&id, &key));
-                writes.push(items::put_programme_for_key(hash, &key.key_id, &programme)?);
+                writes.push(schema::register_api_key(&id, &key));
+                writes.push(schema::put_programme_for_key(
+                    hash,
+                    &key.key_id,
+                    &programme,
+                )?);
             }
             if self
                 .transact("register_legacy_programme", writes)
@@ -201,13 +211,13 @@ impl DynamoStore {
     }
 
     /// The registry items whose sort key starts with `prefix`.
-    async fn query_registry(&self, prefix: &str) -> Result<Vec<items::Item>, StoreError> {
+    async fn query_registry(&self, prefix: &str) -> Result<Vec<schema::Item>, StoreError> {
         const OP: &str = "query_registry";
         let mut found = Vec::new();
         let mut start = None;
         loop {
             self.count();
-            let query = items::registry_query(prefix);
+            let query = schema::registry_query(prefix);
             let page = self
                 .client
                 .query()
@@ -221,6 +231,94 @@ impl DynamoStore {
                 .await
                 .map_err(|e| unavailable(OP, e))?;
             found.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+}
+
+impl DynamoStore {
+    /// Creates the table (on-demand, `pk`/`sk` strings, TTL on `ttl`) unless it exists.
+    /// For local servers and the operator tool; production tables come from `template.yaml`.
+    pub async fn create_table_if_missing(&self) -> Result<bool, StoreError> {
+        const OP: &str = "create_table";
+        if self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(false);
+        }
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| build_error(OP, e))
+        };
+        let key = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(|e| build_error(OP, e))
+        };
+        self.client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute("pk")?)
+            .attribute_definitions(attribute("sk")?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .send()
+            .await
+            .map_err(|e| unavailable(OP, e))?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .build()
+                    .map_err(|e| build_error(OP, e))?,
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable(OP, e))?;
+        Ok(true)
+    }
+
+    /// Every programme in the table, with its api key hash: a scan, made only by the one-time
+    /// `operator::register_legacy_programmes`.
+    pub(super) async fn scan_programmes(&self) -> Result<Vec<(String, Programme)>, StoreError> {
+        const OP: &str = "scan_programmes";
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            self.count();
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#sk = :sk")
+                .expression_attribute_names("#sk", "sk")
+                .expression_attribute_values(":sk", schema::s("PROGRAMME"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable(OP, e))?;
+            for item in page.items() {
+                let pk = schema::get_s(item, "pk", OP)?;
+                let hash = pk.strip_prefix("PROGRAMME#").unwrap_or(&pk).to_owned();
+                found.push((hash, schema::programme_from_item(item)?));
+            }
             start = page.last_evaluated_key().cloned();
             if start.is_none() {
                 return Ok(found);

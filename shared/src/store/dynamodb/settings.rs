@@ -208,7 +208,10 @@ mod tests {
         );
         assert_eq!(parse(&json).unwrap(), p);
         assert!(parse(&format!("{json} trailing")).is_err());
-        assert!(json.contains(r#""enabledChannels":["SMS","AUTHY","BIOMETRIC"]"#), "{json}");
+        assert!(
+            json.contains(r#""enabledChannels":["SMS","AUTHY","BIOMETRIC"]"#),
+            "{json}"
+        );
         assert!(parse(r#"{"id": "p1", "enabledChannels": ["SMS", "FAX"]}"#).is_err());
     }
 }
