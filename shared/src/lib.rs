@@ -1,10 +1,13 @@
-//! The Additional Factors API: everything that is not a Lambda entry point.
+//! The Additional Factors API: everything that is not a Lambda entry point's `main`.
 //!
-//! - `domain`: factors, challenges, codes, limits — pure, time and randomness passed in;
-//! - `store`, `sms`, `push`: the ports and their adapters;
-//! - `http`: the request pipeline (auth, validation, step-up, idempotency, the error table);
-//! - `handlers`: one module per route;
-//! - `config` and `lambda`: building the state once per cold start.
+//! Layers, from the top (ARCHITECTURE.md; `tests/one_way.rs` checks no import goes up):
+//! - `lambda`, `config`: the entry point, building the state once per cold start;
+//! - `http`: the request pipeline and the router table;
+//! - `handlers`: one module per route, each declaring its input and its ports;
+//! - `app`: the `App` and its builder;
+//! - `store`, `sms`, `push`, `proof`, `events`, `auth`, `secrets`: the ports and adapters;
+//! - `clock`, `logging`, `aws`, `metrics`: infrastructure;
+//! - `domain`: pure — time and randomness passed in.
 
 // The lint wall (Cargo.toml) holds outside tests; tests may unwrap and index.
 #![cfg_attr(

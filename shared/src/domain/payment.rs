@@ -124,10 +124,7 @@ pub struct PaymentChallenge {
 impl PaymentChallenge {
     /// The status a reader sees at `now`: a pending challenge past its time is expired.
     pub fn status_at(&self, now: i64) -> ChallengeStatus {
-        match self.status {
-            ChallengeStatus::Pending if now >= self.expires_at => ChallengeStatus::Expired,
-            status => status,
-        }
+        self.status.seen_at(self.expires_at, now)
     }
 }
 

@@ -61,6 +61,15 @@ pub enum ChallengeStatus {
 }
 
 impl ChallengeStatus {
+    /// The status a reader sees at `now` of a challenge stored with this status that
+    /// expires at `expires_at`: a pending one past its time is expired.
+    pub fn seen_at(self, expires_at: i64, now: i64) -> Self {
+        match self {
+            ChallengeStatus::Pending if now >= expires_at => ChallengeStatus::Expired,
+            status => status,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ChallengeStatus::Pending => "PENDING",
@@ -101,10 +110,7 @@ pub struct PushChallenge {
 impl PushChallenge {
     /// The status a reader sees at `now`: a pending challenge past its time is expired.
     pub fn status_at(&self, now: i64) -> ChallengeStatus {
-        match self.status {
-            ChallengeStatus::Pending if now >= self.expires_at => ChallengeStatus::Expired,
-            status => status,
-        }
+        self.status.seen_at(self.expires_at, now)
     }
 }
 

@@ -1,7 +1,7 @@
 //! `POST /authentication_factors/otp/SMS`: step one of SMS enrolment — a fresh code, sent.
 //!
 //! The challenge is written first (with the send limits consumed in the same atomic write),
-//! then the SMS is sent (`super::send_code`). If the send fails, the challenge is removed
+//! then the SMS is sent (`super::SmsCode::send`). If the send fails, the challenge is removed
 //! (and the counters given back when SNS definitely sent nothing), and the caller gets a 503
 //! whose retry works; the stored code hash was harmless meanwhile, since nobody knows its code.
 
@@ -10,9 +10,8 @@ use async_trait::async_trait;
 use super::{
     enrolment_phone,
     input::SmsChannel,
-    new_sms_code,
     reply::{ApiError, ErrorCode, Reply},
-    send_code, sms_counters_for, Caller, Handler, Outgoing, Unsent,
+    Caller, Handler, SmsCode, Unsent,
 };
 use crate::{
     app::Context,
@@ -44,44 +43,25 @@ impl Handler for EnrolSmsOtp {
         _input: SmsChannel,
     ) -> Result<Reply, ApiError> {
         let phone = enrolment_phone(cx, caller, Channel::Sms)?;
-        let programme = &caller.programme;
-        let (code, challenge) = new_sms_code(cx, caller, &phone.hash)?;
-        let counters = sms_counters_for(cx, caller, phone);
+        let code = SmsCode::new(cx, caller, phone)?;
         match ports
             .enrolments
-            .start_sms_challenge(&caller.user, &challenge, &counters, caller.now)
+            .start_sms_challenge(&caller.user, &code.challenge, &code.counters, caller.now)
             .await?
         {
             StartOutcome::Started => {}
             StartOutcome::AlreadyRegistered => {
                 return Err(ApiError::Conflict(ErrorCode::ChannelAlreadyRegistered))
             }
-            StartOutcome::Limited(full) => {
-                return Err(super::sms_refused(
-                    cx,
-                    caller,
-                    &phone.number,
-                    &counters,
-                    &full,
-                ))
-            }
+            StartOutcome::Limited(full) => return Err(code.refused(cx, caller, &full)),
         }
-        let text = programme.sms_text(code.expose());
-        send_code(
+        let unsent = Unsent::Challenge(ports.codes, ChallengeSlot::Enrolment);
+        code.send(
             ports.sms,
             cx,
             caller,
-            Outgoing {
-                to: &phone.number,
-                code,
-                text,
-            },
-            Unsent::Challenge(
-                ports.codes,
-                ChallengeSlot::Enrolment,
-                &challenge.challenge_id,
-            ),
-            &counters,
+            |code| caller.programme.sms_text(code),
+            unsent,
         )
         .await?;
         Ok(Reply::no_content())

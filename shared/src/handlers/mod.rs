@@ -42,10 +42,10 @@ use crate::{
     app::Context,
     domain::{
         channel::Channel,
-        ids::{ChallengeId, PhoneHash},
+        ids::ChallengeId,
         otp::VerificationCode,
         payment::PaymentChallenge,
-        phone::{HashedPhone, PhoneNumber, TokenPhone},
+        phone::{HashedPhone, TokenPhone},
         programme::Programme,
         send_limits::LimitCounter,
         step_up::{ChallengeStatus, PushChallenge, SessionId},
@@ -55,7 +55,9 @@ use crate::{
     proof::ProofSigner,
     push::{Approval, PushProvider},
     sms::SmsSender,
-    store::{ChallengeSlot, Codes, Counters, FactorReads, Payments, StepUps, UserKey},
+    store::{
+        AttemptOutcome, ChallengeSlot, Codes, Counters, FactorReads, Payments, StepUps, UserKey,
+    },
 };
 
 /// The authenticated caller of one request.
@@ -155,125 +157,152 @@ fn shard_pick(cx: &Context) -> u32 {
     u32::from_le_bytes(buf)
 }
 
-/// A fresh code for `phone` (`123456` in a sandbox, else uniform from the CSPRNG) and the
-/// challenge that stores its hash, live for `CODE_TTL_SECS`: what every SMS route sends.
-fn new_sms_code(
-    cx: &Context,
-    caller: &Caller,
-    phone_hash: &PhoneHash,
-) -> Result<(VerificationCode, crate::store::NewChallenge), ApiError> {
-    use crate::domain::otp::{generate_code, SANDBOX_CODE};
-    let code = if caller.programme.sandbox {
-        VerificationCode::parse(SANDBOX_CODE).map_err(|e| ApiError::Internal(e.into()))?
-    } else {
-        generate_code(cx.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?
-    };
-    let challenge_id = ChallengeId::new(new_id(cx)?);
-    let challenge = crate::store::NewChallenge {
-        code_hash: cx.hasher.code_hash(challenge_id.as_str(), &code),
-        challenge_id,
-        phone_hash: phone_hash.clone(),
-        wrong_code_limit: caller.programme.wrong_code_limit,
-        expires_at: caller.now + crate::domain::challenge::CODE_TTL_SECS,
-    };
-    Ok((code, challenge))
-}
-
-/// The send-limit counters one SMS to `phone` consumes (enrolment and step-up share them).
-fn sms_counters_for(cx: &Context, caller: &Caller, phone: &HashedPhone) -> Vec<LimitCounter> {
-    use crate::domain::send_limits::{sms_counters, Destination, Sender};
-    let programme = &caller.programme;
-    sms_counters(
-        &programme.send_limits,
-        &cx.policy.sms_budget,
-        &Sender {
-            programme_id: &programme.id,
-            credential_id: &caller.user.credential_id,
-            sandbox: programme.sandbox,
-        },
-        &Destination {
-            phone_hash: phone.hash.as_str(),
-            country_code: phone.number.country_code(),
-        },
-        caller.now,
-        shard_pick(cx),
-    )
-}
-
-/// An SMS about to go: its destination, its code and the whole text.
-struct Outgoing<'a> {
-    to: &'a PhoneNumber,
+/// An SMS code about to be stored and sent: the code (`123456` in a sandbox, else uniform
+/// from the CSPRNG), the challenge that stores its hash (live for `CODE_TTL_SECS`), and the
+/// send-limit counters its SMS consumes. What every SMS route stores in its start's atomic
+/// write, then sends.
+struct SmsCode<'a> {
+    phone: &'a HashedPhone,
     code: VerificationCode,
-    text: String,
+    challenge: crate::store::NewChallenge,
+    counters: Vec<LimitCounter>,
 }
 
-/// What a failed send leaves behind to remove.
-enum Unsent<'a> {
-    /// An enrolment or step-up code: the slot's challenge (by id).
-    Challenge(&'a dyn Codes, ChallengeSlot, &'a ChallengeId),
-    /// A payment challenge, its code (by id) and its hold on the reference.
-    Payment(&'a dyn Payments, &'a PaymentChallenge, &'a ChallengeId),
-}
-
-/// Sends a stored challenge's code (a sandbox sends nothing). If the send fails, what was
-/// stored for it is removed, the counters are given back when SNS definitely sent nothing
-/// (an SMS that may have left still counts), and the caller gets a 503 whose retry works.
-async fn send_code(
-    sms: &dyn SmsSender,
-    cx: &Context,
-    caller: &Caller,
-    outgoing: Outgoing<'_>,
-    unsent: Unsent<'_>,
-    counters: &[LimitCounter],
-) -> Result<(), ApiError> {
-    use crate::sms::{Delivery, SmsMessage};
-    let programme = &caller.programme;
-    let phone = outgoing.to;
-    if programme.sandbox {
-        tracing::info!(to = %phone, "sandbox programme: challenge stored, no SMS sent");
-        return Ok(());
-    }
-    let message = SmsMessage {
-        to: phone.clone(),
-        text: outgoing.text,
-        code: outgoing.code,
-        sender_id: programme.sms_sender_id.clone(),
-    };
-    let Err(error) = sms.send(&message).await else {
-        tracing::info!(to = %phone, "SMS code sent");
-        let country = phone.country_code().to_string();
-        cx.metrics.count(
-            Metric::SmsSent,
-            &[("programme", &programme.id), ("country", &country)],
+impl<'a> SmsCode<'a> {
+    fn new(cx: &Context, caller: &Caller, phone: &'a HashedPhone) -> Result<Self, ApiError> {
+        use crate::domain::{
+            otp::{generate_code, SANDBOX_CODE},
+            send_limits::{sms_counters, Destination, Sender},
+        };
+        let programme = &caller.programme;
+        let code = if programme.sandbox {
+            VerificationCode::parse(SANDBOX_CODE).map_err(|e| ApiError::Internal(e.into()))?
+        } else {
+            generate_code(cx.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?
+        };
+        let challenge_id = ChallengeId::new(new_id(cx)?);
+        let challenge = crate::store::NewChallenge {
+            code_hash: cx.hasher.code_hash(challenge_id.as_str(), &code),
+            challenge_id,
+            phone_hash: phone.hash.clone(),
+            wrong_code_limit: programme.wrong_code_limit,
+            expires_at: caller.now + crate::domain::challenge::CODE_TTL_SECS,
+        };
+        // Enrolment, step-up and payment codes share the same counters.
+        let counters = sms_counters(
+            &programme.send_limits,
+            &cx.policy.sms_budget,
+            &Sender {
+                programme_id: &programme.id,
+                credential_id: &caller.user.credential_id,
+                sandbox: programme.sandbox,
+            },
+            &Destination {
+                phone_hash: phone.hash.as_str(),
+                country_code: phone.number.country_code(),
+            },
             caller.now,
+            shard_pick(cx),
         );
-        return Ok(());
-    };
-    let refund: &[_] = match error.delivery {
-        Delivery::NotSent => counters,
-        Delivery::Unknown => &[],
-    };
-    let delivery = match error.delivery {
-        Delivery::NotSent => "not_sent",
-        Delivery::Unknown => "unknown",
-    };
-    tracing::info!(delivery, refunded = !refund.is_empty(), "SMS not sent");
-    let abandoned = match unsent {
-        Unsent::Challenge(codes, slot, id) => {
-            codes
-                .abandon_challenge(&caller.user, &slot, id, refund)
-                .await
-        }
-        Unsent::Payment(payments, challenge, code_id) => {
-            payments
-                .abandon_payment(&caller.user, challenge, code_id, refund)
-                .await
-        }
-    };
-    if let Err(cleanup) = abandoned {
-        tracing::warn!(error = %crate::logging::redacted_chain(&cleanup), "the unsent challenge could not be removed");
+        Ok(Self {
+            phone,
+            code,
+            challenge,
+            counters,
+        })
     }
-    Err(ApiError::Unavailable(error.into()))
+
+    /// The 429 of a code refused by its send limits: `full` are the indices of the full
+    /// counters (counted by the limit that was full).
+    fn refused(&self, cx: &Context, caller: &Caller, full: &[usize]) -> ApiError {
+        let hit: Vec<_> = full.iter().filter_map(|&i| self.counters.get(i)).collect();
+        tracing::info!(to = %self.phone.number, "SMS send limit reached");
+        for counter in &hit {
+            cx.metrics.count(
+                Metric::SmsRefused,
+                &[
+                    ("programme", &caller.programme.id),
+                    ("limit", counter.kind().name()),
+                ],
+                caller.now,
+            );
+        }
+        match crate::domain::send_limits::rate_limited(&self.counters, &hit, caller.now) {
+            Some(limited) => ApiError::RateLimited(limited),
+            None => ApiError::Internal("limited without a full counter".into()),
+        }
+    }
+
+    /// Sends the stored code, its text written by `text` from the code (a sandbox sends
+    /// nothing). If the send fails, what was stored for it is removed (`unsent`), the counters
+    /// are given back when SNS definitely sent nothing (an SMS that may have left still
+    /// counts), and the caller gets a 503 whose retry works.
+    async fn send(
+        self,
+        sms: &dyn SmsSender,
+        cx: &Context,
+        caller: &Caller,
+        text: impl FnOnce(&str) -> String,
+        unsent: Unsent<'_>,
+    ) -> Result<(), ApiError> {
+        use crate::sms::{Delivery, SmsMessage};
+        let programme = &caller.programme;
+        let phone = &self.phone.number;
+        if programme.sandbox {
+            tracing::info!(to = %phone, "sandbox programme: challenge stored, no SMS sent");
+            return Ok(());
+        }
+        let message = SmsMessage {
+            to: phone.clone(),
+            text: text(self.code.expose()),
+            code: self.code,
+            sender_id: programme.sms_sender_id.clone(),
+        };
+        let Err(error) = sms.send(&message).await else {
+            tracing::info!(to = %phone, "SMS code sent");
+            let country = phone.country_code().to_string();
+            cx.metrics.count(
+                Metric::SmsSent,
+                &[("programme", &programme.id), ("country", &country)],
+                caller.now,
+            );
+            return Ok(());
+        };
+        let refund: &[_] = match error.delivery {
+            Delivery::NotSent => &self.counters,
+            Delivery::Unknown => &[],
+        };
+        let delivery = match error.delivery {
+            Delivery::NotSent => "not_sent",
+            Delivery::Unknown => "unknown",
+        };
+        tracing::info!(delivery, refunded = !refund.is_empty(), "SMS not sent");
+        let id = &self.challenge.challenge_id;
+        let abandoned = match unsent {
+            Unsent::Challenge(codes, slot) => {
+                codes
+                    .abandon_challenge(&caller.user, &slot, id, refund)
+                    .await
+            }
+            Unsent::Payment(payments, challenge) => {
+                payments
+                    .abandon_payment(&caller.user, challenge, id, refund)
+                    .await
+            }
+        };
+        if let Err(cleanup) = abandoned {
+            tracing::warn!(error = %crate::logging::redacted_chain(&cleanup), "the unsent challenge could not be removed");
+        }
+        Err(ApiError::Unavailable(error.into()))
+    }
+}
+
+/// What a failed send leaves behind to remove, besides the code.
+enum Unsent<'a> {
+    /// An enrolment or step-up code: the slot's challenge.
+    Challenge(&'a dyn Codes, ChallengeSlot),
+    /// A payment challenge, and its hold on the reference.
+    Payment(&'a dyn Payments, &'a PaymentChallenge),
 }
 
 /// A push sent to the user's device through Authy.
@@ -326,29 +355,16 @@ fn wrong_code_answer(cx: &Context, caller: &Caller, attempts: u32, limit: u32) -
     }
 }
 
-/// The 429 of an SMS refused by its send limits (counted by the limit that was full).
-fn sms_refused(
-    cx: &Context,
-    caller: &Caller,
-    phone: &PhoneNumber,
-    counters: &[LimitCounter],
-    full: &[usize],
-) -> ApiError {
-    let hit: Vec<_> = full.iter().filter_map(|&i| counters.get(i)).collect();
-    tracing::info!(to = %phone, "SMS send limit reached");
-    for counter in &hit {
-        cx.metrics.count(
-            Metric::SmsRefused,
-            &[
-                ("programme", &caller.programme.id),
-                ("limit", counter.kind().name()),
-            ],
-            caller.now,
-        );
-    }
-    match crate::domain::send_limits::rate_limited(counters, &hit, caller.now) {
-        Some(limited) => ApiError::RateLimited(limited),
-        None => ApiError::Internal("limited without a full counter".into()),
+/// What a verification attempt's count leaves to compare: the counted attempt, or `None`
+/// when there is no challenge for this phone (each route says what that means). A dead
+/// challenge (every attempt used) is 409 `STATE_INVALID`; an expired one, 409
+/// `VERIFICATION_CODE_EXPIRED`.
+fn counted(outcome: AttemptOutcome) -> Result<Option<crate::store::CountedAttempt>, ApiError> {
+    match outcome {
+        AttemptOutcome::Counted(attempt) => Ok(Some(attempt)),
+        AttemptOutcome::NoChallenge => Ok(None),
+        AttemptOutcome::Dead => Err(ApiError::Conflict(ErrorCode::StateInvalid)),
+        AttemptOutcome::Expired => Err(ApiError::Conflict(ErrorCode::VerificationCodeExpired)),
     }
 }
 
@@ -591,7 +607,14 @@ async fn push_approval(
     }
 }
 
-/// Publishes a factor lifecycle event; a failure is logged, never answered.
+/// Publishes a lifecycle event; a failure is logged (as `what`), never answered.
+async fn publish(events: &dyn EventPublisher, event: Event, what: &'static str) {
+    if let Err(error) = events.publish(&event).await {
+        tracing::warn!(error = %crate::logging::redacted_chain(&error), what, "event not published");
+    }
+}
+
+/// Announces a factor's change.
 async fn announce(
     events: &dyn EventPublisher,
     user: &UserKey,
@@ -606,12 +629,10 @@ async fn announce(
         change,
         published_timestamp: now.saturating_mul(1_000),
     };
-    if let Err(error) = events.publish(&Event::Factor(event)).await {
-        tracing::warn!(error = %crate::logging::redacted_chain(&error), change = change.as_str(), "factor event not published");
-    }
+    publish(events, Event::Factor(event), change.as_str()).await;
 }
 
-/// Publishes a step-up challenge's outcome; a failure is logged, never answered.
+/// Announces a step-up challenge's outcome.
 async fn announce_step_up(
     events: &dyn EventPublisher,
     user: &UserKey,
@@ -628,12 +649,10 @@ async fn announce_step_up(
         status,
         published_timestamp: now.saturating_mul(1_000),
     };
-    if let Err(error) = events.publish(&Event::StepUp(event)).await {
-        tracing::warn!(error = %crate::logging::redacted_chain(&error), status = status.as_str(), "step-up event not published");
-    }
+    publish(events, Event::StepUp(event), status.as_str()).await;
 }
 
-/// Publishes a payment challenge's outcome; a failure is logged, never answered.
+/// Announces a payment challenge's outcome.
 async fn announce_payment(
     events: &dyn EventPublisher,
     user: &UserKey,
@@ -650,7 +669,5 @@ async fn announce_payment(
         status,
         published_timestamp: now.saturating_mul(1_000),
     };
-    if let Err(error) = events.publish(&Event::Payment(event)).await {
-        tracing::warn!(error = %crate::logging::redacted_chain(&error), status = status.as_str(), "payment event not published");
-    }
+    publish(events, Event::Payment(event), status.as_str()).await;
 }

@@ -12,9 +12,9 @@ use serde_json::json;
 
 use super::{
     input::SmsPayment,
-    new_sms_code, payment_reference_free,
+    payment_reference_free,
     reply::{ApiError, ErrorCode, Reply},
-    send_code, sms_counters_for, Caller, Handler, Outgoing, Unsent,
+    Caller, Handler, SmsCode, Unsent,
 };
 use crate::{
     app::Context,
@@ -61,7 +61,7 @@ impl Handler for PaymentSms {
         // read first: a reference held by another challenge answers before it.
         let replaces =
             payment_reference_free(ports.payments, caller, &payment.reference, true).await?;
-        let (code, stored_code) = new_sms_code(cx, caller, &phone.hash)?;
+        let code = SmsCode::new(cx, caller, phone)?;
         let id = ChallengeId::new(super::new_id(cx)?);
         let challenge = PaymentChallenge {
             id: id.clone(),
@@ -69,20 +69,19 @@ impl Handler for PaymentSms {
             channel: Channel::Sms,
             status: ChallengeStatus::Pending,
             created_at: caller.now,
-            expires_at: stored_code.expires_at,
+            expires_at: code.challenge.expires_at,
             request_id: None,
             proof: None,
             verified_by: None,
         };
-        let counters = sms_counters_for(cx, caller, phone);
         match ports
             .payments
             .start_payment(
                 &caller.user,
                 &challenge,
-                Some(&stored_code),
+                Some(&code.challenge),
                 replaces.as_ref(),
-                &counters,
+                &code.counters,
                 caller.now,
             )
             .await?
@@ -94,30 +93,11 @@ impl Handler for PaymentSms {
             PaymentStart::ReferenceTaken => {
                 return Err(ApiError::Conflict(ErrorCode::StateInvalid))
             }
-            PaymentStart::Limited(full) => {
-                return Err(super::sms_refused(
-                    cx,
-                    caller,
-                    &phone.number,
-                    &counters,
-                    &full,
-                ))
-            }
+            PaymentStart::Limited(full) => return Err(code.refused(cx, caller, &full)),
         }
-        let text = payment_sms_text(code.expose(), &challenge.payment);
-        send_code(
-            ports.sms,
-            cx,
-            caller,
-            Outgoing {
-                to: &phone.number,
-                code,
-                text,
-            },
-            Unsent::Payment(ports.payments, &challenge, &stored_code.challenge_id),
-            &counters,
-        )
-        .await?;
+        let text = |code: &str| payment_sms_text(code, &challenge.payment);
+        let unsent = Unsent::Payment(ports.payments, &challenge);
+        code.send(ports.sms, cx, caller, text, unsent).await?;
         tracing::info!(challenge = %id, "payment challenge sent by SMS");
         Ok(Reply::json(200, &json!({ "scaChallengeId": id.as_str() })))
     }

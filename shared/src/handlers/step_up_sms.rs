@@ -9,9 +9,8 @@ use async_trait::async_trait;
 
 use super::{
     input::SmsChannel,
-    new_sms_code,
     reply::{ApiError, ErrorCode, Reply},
-    send_code, sms_counters_for, Caller, Handler, Outgoing, Unsent,
+    Caller, Handler, SmsCode, Unsent,
 };
 use crate::{
     app::Context,
@@ -51,15 +50,14 @@ impl Handler for StepUpSms {
         let TokenPhone::Valid(phone) = &caller.phone else {
             return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
         };
-        let (code, challenge) = new_sms_code(cx, caller, &phone.hash)?;
-        let counters = sms_counters_for(cx, caller, phone);
+        let code = SmsCode::new(cx, caller, phone)?;
         match ports
             .step_ups
             .start_step_up_sms(
                 &caller.user,
                 &caller.session,
-                &challenge,
-                &counters,
+                &code.challenge,
+                &code.counters,
                 caller.now,
             )
             .await?
@@ -69,32 +67,15 @@ impl Handler for StepUpSms {
                 return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered))
             }
             StepUpStart::TooSoon => return Err(ApiError::Conflict(ErrorCode::RetryIn15Sec)),
-            StepUpStart::Limited(full) => {
-                return Err(super::sms_refused(
-                    cx,
-                    caller,
-                    &phone.number,
-                    &counters,
-                    &full,
-                ))
-            }
+            StepUpStart::Limited(full) => return Err(code.refused(cx, caller, &full)),
         }
-        let text = programme.sms_text(code.expose());
-        send_code(
+        let unsent = Unsent::Challenge(ports.codes, ChallengeSlot::StepUp(caller.session.clone()));
+        code.send(
             ports.sms,
             cx,
             caller,
-            Outgoing {
-                to: &phone.number,
-                code,
-                text,
-            },
-            Unsent::Challenge(
-                ports.codes,
-                ChallengeSlot::StepUp(caller.session.clone()),
-                &challenge.challenge_id,
-            ),
-            &counters,
+            |code| programme.sms_text(code),
+            unsent,
         )
         .await?;
         Ok(Reply::no_content())

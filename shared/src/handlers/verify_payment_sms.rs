@@ -26,7 +26,7 @@ use crate::{
     events::EventPublisher,
     ports,
     proof::{proof_claims, sign_proof, ProofSigner},
-    store::{AttemptOutcome, ChallengeSlot, Codes, PaymentOutcome, PaymentProof, Payments},
+    store::{ChallengeSlot, Codes, PaymentOutcome, PaymentProof, Payments},
 };
 
 ports! {
@@ -79,18 +79,12 @@ impl Handler for VerifyPaymentSms {
             return Err(ApiError::Conflict(ErrorCode::StateInvalid));
         };
         let slot = ChallengeSlot::Payment(id.clone());
-        let attempt = match ports
+        let outcome = ports
             .codes
             .count_attempt(&caller.user, &slot, &phone.hash, attempt_id, caller.now)
-            .await?
-        {
-            AttemptOutcome::Counted(attempt) => attempt,
-            AttemptOutcome::Dead | AttemptOutcome::NoChallenge => {
-                return Err(ApiError::Conflict(ErrorCode::StateInvalid))
-            }
-            AttemptOutcome::Expired => {
-                return Err(ApiError::Conflict(ErrorCode::VerificationCodeExpired))
-            }
+            .await?;
+        let Some(attempt) = super::counted(outcome)? else {
+            return Err(ApiError::Conflict(ErrorCode::StateInvalid));
         };
         if super::code_is_right(
             cx,

@@ -16,7 +16,7 @@ use crate::{
     domain::{channel::Channel, factor::FactorStatus, phone::TokenPhone},
     events::{Change, EventPublisher},
     ports,
-    store::{AttemptOutcome, Codes, FactorReads, SmsEnrolments},
+    store::{Codes, FactorReads, SmsEnrolments},
 };
 
 ports! {
@@ -46,17 +46,13 @@ impl Handler for VerifySmsOtp {
             return Err(ApiError::Conflict(ErrorCode::StateInvalid));
         };
         let attempt_id = &typed.attempt;
-        let attempt = match ports
+        let outcome = ports
             .codes
             .count_sms_attempt(&caller.user, &phone.hash, attempt_id, caller.now)
-            .await?
-        {
-            AttemptOutcome::Counted(attempt) => attempt,
-            AttemptOutcome::Dead => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
-            AttemptOutcome::Expired => {
-                return Err(ApiError::Conflict(ErrorCode::VerificationCodeExpired))
-            }
-            AttemptOutcome::NoChallenge => {
+            .await?;
+        let attempt = match super::counted(outcome)? {
+            Some(attempt) => attempt,
+            None => {
                 let factor = ports.factors.get_factor(&caller.user, Channel::Sms).await?;
                 let registered = factor.as_ref().is_some_and(|f| {
                     f.status == FactorStatus::Active

@@ -22,7 +22,7 @@ use crate::{
     },
     events::EventPublisher,
     ports,
-    store::{AttemptOutcome, ChallengeSlot, Codes, StepUpGrant, StepUps},
+    store::{ChallengeSlot, Codes, StepUpGrant, StepUps},
 };
 
 ports! {
@@ -51,17 +51,13 @@ impl Handler for VerifyStepUpSms {
         };
         let attempt_id = &typed.attempt;
         let slot = ChallengeSlot::StepUp(caller.session.clone());
-        let attempt = match ports
+        let outcome = ports
             .codes
             .count_attempt(&caller.user, &slot, &phone.hash, attempt_id, caller.now)
-            .await?
-        {
-            AttemptOutcome::Counted(attempt) => attempt,
-            AttemptOutcome::Dead => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
-            AttemptOutcome::Expired => {
-                return Err(ApiError::Conflict(ErrorCode::VerificationCodeExpired))
-            }
-            AttemptOutcome::NoChallenge => {
+            .await?;
+        let attempt = match super::counted(outcome)? {
+            Some(attempt) => attempt,
+            None => {
                 // This same request (same reference and body) may have stepped the session
                 // up already, its answer lost: it finds its own grant.
                 let grant = ports

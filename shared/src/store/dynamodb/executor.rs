@@ -108,6 +108,27 @@ where
 }
 
 impl DynamoStore {
+    /// One page of a query (strongly consistent), from `start` (the last page's end).
+    pub(super) async fn query(
+        &self,
+        operation: &'static str,
+        query: &schema::Query,
+        start: Option<Item>,
+    ) -> Result<aws_sdk_dynamodb::operation::query::QueryOutput, StoreError> {
+        self.count();
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression(query.key_condition.clone())
+            .set_expression_attribute_names(Some(query.names.clone()))
+            .set_expression_attribute_values(Some(query.values.clone()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| unavailable(operation, e))
+    }
+
     pub(super) async fn get(
         &self,
         operation: &'static str,

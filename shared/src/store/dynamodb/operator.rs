@@ -215,21 +215,9 @@ impl DynamoStore {
         const OP: &str = "query_registry";
         let mut found = Vec::new();
         let mut start = None;
+        let query = schema::registry_query(prefix);
         loop {
-            self.count();
-            let query = schema::registry_query(prefix);
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression(query.key_condition)
-                .set_expression_attribute_names(Some(query.names))
-                .set_expression_attribute_values(Some(query.values))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable(OP, e))?;
+            let page = self.query(OP, &query, start).await?;
             found.extend(page.items().iter().cloned());
             start = page.last_evaluated_key().cloned();
             if start.is_none() {

@@ -990,7 +990,13 @@ pub fn claim_nonce(nonce_key: &str, expires_at: i64, now: i64) -> Write {
         pk: format!("NONCE#{nonce_key}"),
         sk: "NONCE".into(),
     };
-    let mut item = key.to_item();
+    let item = key.to_item();
+    claim(key, item, expires_at, now)
+}
+
+/// Puts `item` (held until `expires_at`, then removed by the TTL) only where no live item
+/// holds its key: none, or one past its own `expires_at`.
+fn claim(key: Key, mut item: Item, expires_at: i64, now: i64) -> Write {
     item.insert("expires_at".into(), n(expires_at));
     item.insert("ttl".into(), n(expires_at + TTL_GRACE_SECS));
     Write::new(key, Action::Put(item))
@@ -1009,15 +1015,11 @@ pub fn claim_idempotency(
     lease_id: &LeaseId,
     now: i64,
 ) -> Write {
-    let mut item = idempotency_key(user, reference).to_item();
+    let key = idempotency_key(user, reference);
+    let mut item = key.to_item();
     item.insert("fingerprint".into(), s(fingerprint));
     item.insert("lease_id".into(), s(lease_id.as_str()));
-    item.insert("expires_at".into(), n(now + LEASE_SECS));
-    item.insert("ttl".into(), n(now + LEASE_SECS + TTL_GRACE_SECS));
-    Write::new(idempotency_key(user, reference), Action::Put(item))
-        .names(&["pk", "expires_at"])
-        .value(":now", n(now))
-        .condition("attribute_not_exists(#pk) OR #expires_at <= :now")
+    claim(key, item, now + LEASE_SECS, now)
 }
 
 pub fn complete_idempotency(

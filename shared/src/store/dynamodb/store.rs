@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::{
-    executor::{unavailable, Returns, Written},
+    executor::{Returns, Written},
     schema, DynamoStore,
 };
 use crate::{
@@ -82,19 +82,10 @@ impl Seeding for DynamoStore {
 impl FactorReads for DynamoStore {
     async fn list_factors(&self, user: &UserKey) -> Result<Vec<FactorRecord>, StoreError> {
         const OP: &str = "list_factors";
-        self.count();
-        let query = schema::list_factors_query(user);
+        // A user's partition holds a few factors: one page.
         let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression(query.key_condition)
-            .set_expression_attribute_names(Some(query.names))
-            .set_expression_attribute_values(Some(query.values))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(OP, e))?;
+            .query(OP, &schema::list_factors_query(user), None)
+            .await?;
         output
             .items()
             .iter()
