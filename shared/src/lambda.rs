@@ -24,8 +24,9 @@ use crate::{
         Handler, PublicHandler,
     },
     http::{
-        handle, reject_unrouted,
+        handle_on, reject_unrouted,
         router::{Route, Routed},
+        Only, OnlyPublic, Pair, Serve,
     },
     secrets::{SecretIds, SecretValues, SecretsManagerSource},
     sms::{sns::SnsSmsSender, NoSmsSender, SmsSender},
@@ -38,6 +39,8 @@ use crate::{
 /// of every function but the push routes (BENCHMARKS.md has the sizes).
 pub trait Function {
     const ROUTE: Route;
+    /// The handlers it runs: its own route's only.
+    type Serve: Serve;
     /// The ports its handler declares.
     const USES: &'static [Port];
     /// Takes a user's token, and hashes phone numbers and codes: needs the token key and
@@ -65,6 +68,7 @@ pub struct User<H>(std::marker::PhantomData<H>);
 
 impl<H: Handler + Routed> Function for User<H> {
     const ROUTE: Route = H::ROUTE;
+    type Serve = Only<H>;
     const USES: &'static [Port] = <H::Ports<'static> as Ports<'static>>::USES;
     const AUTHENTICATES_USERS: bool = true;
 }
@@ -74,8 +78,19 @@ pub struct Public<H>(std::marker::PhantomData<H>);
 
 impl<H: PublicHandler + Routed> Function for Public<H> {
     const ROUTE: Route = H::ROUTE;
+    type Serve = OnlyPublic<H>;
     const USES: &'static [Port] = <H::Ports<'static> as Ports<'static>>::USES;
     const AUTHENTICATES_USERS: bool = false;
+}
+
+/// The function of a simulator's two routes (`Accept`'s ports: the two share them).
+pub struct Simulator<Accept, Reject>(std::marker::PhantomData<(Accept, Reject)>);
+
+impl<Accept: Handler + Routed, Reject: Handler + Routed> Function for Simulator<Accept, Reject> {
+    const ROUTE: Route = Accept::ROUTE;
+    type Serve = Pair<Accept, Reject>;
+    const USES: &'static [Port] = <Accept::Ports<'static> as Ports<'static>>::USES;
+    const AUTHENTICATES_USERS: bool = true;
 }
 
 /// Runs the function of `H`'s route until the Lambda runtime stops it.
@@ -92,7 +107,7 @@ pub async fn run_public<H: PublicHandler + Routed>() -> Result<(), lambda_http::
 /// `Reject` (the same ports).
 pub async fn run_simulator<Accept: Handler + Routed, Reject: Handler + Routed>(
 ) -> Result<(), lambda_http::Error> {
-    serve::<User<Accept>>(|request| {
+    serve::<Simulator<Accept, Reject>>(|request| {
         if request.uri().path().ends_with("/reject") {
             Reject::ROUTE
         } else {
@@ -127,7 +142,7 @@ async fn serve<F: Function>(
                     &app,
                     &ApiError::Unavailable("the function's secrets could not be fetched".into()),
                 ),
-                (false, true) => handle(&app, route, request).await,
+                (false, true) => handle_on::<F::Serve>(&app, route, request).await,
             })
         }
     });

@@ -787,7 +787,7 @@ fn declared() -> BTreeMap<&'static str, Declared> {
             verify_payment_sms::VerifyPaymentSms, verify_sms_otp::VerifySmsOtp,
             verify_step_up_sms::VerifyStepUpSms,
         },
-        lambda::{Function, Public, User},
+        lambda::{Function, Public, Simulator, User},
     };
     fn of<F: Function>(runs: &'static str) -> Declared {
         Declared {
@@ -824,7 +824,7 @@ fn declared() -> BTreeMap<&'static str, Declared> {
         ),
         (
             "simulate-push",
-            of::<User<SimulatePush<true>>>(
+            of::<Simulator<SimulatePush<true>, SimulatePush<false>>>(
                 "lambda::run_simulator::<SimulatePush<true>, SimulatePush<false>>()",
             ),
         ),
@@ -850,7 +850,7 @@ fn declared() -> BTreeMap<&'static str, Declared> {
         ),
         (
             "simulate-step-up",
-            of::<User<SimulateStepUp<true>>>(
+            of::<Simulator<SimulateStepUp<true>, SimulateStepUp<false>>>(
                 "lambda::run_simulator::<SimulateStepUp<true>, SimulateStepUp<false>>()",
             ),
         ),
@@ -873,7 +873,7 @@ fn declared() -> BTreeMap<&'static str, Declared> {
         ("jwks", of::<Public<Jwks>>("lambda::run_public::<Jwks>()")),
         (
             "simulate-payment",
-            of::<User<SimulatePayment<true>>>(
+            of::<Simulator<SimulatePayment<true>, SimulatePayment<false>>>(
                 "lambda::run_simulator::<SimulatePayment<true>, SimulatePayment<false>>()",
             ),
         ),

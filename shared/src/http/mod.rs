@@ -32,9 +32,87 @@ use crate::{
 /// Whether this environment has served a request before (`cold_start` on each log line).
 static SERVED_BEFORE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Handles one request on a known route. Never fails: every outcome is a response, with a
-/// fresh `request-ref` that every log line of the request also carries.
+/// Which handlers a server runs: every route's (`AllRoutes`, the router table: the local
+/// server and the tests), or its own route's only (`Only`, `OnlyPublic`, `Pair`: a Lambda
+/// function, which then links no other route's code).
+pub trait Serve {
+    fn serve<'a>(
+        app: &'a App,
+        route: Route,
+        request: &'a Request,
+        deadline: tokio::time::Instant,
+    ) -> impl std::future::Future<Output = Result<Reply, ApiError>> + Send + 'a;
+}
+
+/// Every route, by the router table.
+pub struct AllRoutes;
+
+impl Serve for AllRoutes {
+    fn serve<'a>(
+        app: &'a App,
+        route: Route,
+        request: &'a Request,
+        deadline: tokio::time::Instant,
+    ) -> impl std::future::Future<Output = Result<Reply, ApiError>> + Send + 'a {
+        router::serve(app, route, request, deadline)
+    }
+}
+
+/// One route a programme's app calls.
+pub struct Only<H>(std::marker::PhantomData<H>);
+
+impl<H: Handler> Serve for Only<H> {
+    fn serve<'a>(
+        app: &'a App,
+        route: Route,
+        request: &'a Request,
+        deadline: tokio::time::Instant,
+    ) -> impl std::future::Future<Output = Result<Reply, ApiError>> + Send + 'a {
+        user::<H>(app, route, request, deadline)
+    }
+}
+
+/// One route without credentials.
+pub struct OnlyPublic<H>(std::marker::PhantomData<H>);
+
+impl<H: PublicHandler> Serve for OnlyPublic<H> {
+    fn serve<'a>(
+        app: &'a App,
+        route: Route,
+        request: &'a Request,
+        deadline: tokio::time::Instant,
+    ) -> impl std::future::Future<Output = Result<Reply, ApiError>> + Send + 'a {
+        public::<H>(app, route, request, deadline)
+    }
+}
+
+/// A simulator's two routes: `Reject`'s route runs `Reject`, any other `Accept`.
+pub struct Pair<Accept, Reject>(std::marker::PhantomData<(Accept, Reject)>);
+
+impl<Accept: Handler, Reject: Handler + router::Routed> Serve for Pair<Accept, Reject> {
+    async fn serve<'a>(
+        app: &'a App,
+        route: Route,
+        request: &'a Request,
+        deadline: tokio::time::Instant,
+    ) -> Result<Reply, ApiError> {
+        if route == Reject::ROUTE {
+            user::<Reject>(app, route, request, deadline).await
+        } else {
+            user::<Accept>(app, route, request, deadline).await
+        }
+    }
+}
+
+/// Handles one request on a known route, on every route's handler (the router table).
 pub async fn handle(app: &App, route: Route, request: Request) -> Response<Body> {
+    handle_on::<AllRoutes>(app, route, request).await
+}
+
+/// Handles one request on a known route with the handlers `S` serves. Never fails: every
+/// outcome is a response, with a fresh `request-ref` that every log line of the request
+/// also carries.
+pub async fn handle_on<S: Serve>(app: &App, route: Route, request: Request) -> Response<Body> {
     let request_ref = new_request_ref(app);
     let cold_start = !SERVED_BEFORE.swap(true, std::sync::atomic::Ordering::Relaxed);
     let span = tracing::info_span!(
@@ -50,7 +128,7 @@ pub async fn handle(app: &App, route: Route, request: Request) -> Response<Body>
         let deadline = tokio::time::Instant::now() + crate::aws::REQUEST_DEADLINE;
         let processed = tokio::time::timeout_at(
             deadline + crate::aws::RECORDING_BUDGET,
-            process(app, route, &request, deadline),
+            process::<S>(app, route, &request, deadline),
         );
         // A panic anywhere below is this request's 500 (with its `request-ref`), not the
         // end of the function: the environment goes on serving.
@@ -185,7 +263,7 @@ async fn until<T>(
 
 /// Everything a request does runs until `deadline`, but for recording an idempotent
 /// request's answer (`idempotency::run_once`).
-async fn process(
+async fn process<S: Serve>(
     app: &App,
     route: Route,
     request: &Request,
@@ -200,7 +278,7 @@ async fn process(
         );
         return Err(ApiError::PayloadTooLarge);
     }
-    router::serve(app, route, request, deadline).await
+    S::serve(app, route, request, deadline).await
 }
 
 /// A route with no api key or token (Authy's callback, the JWKS).
