@@ -16,9 +16,9 @@ use additional_factors::{
         },
     },
     store::{
-        dynamodb::DynamoStore, memory::MemoryStore, AttemptOutcome, ClaimOutcome, NewChallenge,
-        PendingPush, PushPurpose, PushRequest, ReserveOutcome, StartOutcome, Store, StoredResponse,
-        UserKey,
+        dynamodb::DynamoStore, memory::MemoryStore, AttemptOutcome, ChallengeSlot, ClaimOutcome,
+        NewChallenge, PendingPush, PushPurpose, PushRequest, ReserveOutcome, StartOutcome, Store,
+        StoredResponse, UserKey,
     },
 };
 
@@ -509,7 +509,12 @@ async fn an_abandoned_challenge_is_gone_and_its_counters_refunded(store: Arc<dyn
         .await
         .unwrap();
     store
-        .abandon_sms_challenge(&u, &ChallengeId::from("c1"), &counters)
+        .abandon_challenge(
+            &u,
+            &ChallengeSlot::Enrolment,
+            &ChallengeId::from("c1"),
+            &counters,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -528,7 +533,7 @@ async fn an_abandoned_challenge_is_gone_and_its_counters_refunded(store: Arc<dyn
     );
     // Abandoning a challenge that was replaced leaves the new one alone.
     store
-        .abandon_sms_challenge(&u, &ChallengeId::from("c1"), &[])
+        .abandon_challenge(&u, &ChallengeSlot::Enrolment, &ChallengeId::from("c1"), &[])
         .await
         .unwrap();
     assert!(counted(

@@ -6,7 +6,7 @@
 //! reference (`STATE_INVALID`); after `DECLINED` or `EXPIRED` a new one may start, but a new
 //! SMS for the same reference waits 15 s (`RETRY_IN_15SEC`).
 
-use super::{channel::Channel, step_up::ChallengeStatus};
+use super::{channel::Channel, ids::ChallengeId, step_up::ChallengeStatus};
 
 /// The largest amount, in minor units (10^12).
 pub const MAX_AMOUNT: u64 = 1_000_000_000_000;
@@ -105,7 +105,7 @@ pub fn payment_push_message(programme: &str, payment: &Payment) -> String {
 /// A payment challenge as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentChallenge {
-    pub id: super::ids::ChallengeId,
+    pub id: ChallengeId,
     pub payment: Payment,
     /// SMS (a code) or AUTHY (a push).
     pub channel: Channel,
@@ -122,6 +122,28 @@ pub struct PaymentChallenge {
 }
 
 impl PaymentChallenge {
+    /// A new challenge, pending until `expires_at`.
+    pub fn pending(
+        id: ChallengeId,
+        payment: Payment,
+        channel: Channel,
+        created_at: i64,
+        expires_at: i64,
+        request_id: Option<String>,
+    ) -> Self {
+        Self {
+            id,
+            payment,
+            channel,
+            status: ChallengeStatus::Pending,
+            created_at,
+            expires_at,
+            request_id,
+            proof: None,
+            verified_by: None,
+        }
+    }
+
     /// The status a reader sees at `now`: a pending challenge past its time is expired.
     pub fn status_at(&self, now: i64) -> ChallengeStatus {
         self.status.seen_at(self.expires_at, now)

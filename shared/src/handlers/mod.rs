@@ -145,8 +145,9 @@ fn enrolment_phone<'c>(
     }
 }
 
-/// A fresh random id (a challenge's, an attempt's, a sandbox's provider request).
-fn new_id(cx: &Context) -> Result<String, ApiError> {
+/// A fresh random id (a challenge's, an attempt's, a lease's, a sandbox's provider request);
+/// a failing generator is a 500.
+pub fn new_id(cx: &Context) -> Result<String, ApiError> {
     crate::domain::random::random_id(cx.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))
 }
 

@@ -20,7 +20,7 @@ use crate::{
         channel::Channel,
         ids::ChallengeId,
         payment::{format_amount, payment_push_message, PaymentChallenge},
-        step_up::{ChallengeStatus, PUSH_CHALLENGE_TTL_SECS},
+        step_up::PUSH_CHALLENGE_TTL_SECS,
     },
     ports,
     push::{Approval, PushProvider},
@@ -65,17 +65,14 @@ impl Handler for PaymentPush {
         let request_id =
             push_approval(ports.counters, ports.push, cx, caller, authy_id, approval).await?;
         let id = ChallengeId::new(super::new_id(cx)?);
-        let challenge = PaymentChallenge {
-            id: id.clone(),
+        let challenge = PaymentChallenge::pending(
+            id.clone(),
             payment,
-            channel: Channel::Authy,
-            status: ChallengeStatus::Pending,
-            created_at: caller.now,
-            expires_at: caller.now + PUSH_CHALLENGE_TTL_SECS,
-            request_id: Some(request_id),
-            proof: None,
-            verified_by: None,
-        };
+            Channel::Authy,
+            caller.now,
+            caller.now + PUSH_CHALLENGE_TTL_SECS,
+            Some(request_id),
+        );
         match ports
             .payments
             .start_payment(

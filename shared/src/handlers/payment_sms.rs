@@ -23,7 +23,6 @@ use crate::{
         ids::ChallengeId,
         payment::{payment_sms_text, PaymentChallenge},
         phone::TokenPhone,
-        step_up::ChallengeStatus,
     },
     ports,
     sms::SmsSender,
@@ -63,17 +62,14 @@ impl Handler for PaymentSms {
             payment_reference_free(ports.payments, caller, &payment.reference, true).await?;
         let code = SmsCode::new(cx, caller, phone)?;
         let id = ChallengeId::new(super::new_id(cx)?);
-        let challenge = PaymentChallenge {
-            id: id.clone(),
+        let challenge = PaymentChallenge::pending(
+            id.clone(),
             payment,
-            channel: Channel::Sms,
-            status: ChallengeStatus::Pending,
-            created_at: caller.now,
-            expires_at: code.challenge.expires_at,
-            request_id: None,
-            proof: None,
-            verified_by: None,
-        };
+            Channel::Sms,
+            caller.now,
+            code.challenge.expires_at,
+            None,
+        );
         match ports
             .payments
             .start_payment(

@@ -18,7 +18,7 @@ use crate::handlers::{
 };
 use crate::{
     app::App,
-    domain::{idempotency::IdempotencyRef, ids::LeaseId, random::random_id},
+    domain::{idempotency::IdempotencyRef, ids::LeaseId},
     store::ClaimOutcome,
 };
 
@@ -36,9 +36,7 @@ where
     let Some(reference) = reference else {
         return super::until(deadline, work).await;
     };
-    let lease = LeaseId::new(
-        random_id(app.context.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?,
-    );
+    let lease = LeaseId::new(crate::handlers::new_id(&app.context)?);
     let claimed = super::until(deadline, async {
         Ok(app
             .store

@@ -367,9 +367,7 @@ async fn user<H: Handler>(
     // attempt (see `Codes::count_attempt`); another body, or no reference, another one.
     let attempt = match &reference {
         Some(reference) => AttemptId::new(reference.attempt_id(&fingerprint)),
-        None => AttemptId::new(
-            random_id(app.context.random.as_ref()).map_err(|e| ApiError::Internal(e.into()))?,
-        ),
+        None => AttemptId::new(crate::handlers::new_id(&app.context)?),
     };
     let input = H::Input::parse(&Edge {
         channel,

@@ -275,18 +275,6 @@ pub trait SmsEnrolments: Send + Sync {
 /// Counting attempts on an SMS code, and removing a code that could not be sent.
 #[async_trait]
 pub trait Codes: Send + Sync {
-    /// After a failed send: the enrolment challenge is removed (if still this one) and the
-    /// counters given back, so the caller's retry is not charged for an SMS that never left.
-    async fn abandon_sms_challenge(
-        &self,
-        user: &UserKey,
-        challenge_id: &ChallengeId,
-        counters: &[LimitCounter],
-    ) -> Result<(), StoreError> {
-        self.abandon_challenge(user, &ChallengeSlot::Enrolment, challenge_id, counters)
-            .await
-    }
-
     /// Counts one attempt if the enrolment challenge is live and was sent to this phone.
     ///
     /// An attempt is counted once per `attempt_id`: the same id again (an SDK resend, or the
