@@ -364,9 +364,9 @@ async fn a_reused_reference_with_another_code_counts_another_attempt() {
         .await
         .assert(204);
     let code = t.last_code(PHONE);
-    // The first wrong guess is counted, but its answer is never kept: the claim is left
-    // behind until its lease runs out.
-    t.memory().fail_operation("complete_idempotency");
+    // The first wrong guess is counted, but its answer is never kept (the put that would keep
+    // it fails): no record holds the reference.
+    t.memory().fail_operation("keep_idempotency");
     t.send(
         Req::post(VERIFY)
             .auth(LIVE_KEY, &token)
@@ -392,14 +392,14 @@ async fn a_reused_reference_with_another_code_counts_another_attempt() {
 }
 
 #[tokio::test]
-async fn a_lost_answer_recovered_on_retry_checks_the_phone_and_announces_once() {
+async fn a_right_codes_answer_is_kept_in_its_own_write_and_announced_once() {
     let t = TestApp::new().await;
     let token = t.token("live", "u1");
     t.send(Req::post(SMS).auth(LIVE_KEY, &token))
         .await
         .assert(204);
     let code = t.last_code(PHONE);
-    t.memory().fail_operation("complete_idempotency");
+    // The answer rides in the activation's write: no separate recording that could fail.
     let verify = |token: &str| {
         Req::post(VERIFY)
             .auth(LIVE_KEY, token)
@@ -407,16 +407,21 @@ async fn a_lost_answer_recovered_on_retry_checks_the_phone_and_announces_once() 
             .json(code_body(&code))
     };
     t.send(verify(&token)).await.assert(204);
-    t.clock.advance(61);
-    // The same request from a token with another phone finds no challenge of its own (its
-    // answer is not kept either, so the claim runs out again).
-    t.memory().fail_operation("complete_idempotency");
+    let user = t.user("live", "u1");
+    let again = t.send(verify(&token)).await;
+    again.assert(204);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    // The same user's same request from a token with another phone: the kept answer, which
+    // tells nothing new; the factor stays on the first phone.
     let other = t.token_with("live", "u1", json!({"phone_number": OTHER_PHONE}));
-    t.send(verify(&other))
-        .await
-        .assert_conflict("STATE_INVALID");
-    t.clock.advance(61);
-    t.send(verify(&token)).await.assert(204);
+    let replayed = t.send(verify(&other)).await;
+    replayed.assert(204);
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    assert_eq!(
+        t.memory().challenge_attempts(&user),
+        None,
+        "the challenge is consumed"
+    );
     let active: Vec<_> = t
         .events
         .events()
@@ -424,6 +429,58 @@ async fn a_lost_answer_recovered_on_retry_checks_the_phone_and_announces_once() 
         .filter(|e| e["status"] == "ACTIVE")
         .collect();
     assert_eq!(active.len(), 1, "ACTIVE announced once: {active:?}");
+}
+
+/// A retried wrong guess is the same attempt: not counted again, even after other attempts
+/// on the same challenge (the challenge keeps every attempt's id, not only the last).
+#[tokio::test]
+async fn a_retried_wrong_guess_is_not_counted_again_after_other_attempts() {
+    let t = TestApp::new().await;
+    let token = t.token("live", "u1");
+    t.send(Req::post(SMS).auth(LIVE_KEY, &token))
+        .await
+        .assert(204);
+    let code = t.last_code(PHONE);
+    let user = t.user("live", "u1");
+    // Its answer is lost: the retry runs again, and finds its attempt counted.
+    t.memory().fail_operation("keep_idempotency");
+    let first = || {
+        Req::post(VERIFY)
+            .auth(LIVE_KEY, &token)
+            .idem("w1")
+            .json(code_body(&wrong(&code)))
+    };
+    t.send(first())
+        .await
+        .assert_conflict("VERIFICATION_CODE_INVALID");
+    t.send(
+        Req::post(VERIFY)
+            .auth(LIVE_KEY, &token)
+            .json(code_body(&wrong(&wrong(&code)))),
+    )
+    .await
+    .assert_conflict("VERIFICATION_CODE_INVALID");
+    assert_eq!(t.memory().challenge_attempts(&user), Some(2));
+    t.send(first())
+        .await
+        .assert_conflict("VERIFICATION_CODE_INVALID");
+    assert_eq!(
+        t.memory().challenge_attempts(&user),
+        Some(2),
+        "not counted again"
+    );
+    // Now kept: the next retry is a replay.
+    let replayed = t.send(first()).await;
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    assert_eq!(t.memory().challenge_attempts(&user), Some(2));
+    // And the right code still works.
+    t.send(
+        Req::post(VERIFY)
+            .auth(LIVE_KEY, &token)
+            .json(code_body(&code)),
+    )
+    .await
+    .assert(204);
 }
 
 // ---- 6. step-up is fresh --------------------------------------------------------------------

@@ -463,10 +463,10 @@ async fn dynamodb_requests_per_operation() {
         .await
         .assert(204);
     measure(
-        "enrol SMS with idempotency-ref",
+        "enrol SMS with idempotency-ref (claim in the transaction)",
         b,
         t.dynamodb_requests(),
-        3,
+        2,
     );
     let b = t.dynamodb_requests();
     t.send(Req::post(SMS).auth(LIVE_KEY, &token2).idem("r"))
@@ -478,16 +478,48 @@ async fn dynamodb_requests_per_operation() {
     t.send(
         Req::post(VERIFY)
             .auth(LIVE_KEY, &token2)
+            .idem("w")
+            .json(code_body(&wrong(&code2))),
+    )
+    .await
+    .assert(409);
+    measure(
+        "verify, wrong code, with idempotency-ref",
+        b,
+        t.dynamodb_requests(),
+        2,
+    );
+    let b = t.dynamodb_requests();
+    t.send(
+        Req::post(VERIFY)
+            .auth(LIVE_KEY, &token2)
             .idem("v")
             .json(code_body(&code2)),
     )
     .await
     .assert(204);
     measure(
-        "verify, right code, with idempotency-ref",
+        "verify, right code, with idempotency-ref (record in the transaction)",
         b,
         t.dynamodb_requests(),
-        4,
+        2,
+    );
+    let b = t.dynamodb_requests();
+    let replayed = t
+        .send(
+            Req::post(VERIFY)
+                .auth(LIVE_KEY, &token2)
+                .idem("v")
+                .json(code_body(&code2)),
+        )
+        .await;
+    replayed.assert(204);
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+    measure(
+        "verify replay (count refused, factor read, record found)",
+        b,
+        t.dynamodb_requests(),
+        3,
     );
     let b = t.dynamodb_requests();
     t.send(

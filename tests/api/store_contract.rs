@@ -16,9 +16,9 @@ use additional_factors::{
         },
     },
     store::{
-        dynamodb::DynamoStore, memory::MemoryStore, AttemptOutcome, ChallengeSlot, ClaimOutcome,
-        NewChallenge, PendingPush, PushPurpose, PushRequest, ReserveOutcome, StartOutcome, Store,
-        StoredResponse, UserKey,
+        dynamodb::DynamoStore, memory::MemoryStore, Activation, AttemptOutcome, ChallengeSlot,
+        ClaimOutcome, ClaimRecord, NewChallenge, PendingPush, PushPurpose, PushRequest,
+        ReserveOutcome, StartOutcome, Store, StoredResponse, UserKey,
     },
 };
 
@@ -371,6 +371,218 @@ async fn an_attempt_id_is_counted_once(store: Arc<dyn Store>) {
             .await
             .unwrap(),
         AttemptOutcome::Dead
+    );
+}
+
+contract!(
+    attempt_ids_between,
+    an_attempt_is_known_after_other_attempts
+);
+async fn an_attempt_is_known_after_other_attempts(store: Arc<dyn Store>) {
+    let u = user("u1");
+    store
+        .start_sms_challenge(&u, &challenge("c1", "p", 5), &[], NOW)
+        .await
+        .unwrap();
+    let (a, b) = (attempt_id(), attempt_id());
+    let count = |id: &AttemptId| {
+        let (store, u, id) = (store.clone(), u.clone(), id.clone());
+        async move {
+            counted(
+                &store
+                    .count_sms_attempt(&u, &PhoneHash::from("p"), &id, NOW)
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    assert_eq!(count(&a).await, Some(1));
+    assert_eq!(count(&b).await, Some(2));
+    // `a` again, after `b`: still recognised, not counted a third time.
+    assert_eq!(count(&a).await, Some(2));
+    assert_eq!(count(&b).await, Some(2));
+}
+
+contract!(riding_claims, a_claim_rides_in_the_operations_write);
+async fn a_claim_rides_in_the_operations_write(store: Arc<dyn Store>) {
+    let u = user("u1");
+    let record = |lease: &str, fingerprint: &str, response: Option<StoredResponse>| ClaimRecord {
+        reference: IdempotencyRef::parse(b"ride-1").unwrap(),
+        fingerprint: fingerprint.into(),
+        lease_id: LeaseId::from(lease),
+        response,
+    };
+    // Step one carries the claim (in progress): both written, or neither.
+    assert_eq!(
+        store
+            .start_sms_challenge_claiming(
+                &u,
+                &challenge("c1", "p", 5),
+                &[],
+                Some(&record("l1", "f1", None)),
+                NOW
+            )
+            .await
+            .unwrap(),
+        StartOutcome::Started
+    );
+    assert_eq!(
+        store
+            .claim_idempotency(
+                &u,
+                &record("l2", "f1", None).reference,
+                "f1",
+                &LeaseId::from("l2"),
+                NOW
+            )
+            .await
+            .unwrap(),
+        ClaimOutcome::InProgress,
+        "the transaction wrote the claim"
+    );
+    // A second step one under the same reference is refused for the claim, first of all:
+    // no new challenge replaces the first.
+    assert_eq!(
+        store
+            .start_sms_challenge_claiming(
+                &u,
+                &challenge("c2", "p", 5),
+                &[],
+                Some(&record("l2", "f1", None)),
+                NOW
+            )
+            .await
+            .unwrap(),
+        StartOutcome::Unclaimed(ClaimOutcome::InProgress)
+    );
+    assert_eq!(
+        store
+            .start_sms_challenge_claiming(
+                &u,
+                &challenge("c2", "p", 5),
+                &[],
+                Some(&record("l2", "f2", None)),
+                NOW
+            )
+            .await
+            .unwrap(),
+        StartOutcome::Unclaimed(ClaimOutcome::Mismatch)
+    );
+    let attempt = attempt_id();
+    let AttemptOutcome::Counted(counted) = store
+        .count_sms_attempt(&u, &PhoneHash::from("p"), &attempt, NOW)
+        .await
+        .unwrap()
+    else {
+        panic!("the first challenge is still there");
+    };
+    assert_eq!(counted.challenge_id, ChallengeId::from("c1"));
+    // The first request's answer is kept; the activation carries another reference's final
+    // record, written with it.
+    let no_content = StoredResponse {
+        status: 204,
+        body: String::new(),
+    };
+    store
+        .complete_idempotency(
+            &u,
+            &record("l1", "f1", None).reference,
+            &LeaseId::from("l1"),
+            &no_content,
+            NOW,
+        )
+        .await
+        .unwrap();
+    let activation = |lease: &'static str, reference: &'static [u8]| {
+        let store = store.clone();
+        let u = u.clone();
+        let attempt = attempt.clone();
+        let no_content = no_content.clone();
+        async move {
+            let claim = ClaimRecord {
+                reference: IdempotencyRef::parse(reference).unwrap(),
+                fingerprint: "fv".into(),
+                lease_id: LeaseId::from(lease),
+                response: Some(no_content),
+            };
+            store
+                .activate_sms_factor_claiming(
+                    &u,
+                    &ChallengeId::from("c1"),
+                    &PhoneHash::from("p"),
+                    &attempt,
+                    Some(&claim),
+                    NOW,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // Under the enrolment's (kept) reference: refused for the claim, nothing activated.
+    assert_eq!(
+        activation("l3", b"ride-1").await,
+        Activation::Unclaimed(ClaimOutcome::Mismatch)
+    );
+    assert_eq!(
+        store
+            .get_factor(&u, Channel::Sms)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        FactorStatus::PendingVerification
+    );
+    assert_eq!(activation("l3", b"ride-2").await, Activation::Activated);
+    // Its record is final: a retry replays it, and releasing it does nothing.
+    store
+        .release_idempotency(
+            &u,
+            &IdempotencyRef::parse(b"ride-2").unwrap(),
+            &LeaseId::from("l3"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        activation("l4", b"ride-2").await,
+        Activation::Unclaimed(ClaimOutcome::Replay(no_content.clone()))
+    );
+    // A record kept by one conditional put: written once, then the live record's answer.
+    let kept = ClaimRecord {
+        reference: IdempotencyRef::parse(b"ride-3").unwrap(),
+        fingerprint: "fk".into(),
+        lease_id: LeaseId::from("l5"),
+        response: Some(StoredResponse {
+            status: 409,
+            body: r#"{"errorCode":"STATE_INVALID"}"#.into(),
+        }),
+    };
+    assert_eq!(
+        store.keep_idempotency(&u, &kept, NOW).await.unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let again = ClaimRecord {
+        lease_id: LeaseId::from("l6"),
+        ..kept.clone()
+    };
+    assert_eq!(
+        store.keep_idempotency(&u, &again, NOW).await.unwrap(),
+        ClaimOutcome::Replay(kept.response.clone().unwrap())
+    );
+    let other = ClaimRecord {
+        fingerprint: "other".into(),
+        ..again
+    };
+    assert_eq!(
+        store.keep_idempotency(&u, &other, NOW).await.unwrap(),
+        ClaimOutcome::Mismatch
+    );
+    // Kept for a day, not for a lease.
+    assert_eq!(
+        store
+            .keep_idempotency(&u, &other, NOW + LEASE_SECS + 1)
+            .await
+            .unwrap(),
+        ClaimOutcome::Mismatch
     );
 }
 

@@ -4,6 +4,7 @@
 //! then the SMS is sent (`super::SmsCode::send`). If the send fails, the challenge is removed
 //! (and the counters given back when SNS definitely sent nothing), and the caller gets a 503
 //! whose retry works; the stored code hash was harmless meanwhile, since nobody knows its code.
+//! An `idempotency-ref`'s claim is one more item of that same transaction (`claim`).
 
 use async_trait::async_trait;
 
@@ -35,6 +36,8 @@ pub struct EnrolSmsOtp;
 impl Handler for EnrolSmsOtp {
     type Input = SmsChannel;
     type Ports<'a> = Ports<'a>;
+    /// The claim rides in step one's transaction; the answer is kept after the send.
+    const CLAIM_RIDES: bool = true;
 
     async fn handle(
         ports: Ports<'_>,
@@ -46,10 +49,17 @@ impl Handler for EnrolSmsOtp {
         let code = SmsCode::new(cx, caller, phone)?;
         match ports
             .enrolments
-            .start_sms_challenge(&caller.user, &code.challenge, &code.counters, caller.now)
+            .start_sms_challenge_claiming(
+                &caller.user,
+                &code.challenge,
+                &code.counters,
+                caller.claim_in_progress(),
+                caller.now,
+            )
             .await?
         {
-            StartOutcome::Started => {}
+            StartOutcome::Started => caller.claim_taken(false),
+            StartOutcome::Unclaimed(outcome) => return caller.claim_refused(outcome),
             StartOutcome::AlreadyRegistered => {
                 return Err(ApiError::Conflict(ErrorCode::ChannelAlreadyRegistered))
             }

@@ -7,6 +7,7 @@
 //! applies the step-up rule and idempotency, then calls it.
 
 pub mod authy_callback;
+pub mod claim;
 pub mod enrol_push;
 pub mod enrol_sms_otp;
 pub mod get_payment_challenge;
@@ -56,7 +57,8 @@ use crate::{
     push::{Approval, PushProvider},
     sms::SmsSender,
     store::{
-        AttemptOutcome, ChallengeSlot, Codes, Counters, FactorReads, Payments, StepUps, UserKey,
+        AttemptOutcome, ChallengeSlot, ClaimOutcome, ClaimRecord, Codes, Counters, FactorReads,
+        Payments, StepUps, UserKey,
     },
 };
 
@@ -72,6 +74,40 @@ pub struct Caller {
     pub token_exp: i64,
     /// The request's clock, read once.
     pub now: i64,
+    /// The `idempotency-ref` claim this request's own write carries, when its route lets the
+    /// claim ride (`Handler::CLAIM_RIDES`) and the request has a reference.
+    pub claim: Option<claim::Claim>,
+}
+
+impl Caller {
+    /// The in-progress record a write carries, if the claim rides (see `claim`).
+    pub fn claim_in_progress(&self) -> Option<&ClaimRecord> {
+        self.claim.as_ref().map(claim::Claim::in_progress)
+    }
+
+    /// The record with `answer`, for a write after which nothing can fail.
+    pub fn claim_with_answer(&self, answer: &Reply) -> Option<ClaimRecord> {
+        self.claim.as_ref().map(|c| c.with_answer(answer))
+    }
+
+    /// A write that carried the claim (if any) committed.
+    pub fn claim_taken(&self, answered: bool) {
+        if let Some(claim) = &self.claim {
+            claim.taken(answered);
+        }
+    }
+
+    /// A write was refused for its claim: the answer the live record gives.
+    pub fn claim_refused(&self, outcome: ClaimOutcome) -> Result<Reply, ApiError> {
+        match &self.claim {
+            Some(claim) => claim.refused(outcome),
+            None => claim::answer(outcome).unwrap_or_else(|| {
+                Err(ApiError::Internal(
+                    "a write without a claim was refused for one".into(),
+                ))
+            }),
+        }
+    }
 }
 
 /// When a route needs a stepped-up token (a fresh `mfa`, or a session stepped up by a
@@ -93,6 +129,10 @@ pub trait Handler: Send + Sync + 'static {
     const IS_GET: bool = false;
     /// A simulator: sandbox programmes only (404 for live ones).
     const SANDBOX_ONLY: bool = false;
+    /// The `idempotency-ref` claim rides in the handler's own write (`claim`): no separate
+    /// claim before it runs. The handler must then pass `Caller::claim_in_progress` (or
+    /// `claim_with_answer`) to the write that changes state, and report what became of it.
+    const CLAIM_RIDES: bool = false;
 
     /// The step-up rule for this input.
     fn step_up(_input: &Self::Input) -> StepUp {

@@ -3,6 +3,11 @@
 //! The attempt is counted (atomically, only while the challenge is live and was sent to the
 //! token's phone) *before* the code is compared: see `domain::challenge`. A right code then
 //! consumes the challenge and activates the factor in one conditional write, so it works once.
+//!
+//! With an `idempotency-ref`, the attempt is counted before the reference is claimed (the
+//! count must return the code's hash, which a transaction cannot): a retry of the same
+//! request is the same attempt (`AttemptId`), never counted twice on a challenge, and its
+//! kept answer is found when the answer is recorded.
 
 use async_trait::async_trait;
 
@@ -16,7 +21,7 @@ use crate::{
     domain::{channel::Channel, factor::FactorStatus, phone::TokenPhone},
     events::{Change, EventPublisher},
     ports,
-    store::{Codes, FactorReads, SmsEnrolments},
+    store::{Activation, Codes, FactorReads, SmsEnrolments},
 };
 
 ports! {
@@ -34,6 +39,9 @@ pub struct VerifySmsOtp;
 impl Handler for VerifySmsOtp {
     type Input = TypedCode;
     type Ports<'a> = Ports<'a>;
+    /// A right code's record rides, with its answer, in the activation's transaction; any
+    /// other answer is kept by one conditional put after it (`claim`).
+    const CLAIM_RIDES: bool = true;
 
     async fn handle(
         ports: Ports<'_>,
@@ -83,30 +91,36 @@ impl Handler for VerifySmsOtp {
             &typed.code,
             &attempt.code_hash,
         ) {
-            if ports
+            let answer = Reply::no_content();
+            match ports
                 .enrolments
-                .activate_sms_factor(
+                .activate_sms_factor_claiming(
                     &caller.user,
                     &attempt.challenge_id,
                     &phone.hash,
                     attempt_id,
+                    caller.claim_with_answer(&answer).as_ref(),
                     caller.now,
                 )
                 .await?
             {
-                tracing::info!(to = %phone.number, attempts = attempt.attempts, "SMS factor verified");
-                super::announce(
-                    ports.events,
-                    &caller.user,
-                    Channel::Sms,
-                    Change::Active,
-                    caller.now,
-                )
-                .await;
-                return Ok(Reply::no_content());
+                Activation::Activated => {
+                    caller.claim_taken(true);
+                    tracing::info!(to = %phone.number, attempts = attempt.attempts, "SMS factor verified");
+                    super::announce(
+                        ports.events,
+                        &caller.user,
+                        Channel::Sms,
+                        Change::Active,
+                        caller.now,
+                    )
+                    .await;
+                    return Ok(answer);
+                }
+                Activation::Unclaimed(outcome) => return caller.claim_refused(outcome),
+                // Consumed or replaced by a concurrent request between the count and now.
+                Activation::Refused => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
             }
-            // Consumed or replaced by a concurrent request between the count and now.
-            return Err(ApiError::Conflict(ErrorCode::StateInvalid));
         }
         tracing::info!(
             attempts = attempt.attempts,

@@ -1,8 +1,10 @@
 //! Runs a mutating request at most once per `idempotency-ref`.
 //!
-//! The reference is *claimed* by a conditional write before anything runs, so two retries
-//! arriving together cannot both run. A final 2xx, 400 or 409 is kept; anything else (401,
-//! 403, 429, 5xx) drops the claim so that the caller's retry runs again.
+//! The reference is *claimed* by a conditional write before anything runs (`run_once`), or
+//! by the route's own first write (`run_riding`, for a route with `Handler::CLAIM_RIDES`: one
+//! round trip fewer), so two retries arriving together cannot both run. A final 2xx, 400 or
+//! 409 is kept; anything else (401, 403, 429, 5xx) drops the claim so that the caller's retry
+//! runs again.
 //!
 //! The request's deadline cuts the claim and the work (a cut is a 503, and drops the claim),
 //! never the recording of their answer: once an SMS has gone out, cutting the write that
@@ -13,13 +15,13 @@
 use std::future::Future;
 
 use crate::handlers::{
-    reply::{ApiError, ErrorCode, Reply},
+    claim::{self, Claim, ClaimState},
+    reply::{ApiError, Reply},
     Caller,
 };
 use crate::{
     app::App,
     domain::{idempotency::IdempotencyRef, ids::LeaseId},
-    store::ClaimOutcome,
 };
 
 pub async fn run_once<F>(
@@ -44,28 +46,100 @@ where
             .await?)
     })
     .await?;
-    match claimed {
-        ClaimOutcome::Claimed => {}
-        ClaimOutcome::Replay(stored) => {
-            tracing::info!(status = stored.status, "idempotent replay");
-            return Ok(Reply::replayed(&stored));
-        }
-        ClaimOutcome::Mismatch => return Err(ApiError::IdempotencyMismatch),
-        ClaimOutcome::InProgress => {
-            return Err(ApiError::Conflict(ErrorCode::IdempotentRequestInProgress))
-        }
+    if let Some(answer) = claim::answer(claimed) {
+        return answer;
     }
     let result = super::until(deadline, work).await;
-    let reply = match &result {
+    settle(app, caller, &reference, &lease, &result).await;
+    result
+}
+
+/// Runs a route whose own write carries the claim (`handlers::claim`), then records what the
+/// handler's writes did not: the answer of a claim written in progress (or its release), or,
+/// when no write took the claim, a final record in one conditional put — whose refusal means
+/// an earlier request with the reference answered first, and its answer is the answer.
+pub async fn run_riding<F>(
+    app: &App,
+    caller: &Caller,
+    claim: &Claim,
+    deadline: tokio::time::Instant,
+    work: F,
+) -> Result<Reply, ApiError>
+where
+    F: Future<Output = Result<Reply, ApiError>>,
+{
+    let result = super::until(deadline, work).await;
+    match claim.state() {
+        ClaimState::Final | ClaimState::Refused => result,
+        ClaimState::InProgress => {
+            settle(app, caller, claim.reference(), claim.lease_id(), &result).await;
+            result
+        }
+        ClaimState::Unwritten => {
+            let reply = reply_of(&result);
+            if reply.is_kept() {
+                let record = claim.with_answer(&reply);
+                let kept = app
+                    .store
+                    .keep_idempotency(&caller.user, &record, app.clock.now());
+                match tokio::time::timeout(crate::aws::RECORDING_BUDGET, kept).await {
+                    Ok(Ok(outcome)) => claim::answer(outcome).unwrap_or(result),
+                    Ok(Err(error)) => {
+                        tracing::warn!(
+                            error = %crate::logging::redacted_chain(&error),
+                            "the response could not be kept for replay"
+                        );
+                        result
+                    }
+                    Err(_) => {
+                        tracing::warn!("the response could not be kept for replay: out of time");
+                        result
+                    }
+                }
+            } else {
+                if reply.status >= 500 {
+                    // Cut (or failed) while its write was under way: that write may have
+                    // committed the claim. Dropping it (only if ours and unanswered) is a no-op
+                    // otherwise.
+                    let released = app.store.release_idempotency(
+                        &caller.user,
+                        claim.reference(),
+                        claim.lease_id(),
+                    );
+                    within_recording_budget(
+                        released,
+                        "the idempotency claim could not be released",
+                    )
+                    .await;
+                }
+                result
+            }
+        }
+    }
+}
+
+fn reply_of(result: &Result<Reply, ApiError>) -> Reply {
+    match result {
         Ok(reply) => reply.clone(),
         Err(error) => error.to_reply(),
-    };
+    }
+}
+
+/// Keeps a claimed request's answer, or drops the claim when the answer is not kept.
+async fn settle(
+    app: &App,
+    caller: &Caller,
+    reference: &IdempotencyRef,
+    lease: &LeaseId,
+    result: &Result<Reply, ApiError>,
+) {
+    let reply = reply_of(result);
     if reply.is_kept() {
         let stored = reply.to_stored();
         let kept = app.store.complete_idempotency(
             &caller.user,
-            &reference,
-            &lease,
+            reference,
+            lease,
             &stored,
             app.clock.now(),
         );
@@ -73,10 +147,9 @@ where
     } else {
         let released = app
             .store
-            .release_idempotency(&caller.user, &reference, &lease);
+            .release_idempotency(&caller.user, reference, lease);
         within_recording_budget(released, "the idempotency claim could not be released").await;
     }
-    result
 }
 
 /// Runs a write that records the outcome, for at most `RECORDING_BUDGET`; a failure (or

@@ -15,11 +15,12 @@ use crate::{
     domain::{
         factor::{has_active_factor, FactorStatus},
         idempotency::{fingerprint, IdempotencyRef, IdempotencyRefError},
-        ids::AttemptId,
+        ids::{AttemptId, LeaseId},
         phone::HashedPhone,
         random::random_id,
     },
     handlers::{
+        claim::Claim,
         input::{Edge, Input},
         ports::Ports,
         reply::{ApiError, FieldError, FieldErrorKind, Reply},
@@ -306,7 +307,7 @@ async fn user<H: Handler>(
     deadline: tokio::time::Instant,
 ) -> Result<Reply, ApiError> {
     let now = app.clock.now();
-    let caller = until(deadline, authenticate(app, request, now)).await?;
+    let mut caller = until(deadline, authenticate(app, request, now)).await?;
     tracing::Span::current().record("programme", caller.programme.id.as_str());
     let params = request.path_parameters();
     let channel = params.first("channel").unwrap_or_default();
@@ -384,10 +385,20 @@ async fn user<H: Handler>(
     if let Ok(input) = &input {
         until(deadline, require_step_up(app, H::step_up(input), &caller)).await?;
     }
-    idempotency::run_once(app, &caller, reference, &fingerprint, deadline, async {
-        H::handle(H::Ports::reach(app), &app.context, &caller, input?).await
-    })
-    .await
+    let reference = match reference {
+        Some(reference) if H::CLAIM_RIDES => {
+            let lease = LeaseId::new(crate::handlers::new_id(&app.context)?);
+            caller.claim = Some(Claim::new(reference, fingerprint.clone(), lease));
+            None
+        }
+        other => other,
+    };
+    let caller = &caller;
+    let work = async { H::handle(H::Ports::reach(app), &app.context, caller, input?).await };
+    match &caller.claim {
+        Some(claim) => idempotency::run_riding(app, caller, claim, deadline, work).await,
+        None => idempotency::run_once(app, caller, reference, &fingerprint, deadline, work).await,
+    }
 }
 
 async fn authenticate(app: &App, request: &Request, now: i64) -> Result<Caller, ApiError> {
@@ -443,6 +454,7 @@ async fn authenticate(app: &App, request: &Request, now: i64) -> Result<Caller, 
         session: user.session,
         token_exp: user.exp,
         now,
+        claim: None,
     })
 }
 

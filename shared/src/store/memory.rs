@@ -15,11 +15,11 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AttemptOutcome, Callbacks, ChallengeSlot, ClaimOutcome, Codes, CountedAttempt, Counters,
-    FactorReads, IdempotencyRecords, NewChallenge, PaymentOutcome, PaymentStart, Payments,
-    PendingPush, Programmes, PushEnrolments, PushPurpose, PushRequest, ReserveOutcome, Seeding,
-    SmsEnrolments, StartOutcome, StepUpGrant, StepUpStart, StepUps, StoreError, StoredResponse,
-    Unlinking, UserKey,
+    Activation, AttemptOutcome, Callbacks, ChallengeSlot, ClaimOutcome, ClaimRecord, Codes,
+    CountedAttempt, Counters, FactorReads, IdempotencyRecords, NewChallenge, PaymentOutcome,
+    PaymentStart, Payments, PendingPush, Programmes, PushEnrolments, PushPurpose, PushRequest,
+    ReserveOutcome, Seeding, SmsEnrolments, StartOutcome, StepUpGrant, StepUpStart, StepUps,
+    StoreError, StoredResponse, Unlinking, UserKey,
 };
 use crate::domain::{
     challenge::{challenge_state, ChallengeState},
@@ -37,7 +37,8 @@ use crate::domain::{
 struct Challenge {
     stored: NewChallenge,
     attempts: u32,
-    last_attempt: Option<AttemptId>,
+    /// Every attempt counted on this challenge.
+    counted: Vec<AttemptId>,
     created_at: i64,
 }
 
@@ -97,6 +98,41 @@ impl Tables {
 
     /// Drops what DynamoDB's TTL would eventually drop, so a long-running local server does
     /// not grow without bound. Expiry is never decided here: every read checks it itself.
+    /// Why a claim cannot be taken: the live record under its reference, unless it is ours.
+    fn refusal(&self, user: &UserKey, claim: &ClaimRecord, now: i64) -> Option<ClaimOutcome> {
+        let key = (user.clone(), claim.reference.as_str().to_owned());
+        let existing = self.idempotency.get(&key).filter(|r| r.expires_at > now)?;
+        if existing.lease_id == claim.lease_id {
+            return None;
+        }
+        Some(if existing.fingerprint != claim.fingerprint {
+            ClaimOutcome::Mismatch
+        } else {
+            match &existing.response {
+                Some(response) => ClaimOutcome::Replay(response.clone()),
+                None => ClaimOutcome::InProgress,
+            }
+        })
+    }
+
+    /// Writes a claim's record: in progress for its lease, or final for `KEEP_SECS`.
+    fn record(&mut self, user: &UserKey, claim: &ClaimRecord, now: i64) {
+        let held = if claim.response.is_some() {
+            KEEP_SECS
+        } else {
+            LEASE_SECS
+        };
+        self.idempotency.insert(
+            (user.clone(), claim.reference.as_str().to_owned()),
+            IdempotencyRecord {
+                fingerprint: claim.fingerprint.clone(),
+                lease_id: claim.lease_id.clone(),
+                response: claim.response.clone(),
+                expires_at: now + held,
+            },
+        );
+    }
+
     fn sweep(&mut self, now: i64) {
         const GRACE: i64 = 3_600;
         self.counters.retain(|_, (_, end)| *end + GRACE > now);
@@ -239,15 +275,19 @@ impl FactorReads for MemoryStore {
 
 #[async_trait]
 impl SmsEnrolments for MemoryStore {
-    async fn start_sms_challenge(
+    async fn start_sms_challenge_claiming(
         &self,
         user: &UserKey,
         challenge: &NewChallenge,
         counters: &[LimitCounter],
+        claim: Option<&ClaimRecord>,
         now: i64,
     ) -> Result<StartOutcome, StoreError> {
         let mut tables = self.begin("start_sms_challenge")?;
         tables.sweep(now);
+        if let Some(outcome) = claim.and_then(|c| tables.refusal(user, c, now)) {
+            return Ok(StartOutcome::Unclaimed(outcome));
+        }
         let key = (user.clone(), Channel::Sms);
         if let Some(f) = tables.factors.get(&key) {
             if f.status == FactorStatus::Active
@@ -266,7 +306,7 @@ impl SmsEnrolments for MemoryStore {
             Challenge {
                 stored: challenge.clone(),
                 attempts: 0,
-                last_attempt: None,
+                counted: Vec::new(),
                 created_at: now,
             },
         );
@@ -281,25 +321,41 @@ impl SmsEnrolments for MemoryStore {
         });
         factor.status = FactorStatus::PendingVerification;
         factor.updated_at = now;
+        if let Some(claim) = claim {
+            tables.record(user, claim, now);
+        }
         Ok(StartOutcome::Started)
     }
 
-    async fn activate_sms_factor(
+    async fn activate_sms_factor_claiming(
         &self,
         user: &UserKey,
         challenge_id: &ChallengeId,
         phone_hash: &PhoneHash,
         attempt_id: &AttemptId,
+        claim: Option<&ClaimRecord>,
         now: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Activation, StoreError> {
         let mut tables = self.begin("activate_sms_factor")?;
+        if let Some(outcome) = claim.and_then(|c| tables.refusal(user, c, now)) {
+            return Ok(Activation::Unclaimed(outcome));
+        }
         let slot = (user.clone(), ChallengeSlot::Enrolment);
         let current = tables.challenges.get(&slot);
         if !current.is_some_and(|c| {
             c.stored.challenge_id == *challenge_id && c.stored.phone_hash == *phone_hash
         }) {
             let factor = tables.factors.get(&(user.clone(), Channel::Sms));
-            return Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id.as_str())));
+            return Ok(
+                if factor.is_some_and(|f| f.is_verified_by(attempt_id.as_str())) {
+                    Activation::Activated
+                } else {
+                    Activation::Refused
+                },
+            );
+        }
+        if let Some(claim) = claim {
+            tables.record(user, claim, now);
         }
         let phone_hash = phone_hash.as_str().to_owned();
         tables.challenges.remove(&slot);
@@ -315,7 +371,7 @@ impl SmsEnrolments for MemoryStore {
                 updated_at: now,
             },
         );
-        Ok(true)
+        Ok(Activation::Activated)
     }
 }
 
@@ -368,8 +424,7 @@ impl Codes for MemoryStore {
         if challenge.stored.phone_hash != *phone_hash {
             return Ok(AttemptOutcome::NoChallenge);
         }
-        if challenge.last_attempt.as_ref() == Some(attempt_id) && now < challenge.stored.expires_at
-        {
+        if challenge.counted.contains(attempt_id) && now < challenge.stored.expires_at {
             // Already counted: not again (same phone, challenge still live).
             return Ok(counted(challenge));
         }
@@ -383,7 +438,7 @@ impl Codes for MemoryStore {
             ChallengeState::Expired => Ok(AttemptOutcome::Expired),
             ChallengeState::Live => {
                 challenge.attempts += 1;
-                challenge.last_attempt = Some(attempt_id.clone());
+                challenge.counted.push(attempt_id.clone());
                 Ok(counted(challenge))
             }
         }
@@ -617,7 +672,7 @@ impl StepUps for MemoryStore {
             Challenge {
                 stored: challenge.clone(),
                 attempts: 0,
-                last_attempt: None,
+                counted: Vec::new(),
                 created_at: now,
             },
         );
@@ -814,7 +869,7 @@ impl Payments for MemoryStore {
                 Challenge {
                     stored: code.clone(),
                     attempts: 0,
-                    last_attempt: None,
+                    counted: Vec::new(),
                     created_at: now,
                 },
             );
@@ -908,6 +963,25 @@ impl Payments for MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// A claim's conditional put: written unless a live record of another request holds the
+    /// reference.
+    fn put_record(
+        &self,
+        operation: &'static str,
+        user: &UserKey,
+        record: &ClaimRecord,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let mut tables = self.begin(operation)?;
+        if let Some(outcome) = tables.refusal(user, record, now) {
+            return Ok(outcome);
+        }
+        tables.record(user, record, now);
+        Ok(ClaimOutcome::Claimed)
+    }
+}
+
 #[async_trait]
 impl IdempotencyRecords for MemoryStore {
     async fn claim_idempotency(
@@ -918,28 +992,22 @@ impl IdempotencyRecords for MemoryStore {
         lease_id: &LeaseId,
         now: i64,
     ) -> Result<ClaimOutcome, StoreError> {
-        let mut tables = self.begin("claim_idempotency")?;
-        let key = (user.clone(), reference.as_str().to_owned());
-        if let Some(existing) = tables.idempotency.get(&key).filter(|r| r.expires_at > now) {
-            return Ok(if existing.fingerprint != fingerprint {
-                ClaimOutcome::Mismatch
-            } else {
-                match &existing.response {
-                    Some(response) => ClaimOutcome::Replay(response.clone()),
-                    None => ClaimOutcome::InProgress,
-                }
-            });
-        }
-        tables.idempotency.insert(
-            key,
-            IdempotencyRecord {
-                fingerprint: fingerprint.to_owned(),
-                lease_id: lease_id.to_owned(),
-                response: None,
-                expires_at: now + LEASE_SECS,
-            },
-        );
-        Ok(ClaimOutcome::Claimed)
+        let record = ClaimRecord {
+            reference: reference.clone(),
+            fingerprint: fingerprint.to_owned(),
+            lease_id: lease_id.clone(),
+            response: None,
+        };
+        self.put_record("claim_idempotency", user, &record, now)
+    }
+
+    async fn keep_idempotency(
+        &self,
+        user: &UserKey,
+        record: &ClaimRecord,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.put_record("keep_idempotency", user, record, now)
     }
 
     async fn complete_idempotency(
@@ -973,7 +1041,7 @@ impl IdempotencyRecords for MemoryStore {
         if tables
             .idempotency
             .get(&key)
-            .is_some_and(|r| r.lease_id == *lease_id)
+            .is_some_and(|r| r.lease_id == *lease_id && r.response.is_none())
         {
             tables.idempotency.remove(&key);
         }

@@ -50,6 +50,31 @@ pub enum StartOutcome {
     AlreadyRegistered,
     /// These counters (indices into the request's list) are full: nothing written.
     Limited(Vec<usize>),
+    /// The idempotency claim riding in the write was refused (a live record holds the
+    /// reference): nothing written.
+    Unclaimed(ClaimOutcome),
+}
+
+/// The result of activating the SMS factor by a right code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activation {
+    /// Challenge consumed, factor `ACTIVE` (and the riding record written).
+    Activated,
+    /// The challenge was consumed or replaced meanwhile: nothing written.
+    Refused,
+    /// The idempotency claim riding in the write was refused: nothing written.
+    Unclaimed(ClaimOutcome),
+}
+
+/// An `idempotency-ref`'s record written by the operation's own write — the claim *rides* in
+/// it, so a first request costs no separate claim (see `http::idempotency`). In progress
+/// while `response` is `None` (held for its lease), final otherwise (kept for replays).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRecord {
+    pub reference: IdempotencyRef,
+    pub fingerprint: String,
+    pub lease_id: LeaseId,
+    pub response: Option<StoredResponse>,
 }
 
 /// An attempt that was counted and may now be compared.
@@ -256,6 +281,20 @@ pub trait SmsEnrolments: Send + Sync {
         challenge: &NewChallenge,
         counters: &[LimitCounter],
         now: i64,
+    ) -> Result<StartOutcome, StoreError> {
+        self.start_sms_challenge_claiming(user, challenge, counters, None, now)
+            .await
+    }
+
+    /// `start_sms_challenge`, with the request's idempotency claim riding in the same write:
+    /// refused first of all if a live record holds the reference.
+    async fn start_sms_challenge_claiming(
+        &self,
+        user: &UserKey,
+        challenge: &NewChallenge,
+        counters: &[LimitCounter],
+        claim: Option<&ClaimRecord>,
+        now: i64,
     ) -> Result<StartOutcome, StoreError>;
 
     /// Consumes the challenge (if still this one) and makes the SMS factor `ACTIVE` for the
@@ -269,7 +308,24 @@ pub trait SmsEnrolments: Send + Sync {
         phone_hash: &PhoneHash,
         attempt_id: &AttemptId,
         now: i64,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .activate_sms_factor_claiming(user, challenge_id, phone_hash, attempt_id, None, now)
+            .await?
+            == Activation::Activated)
+    }
+
+    /// `activate_sms_factor`, with the request's idempotency record (final: the answer is
+    /// known once this write commits) riding in the same write.
+    async fn activate_sms_factor_claiming(
+        &self,
+        user: &UserKey,
+        challenge_id: &ChallengeId,
+        phone_hash: &PhoneHash,
+        attempt_id: &AttemptId,
+        claim: Option<&ClaimRecord>,
+        now: i64,
+    ) -> Result<Activation, StoreError>;
 }
 
 /// Counting attempts on an SMS code, and removing a code that could not be sent.
@@ -532,7 +588,17 @@ pub trait IdempotencyRecords: Send + Sync {
         now: i64,
     ) -> Result<(), StoreError>;
 
-    /// Drops the claim (if still ours), so a retry runs again.
+    /// Writes a final record in one conditional put (a claim and its answer at once), for a
+    /// request whose riding claim was never written: `Claimed` when written (or ours already),
+    /// else what the live record under the reference says.
+    async fn keep_idempotency(
+        &self,
+        user: &UserKey,
+        record: &ClaimRecord,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Drops the claim (if still ours and still in progress), so a retry runs again.
     async fn release_idempotency(
         &self,
         user: &UserKey,

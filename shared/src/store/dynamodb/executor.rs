@@ -235,7 +235,20 @@ impl DynamoStore {
         operation: &'static str,
         writes: Vec<Write>,
     ) -> Result<Result<(), Vec<usize>>, StoreError> {
+        Ok(self
+            .transact_returning(operation, writes)
+            .await?
+            .map_err(|refused| refused.into_iter().map(|(i, _)| i).collect()))
+    }
+
+    /// `transact`, and for each refused write the item as it was (none: there was none).
+    pub(super) async fn transact_returning(
+        &self,
+        operation: &'static str,
+        writes: Vec<Write>,
+    ) -> Result<Result<(), Vec<(usize, Option<Item>)>>, StoreError> {
         self.count();
+        let on_failure = Some(ReturnValuesOnConditionCheckFailure::AllOld);
         let mut items = Vec::with_capacity(writes.len());
         for write in writes {
             let names = non_empty(write.names);
@@ -249,6 +262,7 @@ impl DynamoStore {
                         .set_condition_expression(write.condition)
                         .set_expression_attribute_names(names)
                         .set_expression_attribute_values(values)
+                        .set_return_values_on_condition_check_failure(on_failure.clone())
                         .build()
                         .map_err(|e| build_error(operation, e))?,
                 ),
@@ -260,6 +274,7 @@ impl DynamoStore {
                         .set_condition_expression(write.condition)
                         .set_expression_attribute_names(names)
                         .set_expression_attribute_values(values)
+                        .set_return_values_on_condition_check_failure(on_failure.clone())
                         .build()
                         .map_err(|e| build_error(operation, e))?,
                 ),
@@ -270,6 +285,7 @@ impl DynamoStore {
                         .set_condition_expression(write.condition)
                         .set_expression_attribute_names(names)
                         .set_expression_attribute_values(values)
+                        .set_return_values_on_condition_check_failure(on_failure.clone())
                         .build()
                         .map_err(|e| build_error(operation, e))?,
                 ),
@@ -280,6 +296,7 @@ impl DynamoStore {
                         .condition_expression(write.condition.unwrap_or_default())
                         .set_expression_attribute_names(names)
                         .set_expression_attribute_values(values)
+                        .set_return_values_on_condition_check_failure(on_failure.clone())
                         .build()
                         .map_err(|e| build_error(operation, e))?,
                 ),
@@ -308,11 +325,11 @@ impl DynamoStore {
                     });
                 };
                 let reasons = cancelled.cancellation_reasons();
-                let failed: Vec<usize> = reasons
+                let failed: Vec<(usize, Option<Item>)> = reasons
                     .iter()
                     .enumerate()
                     .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                    .map(|(i, _)| i)
+                    .map(|(i, r)| (i, r.item().cloned().filter(|item| !item.is_empty())))
                     .collect();
                 let other = reasons.iter().any(|r| {
                     !matches!(

@@ -41,8 +41,8 @@ use crate::{
         step_up::{ChallengeStatus, PushChallenge, SessionId, RETRY_WAIT_SECS},
     },
     store::{
-        ChallengeSlot, NewChallenge, PendingPush, PushPurpose, PushRequest, StepUpGrant,
-        StoreError, StoredResponse, UserKey,
+        ChallengeSlot, ClaimRecord, NewChallenge, PendingPush, PushPurpose, PushRequest,
+        StepUpGrant, StoreError, StoredResponse, UserKey,
     },
 };
 
@@ -740,8 +740,10 @@ pub fn expire_push_challenge(user: &UserKey, id: &ChallengeId) -> Write {
 ///
 /// `attempt_id` makes the increment idempotent: if the SDK resends the request after a lost
 /// answer, or the caller retries the same idempotent request, the write finds its own id in
-/// `last_attempt` and is refused instead of counting the same attempt twice (the caller then
-/// reads the count from the returned item).
+/// `attempt_ids` (every attempt counted on this challenge, so other attempts in between do
+/// not hide it) and is refused instead of counting the same attempt twice (the caller then
+/// reads the count from the returned item). `last_attempt` is still written and checked, for
+/// challenges stored before `attempt_ids` existed.
 pub fn count_attempt(
     user: &UserKey,
     slot: &ChallengeSlot,
@@ -749,16 +751,34 @@ pub fn count_attempt(
     attempt_id: &AttemptId,
     now: i64,
 ) -> Write {
-    Write::new(challenge_key(user, slot), Action::Update("ADD #attempts :one SET #last_attempt = :attempt".into()))
-        .names(&["pk", "attempts", "wrong_code_limit", "expires_at", "phone_hash", "last_attempt"])
-        .value(":one", n(1))
-        .value(":phone", s(phone_hash.as_str()))
-        .value(":now", n(now))
-        .value(":attempt", s(attempt_id.as_str()))
-        .condition(
-            "attribute_exists(#pk) AND #phone_hash = :phone AND #attempts < #wrong_code_limit \
-             AND #expires_at > :now AND (attribute_not_exists(#last_attempt) OR #last_attempt <> :attempt)",
-        )
+    Write::new(
+        challenge_key(user, slot),
+        Action::Update(
+            "ADD #attempts :one, #attempt_ids :attempt_set SET #last_attempt = :attempt".into(),
+        ),
+    )
+    .names(&[
+        "pk",
+        "attempts",
+        "wrong_code_limit",
+        "expires_at",
+        "phone_hash",
+        "last_attempt",
+        "attempt_ids",
+    ])
+    .value(":one", n(1))
+    .value(":phone", s(phone_hash.as_str()))
+    .value(":now", n(now))
+    .value(":attempt", s(attempt_id.as_str()))
+    .value(
+        ":attempt_set",
+        AttributeValue::Ss(vec![attempt_id.as_str().to_owned()]),
+    )
+    .condition(
+        "attribute_exists(#pk) AND #phone_hash = :phone AND #attempts < #wrong_code_limit \
+         AND #expires_at > :now AND (attribute_not_exists(#last_attempt) OR #last_attempt <> :attempt) \
+         AND NOT contains(#attempt_ids, :attempt)",
+    )
 }
 
 /// Consumes the challenge if it is still this one.
@@ -791,8 +811,15 @@ pub fn activate_sms(
 
 pub fn challenge_from_item(item: &Item) -> Result<ChallengeItem, StoreError> {
     const OP: &str = "read challenge";
+    let mut counted: Vec<AttemptId> = match item.get("attempt_ids") {
+        Some(AttributeValue::Ss(ids)) => ids.iter().map(|id| AttemptId::new(id.clone())).collect(),
+        _ => Vec::new(),
+    };
+    if let Some(last) = opt_s(item, "last_attempt") {
+        counted.push(AttemptId::new(last));
+    }
     Ok(ChallengeItem {
-        last_attempt: opt_s(item, "last_attempt").map(AttemptId::new),
+        counted,
         challenge_id: ChallengeId::new(get_s(item, "challenge_id", OP)?),
         code_hash: get_s(item, "code_hash", OP)?,
         phone_hash: PhoneHash::new(get_s(item, "phone_hash", OP)?),
@@ -807,8 +834,8 @@ pub fn challenge_from_item(item: &Item) -> Result<ChallengeItem, StoreError> {
 /// A challenge as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeItem {
-    /// The id of the request that counted the last attempt.
-    pub last_attempt: Option<AttemptId>,
+    /// The ids of the attempts counted on this challenge.
+    pub counted: Vec<AttemptId>,
     pub challenge_id: ChallengeId,
     pub code_hash: String,
     pub phone_hash: PhoneHash,
@@ -1022,6 +1049,24 @@ pub fn claim_idempotency(
     claim(key, item, now + LEASE_SECS, now)
 }
 
+/// A record written in the operation's own write (`ClaimRecord`): like a claim, only where no
+/// live record holds the reference; final (kept `KEEP_SECS`) when it carries the answer.
+pub fn idempotency_record(user: &UserKey, record: &ClaimRecord, now: i64) -> Write {
+    let key = idempotency_key(user, &record.reference);
+    let mut item = key.to_item();
+    item.insert("fingerprint".into(), s(&record.fingerprint));
+    item.insert("lease_id".into(), s(record.lease_id.as_str()));
+    let held_until = match &record.response {
+        Some(response) => {
+            item.insert("response_status".into(), n(i64::from(response.status)));
+            item.insert("response_body".into(), s(&response.body));
+            now + KEEP_SECS
+        }
+        None => now + LEASE_SECS,
+    };
+    claim(key, item, held_until, now)
+}
+
 pub fn complete_idempotency(
     user: &UserKey,
     reference: &IdempotencyRef,
@@ -1050,9 +1095,9 @@ pub fn release_idempotency(
     lease_id: &LeaseId,
 ) -> Write {
     Write::new(idempotency_key(user, reference), Action::Delete)
-        .names(&["lease_id"])
+        .names(&["lease_id", "response_status"])
         .value(":lease", s(lease_id.as_str()))
-        .condition("#lease_id = :lease")
+        .condition("#lease_id = :lease AND attribute_not_exists(#response_status)")
 }
 
 /// An idempotency record as read back.
@@ -1435,6 +1480,32 @@ mod tests {
                 "release_idempotency",
                 release_idempotency(&u, &reference(), &LeaseId::from("l")),
             ),
+            (
+                "idempotency_record (in progress)",
+                idempotency_record(
+                    &u,
+                    &ClaimRecord {
+                        reference: reference(),
+                        fingerprint: "f".into(),
+                        lease_id: LeaseId::from("l"),
+                        response: None,
+                    },
+                    0,
+                ),
+            ),
+            (
+                "idempotency_record (final)",
+                idempotency_record(
+                    &u,
+                    &ClaimRecord {
+                        reference: reference(),
+                        fingerprint: "f".into(),
+                        lease_id: LeaseId::from("l"),
+                        response: Some(response.clone()),
+                    },
+                    0,
+                ),
+            ),
         ]
     }
 
@@ -1450,6 +1521,7 @@ mod tests {
         "attribute_exists",
         "attribute_not_exists",
         "begins_with",
+        "contains",
     ];
 
     /// Checks one set of expressions against its declared names and values.
@@ -1572,7 +1644,7 @@ mod tests {
         assert_eq!(
             challenge_from_item(&item).unwrap(),
             ChallengeItem {
-                last_attempt: None,
+                counted: Vec::new(),
                 challenge_id: "c".into(),
                 code_hash: "h".into(),
                 phone_hash: "p".into(),

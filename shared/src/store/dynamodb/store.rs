@@ -20,11 +20,11 @@ use crate::{
         step_up::{ChallengeStatus, PushChallenge, SessionId},
     },
     store::{
-        AttemptOutcome, Callbacks, ChallengeSlot, ClaimOutcome, Codes, CountedAttempt, Counters,
-        FactorReads, IdempotencyRecords, NewChallenge, PaymentOutcome, PaymentStart, Payments,
-        PendingPush, Programmes, PushEnrolments, PushPurpose, PushRequest, ReserveOutcome, Seeding,
-        SmsEnrolments, StartOutcome, StepUpGrant, StepUpStart, StepUps, StoreError, StoredResponse,
-        Unlinking, UserKey,
+        Activation, AttemptOutcome, Callbacks, ChallengeSlot, ClaimOutcome, ClaimRecord, Codes,
+        CountedAttempt, Counters, FactorReads, IdempotencyRecords, NewChallenge, PaymentOutcome,
+        PaymentStart, Payments, PendingPush, Programmes, PushEnrolments, PushPurpose, PushRequest,
+        ReserveOutcome, Seeding, SmsEnrolments, StartOutcome, StepUpGrant, StepUpStart, StepUps,
+        StoreError, StoredResponse, Unlinking, UserKey,
     },
 };
 
@@ -107,11 +107,12 @@ impl FactorReads for DynamoStore {
 
 #[async_trait]
 impl SmsEnrolments for DynamoStore {
-    async fn start_sms_challenge(
+    async fn start_sms_challenge_claiming(
         &self,
         user: &UserKey,
         challenge: &NewChallenge,
         counters: &[LimitCounter],
+        claim: Option<&ClaimRecord>,
         now: i64,
     ) -> Result<StartOutcome, StoreError> {
         let mut writes = vec![
@@ -119,32 +120,136 @@ impl SmsEnrolments for DynamoStore {
             schema::put_challenge(user, &ChallengeSlot::Enrolment, challenge, now),
         ];
         writes.extend(counters.iter().map(schema::consume_counter));
-        match self.transact("start_sms_challenge", writes).await? {
-            Ok(()) => Ok(StartOutcome::Started),
-            Err(failed) if failed.contains(&0) => Ok(StartOutcome::AlreadyRegistered),
-            Err(failed) => Ok(StartOutcome::Limited(limited(&failed, 2))),
+        let claim_at = writes.len();
+        writes.extend(claim.map(|record| schema::idempotency_record(user, record, now)));
+        let refused = match self.transact_returning("start_sms_challenge", writes).await {
+            Ok(Ok(())) => return Ok(StartOutcome::Started),
+            Ok(Err(refused)) => refused,
+            Err(error) => {
+                return Ok(StartOutcome::Unclaimed(
+                    self.claim_after_failure(user, claim, error).await?,
+                ))
+            }
+        };
+        if let Some(outcome) = claim_refusal(claim, claim_at, &refused)? {
+            return Ok(StartOutcome::Unclaimed(outcome));
         }
+        let failed: Vec<usize> = refused.iter().map(|(i, _)| *i).collect();
+        Ok(if failed.contains(&0) {
+            StartOutcome::AlreadyRegistered
+        } else {
+            StartOutcome::Limited(limited(&failed, 2))
+        })
     }
 
-    async fn activate_sms_factor(
+    async fn activate_sms_factor_claiming(
         &self,
         user: &UserKey,
         challenge_id: &ChallengeId,
         phone_hash: &PhoneHash,
         attempt_id: &AttemptId,
+        claim: Option<&ClaimRecord>,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        let writes = vec![
+    ) -> Result<Activation, StoreError> {
+        let mut writes = vec![
             schema::delete_challenge(user, &ChallengeSlot::Enrolment, challenge_id),
             schema::activate_sms(user, phone_hash, attempt_id, now),
         ];
-        if self.transact("activate_sms_factor", writes).await?.is_ok() {
-            return Ok(true);
+        writes.extend(claim.map(|record| schema::idempotency_record(user, record, now)));
+        let refused = match self.transact_returning("activate_sms_factor", writes).await {
+            Ok(Ok(())) => return Ok(Activation::Activated),
+            Ok(Err(refused)) => refused,
+            Err(error) => {
+                return Ok(Activation::Unclaimed(
+                    self.claim_after_failure(user, claim, error).await?,
+                ))
+            }
+        };
+        if let Some(outcome) = claim_refusal(claim, 2, &refused)? {
+            return Ok(Activation::Unclaimed(outcome));
         }
         // Refused: by a concurrent request, or by our own first try, committed, whose answer
         // was lost (DynamoDB also dedupes the SDK's resend by its ClientRequestToken).
         let factor = self.get_factor(user, Channel::Sms).await?;
-        Ok(factor.is_some_and(|f| f.is_verified_by(attempt_id.as_str())))
+        Ok(
+            if factor.is_some_and(|f| f.is_verified_by(attempt_id.as_str())) {
+                Activation::Activated
+            } else {
+                Activation::Refused
+            },
+        )
+    }
+}
+
+/// Why a transaction's riding claim (at `at`) was refused, if it was: what the live record
+/// under the reference says. Checked before any other refusal, as a separate claim would be.
+fn claim_refusal(
+    claim: Option<&ClaimRecord>,
+    at: usize,
+    refused: &[(usize, Option<schema::Item>)],
+) -> Result<Option<ClaimOutcome>, StoreError> {
+    let Some(claim) = claim else {
+        return Ok(None);
+    };
+    let Some((_, old)) = refused.iter().find(|(i, _)| *i == at) else {
+        return Ok(None);
+    };
+    Ok(Some(claim_outcome(
+        old.clone(),
+        &claim.lease_id,
+        &claim.fingerprint,
+    )?))
+}
+
+/// What the record that refused a claim says (`None`: the record DynamoDB did not return;
+/// "in progress" is then the safe answer, the caller retries).
+fn claim_outcome(
+    old: Option<schema::Item>,
+    lease_id: &LeaseId,
+    fingerprint: &str,
+) -> Result<ClaimOutcome, StoreError> {
+    let Some(record) = old.filter(|item| !item.is_empty()) else {
+        return Ok(ClaimOutcome::InProgress);
+    };
+    let record = schema::idempotency_from_item(&record)?;
+    if record.lease_id.as_deref() == Some(lease_id.as_str()) {
+        // Our own claim, written by a first try whose answer was lost.
+        return Ok(ClaimOutcome::Claimed);
+    }
+    Ok(if record.fingerprint != fingerprint {
+        ClaimOutcome::Mismatch
+    } else {
+        match record.response {
+            Some(response) => ClaimOutcome::Replay(response),
+            None => ClaimOutcome::InProgress,
+        }
+    })
+}
+
+impl DynamoStore {
+    /// A transaction carrying a claim failed without a verdict (a conflict with another
+    /// transaction, throttling, the network). If a live record of *another* request holds the
+    /// reference, the claim could not have been taken: what that record says ("in progress",
+    /// its kept answer) is the answer, not a 503. Otherwise the original error.
+    async fn claim_after_failure(
+        &self,
+        user: &UserKey,
+        claim: Option<&ClaimRecord>,
+        error: StoreError,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let Some(claim) = claim else {
+            return Err(error);
+        };
+        let key = schema::idempotency_key(user, &claim.reference);
+        let Ok(Some(item)) = self.get("read_idempotency", &key, true).await else {
+            return Err(error);
+        };
+        match claim_outcome(Some(item), &claim.lease_id, &claim.fingerprint)? {
+            // Ours (the transaction committed after all, its answer lost): not knowable here
+            // which answer it had; the caller's retry replays or runs again.
+            ClaimOutcome::Claimed => Err(error),
+            outcome => Ok(outcome),
+        }
     }
 }
 
@@ -208,7 +313,7 @@ impl Codes for DynamoStore {
         if challenge.phone_hash != *phone_hash {
             return Ok(AttemptOutcome::NoChallenge);
         }
-        if challenge.last_attempt.as_ref() == Some(attempt_id) && now < challenge.expires_at {
+        if challenge.counted.contains(attempt_id) && now < challenge.expires_at {
             // Our own attempt, counted by a first try whose answer was lost: not again. Only
             // for the same phone and while the challenge lives, like any other attempt.
             return Ok(counted(challenge));
@@ -658,24 +763,23 @@ impl IdempotencyRecords for DynamoStore {
             Written::Done(_) => return Ok(ClaimOutcome::Claimed),
             Written::Refused(old) => old,
         };
-        // The condition fails only on an existing record, which DynamoDB returns; without it
-        // the safe answer is "in progress" (the caller retries).
-        let Some(record) = old.filter(|item| !item.is_empty()) else {
-            return Ok(ClaimOutcome::InProgress);
-        };
-        let record = schema::idempotency_from_item(&record)?;
-        if record.lease_id.as_deref() == Some(lease_id.as_str()) {
-            // Our own claim, written by a first try whose answer was lost.
-            return Ok(ClaimOutcome::Claimed);
+        claim_outcome(old, lease_id, fingerprint)
+    }
+
+    async fn keep_idempotency(
+        &self,
+        user: &UserKey,
+        record: &ClaimRecord,
+        now: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let write = schema::idempotency_record(user, record, now);
+        match self
+            .write("keep_idempotency", write, Returns::Nothing)
+            .await?
+        {
+            Written::Done(_) => Ok(ClaimOutcome::Claimed),
+            Written::Refused(old) => claim_outcome(old, &record.lease_id, &record.fingerprint),
         }
-        Ok(if record.fingerprint != fingerprint {
-            ClaimOutcome::Mismatch
-        } else {
-            match record.response {
-                Some(response) => ClaimOutcome::Replay(response),
-                None => ClaimOutcome::InProgress,
-            }
-        })
     }
 
     async fn complete_idempotency(
