@@ -55,6 +55,11 @@ struct Timeline {
     first_next: Option<Instant>,
     /// When each event was handed over, and the requests counted so far at that moment.
     delivered: Vec<(Instant, Requests)>,
+    /// The process's CPU time when init ended, and when each event was handed over and
+    /// answered.
+    cpu_at_init: Duration,
+    cpu_delivered: Vec<Duration>,
+    cpu_responded: Vec<Duration>,
     /// When each response came, its status, and the requests the invocation made.
     responded: Vec<(Instant, u16, Requests)>,
     init_error: bool,
@@ -77,11 +82,13 @@ struct Requests {
     sns: u64,
 }
 
-/// What the forwarder in front of the local DynamoDB/SNS server has counted.
+/// What the forwarder in front of the local DynamoDB/SNS server has counted (Secrets Manager
+/// and KMS, which go through it too, apart).
 #[derive(Default)]
 struct Counts {
     dynamodb: std::sync::atomic::AtomicU64,
     sns: std::sync::atomic::AtomicU64,
+    other: std::sync::atomic::AtomicU64,
 }
 
 impl Counts {
@@ -94,34 +101,52 @@ impl Counts {
     }
 }
 
+/// The forwarder's TLS: the server certificate of `scripts/test-ca.py`'s test CA.
+fn tls_acceptor(dir: &Path) -> Result<tokio_rustls::TlsAcceptor, BoxError> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let certs =
+        CertificateDer::pem_file_iter(dir.join("server.pem"))?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key"))?;
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Forwards every request to `upstream` (the local DynamoDB/SNS server) and counts it:
-/// DynamoDB's carry `X-Amz-Target: DynamoDB_20120810.<Operation>`, the rest are SNS's.
+/// DynamoDB's carry `X-Amz-Target: DynamoDB_20120810.<Operation>`, Secrets Manager's and
+/// KMS's theirs, the rest are SNS's. With `tls`, it is an HTTPS endpoint, as AWS's are.
 async fn start_counting_forwarder(
     upstream: String,
     counts: Arc<Counts>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> Result<String, BoxError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = format!("http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let address = format!("{scheme}://{}", listener.local_addr()?);
     let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build_http();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let (client, upstream, counts) = (client.clone(), upstream.clone(), counts.clone());
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
                     let (client, upstream, counts) =
                         (client.clone(), upstream.clone(), counts.clone());
                     async move {
-                        let dynamodb = request
+                        let target = request
                             .headers()
                             .get("x-amz-target")
                             .and_then(|v| v.to_str().ok())
-                            .is_some_and(|t| t.starts_with("DynamoDB"));
-                        let counter = if dynamodb {
+                            .unwrap_or_default();
+                        let counter = if target.starts_with("DynamoDB") {
                             &counts.dynamodb
-                        } else {
+                        } else if target.is_empty() {
                             &counts.sns
+                        } else {
+                            &counts.other
                         };
                         counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let (parts, body) = request.into_parts();
@@ -135,7 +160,9 @@ async fn start_counting_forwarder(
                             .method(parts.method)
                             .uri(format!("{upstream}{path}"));
                         for (name, value) in &parts.headers {
-                            forwarded = forwarded.header(name, value);
+                            if !hop_by_hop(name) {
+                                forwarded = forwarded.header(name, value);
+                            }
                         }
                         let answer = match forwarded.body(Full::new(body)) {
                             Ok(forwarded) => client.request(forwarded).await.ok(),
@@ -143,7 +170,13 @@ async fn start_counting_forwarder(
                         };
                         let response = match answer {
                             Some(answer) => {
-                                let (parts, body) = answer.into_parts();
+                                let (mut parts, body) = answer.into_parts();
+                                // moto's server closes every connection (`Connection:
+                                // close`); AWS's keep theirs open, and so does this hop.
+                                let names: Vec<_> = parts.headers.keys().cloned().collect();
+                                for name in names.iter().filter(|n| hop_by_hop(n)) {
+                                    parts.headers.remove(name);
+                                }
                                 let body = body
                                     .collect()
                                     .await
@@ -160,13 +193,42 @@ async fn start_counting_forwarder(
                         Ok::<_, Infallible>(response)
                     }
                 });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                match tls {
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(stream).await {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                    None => {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
             });
         }
     });
     Ok(address)
+}
+
+/// Headers about one connection, not the request: not forwarded either way.
+fn hop_by_hop(name: &hyper::header::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te"
+    )
+}
+
+/// CPU time a process has used so far (`/proc/<pid>/schedstat`, nanoseconds: user and
+/// system, at the scheduler's resolution, not the tick's).
+fn cpu_used(pid: u32) -> Duration {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
 }
 
 impl Emulator {
@@ -186,12 +248,18 @@ impl Emulator {
                     eprintln!("cannot move {pid} into {}: {e}", cgroup.display());
                 }
             }
+            let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+            let cpu = cpu_used(pid);
             let event = {
                 let mut timeline = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
-                timeline.first_next.get_or_insert_with(Instant::now);
+                if timeline.first_next.is_none() {
+                    timeline.first_next = Some(Instant::now());
+                    timeline.cpu_at_init = cpu;
+                }
                 let event = timeline.events.pop_front();
                 if event.is_some() {
                     timeline.delivered.push((Instant::now(), self.counts.now()));
+                    timeline.cpu_delivered.push(cpu);
                 }
                 event
             };
@@ -253,6 +321,8 @@ impl Emulator {
                     sns: now.sns - before.sns,
                 };
                 timeline.responded.push((Instant::now(), status, made));
+                let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst);
+                timeline.cpu_responded.push(cpu_used(pid));
             }
         }
         self.changed.notify_waiters();
@@ -272,6 +342,10 @@ struct Run {
     /// DynamoDB and SNS requests of the first invocation, and of each warm one.
     first_requests: Requests,
     warm_requests: Vec<Requests>,
+    /// CPU time of init, of the first invocation, and the warm invocations' median.
+    init_cpu: Duration,
+    first_cpu: Duration,
+    warm_cpu: Duration,
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -367,7 +441,16 @@ async fn run_limited(
         .zip(&timeline.responded)
         .map(|((delivered, _), (responded, _, _))| responded.saturating_duration_since(*delivered))
         .collect();
+    let cpu: Vec<Duration> = timeline
+        .cpu_delivered
+        .iter()
+        .zip(&timeline.cpu_responded)
+        .map(|(delivered, responded)| responded.saturating_sub(*delivered))
+        .collect();
     Ok(Run {
+        init_cpu: timeline.cpu_at_init,
+        first_cpu: cpu.first().copied().unwrap_or_default(),
+        warm_cpu: median(cpu.iter().skip(1).copied().collect()),
         init: timeline
             .first_next
             .map(|t| t.saturating_duration_since(spawned_at))
@@ -564,9 +647,24 @@ async fn main() -> Result<(), BoxError> {
     let env_json: Value = serde_json::from_str(&std::fs::read_to_string(events.join("env.json"))?)?;
     let env_json = env_json.get("Parameters").cloned().unwrap_or(Value::Null);
 
-    // The functions reach the local server through a forwarder that counts their requests.
+    // The functions reach the local server through a forwarder that counts their requests;
+    // with `--tls-dir` (scripts/test-ca.py), over HTTPS, trusting the test CA among this
+    // machine's roots, as a function in Lambda reaches AWS's endpoints.
+    let tls_dir = arg("--tls-dir", "");
+    let tls = match tls_dir.as_str() {
+        "" => None,
+        dir => Some(tls_acceptor(Path::new(dir))?),
+    };
     let counts = Arc::new(Counts::default());
-    let forwarder = start_counting_forwarder(endpoint.clone(), counts.clone()).await?;
+    let forwarder = start_counting_forwarder(endpoint.clone(), counts.clone(), tls).await?;
+    println!(
+        "endpoint: {forwarder} ({})",
+        if tls_dir.is_empty() {
+            "plain HTTP"
+        } else {
+            "HTTPS, the test CA in a bundle of this machine's roots"
+        }
+    );
 
     // A table with the events' sandbox programme, its limits out of the way.
     let table = format!("bench-{}", std::process::id());
@@ -622,10 +720,14 @@ async fn main() -> Result<(), BoxError> {
         env.retain(|(k, _)| k != value);
         env.push((id.into(), name));
     }
-    env.push(("SECRETS_ENDPOINT".into(), endpoint.clone()));
+    env.push(("SECRETS_ENDPOINT".into(), forwarder.clone()));
+    if !tls_dir.is_empty() {
+        let bundle = Path::new(&tls_dir).join("bundle.pem");
+        env.push(("SSL_CERT_FILE".into(), bundle.display().to_string()));
+    }
     env.extend([
         ("PROOF_KMS_KEY_ID".into(), proof_key),
-        ("KMS_ENDPOINT".into(), endpoint.clone()),
+        ("KMS_ENDPOINT".into(), forwarder.clone()),
         ("TABLE_NAME".into(), table.clone()),
         ("DYNAMODB_ENDPOINT".into(), forwarder.clone()),
         ("SNS_ENDPOINT".into(), forwarder.clone()),
@@ -843,8 +945,8 @@ async fn cpu_share_table(
 ) -> Result<(), BoxError> {
     const PERIOD_US: u64 = 100_000;
     println!();
-    println!("| function | memory | CPU quota | first request (median of {runs}) | warm (median) | first / warm | cost per million warm requests |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| function | memory | CPU quota | first request (median of {runs}) | warm (median) | first / warm | CPU: init / first / warm (medians) | cost per million warm requests |");
+    println!("|---|---|---|---|---|---|---|---|");
     // One cgroup per memory size; the sizes interleave (each run of a function goes through
     // every size in turn), so the local server's drift over a long run (moto slows as its
     // state grows) falls on every size alike.
@@ -880,12 +982,19 @@ async fn cpu_share_table(
             let cost = 1e6
                 * (billed_ms / 1e3 * f64::from(*mb) / 1024.0 * PRICE_PER_GB_SECOND
                     + PRICE_PER_REQUEST);
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let init_cpu = median(results.iter().map(|r| r.init_cpu).collect());
+            let first_cpu = median(results.iter().map(|r| r.first_cpu).collect());
+            let warm_cpu = median(results.iter().map(|r| r.warm_cpu).collect());
             println!(
-                "| {function} | {mb} MB | {:.1} % | {:.2} ms | {:.2} ms | {:.2} | ${cost:.3} |",
+                "| {function} | {mb} MB | {:.1} % | {:.2} ms | {:.2} ms | {:.2} | {:.2} / {:.2} / {:.2} ms | ${cost:.3} |",
                 *quota as f64 / PERIOD_US as f64 * 100.0,
-                first.as_secs_f64() * 1e3,
-                warm.as_secs_f64() * 1e3,
+                ms(first),
+                ms(warm),
                 first.as_secs_f64() / warm.as_secs_f64().max(1e-9),
+                ms(init_cpu),
+                ms(first_cpu),
+                ms(warm_cpu),
             );
         }
     }
