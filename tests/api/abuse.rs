@@ -431,6 +431,46 @@ async fn a_right_codes_answer_is_kept_in_its_own_write_and_announced_once() {
     assert_eq!(active.len(), 1, "ACTIVE announced once: {active:?}");
 }
 
+/// A reference used again with another code is a 400 that changes nothing: the attempt it
+/// counted (before it could claim the reference) is taken back, whether its code was wrong
+/// or right, and a right one activates nothing.
+#[tokio::test]
+async fn a_reused_reference_with_another_code_is_a_400_that_consumes_no_attempt() {
+    let t = TestApp::new().await;
+    let token = t.token("live", "u1");
+    t.send(Req::post(SMS).auth(LIVE_KEY, &token))
+        .await
+        .assert(204);
+    let code = t.last_code(PHONE);
+    let user = t.user("live", "u1");
+    let with_ref = |code: &str| {
+        Req::post(VERIFY)
+            .auth(LIVE_KEY, &token)
+            .idem("r1")
+            .json(code_body(code))
+    };
+    t.send(with_ref(&wrong(&code)))
+        .await
+        .assert_conflict("VERIFICATION_CODE_INVALID");
+    assert_eq!(t.memory().challenge_attempts(&user), Some(1));
+    t.send(with_ref(&wrong(&wrong(&code)))).await.assert(400);
+    assert_eq!(t.memory().challenge_attempts(&user), Some(1));
+    t.send(with_ref(&code)).await.assert(400);
+    assert_eq!(t.memory().challenge_attempts(&user), Some(1));
+    assert_eq!(
+        listed(&t, LIVE_KEY, &token).await,
+        [row("OTP", "SMS", "PENDING_VERIFICATION")],
+        "a mismatched right code activates nothing"
+    );
+    t.send(
+        Req::post(VERIFY)
+            .auth(LIVE_KEY, &token)
+            .json(code_body(&code)),
+    )
+    .await
+    .assert(204);
+}
+
 /// A retried wrong guess is the same attempt: not counted again, even after other attempts
 /// on the same challenge (the challenge keeps every attempt's id, not only the last).
 #[tokio::test]

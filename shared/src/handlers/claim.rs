@@ -23,7 +23,7 @@ pub enum ClaimState {
     Unwritten,
     /// Written in progress: the pipeline keeps the answer, or drops the claim.
     InProgress,
-    /// Written with the answer: nothing left to do.
+    /// Written with the answer (or the handler gave up writing it): nothing left to do.
     Final,
     /// A live record held the reference: the handler answered what it says.
     Refused,

@@ -97,6 +97,12 @@ impl Caller {
         }
     }
 
+    /// The handler tried to keep its answer itself and could not: the answer stands, and
+    /// nothing is kept (as when the pipeline's own recording fails).
+    pub fn claim_not_kept(&self) {
+        self.claim_taken(true);
+    }
+
     /// A write was refused for its claim: the answer the live record gives.
     pub fn claim_refused(&self, outcome: ClaimOutcome) -> Result<Reply, ApiError> {
         match &self.claim {
