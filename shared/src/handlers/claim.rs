@@ -8,12 +8,18 @@
 //! pipeline then keeps the answer, drops the claim, or keeps nothing
 //! (`http::idempotency::run_riding`).
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{
+    atomic::{AtomicBool, AtomicU8, Ordering},
+    Mutex,
+};
 
 use super::reply::{ApiError, ErrorCode, Reply};
 use crate::{
-    domain::{idempotency::IdempotencyRef, ids::LeaseId},
-    store::{ClaimOutcome, ClaimRecord},
+    domain::{
+        idempotency::IdempotencyRef,
+        ids::{AttemptId, ChallengeId, LeaseId},
+    },
+    store::{ChallengeSlot, ClaimOutcome, ClaimRecord},
 };
 
 /// What became of a riding claim.
@@ -23,15 +29,26 @@ pub enum ClaimState {
     Unwritten,
     /// Written in progress: the pipeline keeps the answer, or drops the claim.
     InProgress,
-    /// Written with the answer (or the handler gave up writing it): nothing left to do.
+    /// Written with the answer: nothing left to do.
     Final,
     /// A live record held the reference: the handler answered what it says.
     Refused,
 }
 
+/// An attempt on a code, counted before the reference could be claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountedAttempt {
+    pub slot: ChallengeSlot,
+    pub challenge_id: ChallengeId,
+    pub attempt_id: AttemptId,
+}
+
 pub struct Claim {
     record: ClaimRecord,
     state: AtomicU8,
+    /// The refusal said "another body under the reference".
+    mismatched: AtomicBool,
+    counted: Mutex<Option<CountedAttempt>>,
 }
 
 impl Claim {
@@ -44,6 +61,8 @@ impl Claim {
                 response: None,
             },
             state: AtomicU8::new(ClaimState::Unwritten as u8),
+            mismatched: AtomicBool::new(false),
+            counted: Mutex::new(None),
         }
     }
 
@@ -78,14 +97,39 @@ impl Claim {
         self.state.store(state as u8, Ordering::Relaxed);
     }
 
+    /// The request counted an attempt before its reference could be claimed: if the
+    /// reference holds another body, the pipeline takes the attempt back.
+    pub fn counted(&self, attempt: CountedAttempt) {
+        *self.counted.lock().unwrap_or_else(|p| p.into_inner()) = Some(attempt);
+    }
+
+    /// The attempt to take back: one was counted, and the answer is "another body".
+    pub fn to_take_back(&self) -> Option<CountedAttempt> {
+        if !self.mismatched.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.counted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// A write carrying the claim was refused for it: the answer is the live record's.
     pub fn refused(&self, outcome: ClaimOutcome) -> Result<Reply, ApiError> {
         self.state
             .store(ClaimState::Refused as u8, Ordering::Relaxed);
+        self.settled(&outcome);
         answer(outcome).unwrap_or_else(|| {
             // Only a record of ours refuses nothing; a write does not report it as refused.
             Err(ApiError::Conflict(ErrorCode::IdempotentRequestInProgress))
         })
+    }
+
+    /// Notes what the live record said (whichever write found it).
+    pub fn settled(&self, outcome: &ClaimOutcome) {
+        if *outcome == ClaimOutcome::Mismatch {
+            self.mismatched.store(true, Ordering::Relaxed);
+        }
     }
 
     pub fn state(&self) -> ClaimState {

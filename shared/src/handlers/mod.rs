@@ -43,7 +43,7 @@ use crate::{
     app::Context,
     domain::{
         channel::Channel,
-        ids::ChallengeId,
+        ids::{AttemptId, ChallengeId},
         otp::VerificationCode,
         payment::PaymentChallenge,
         phone::{HashedPhone, TokenPhone},
@@ -97,10 +97,20 @@ impl Caller {
         }
     }
 
-    /// The handler tried to keep its answer itself and could not: the answer stands, and
-    /// nothing is kept (as when the pipeline's own recording fails).
-    pub fn claim_not_kept(&self) {
-        self.claim_taken(true);
+    /// An attempt on a code was counted before the reference could be claimed.
+    pub fn claim_counted(
+        &self,
+        slot: ChallengeSlot,
+        challenge_id: &ChallengeId,
+        attempt_id: &AttemptId,
+    ) {
+        if let Some(claim) = &self.claim {
+            claim.counted(claim::CountedAttempt {
+                slot,
+                challenge_id: challenge_id.clone(),
+                attempt_id: attempt_id.clone(),
+            });
+        }
     }
 
     /// A write was refused for its claim: the answer the live record gives.

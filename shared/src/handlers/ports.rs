@@ -11,8 +11,8 @@ use crate::{
     push::PushProvider,
     sms::SmsSender,
     store::{
-        Callbacks, Codes, Counters, FactorReads, IdempotencyRecords, Payments, PushEnrolments,
-        SmsEnrolments, StepUps, Unlinking,
+        Callbacks, Codes, Counters, FactorReads, Payments, PushEnrolments, SmsEnrolments, StepUps,
+        Unlinking,
     },
 };
 
@@ -79,7 +79,6 @@ store_roles!(
     Callbacks,
     StepUps,
     Payments,
-    IdempotencyRecords,
 );
 
 impl Reach for dyn SmsSender {

@@ -7,7 +7,8 @@
 //! With an `idempotency-ref`, the attempt is counted before the reference is claimed (the
 //! count must return the code's hash, which a transaction cannot): a retry of the same
 //! request is the same attempt (`AttemptId`), never counted twice on a challenge, and its
-//! kept answer is found when the answer is recorded.
+//! kept answer is found when the answer is recorded; another body under the reference is a
+//! 400 whose attempt the pipeline takes back (`claim::Claim::counted`).
 
 use async_trait::async_trait;
 
@@ -21,10 +22,7 @@ use crate::{
     domain::{channel::Channel, factor::FactorStatus, phone::TokenPhone},
     events::{Change, EventPublisher},
     ports,
-    store::{
-        Activation, ChallengeSlot, ClaimOutcome, Codes, FactorReads, IdempotencyRecords,
-        SmsEnrolments,
-    },
+    store::{Activation, ChallengeSlot, Codes, FactorReads, SmsEnrolments},
 };
 
 ports! {
@@ -33,7 +31,6 @@ ports! {
         codes: dyn Codes,
         enrolments: dyn SmsEnrolments,
         events: dyn EventPublisher,
-        records: dyn IdempotencyRecords,
     }
 }
 
@@ -63,7 +60,12 @@ impl Handler for VerifySmsOtp {
             .count_sms_attempt(&caller.user, &phone.hash, attempt_id, caller.now)
             .await?;
         let attempt = match super::counted(outcome)? {
-            Some(attempt) => attempt,
+            Some(attempt) => {
+                // Counted before the reference is claimed: taken back if the reference turns
+                // out to hold another body (a 400 changes nothing).
+                caller.claim_counted(ChallengeSlot::Enrolment, &attempt.challenge_id, attempt_id);
+                attempt
+            }
             None => {
                 let factor = ports.factors.get_factor(&caller.user, Channel::Sms).await?;
                 let registered = factor.as_ref().is_some_and(|f| {
@@ -121,10 +123,7 @@ impl Handler for VerifySmsOtp {
                     .await;
                     return Ok(answer);
                 }
-                Activation::Unclaimed(outcome) => {
-                    return refused(&ports, caller, &attempt.challenge_id, attempt_id, outcome)
-                        .await
-                }
+                Activation::Unclaimed(outcome) => return caller.claim_refused(outcome),
                 // Consumed or replaced by a concurrent request between the count and now.
                 Activation::Refused => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
             }
@@ -134,64 +133,11 @@ impl Handler for VerifySmsOtp {
             limit = attempt.limit,
             "wrong verification code"
         );
-        let answer = ApiError::Conflict(super::wrong_code_answer(
+        Err(ApiError::Conflict(super::wrong_code_answer(
             cx,
             caller,
             attempt.attempts,
             attempt.limit,
-        ));
-        // Kept here rather than by the pipeline: a reference used with another body must
-        // take back the attempt this request counted.
-        let Some(record) = caller.claim_with_answer(&answer.to_reply()) else {
-            return Err(answer);
-        };
-        match ports
-            .records
-            .keep_idempotency(&caller.user, &record, caller.now)
-            .await
-        {
-            Ok(ClaimOutcome::Claimed) => {
-                caller.claim_taken(true);
-                Err(answer)
-            }
-            Ok(outcome) => {
-                refused(&ports, caller, &attempt.challenge_id, attempt_id, outcome).await
-            }
-            Err(error) => {
-                // The answer stands, kept or not (a retry is the same attempt, not counted
-                // again while the challenge lives).
-                tracing::warn!(error = %crate::logging::redacted_chain(&error), "the response could not be kept for replay");
-                caller.claim_not_kept();
-                Err(answer)
-            }
-        }
+        )))
     }
-}
-
-/// The answer when a live record of another request holds the reference. The attempt was
-/// counted before the reference could be claimed: for another body under the reference (a
-/// 400, which changes nothing) it is taken back. The same body is the same attempt, which
-/// its first request counted once (`Codes::count_attempt`): nothing to take back.
-async fn refused(
-    ports: &Ports<'_>,
-    caller: &Caller,
-    challenge_id: &crate::domain::ids::ChallengeId,
-    attempt_id: &crate::domain::ids::AttemptId,
-    outcome: ClaimOutcome,
-) -> Result<Reply, ApiError> {
-    if outcome == ClaimOutcome::Mismatch {
-        if let Err(error) = ports
-            .codes
-            .uncount_attempt(
-                &caller.user,
-                &ChallengeSlot::Enrolment,
-                challenge_id,
-                attempt_id,
-            )
-            .await
-        {
-            tracing::warn!(error = %crate::logging::redacted_chain(&error), "a mismatched request's attempt could not be taken back");
-        }
-    }
-    caller.claim_refused(outcome)
 }

@@ -56,8 +56,10 @@ where
 
 /// Runs a route whose own write carries the claim (`handlers::claim`), then records what the
 /// handler's writes did not: the answer of a claim written in progress (or its release), or,
-/// when no write took the claim, a final record in one conditional put — whose refusal means
-/// an earlier request with the reference answered first, and its answer is the answer.
+/// when no write took the claim, a final record in one conditional put, whose refusal means
+/// an earlier request with the reference answered first, and its answer is the answer. When
+/// that answer is "another body" (a 400, which changes nothing), an attempt the request
+/// counted before it could claim is taken back.
 pub async fn run_riding<F>(
     app: &App,
     caller: &Caller,
@@ -69,53 +71,55 @@ where
     F: Future<Output = Result<Reply, ApiError>>,
 {
     let result = super::until(deadline, work).await;
-    match claim.state() {
+    let reply = reply_of(&result);
+    let result = match claim.state() {
         ClaimState::Final | ClaimState::Refused => result,
         ClaimState::InProgress => {
             settle(app, caller, claim.reference(), claim.lease_id(), &result).await;
             result
         }
-        ClaimState::Unwritten => {
-            let reply = reply_of(&result);
-            if reply.is_kept() {
-                let record = claim.with_answer(&reply);
-                let kept = app
-                    .store
-                    .keep_idempotency(&caller.user, &record, app.clock.now());
-                match tokio::time::timeout(crate::aws::RECORDING_BUDGET, kept).await {
-                    Ok(Ok(outcome)) => claim::answer(outcome).unwrap_or(result),
-                    Ok(Err(error)) => {
-                        tracing::warn!(
-                            error = %crate::logging::redacted_chain(&error),
-                            "the response could not be kept for replay"
-                        );
-                        result
-                    }
-                    Err(_) => {
-                        tracing::warn!("the response could not be kept for replay: out of time");
-                        result
-                    }
+        ClaimState::Unwritten if reply.is_kept() => {
+            let record = claim.with_answer(&reply);
+            let kept = app
+                .store
+                .keep_idempotency(&caller.user, &record, app.clock.now());
+            match within_recording_budget(kept, "the response could not be kept for replay").await {
+                Some(outcome) => {
+                    claim.settled(&outcome);
+                    claim::answer(outcome).unwrap_or(result)
                 }
-            } else {
-                if reply.status >= 500 {
-                    // Cut (or failed) while its write was under way: that write may have
-                    // committed the claim. Dropping it (only if ours and unanswered) is a no-op
-                    // otherwise.
-                    let released = app.store.release_idempotency(
-                        &caller.user,
-                        claim.reference(),
-                        claim.lease_id(),
-                    );
-                    within_recording_budget(
-                        released,
-                        "the idempotency claim could not be released",
-                    )
-                    .await;
-                }
-                result
+                None => result,
             }
         }
+        ClaimState::Unwritten => {
+            if reply.status >= 500 {
+                // Cut (or failed) while its write was under way: that write may have committed
+                // the claim. Dropping it (only if ours and unanswered) is a no-op otherwise.
+                let released = app.store.release_idempotency(
+                    &caller.user,
+                    claim.reference(),
+                    claim.lease_id(),
+                );
+                within_recording_budget(released, "the idempotency claim could not be released")
+                    .await;
+            }
+            result
+        }
+    };
+    if let Some(attempt) = claim.to_take_back() {
+        let taken_back = app.store.uncount_attempt(
+            &caller.user,
+            &attempt.slot,
+            &attempt.challenge_id,
+            &attempt.attempt_id,
+        );
+        within_recording_budget(
+            taken_back,
+            "a mismatched request's attempt could not be taken back",
+        )
+        .await;
     }
+    result
 }
 
 fn reply_of(result: &Result<Reply, ApiError>) -> Reply {
@@ -153,16 +157,20 @@ async fn settle(
 }
 
 /// Runs a write that records the outcome, for at most `RECORDING_BUDGET`; a failure (or
-/// running out of time) is logged as `what`, and changes nothing the caller is told.
-async fn within_recording_budget(
-    write: impl Future<Output = Result<(), crate::store::StoreError>>,
+/// running out of time) is logged as `what`, changes nothing the caller is told, and is `None`.
+async fn within_recording_budget<T>(
+    write: impl Future<Output = Result<T, crate::store::StoreError>>,
     what: &str,
-) {
+) -> Option<T> {
     match tokio::time::timeout(crate::aws::RECORDING_BUDGET, write).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(done)) => Some(done),
         Ok(Err(error)) => {
             tracing::warn!(error = %crate::logging::redacted_chain(&error), "{what}");
+            None
         }
-        Err(_) => tracing::warn!("{what}: out of time"),
+        Err(_) => {
+            tracing::warn!("{what}: out of time");
+            None
+        }
     }
 }

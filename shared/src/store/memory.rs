@@ -102,17 +102,16 @@ impl Tables {
     fn refusal(&self, user: &UserKey, claim: &ClaimRecord, now: i64) -> Option<ClaimOutcome> {
         let key = (user.clone(), claim.reference.as_str().to_owned());
         let existing = self.idempotency.get(&key).filter(|r| r.expires_at > now)?;
-        if existing.lease_id == claim.lease_id {
-            return None;
+        match ClaimOutcome::of_record(
+            &claim.lease_id,
+            &claim.fingerprint,
+            Some(existing.lease_id.as_str()),
+            &existing.fingerprint,
+            existing.response.clone(),
+        ) {
+            ClaimOutcome::Claimed => None,
+            outcome => Some(outcome),
         }
-        Some(if existing.fingerprint != claim.fingerprint {
-            ClaimOutcome::Mismatch
-        } else {
-            match &existing.response {
-                Some(response) => ClaimOutcome::Replay(response.clone()),
-                None => ClaimOutcome::InProgress,
-            }
-        })
     }
 
     /// Writes a claim's record: in progress for its lease, or final for `KEEP_SECS`.

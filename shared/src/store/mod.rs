@@ -217,6 +217,29 @@ pub enum ClaimOutcome {
     InProgress,
 }
 
+impl ClaimOutcome {
+    /// What a live record under the reference says to a claim: `Claimed` when the record is
+    /// the claim's own (written by a first try whose answer was lost).
+    pub fn of_record(
+        claim_lease: &LeaseId,
+        claim_fingerprint: &str,
+        record_lease: Option<&str>,
+        record_fingerprint: &str,
+        response: Option<StoredResponse>,
+    ) -> Self {
+        if record_lease == Some(claim_lease.as_str()) {
+            ClaimOutcome::Claimed
+        } else if record_fingerprint != claim_fingerprint {
+            ClaimOutcome::Mismatch
+        } else {
+            match response {
+                Some(response) => ClaimOutcome::Replay(response),
+                None => ClaimOutcome::InProgress,
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The store failed, timed out or throttled (503).

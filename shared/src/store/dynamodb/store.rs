@@ -212,18 +212,13 @@ fn claim_outcome(
         return Ok(ClaimOutcome::InProgress);
     };
     let record = schema::idempotency_from_item(&record)?;
-    if record.lease_id.as_deref() == Some(lease_id.as_str()) {
-        // Our own claim, written by a first try whose answer was lost.
-        return Ok(ClaimOutcome::Claimed);
-    }
-    Ok(if record.fingerprint != fingerprint {
-        ClaimOutcome::Mismatch
-    } else {
-        match record.response {
-            Some(response) => ClaimOutcome::Replay(response),
-            None => ClaimOutcome::InProgress,
-        }
-    })
+    Ok(ClaimOutcome::of_record(
+        lease_id,
+        fingerprint,
+        record.lease_id.as_deref(),
+        &record.fingerprint,
+        record.response,
+    ))
 }
 
 impl DynamoStore {
