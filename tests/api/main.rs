@@ -18,6 +18,7 @@ mod on_aws;
 mod openapi;
 mod payment;
 mod push;
+mod seams;
 mod sms_otp;
 mod step_up;
 mod store_contract;

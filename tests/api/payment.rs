@@ -24,6 +24,7 @@ use crate::helpers::*;
 const PAY_SMS: &str = "/challenges/otp/SMS";
 const PAY_PUSH: &str = "/challenges/push/AUTHY";
 const JWKS: &str = "/.well-known/jwks.json";
+const SANDBOX_JWKS: &str = "/.well-known/sandbox-jwks.json";
 
 fn body(reference: &str) -> Value {
     json!({"reference": reference, "amount": {"currency": "EUR", "value": 12550},
@@ -160,7 +161,7 @@ async fn an_sms_payment_yields_a_proof_of_exactly_what_was_approved(t: TestApp) 
     let code = code_sent_to(&t, &phone).await;
     assert_eq!(
         texts(&t, &phone).await.last().unwrap(),
-        &format!("{code} approves EUR 125.50 to Acme Ltd. Never share this code.")
+        &format!("{code} approves EUR 125.50 to Acme Ltd (GB29...6819). Never share this code.")
     );
     let verify = |code: &str| {
         Req::post(&verify_path(&id))
@@ -189,7 +190,8 @@ async fn an_sms_payment_yields_a_proof_of_exactly_what_was_approved(t: TestApp) 
     // The proof, checked offline against the JWKS.
     let jwks = t.send(Req::get(JWKS)).await;
     jwks.assert(200);
-    assert_eq!(jwks.header("cache-control"), Some("public, max-age=3600"));
+    // Cached no longer than a proof lives.
+    assert_eq!(jwks.header("cache-control"), Some("public, max-age=300"));
     let claims = verify_proof(&jwks.body, &proof).unwrap();
     assert_eq!(
         claims,
@@ -197,7 +199,7 @@ async fn an_sms_payment_yields_a_proof_of_exactly_what_was_approved(t: TestApp) 
             "iss": PROOF_ISSUER, "sub": "u1", "programme_id": "live", "sca_challenge_id": id,
             "reference": "pay_8f2c", "amount": {"currency": "EUR", "value": 12550},
             "payee": {"name": "Acme Ltd", "account": "GB29NWBK60161331926819"},
-            "amr": ["sms", "otp"], "iat": t.now(), "exp": t.now() + 300,
+            "amr": ["sms", "otp"], "sandbox": false, "iat": t.now(), "exp": t.now() + 300,
         })
     );
     // Change any approved value and the proof no longer verifies.
@@ -485,7 +487,7 @@ async fn a_signing_failure_is_a_503_that_consumes_nothing() {
         inner: LocalSigner::generate().unwrap(),
         failures: AtomicU32::new(1),
     });
-    Arc::get_mut(&mut t.app).unwrap().signer = signer;
+    Arc::get_mut(&mut t.app).unwrap().proof_keys.live = signer;
     let token = with_sms_factor(&t, PHONE).await;
     let id = start_sms(&t, &token, "r1").await.body["scaChallengeId"]
         .as_str()
@@ -562,9 +564,9 @@ async fn with_authy_factor(t: &TestApp) -> String {
 
 on_both!(
     push_payment,
-    a_push_payment_approved_in_the_sandbox_yields_a_hardware_proof
+    a_push_payment_approved_in_the_sandbox_yields_a_sandbox_proof
 );
-async fn a_push_payment_approved_in_the_sandbox_yields_a_hardware_proof(t: TestApp) {
+async fn a_push_payment_approved_in_the_sandbox_yields_a_sandbox_proof(t: TestApp) {
     let token = with_authy_factor(&t).await;
     let start = |reference: &str| {
         Req::post(PAY_PUSH)
@@ -582,9 +584,21 @@ async fn a_push_payment_approved_in_the_sandbox_yields_a_hardware_proof(t: TestA
         .assert(204);
     let got = t.send(get(&id)).await;
     assert_eq!(got.body["status"], "VERIFIED");
-    let jwks = t.send(Req::get(JWKS)).await.body;
-    let claims = verify_proof(&jwks, got.body["proof"].as_str().unwrap()).unwrap();
-    assert_eq!(claims["amr"], json!(["hwk", "user"]));
+    // A sandbox proof: signed by the sandbox key, published only in the sandbox JWKS.
+    let proof = got.body["proof"].as_str().unwrap();
+    let live = t.send(Req::get(JWKS)).await.body;
+    assert_eq!(
+        verify_proof(&live, proof),
+        Err("kid not in the JWKS".into())
+    );
+    let sandbox = t.send(Req::get(SANDBOX_JWKS)).await.body;
+    let claims = verify_proof(&sandbox, proof).unwrap();
+    assert_eq!(
+        claims["amr"],
+        json!(["swk", "user"]),
+        "Authy holds a software key"
+    );
+    assert_eq!(claims["sandbox"], true);
     assert_eq!(claims["sub"], "u1");
     assert_eq!(claims["programme_id"], "sbx");
     t.send(Req::post(&accept).auth(SANDBOX_KEY, &token))
@@ -745,7 +759,9 @@ async fn a_live_push_payment_shows_amount_and_payee_and_its_callback_yields_a_pr
     let requests = server.received_requests().await.unwrap();
     let pushed = String::from_utf8(requests.last().unwrap().body.clone()).unwrap();
     assert!(
-        pushed.contains("message=live%3A%20approve%20EUR%20125.50%20to%20Acme%20Ltd"),
+        pushed.contains(
+            "message=live%3A%20approve%20EUR%20125.50%20to%20Acme%20Ltd%20%28GB29...6819%29"
+        ),
         "{pushed}"
     );
     t.clock.advance(1);
@@ -759,7 +775,15 @@ async fn a_live_push_payment_shows_amount_and_payee_and_its_callback_yields_a_pr
     let jwks = t.send(Req::get(JWKS)).await.body;
     let claims = verify_proof(&jwks, got.body["proof"].as_str().unwrap()).unwrap();
     assert_eq!(claims["amount"], json!({"currency": "EUR", "value": 12550}));
-    assert_eq!(claims["amr"], json!(["hwk", "user"]));
+    assert_eq!(
+        claims["amr"],
+        json!(["swk", "user"]),
+        "Authy holds a software key"
+    );
+    assert_eq!(claims["sandbox"], false);
+    // Live keys only in the live JWKS; the sandbox JWKS holds none of them.
+    let sandbox = t.send(Req::get(SANDBOX_JWKS)).await.body;
+    assert!(verify_proof(&sandbox, got.body["proof"].as_str().unwrap()).is_err());
 }
 
 // ---- KMS ------------------------------------------------------------------------------------
@@ -785,7 +809,7 @@ async fn kms_signed_proofs_verify_against_the_jwks_across_a_rotation() {
     };
     let (old, new) = (create().await, create().await);
     let mut t = TestApp::new().await;
-    Arc::get_mut(&mut t.app).unwrap().signer =
+    Arc::get_mut(&mut t.app).unwrap().proof_keys.live =
         Arc::new(KmsSigner::new(kms.clone(), old.clone(), None));
     let token = with_sms_factor(&t, PHONE).await;
     let id = start_sms(&t, &token, "r1").await.body["scaChallengeId"]
@@ -814,7 +838,7 @@ async fn kms_signed_proofs_verify_against_the_jwks_across_a_rotation() {
     .is_err());
     // Rotation: the new key signs, the JWKS lists the new key and the previous one.
     let rotated = KmsSigner::new(kms, new, Some(old));
-    Arc::get_mut(&mut t.app).unwrap().signer = Arc::new(rotated);
+    Arc::get_mut(&mut t.app).unwrap().proof_keys.live = Arc::new(rotated);
     let jwks = t.send(Req::get(JWKS)).await.body;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     verify_proof(&jwks, &proof).unwrap();

@@ -401,27 +401,6 @@ async fn an_attempt_is_known_after_other_attempts(store: Arc<dyn Store>) {
     // `a` again, after `b`: still recognised, not counted a third time.
     assert_eq!(count(&a).await, Some(2));
     assert_eq!(count(&b).await, Some(2));
-    // Taking back `b` (a mismatched request's): only on this challenge, only once.
-    let slot = ChallengeSlot::Enrolment;
-    store
-        .uncount_attempt(&u, &slot, &ChallengeId::from("other"), &b)
-        .await
-        .unwrap();
-    assert_eq!(
-        count(&a).await,
-        Some(2),
-        "another challenge's: nothing taken"
-    );
-    store
-        .uncount_attempt(&u, &slot, &ChallengeId::from("c1"), &b)
-        .await
-        .unwrap();
-    store
-        .uncount_attempt(&u, &slot, &ChallengeId::from("c1"), &b)
-        .await
-        .unwrap();
-    assert_eq!(count(&a).await, Some(1), "taken back once");
-    assert_eq!(count(&b).await, Some(2), "and counted anew");
 }
 
 contract!(riding_claims, a_claim_rides_in_the_operations_write);

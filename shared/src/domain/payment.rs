@@ -20,9 +20,10 @@ pub struct Payment {
     pub currency: String,
     /// Minor units, 1 to 10^12.
     pub value: u64,
-    /// 1–70 characters, no control characters.
+    /// 1–70 characters in NFC, no control (`Cc`) or format (`Cf`) characters.
     pub payee_name: String,
-    /// 1–34 characters, no control characters. Never logged, never in an event.
+    /// 1–34 characters of `A-Z a-z 0-9`, space, `-` and `/`. Never logged, never in an event;
+    /// shown masked (`masked_account`).
     pub payee_account: String,
 }
 
@@ -76,29 +77,63 @@ pub fn sms_units(text: &str) -> (usize, usize) {
     }
 }
 
-/// The payment SMS: the code, the amount and the payee, within one segment where the names
-/// allow. The payee name is cut (never the amount); the code, amount and warning stay.
-pub fn payment_sms_text(code: &str, payment: &Payment) -> String {
+/// The payee account as the user sees it: its first and last four characters (`GB29...6819`),
+/// or whole when it has 8 characters or fewer.
+pub fn masked_account(account: &str) -> String {
+    let chars: Vec<char> = account.chars().collect();
+    if chars.len() <= 8 {
+        return account.to_owned();
+    }
+    let head: String = chars.iter().take(4).collect();
+    let tail: String = chars.iter().skip(chars.len() - 4).collect();
+    format!("{head}...{tail}")
+}
+
+/// The line the user approves, `EUR 125.50 to Acme Ltd (GB29...6819)`, with the payee name
+/// cut (ending in `...`) until `fits` accepts the whole text; the amount and the masked
+/// account are never cut. `whole` builds the text around the line.
+fn approval_line(
+    payment: &Payment,
+    fits: impl Fn(&str) -> bool,
+    whole: impl Fn(&str) -> String,
+) -> String {
     let amount = format_amount(&payment.currency, payment.value);
-    let text = |payee: &str| format!("{code} approves {amount} to {payee}. Never share this code.");
-    let mut payee: Vec<char> = payment.payee_name.chars().collect();
+    let account = masked_account(&payment.payee_account);
+    let line = |name: &str| format!("{amount} to {name} ({account})");
+    let full = whole(&line(&payment.payee_name));
+    if fits(&full) {
+        return full;
+    }
+    let name: Vec<char> = payment.payee_name.chars().collect();
+    let mut keep = name.len();
     loop {
-        let name: String = payee.iter().collect();
-        let candidate = text(&name);
-        let (used, capacity) = sms_units(&candidate);
-        if used <= capacity || payee.len() <= 1 {
+        keep = keep.saturating_sub(1);
+        let cut: String = name.iter().take(keep.max(1)).collect();
+        let candidate = whole(&line(&format!("{}...", cut.trim_end())));
+        if fits(&candidate) || keep <= 1 {
             return candidate;
         }
-        payee.pop();
     }
 }
 
-/// What the device shows for a push payment challenge.
+/// The payment SMS: the code, the amount, the payee name and its masked account, within one
+/// segment where the name allows: only the name is cut, and a cut name ends in `...`.
+pub fn payment_sms_text(code: &str, payment: &Payment) -> String {
+    approval_line(
+        payment,
+        |text| {
+            let (used, capacity) = sms_units(text);
+            used <= capacity
+        },
+        |line| format!("{code} approves {line}. Never share this code."),
+    )
+}
+
+/// What the device shows for a push payment challenge: the SMS's line, after the programme.
 pub fn payment_push_message(programme: &str, payment: &Payment) -> String {
     format!(
-        "{programme}: approve {} to {}",
-        format_amount(&payment.currency, payment.value),
-        payment.payee_name
+        "{programme}: approve {}",
+        approval_line(payment, |_| true, str::to_owned)
     )
 }
 
@@ -185,24 +220,67 @@ mod tests {
     }
 
     #[test]
-    fn the_sms_names_amount_and_payee_in_one_segment() {
+    fn the_sms_names_amount_payee_and_masked_account_in_one_segment() {
         assert_eq!(
             payment_sms_text("123456", &payment("Acme Ltd")),
-            "123456 approves EUR 125.50 to Acme Ltd. Never share this code."
+            "123456 approves EUR 125.50 to Acme Ltd (GB29...6819). Never share this code."
         );
-        // A long payee name is cut to fit 160 GSM-7 septets; the amount stays whole.
+        // The longest GSM-7 name (70 characters) fits whole in 160 septets.
         let long = payment_sms_text("123456", &payment(&"A".repeat(70)));
         assert_eq!(sms_units(&long), (long.chars().count(), 160));
-        assert!(long.chars().count() <= 160 && long.contains("EUR 125.50"));
-        assert!(long.ends_with(". Never share this code."));
-        // A name outside GSM-7 makes the SMS UCS-2: 70 units.
-        let greek_cyrillic = payment_sms_text("123456", &payment(&"Жук ".repeat(15)));
-        assert_eq!(sms_units(&greek_cyrillic).1, 70);
-        assert!(greek_cyrillic.encode_utf16().count() <= 70);
-        assert!(greek_cyrillic.contains("EUR 125.50 to Жук"));
+        assert!(long.contains(&format!("to {} (GB29...6819)", "A".repeat(70))));
+        // A name that does not fit is cut, and says so; amount and masked account stay whole.
+        let cut = payment_sms_text("123456", &payment(&format!("Ж{}", "A".repeat(69))));
+        assert!(cut.starts_with("123456 approves EUR 125.50 to Ж"), "{cut}");
+        assert!(
+            cut.ends_with("... (GB29...6819). Never share this code."),
+            "{cut}"
+        );
+        let shorter = payment_sms_text("123456", &payment(&format!("{}Ж", "A".repeat(20))));
+        // Cutting the one UCS-2 character makes the text GSM-7 again: one segment of 160.
+        let (used, capacity) = sms_units(&shorter);
+        assert!(used <= capacity, "{shorter}");
+        assert!(
+            shorter.contains("to AAAA") && shorter.contains("... (GB29...6819)"),
+            "{shorter}"
+        );
+        // A name outside GSM-7 makes the SMS UCS-2 (70 units), where the rest of the line
+        // takes 68: the name is cut to its first character, and the amount and the masked
+        // account stay whole even though the text then needs a second segment.
+        let cyrillic = payment_sms_text("123456", &payment(&"Жук ".repeat(15)));
+        assert_eq!(sms_units(&cyrillic).1, 70);
+        assert_eq!(
+            cyrillic,
+            "123456 approves EUR 125.50 to Ж... (GB29...6819). Never share this code."
+        );
+        let short = payment_sms_text("123456", &payment("Жу"));
+        assert!(short.contains("to Жу (GB29...6819)"), "{short}");
         // Extension characters count two septets.
         assert_eq!(sms_units("€"), (2, 160));
         assert_eq!(sms_units("a"), (1, 160));
+    }
+
+    #[test]
+    fn accounts_are_masked_to_their_first_and_last_four() {
+        assert_eq!(masked_account("GB29NWBK60161331926819"), "GB29...6819");
+        assert_eq!(masked_account("12345678"), "12345678");
+        assert_eq!(masked_account("123456789"), "1234...6789");
+        assert_eq!(masked_account("a"), "a");
+        // Two payees with one name and different accounts never read the same.
+        let mut other = payment("Acme Ltd");
+        other.payee_account = "GB29NWBK60161331920000".into();
+        assert_ne!(
+            payment_sms_text("123456", &payment("Acme Ltd")),
+            payment_sms_text("123456", &other)
+        );
+        assert_ne!(
+            payment_push_message("p", &payment("Acme Ltd")),
+            payment_push_message("p", &other)
+        );
+        assert_eq!(
+            payment_push_message("Live", &payment("Acme Ltd")),
+            "Live: approve EUR 125.50 to Acme Ltd (GB29...6819)"
+        );
     }
 
     #[test]

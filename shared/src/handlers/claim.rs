@@ -1,25 +1,19 @@
 //! The idempotency claim a route carries in its own first write.
 //!
 //! Most routes claim an `idempotency-ref` with a write of its own before they run
-//! (`http::idempotency::run_once`). A route whose state change is one write it controls
+//! (`http::idempotency::claim_once`). A route whose state change is one write it controls
 //! (`Handler::CLAIM_RIDES`) carries the claim *in* that write instead — a transaction item, or
 //! the final record beside the change it answers — so an idempotent request costs no extra
 //! round trip. The handler tells the claim what became of it (`taken`, `refused`); the
 //! pipeline then keeps the answer, drops the claim, or keeps nothing
 //! (`http::idempotency::run_riding`).
 
-use std::sync::{
-    atomic::{AtomicBool, AtomicU8, Ordering},
-    Mutex,
-};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::reply::{ApiError, ErrorCode, Reply};
 use crate::{
-    domain::{
-        idempotency::IdempotencyRef,
-        ids::{AttemptId, ChallengeId, LeaseId},
-    },
-    store::{ChallengeSlot, ClaimOutcome, ClaimRecord},
+    domain::{idempotency::IdempotencyRef, ids::LeaseId},
+    store::{ClaimOutcome, ClaimRecord},
 };
 
 /// What became of a riding claim.
@@ -35,20 +29,9 @@ pub enum ClaimState {
     Refused,
 }
 
-/// An attempt on a code, counted before the reference could be claimed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CountedAttempt {
-    pub slot: ChallengeSlot,
-    pub challenge_id: ChallengeId,
-    pub attempt_id: AttemptId,
-}
-
 pub struct Claim {
     record: ClaimRecord,
     state: AtomicU8,
-    /// The refusal said "another body under the reference".
-    mismatched: AtomicBool,
-    counted: Mutex<Option<CountedAttempt>>,
 }
 
 impl Claim {
@@ -61,8 +44,6 @@ impl Claim {
                 response: None,
             },
             state: AtomicU8::new(ClaimState::Unwritten as u8),
-            mismatched: AtomicBool::new(false),
-            counted: Mutex::new(None),
         }
     }
 
@@ -97,39 +78,14 @@ impl Claim {
         self.state.store(state as u8, Ordering::Relaxed);
     }
 
-    /// The request counted an attempt before its reference could be claimed: if the
-    /// reference holds another body, the pipeline takes the attempt back.
-    pub fn counted(&self, attempt: CountedAttempt) {
-        *self.counted.lock().unwrap_or_else(|p| p.into_inner()) = Some(attempt);
-    }
-
-    /// The attempt to take back: one was counted, and the answer is "another body".
-    pub fn to_take_back(&self) -> Option<CountedAttempt> {
-        if !self.mismatched.load(Ordering::Relaxed) {
-            return None;
-        }
-        self.counted
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
     /// A write carrying the claim was refused for it: the answer is the live record's.
     pub fn refused(&self, outcome: ClaimOutcome) -> Result<Reply, ApiError> {
         self.state
             .store(ClaimState::Refused as u8, Ordering::Relaxed);
-        self.settled(&outcome);
         answer(outcome).unwrap_or_else(|| {
             // Only a record of ours refuses nothing; a write does not report it as refused.
             Err(ApiError::Conflict(ErrorCode::IdempotentRequestInProgress))
         })
-    }
-
-    /// Notes what the live record said (whichever write found it).
-    pub fn settled(&self, outcome: &ClaimOutcome) {
-        if *outcome == ClaimOutcome::Mismatch {
-            self.mismatched.store(true, Ordering::Relaxed);
-        }
     }
 
     pub fn state(&self) -> ClaimState {

@@ -20,6 +20,7 @@ pub mod payment_push;
 pub mod payment_sms;
 pub mod ports;
 pub mod reply;
+pub mod sandbox_jwks;
 pub mod simulate_payment;
 pub mod simulate_push;
 pub mod simulate_step_up;
@@ -43,7 +44,7 @@ use crate::{
     app::Context,
     domain::{
         channel::Channel,
-        ids::{AttemptId, ChallengeId},
+        ids::ChallengeId,
         otp::VerificationCode,
         payment::PaymentChallenge,
         phone::{HashedPhone, TokenPhone},
@@ -97,22 +98,6 @@ impl Caller {
         }
     }
 
-    /// An attempt on a code was counted before the reference could be claimed.
-    pub fn claim_counted(
-        &self,
-        slot: ChallengeSlot,
-        challenge_id: &ChallengeId,
-        attempt_id: &AttemptId,
-    ) {
-        if let Some(claim) = &self.claim {
-            claim.counted(claim::CountedAttempt {
-                slot,
-                challenge_id: challenge_id.clone(),
-                attempt_id: attempt_id.clone(),
-            });
-        }
-    }
-
     /// A write was refused for its claim: the answer the live record gives.
     pub fn claim_refused(&self, outcome: ClaimOutcome) -> Result<Reply, ApiError> {
         match &self.claim {
@@ -161,6 +146,19 @@ pub trait Handler: Send + Sync + 'static {
         caller: &Caller,
         input: Self::Input,
     ) -> Result<Reply, ApiError>;
+
+    /// The request reused its `idempotency-ref` with another body and is answered 400
+    /// without running. On a route that compares a code it still uses one attempt of the
+    /// pending challenge (counted, never compared): a code is never compared uncounted, and
+    /// a reference is no way around the wrong-code ladder. Other routes change nothing.
+    async fn mismatched(
+        _ports: Self::Ports<'_>,
+        _cx: &Context,
+        _caller: &Caller,
+        _input: Self::Input,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
 }
 
 /// A route no programme's app calls: no api key, no token (Authy's signed callback, the
@@ -538,6 +536,8 @@ async fn payment_reference_free(
 struct PaymentSettlement<'a> {
     payments: &'a dyn Payments,
     signer: &'a dyn ProofSigner,
+    /// The signer is the sandbox key (its proofs say `"sandbox": true`).
+    sandbox: bool,
     events: &'a dyn EventPublisher,
 }
 
@@ -557,7 +557,8 @@ async fn settle_payment(
         return Ok(false);
     }
     let verified = if approved {
-        let claims = crate::proof::proof_claims(&cx.proof_issuer, user, challenge, now);
+        let claims =
+            crate::proof::proof_claims(&cx.proof_issuer, user, challenge, ports.sandbox, now);
         let proof = crate::proof::sign_proof(ports.signer, &claims)
             .await
             .map_err(|e| ApiError::Unavailable(e.into()))?;

@@ -54,8 +54,105 @@ fn reference_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
 }
 
-fn printable(c: char) -> bool {
-    !c.is_control()
+/// A payee name: no control (`Cc`) or format (`Cf`: bidi controls, zero-width characters)
+/// character. NFC is checked on the whole name.
+fn name_char(c: char) -> bool {
+    !c.is_control() && !is_format(c)
+}
+
+/// Unicode's general category `Cf` (Unicode 15.1).
+fn is_format(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
+}
+
+/// A payee account: `A-Z a-z 0-9`, space, `-` and `/`.
+fn account_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '/')
+}
+
+/// A JSON value whose objects repeat no key, at any depth: a body whose meaning depends on
+/// which duplicate a parser keeps is refused, since the proof must carry what the caller
+/// meant.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if object.insert(key, value).is_some() {
+                return Err(serde::de::Error::custom("a repeated key"));
+            }
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// Parses and validates a payment challenge's body.
@@ -63,8 +160,15 @@ pub fn parse_payment(body: &[u8]) -> Result<Payment, ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     let value: Value = match first {
         None => Value::Object(Default::default()),
-        Some(b'{') => serde_json::from_slice(body)
-            .map_err(|_| ApiError::MalformedBody("The request body is not valid JSON."))?,
+        Some(b'{') => {
+            serde_json::from_slice::<Strict>(body)
+                .map_err(|_| {
+                    ApiError::MalformedBody(
+                        "The request body is not valid JSON, or repeats a field.",
+                    )
+                })?
+                .0
+        }
         Some(_) => {
             return Err(ApiError::MalformedBody(
                 "The request body must be a JSON object.",
@@ -152,20 +256,35 @@ pub fn parse_payment(body: &[u8]) -> Result<Payment, ApiError> {
             (None, None)
         }
         Some(Value::Object(payee)) => (
-            text(
-                payee.get("name"),
-                "payee.name",
-                (1, 70),
-                printable,
-                "^[^\\p{Cc}]{1,70}$",
-                &mut errors,
-            ),
+            {
+                const NAME: &str = "^[^\\p{Cc}\\p{Cf}]{1,70}$ (NFC)";
+                let name = text(
+                    payee.get("name"),
+                    "payee.name",
+                    (1, 70),
+                    name_char,
+                    NAME,
+                    &mut errors,
+                );
+                // Never silently normalised: the proof carries the caller's exact bytes.
+                match name {
+                    Some(name) if !unicode_normalization::is_nfc(&name) => {
+                        errors.push(FieldError::new(
+                            "payee.name",
+                            FieldErrorKind::Regex,
+                            &[NAME],
+                        ));
+                        None
+                    }
+                    other => other,
+                }
+            },
             text(
                 payee.get("account"),
                 "payee.account",
                 (1, 34),
-                printable,
-                "^[^\\p{Cc}]{1,34}$",
+                account_char,
+                "^[A-Za-z0-9 /-]{1,34}$",
                 &mut errors,
             ),
         ),
@@ -269,5 +388,60 @@ mod tests {
             parse_payment(b"[1]"),
             Err(ApiError::MalformedBody(_))
         ));
+    }
+
+    #[test]
+    fn payee_names_are_nfc_without_format_characters_and_accounts_plain() {
+        let body = |name: &str, account: &str| {
+            json!({"reference": "r", "amount": {"currency": "EUR", "value": 1},
+                   "payee": {"name": name, "account": account}})
+        };
+        // Bidi controls, zero-width characters, a BOM: format characters.
+        for name in [
+            "Acme\u{202E}dtL",
+            "Ac\u{200B}me",
+            "\u{FEFF}Acme",
+            "Acme\u{2066}",
+        ] {
+            assert_eq!(
+                fields(body(name, "GB29")),
+                [("payee.name", "REGEX")],
+                "{name:?}"
+            );
+        }
+        // A decomposed "é" (e + combining acute) is not NFC; the composed one is.
+        assert_eq!(
+            fields(body("Cafe\u{301}", "GB29")),
+            [("payee.name", "REGEX")]
+        );
+        assert!(fields(body("Caf\u{e9} Zürich Жук", "GB29")).is_empty());
+        for account in ["GB29.NWBK", "GB29_NWBK", "GB29\u{200B}", "ÄB12", "a\tb"] {
+            assert_eq!(
+                fields(body("Acme", account)),
+                [("payee.account", "REGEX")],
+                "{account:?}"
+            );
+        }
+        assert!(fields(body("Acme", "GB29 NWBK-6016/1331")).is_empty());
+    }
+
+    #[test]
+    fn a_repeated_key_at_any_depth_is_refused() {
+        for raw in [
+            r#"{"reference": "a", "reference": "b", "amount": {"currency": "EUR", "value": 1}, "payee": {"name": "n", "account": "a"}}"#,
+            r#"{"reference": "a", "amount": {"currency": "EUR", "value": 1, "value": 2}, "payee": {"name": "n", "account": "a"}}"#,
+            r#"{"reference": "a", "amount": {"currency": "EUR", "value": 1}, "payee": {"name": "n", "account": "a", "account": "b"}}"#,
+            r#"{"reference": "a", "amount": {"currency": "EUR", "value": 1}, "payee": {"name": "n", "account": "a"}, "x": [{"k": 1, "k": 2}]}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_payment(raw.as_bytes()),
+                    Err(ApiError::MalformedBody(_))
+                ),
+                "{raw}"
+            );
+        }
+        let fine = r#"{"reference": "a", "amount": {"currency": "EUR", "value": 1}, "payee": {"name": "n", "account": "a"}, "x": [{"k": 1}, {"k": 2}]}"#;
+        assert!(parse_payment(fine.as_bytes()).is_ok());
     }
 }

@@ -19,7 +19,7 @@ use crate::{
     domain::{
         channel::Channel,
         ids::ChallengeId,
-        payment::{format_amount, payment_push_message, PaymentChallenge},
+        payment::{format_amount, masked_account, payment_push_message, PaymentChallenge},
         step_up::PUSH_CHALLENGE_TTL_SECS,
     },
     ports,
@@ -56,9 +56,10 @@ impl Handler for PaymentPush {
         let approval = Approval {
             message: payment_push_message(programme.display_name(), &payment),
             action: format!(
-                "Pay {} to {}",
+                "Pay {} to {} ({})",
                 format_amount(&payment.currency, payment.value),
-                payment.payee_name
+                payment.payee_name,
+                masked_account(&payment.payee_account)
             ),
             seconds_to_expire: PUSH_CHALLENGE_TTL_SECS as u32,
         };

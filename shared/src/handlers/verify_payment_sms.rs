@@ -20,20 +20,22 @@ use crate::{
     domain::{
         challenge::{wrong_code, WrongCode},
         channel::Channel,
+        payment::PaymentChallenge,
         phone::TokenPhone,
         step_up::ChallengeStatus,
     },
     events::EventPublisher,
     ports,
-    proof::{proof_claims, sign_proof, ProofSigner},
-    store::{ChallengeSlot, Codes, PaymentOutcome, PaymentProof, Payments},
+    proof::{proof_claims, sign_proof, ProofKeys},
+    store::{ChallengeSlot, Codes, CountedAttempt, PaymentOutcome, PaymentProof, Payments},
 };
 
 ports! {
     pub struct Ports {
         payments: dyn Payments,
         codes: dyn Codes,
-        signer: dyn ProofSigner,
+        // A live programme's proofs by the live key, a sandbox's by the sandbox key.
+        signer: ProofKeys,
         events: dyn EventPublisher,
     }
 }
@@ -93,8 +95,15 @@ impl Handler for VerifyPaymentSms {
             &typed.code,
             &attempt.code_hash,
         ) {
-            let claims = proof_claims(&cx.proof_issuer, &caller.user, &challenge, caller.now);
-            let proof = sign_proof(ports.signer, &claims)
+            let sandbox = caller.programme.sandbox;
+            let claims = proof_claims(
+                &cx.proof_issuer,
+                &caller.user,
+                &challenge,
+                sandbox,
+                caller.now,
+            );
+            let proof = sign_proof(ports.signer.for_programme(sandbox), &claims)
                 .await
                 .map_err(|e| ApiError::Unavailable(e.into()))?;
             let outcome = PaymentOutcome {
@@ -135,32 +144,79 @@ impl Handler for VerifyPaymentSms {
             limit = attempt.limit,
             "wrong payment code"
         );
-        if wrong_code(attempt.attempts, attempt.limit) == WrongCode::LimitExceeded {
-            let declined = PaymentOutcome {
-                verified: None,
-                consume_code: None,
-                require_authy: false,
-            };
-            if ports
-                .payments
-                .finish_payment(&caller.user, &id, &declined, caller.now)
-                .await?
-            {
-                super::announce_payment(
-                    ports.events,
-                    &caller.user,
-                    &challenge,
-                    ChallengeStatus::Declined,
-                    caller.now,
-                )
-                .await;
-            }
-        }
-        Err(ApiError::Conflict(super::wrong_code_answer(
-            cx,
-            caller,
-            attempt.attempts,
-            attempt.limit,
-        )))
+        Err(ApiError::Conflict(
+            wrong_code_spent(&ports, cx, caller, &challenge, &attempt).await?,
+        ))
     }
+
+    async fn mismatched(
+        ports: Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        PaymentCode { id, typed }: PaymentCode,
+    ) -> Result<(), ApiError> {
+        let Some(challenge) = ports.payments.get_payment(&caller.user, &id).await? else {
+            return Ok(());
+        };
+        let TokenPhone::Valid(phone) = &caller.phone else {
+            return Ok(());
+        };
+        if challenge.channel != Channel::Sms
+            || challenge.status_at(caller.now) != ChallengeStatus::Pending
+        {
+            return Ok(());
+        }
+        let slot = ChallengeSlot::Payment(id);
+        let outcome = ports
+            .codes
+            .count_attempt(&caller.user, &slot, &phone.hash, &typed.attempt, caller.now)
+            .await?;
+        if let Ok(Some(attempt)) = super::counted(outcome) {
+            tracing::info!(
+                attempts = attempt.attempts,
+                limit = attempt.limit,
+                "payment attempt used by a reused idempotency-ref"
+            );
+            wrong_code_spent(&ports, cx, caller, &challenge, &attempt).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An attempt that did not verify: its rung of the ladder; at the last one the challenge
+/// ends `DECLINED`.
+async fn wrong_code_spent(
+    ports: &Ports<'_>,
+    cx: &Context,
+    caller: &Caller,
+    challenge: &PaymentChallenge,
+    attempt: &CountedAttempt,
+) -> Result<ErrorCode, ApiError> {
+    if wrong_code(attempt.attempts, attempt.limit) == WrongCode::LimitExceeded {
+        let declined = PaymentOutcome {
+            verified: None,
+            consume_code: None,
+            require_authy: false,
+        };
+        if ports
+            .payments
+            .finish_payment(&caller.user, &challenge.id, &declined, caller.now)
+            .await?
+        {
+            super::announce_payment(
+                ports.events,
+                &caller.user,
+                challenge,
+                ChallengeStatus::Declined,
+                caller.now,
+            )
+            .await;
+        }
+    }
+    Ok(super::wrong_code_answer(
+        cx,
+        caller,
+        attempt.attempts,
+        attempt.limit,
+    ))
 }

@@ -8,7 +8,7 @@
 //! count must return the code's hash, which a transaction cannot): a retry of the same
 //! request is the same attempt (`AttemptId`), never counted twice on a challenge, and its
 //! kept answer is found when the answer is recorded; another body under the reference is a
-//! 400 whose attempt the pipeline takes back (`claim::Claim::counted`).
+//! 400 that still used its attempt (a code is never compared without being counted).
 
 use async_trait::async_trait;
 
@@ -22,7 +22,7 @@ use crate::{
     domain::{channel::Channel, factor::FactorStatus, phone::TokenPhone},
     events::{Change, EventPublisher},
     ports,
-    store::{Activation, ChallengeSlot, Codes, FactorReads, SmsEnrolments},
+    store::{Activation, Codes, FactorReads, SmsEnrolments},
 };
 
 ports! {
@@ -60,12 +60,9 @@ impl Handler for VerifySmsOtp {
             .count_sms_attempt(&caller.user, &phone.hash, attempt_id, caller.now)
             .await?;
         let attempt = match super::counted(outcome)? {
-            Some(attempt) => {
-                // Counted before the reference is claimed: taken back if the reference turns
-                // out to hold another body (a 400 changes nothing).
-                caller.claim_counted(ChallengeSlot::Enrolment, &attempt.challenge_id, attempt_id);
-                attempt
-            }
+            // Counted before the reference is claimed, and it stays counted if the reference
+            // turns out to hold another body: the code was compared.
+            Some(attempt) => attempt,
             None => {
                 let factor = ports.factors.get_factor(&caller.user, Channel::Sms).await?;
                 let registered = factor.as_ref().is_some_and(|f| {

@@ -22,7 +22,7 @@ use crate::{
     },
     events::EventPublisher,
     ports,
-    store::{ChallengeSlot, Codes, StepUpGrant, StepUps},
+    store::{ChallengeSlot, Codes, CountedAttempt, StepUpGrant, StepUps},
 };
 
 ports! {
@@ -118,23 +118,55 @@ impl Handler for VerifyStepUpSms {
             limit = attempt.limit,
             "wrong step-up code"
         );
-        if wrong_code(attempt.attempts, attempt.limit) == WrongCode::LimitExceeded {
-            // The ladder killed the challenge: it ends DECLINED.
-            super::announce_step_up(
-                ports.events,
-                &caller.user,
-                &attempt.challenge_id,
-                Channel::Sms,
-                ChallengeStatus::Declined,
-                caller.now,
-            )
-            .await;
-        }
-        Err(ApiError::Conflict(super::wrong_code_answer(
-            cx,
-            caller,
-            attempt.attempts,
-            attempt.limit,
-        )))
+        Err(ApiError::Conflict(
+            wrong_code_spent(&ports, cx, caller, &attempt).await,
+        ))
     }
+
+    async fn mismatched(
+        ports: Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        typed: TypedCode,
+    ) -> Result<(), ApiError> {
+        let TokenPhone::Valid(phone) = &caller.phone else {
+            return Ok(());
+        };
+        let slot = ChallengeSlot::StepUp(caller.session.clone());
+        let outcome = ports
+            .codes
+            .count_attempt(&caller.user, &slot, &phone.hash, &typed.attempt, caller.now)
+            .await?;
+        if let Ok(Some(attempt)) = super::counted(outcome) {
+            tracing::info!(
+                attempts = attempt.attempts,
+                limit = attempt.limit,
+                "step-up attempt used by a reused idempotency-ref"
+            );
+            wrong_code_spent(&ports, cx, caller, &attempt).await;
+        }
+        Ok(())
+    }
+}
+
+/// An attempt that did not verify: its rung of the ladder; at the last one the challenge
+/// ends `DECLINED`.
+async fn wrong_code_spent(
+    ports: &Ports<'_>,
+    cx: &Context,
+    caller: &Caller,
+    attempt: &CountedAttempt,
+) -> ErrorCode {
+    if wrong_code(attempt.attempts, attempt.limit) == WrongCode::LimitExceeded {
+        super::announce_step_up(
+            ports.events,
+            &caller.user,
+            &attempt.challenge_id,
+            Channel::Sms,
+            ChallengeStatus::Declined,
+            caller.now,
+        )
+        .await;
+    }
+    super::wrong_code_answer(cx, caller, attempt.attempts, attempt.limit)
 }

@@ -1,6 +1,6 @@
 //! Runs a mutating request at most once per `idempotency-ref`.
 //!
-//! The reference is *claimed* by a conditional write before anything runs (`run_once`), or
+//! The reference is *claimed* by a conditional write before anything runs (`claim_once`), or
 //! by the route's own first write (`run_riding`, for a route with `Handler::CLAIM_RIDES`: one
 //! round trip fewer), so two retries arriving together cannot both run. A final 2xx, 400 or
 //! 409 is kept; anything else (401, 403, 429, 5xx) drops the claim so that the caller's retry
@@ -22,21 +22,30 @@ use crate::handlers::{
 use crate::{
     app::App,
     domain::{idempotency::IdempotencyRef, ids::LeaseId},
+    store::ClaimOutcome,
 };
 
-pub async fn run_once<F>(
+/// What claiming a reference before the work runs decided.
+pub enum Once {
+    /// Run the work; then `finish_once` keeps its answer under the claim, if any.
+    Run(Option<(IdempotencyRef, LeaseId)>),
+    /// The reference answers: a kept response again, or 409 while its first request runs.
+    Answered(Result<Reply, ApiError>),
+    /// The reference holds another operation, target or body: 400, after the route's
+    /// `Handler::mismatched`.
+    Mismatch,
+}
+
+/// Claims `reference` (if any) by a conditional write before the work runs.
+pub async fn claim_once(
     app: &App,
     caller: &Caller,
     reference: Option<IdempotencyRef>,
     fingerprint: &str,
     deadline: tokio::time::Instant,
-    work: F,
-) -> Result<Reply, ApiError>
-where
-    F: Future<Output = Result<Reply, ApiError>>,
-{
+) -> Result<Once, ApiError> {
     let Some(reference) = reference else {
-        return super::until(deadline, work).await;
+        return Ok(Once::Run(None));
     };
     let lease = LeaseId::new(crate::handlers::new_id(&app.context)?);
     let claimed = super::until(deadline, async {
@@ -46,20 +55,35 @@ where
             .await?)
     })
     .await?;
-    if let Some(answer) = claim::answer(claimed) {
-        return answer;
+    Ok(match claimed {
+        ClaimOutcome::Claimed => Once::Run(Some((reference, lease))),
+        ClaimOutcome::Mismatch => Once::Mismatch,
+        other => Once::Answered(claim::answer(other).unwrap_or_else(|| {
+            Err(ApiError::Internal(
+                "a claim was neither taken nor refused".into(),
+            ))
+        })),
+    })
+}
+
+/// Keeps the answer of work run under a claim of `claim_once` (or drops the claim).
+pub async fn finish_once(
+    app: &App,
+    caller: &Caller,
+    claim: Option<(IdempotencyRef, LeaseId)>,
+    result: &Result<Reply, ApiError>,
+) {
+    if let Some((reference, lease)) = claim {
+        settle(app, caller, &reference, &lease, result).await;
     }
-    let result = super::until(deadline, work).await;
-    settle(app, caller, &reference, &lease, &result).await;
-    result
 }
 
 /// Runs a route whose own write carries the claim (`handlers::claim`), then records what the
 /// handler's writes did not: the answer of a claim written in progress (or its release), or,
 /// when no write took the claim, a final record in one conditional put, whose refusal means
-/// an earlier request with the reference answered first, and its answer is the answer. When
-/// that answer is "another body" (a 400, which changes nothing), an attempt the request
-/// counted before it could claim is taken back.
+/// an earlier request with the reference answered first, and its answer is the answer. An
+/// attempt on a code that the request counted before it learnt the reference holds another
+/// body stays counted: a code is never compared without being counted.
 pub async fn run_riding<F>(
     app: &App,
     caller: &Caller,
@@ -84,10 +108,7 @@ where
                 .store
                 .keep_idempotency(&caller.user, &record, app.clock.now());
             match within_recording_budget(kept, "the response could not be kept for replay").await {
-                Some(outcome) => {
-                    claim.settled(&outcome);
-                    claim::answer(outcome).unwrap_or(result)
-                }
+                Some(outcome) => claim::answer(outcome).unwrap_or(result),
                 None => result,
             }
         }
@@ -106,19 +127,6 @@ where
             result
         }
     };
-    if let Some(attempt) = claim.to_take_back() {
-        let taken_back = app.store.uncount_attempt(
-            &caller.user,
-            &attempt.slot,
-            &attempt.challenge_id,
-            &attempt.attempt_id,
-        );
-        within_recording_budget(
-            taken_back,
-            "a mismatched request's attempt could not be taken back",
-        )
-        .await;
-    }
     result
 }
 

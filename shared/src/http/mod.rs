@@ -263,7 +263,7 @@ async fn until<T>(
 }
 
 /// Everything a request does runs until `deadline`, but for recording an idempotent
-/// request's answer (`idempotency::run_once`).
+/// request's answer (`idempotency::finish_once`).
 async fn process<S: Serve>(
     app: &App,
     route: Route,
@@ -357,11 +357,22 @@ async fn user<H: Handler>(
         },
     };
     // Only a request with a reference needs its fingerprint (a second parse of the body).
+    // A reference names an operation on a target: the path's id, and on the step-up routes
+    // the session the step-up is for, belong to it.
     let fingerprint = match &reference {
-        Some(_) => fingerprint(
-            &format!("{} {} {}", route.method(), route.name(), channel),
-            body,
-        ),
+        Some(_) => {
+            // Appended only when present: a route without a target fingerprints as before.
+            let mut operation = format!("{} {} {}", route.method(), route.name(), channel);
+            if !id.is_empty() {
+                operation.push_str(" id:");
+                operation.push_str(id);
+            }
+            if route.path_template().starts_with("/stepup/") {
+                operation.push_str(" session:");
+                operation.push_str(caller.session.as_str());
+            }
+            fingerprint(&operation, body)
+        }
         None => String::new(),
     };
     // A retry of the same request (same reference, same body) is the same verification
@@ -394,11 +405,29 @@ async fn user<H: Handler>(
         other => other,
     };
     let caller = &caller;
-    let work = async { H::handle(H::Ports::reach(app), &app.context, caller, input?).await };
-    match &caller.claim {
-        Some(claim) => idempotency::run_riding(app, caller, claim, deadline, work).await,
-        None => idempotency::run_once(app, caller, reference, &fingerprint, deadline, work).await,
+    if let Some(claim) = &caller.claim {
+        let work = async { H::handle(H::Ports::reach(app), &app.context, caller, input?).await };
+        return idempotency::run_riding(app, caller, claim, deadline, work).await;
     }
+    let claim =
+        match idempotency::claim_once(app, caller, reference, &fingerprint, deadline).await? {
+            idempotency::Once::Run(claim) => claim,
+            idempotency::Once::Answered(answer) => return answer,
+            idempotency::Once::Mismatch => {
+                if let Ok(input) = input {
+                    until(
+                        deadline,
+                        H::mismatched(H::Ports::reach(app), &app.context, caller, input),
+                    )
+                    .await?;
+                }
+                return Err(ApiError::IdempotencyMismatch);
+            }
+        };
+    let work = async { H::handle(H::Ports::reach(app), &app.context, caller, input?).await };
+    let result = until(deadline, work).await;
+    idempotency::finish_once(app, caller, claim, &result).await;
+    result
 }
 
 async fn authenticate(app: &App, request: &Request, now: i64) -> Result<Caller, ApiError> {

@@ -9,9 +9,10 @@ use crate::{
         authy_callback::AuthyCallback, enrol_push::EnrolPush, enrol_sms_otp::EnrolSmsOtp,
         get_payment_challenge::GetPaymentChallenge, get_step_up_challenge::GetStepUpChallenge,
         jwks::Jwks, list_factors::ListFactors, payment_push::PaymentPush, payment_sms::PaymentSms,
-        reply::ApiError, reply::Reply, simulate_payment::SimulatePayment,
-        simulate_push::SimulatePush, simulate_step_up::SimulateStepUp, step_up_push::StepUpPush,
-        step_up_sms::StepUpSms, unlink_push::UnlinkPush, verify_payment_sms::VerifyPaymentSms,
+        reply::ApiError, reply::Reply, sandbox_jwks::SandboxJwks,
+        simulate_payment::SimulatePayment, simulate_push::SimulatePush,
+        simulate_step_up::SimulateStepUp, step_up_push::StepUpPush, step_up_sms::StepUpSms,
+        unlink_push::UnlinkPush, verify_payment_sms::VerifyPaymentSms,
         verify_sms_otp::VerifySmsOtp, verify_step_up_sms::VerifyStepUpSms,
     },
 };
@@ -60,8 +61,10 @@ pub enum Route {
     PaymentPush,
     /// `GET /challenges/{scaChallengeId}`: a payment challenge's status and proof
     GetPaymentChallenge,
-    /// `GET /.well-known/jwks.json`: the proofs' public keys (no credentials)
+    /// `GET /.well-known/jwks.json`: the live proofs' public keys (no credentials)
     Jwks,
+    /// `GET /.well-known/sandbox-jwks.json`: the sandbox proofs' public key (no credentials)
+    SandboxJwks,
     /// `POST /simulate/challenges/{scaChallengeId}/accept` (sandbox only)
     SimulatePaymentAccept,
     /// `POST /simulate/challenges/{scaChallengeId}/reject` (sandbox only)
@@ -69,7 +72,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 21] = [
+    pub const ALL: [Route; 22] = [
         Route::ListFactors,
         Route::EnrolSmsOtp,
         Route::VerifySmsOtp,
@@ -89,6 +92,7 @@ impl Route {
         Route::PaymentPush,
         Route::GetPaymentChallenge,
         Route::Jwks,
+        Route::SandboxJwks,
         Route::SimulatePaymentAccept,
         Route::SimulatePaymentReject,
     ];
@@ -115,6 +119,7 @@ impl Route {
             Route::PaymentPush => "payment_push",
             Route::GetPaymentChallenge => "get_payment_challenge",
             Route::Jwks => "jwks",
+            Route::SandboxJwks => "sandbox_jwks",
             Route::SimulatePaymentAccept => "simulate_payment_accept",
             Route::SimulatePaymentReject => "simulate_payment_reject",
         }
@@ -136,7 +141,8 @@ impl Route {
             Route::ListFactors
             | Route::GetStepUpChallenge
             | Route::GetPaymentChallenge
-            | Route::Jwks => "GET",
+            | Route::Jwks
+            | Route::SandboxJwks => "GET",
             Route::UnlinkPush => "DELETE",
             _ => "POST",
         }
@@ -163,6 +169,7 @@ impl Route {
             Route::PaymentPush => "/challenges/push/{channel}",
             Route::GetPaymentChallenge => "/challenges/{scaChallengeId}",
             Route::Jwks => "/.well-known/jwks.json",
+            Route::SandboxJwks => "/.well-known/sandbox-jwks.json",
             Route::SimulatePaymentAccept => "/simulate/challenges/{scaChallengeId}/accept",
             Route::SimulatePaymentReject => "/simulate/challenges/{scaChallengeId}/reject",
         }
@@ -226,6 +233,7 @@ router_table!(
     user PaymentPush => PaymentPush,
     user GetPaymentChallenge => GetPaymentChallenge,
     public Jwks => Jwks,
+    public SandboxJwks => SandboxJwks,
     user SimulatePaymentAccept => SimulatePayment<true>,
     user SimulatePaymentReject => SimulatePayment<false>,
 );
@@ -244,6 +252,7 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
         ["authentication_factors"] => (&[Route::ListFactors], vec![]),
         ["webhooks", "authy"] => (&[Route::AuthyCallback], vec![]),
         [".well-known", "jwks.json"] => (&[Route::Jwks], vec![]),
+        [".well-known", "sandbox-jwks.json"] => (&[Route::SandboxJwks], vec![]),
         ["authentication_factors", "otp", c] => (&[Route::EnrolSmsOtp], vec![c]),
         ["authentication_factors", "otp", c, "verify"] => (&[Route::VerifySmsOtp], vec![c]),
         ["authentication_factors", "push", c] => (&[Route::EnrolPush, Route::UnlinkPush], vec![c]),

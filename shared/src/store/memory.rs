@@ -400,27 +400,6 @@ impl Codes for MemoryStore {
         Ok(())
     }
 
-    async fn uncount_attempt(
-        &self,
-        user: &UserKey,
-        slot: &ChallengeSlot,
-        challenge_id: &ChallengeId,
-        attempt_id: &AttemptId,
-    ) -> Result<(), StoreError> {
-        let mut tables = self.begin("uncount_attempt")?;
-        if let Some(challenge) = tables
-            .challenges
-            .get_mut(&(user.clone(), slot.clone()))
-            .filter(|c| c.stored.challenge_id == *challenge_id)
-        {
-            if let Some(at) = challenge.counted.iter().position(|id| id == attempt_id) {
-                challenge.counted.remove(at);
-                challenge.attempts = challenge.attempts.saturating_sub(1);
-            }
-        }
-        Ok(())
-    }
-
     async fn count_attempt(
         &self,
         user: &UserKey,

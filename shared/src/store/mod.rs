@@ -370,18 +370,6 @@ pub trait Codes: Send + Sync {
             .await
     }
 
-    /// Takes back an attempt this request counted (only if the challenge is still this one
-    /// and holds the attempt): for a request answered 400 because its `idempotency-ref` was
-    /// used with another body, which must change nothing. Its answer did not depend on the
-    /// code, so the comparison it made told nothing.
-    async fn uncount_attempt(
-        &self,
-        user: &UserKey,
-        slot: &ChallengeSlot,
-        challenge_id: &ChallengeId,
-        attempt_id: &AttemptId,
-    ) -> Result<(), StoreError>;
-
     /// Counts one attempt on a challenge of this slot (see `count_sms_attempt`).
     async fn count_attempt(
         &self,

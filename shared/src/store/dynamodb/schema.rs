@@ -781,31 +781,6 @@ pub fn count_attempt(
     )
 }
 
-/// Takes back one counted attempt, if the challenge is still this one and holds it.
-pub fn uncount_attempt(
-    user: &UserKey,
-    slot: &ChallengeSlot,
-    challenge_id: &ChallengeId,
-    attempt_id: &AttemptId,
-) -> Write {
-    Write::new(
-        challenge_key(user, slot),
-        // `last_attempt` (kept for challenges stored before `attempt_ids`) would still name it.
-        Action::Update(
-            "ADD #attempts :minus_one DELETE #attempt_ids :attempt_set REMOVE #last_attempt".into(),
-        ),
-    )
-    .names(&["attempts", "attempt_ids", "challenge_id", "last_attempt"])
-    .value(":minus_one", n(-1))
-    .value(":challenge", s(challenge_id.as_str()))
-    .value(":attempt", s(attempt_id.as_str()))
-    .value(
-        ":attempt_set",
-        AttributeValue::Ss(vec![attempt_id.as_str().to_owned()]),
-    )
-    .condition("#challenge_id = :challenge AND contains(#attempt_ids, :attempt)")
-}
-
 /// Consumes the challenge if it is still this one.
 pub fn delete_challenge(user: &UserKey, slot: &ChallengeSlot, challenge_id: &ChallengeId) -> Write {
     Write::new(challenge_key(user, slot), Action::Delete)
@@ -1504,15 +1479,6 @@ mod tests {
             (
                 "release_idempotency",
                 release_idempotency(&u, &reference(), &LeaseId::from("l")),
-            ),
-            (
-                "uncount_attempt",
-                uncount_attempt(
-                    &u,
-                    &ChallengeSlot::Enrolment,
-                    &ChallengeId::from("c"),
-                    &AttemptId::from("a"),
-                ),
             ),
             (
                 "idempotency_record (in progress)",

@@ -266,23 +266,6 @@ impl Codes for DynamoStore {
         self.refund(counters).await
     }
 
-    async fn uncount_attempt(
-        &self,
-        user: &UserKey,
-        slot: &ChallengeSlot,
-        challenge_id: &ChallengeId,
-        attempt_id: &AttemptId,
-    ) -> Result<(), StoreError> {
-        // Refused: the challenge is gone or replaced, or never held it; nothing to take back.
-        self.write(
-            "uncount_attempt",
-            schema::uncount_attempt(user, slot, challenge_id, attempt_id),
-            Returns::Nothing,
-        )
-        .await?;
-        Ok(())
-    }
-
     async fn count_attempt(
         &self,
         user: &UserKey,
