@@ -22,7 +22,10 @@ def b64(data):
 
 def token(mfa=False, phone=PHONE, sid=None):
     claims = {"sub": "events-user", "programme_id": "events-sandbox", "iss": ENV["JWT_ISSUER"],
-              "aud": ENV["JWT_AUDIENCE"], "exp": 4102444800}
+              "aud": ENV["JWT_AUDIENCE"], "exp": 4102444800,
+              # No token may live longer than 24 hours (exp - iat): a file made once cannot
+              # hold a fresh token, so it says it was issued an hour before its expiry.
+              "iat": 4102444800 - 3600}
     if sid:
         claims["sid"] = sid
     if phone:
@@ -174,6 +177,7 @@ CASES += [
     ("get-payment-challenge.404-unknown", payment_event("GET", PAY_GET, creds(), challenge="no-such-challenge")),
     ("jwks.200", event("GET", "/.well-known/jwks.json")),
     ("simulate-payment.404-unknown", payment_event("POST", PAY_ACCEPT, creds(), challenge="no-such-challenge")),
+    ("sandbox-jwks.200", event("GET", "/.well-known/sandbox-jwks.json")),
 ]
 
 for name in os.listdir(EVENTS):

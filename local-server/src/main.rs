@@ -92,7 +92,19 @@ async fn main() -> Result<(), BoxError> {
         .tokens(config.tokens.verifier()?)
         .otp_secret(config.otp_secret.as_bytes())
         .policy(config.policy.clone())
-        .signer(proof_signer(&config).await?, config.proof.issuer.clone())
+        .signer(
+            proof_signer(&config, &config.proof.kms, &config.proof.key_file, "proof").await?,
+            config.proof.issuer.clone(),
+        )
+        .sandbox_signer(
+            proof_signer(
+                &config,
+                &config.proof.sandbox_kms,
+                &config.proof.sandbox_key_file,
+                "sandbox-proof",
+            )
+            .await?,
+        )
         .build()?;
     let app = Arc::new(app);
 
@@ -155,25 +167,28 @@ async fn main() -> Result<(), BoxError> {
     }
 }
 
-/// Payment proofs: the KMS key of `PROOF_KMS_KEY_ID` when set (at `KMS_ENDPOINT`, e.g. a local
-/// KMS), else a development key the server creates once and keeps in `PROOF_KEY_FILE`
-/// (default: `additional-factors-proof-key.p8` in the system's temporary directory).
+/// A proof key (live, or the sandbox programmes' own): the KMS key of `PROOF_KMS_KEY_ID` (or
+/// `SANDBOX_PROOF_KMS_KEY_ID`) when set (at `KMS_ENDPOINT`, e.g. a local KMS), else a
+/// development key the server creates once and keeps in `PROOF_KEY_FILE` (or
+/// `SANDBOX_PROOF_KEY_FILE`; default: `additional-factors-<name>-key.p8` in the system's
+/// temporary directory).
 async fn proof_signer(
     config: &Config,
+    keys: &additional_factors::config::KmsKeys,
+    key_file: &Option<PathBuf>,
+    name: &str,
 ) -> Result<Arc<dyn additional_factors::proof::ProofSigner>, BoxError> {
-    if let Some(key_id) = &config.proof.kms_key_id {
+    if let Some(key_id) = &keys.key_id {
         let sdk = additional_factors::aws::sdk_config(config.proof.kms_endpoint.as_deref()).await;
         return Ok(Arc::new(additional_factors::proof::kms::KmsSigner::new(
             aws_sdk_kms::Client::new(&sdk),
             key_id.clone(),
-            config.proof.previous_kms_key_id.clone(),
+            keys.previous_key_id.clone(),
         )));
     }
-    let path = config
-        .proof
-        .key_file
+    let path = key_file
         .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("additional-factors-proof-key.p8"));
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("additional-factors-{name}-key.p8")));
     Ok(Arc::new(
         additional_factors::proof::local::LocalSigner::load_or_create(&path)?,
     ))

@@ -23,7 +23,7 @@ use crate::{
         send_limits::SmsBudget,
     },
     events::{EventPublisher, NoEvents},
-    proof::{ProofSigner, UnconfiguredSigner, LOCAL_PROOF_ISSUER},
+    proof::{ProofKeys, ProofSigner, SandboxKey, UnconfiguredSigner, LOCAL_PROOF_ISSUER},
     push::{unconfigured::UnconfiguredPushProvider, PushProvider},
     sms::{NoSmsSender, SmsSender},
     store::{Store, StoreError},
@@ -68,8 +68,9 @@ pub struct App {
     pub sms: Arc<dyn SmsSender>,
     pub push: Arc<dyn PushProvider>,
     pub events: Arc<dyn EventPublisher>,
-    /// Signs payment proofs (`iss` = `context.proof_issuer`).
-    pub signer: Arc<dyn ProofSigner>,
+    /// Signs payment proofs (`iss` = `context.proof_issuer`): live programmes' with the live
+    /// key, sandbox programmes' with the sandbox key.
+    pub proof_keys: ProofKeys,
     /// Set when Authy is configured: enables `POST /webhooks/authy`.
     pub authy_key: Option<AuthySignatureKey>,
     pub clock: Arc<dyn Clock>,
@@ -84,6 +85,7 @@ pub struct AppBuilder {
     push: Arc<dyn PushProvider>,
     events: Arc<dyn EventPublisher>,
     signer: Arc<dyn ProofSigner>,
+    sandbox_signer: Arc<dyn ProofSigner>,
     proof_issuer: String,
     authy_key: Option<AuthySignatureKey>,
     clock: Arc<dyn Clock>,
@@ -103,6 +105,7 @@ impl App {
             push: Arc::new(UnconfiguredPushProvider),
             events: Arc::new(NoEvents),
             signer: Arc::new(UnconfiguredSigner),
+            sandbox_signer: Arc::new(UnconfiguredSigner),
             proof_issuer: LOCAL_PROOF_ISSUER.to_owned(),
             authy_key: None,
             clock: Arc::new(SystemClock),
@@ -159,10 +162,16 @@ impl AppBuilder {
         self
     }
 
-    /// The proof signer and the `iss` of its proofs (default: signing answers 503).
+    /// The live proof signer and the `iss` of proofs (default: signing answers 503).
     pub fn signer(mut self, signer: Arc<dyn ProofSigner>, issuer: impl Into<String>) -> Self {
         self.signer = signer;
         self.proof_issuer = issuer.into();
+        self
+    }
+
+    /// The sandbox programmes' proof signer (default: signing answers 503).
+    pub fn sandbox_signer(mut self, signer: Arc<dyn ProofSigner>) -> Self {
+        self.sandbox_signer = signer;
         self
     }
 
@@ -228,7 +237,10 @@ impl AppBuilder {
             sms: self.sms,
             push: self.push,
             events: self.events,
-            signer: self.signer,
+            proof_keys: ProofKeys {
+                live: self.signer,
+                sandbox: SandboxKey(self.sandbox_signer),
+            },
             authy_key: self.authy_key,
             clock: self.clock,
             tokens: self.tokens,

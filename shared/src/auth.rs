@@ -13,6 +13,13 @@ use crate::domain::phone::{PhoneNumber, TokenPhone};
 /// Clock skew tolerated on `exp` and `nbf` (the contract allows at most 60 s).
 pub const LEEWAY_SECS: i64 = 30;
 
+/// The longest a token may live (`exp` − `iat`): a token minted to outlive a day (by a
+/// leaked key, or a misconfigured identity service) is refused whatever its signature.
+pub const MAX_TOKEN_LIFETIME_SECS: i64 = 24 * 3_600;
+
+/// How long a rotated-out HS256 key keeps verifying the tokens it signed before the rotation.
+pub const PREVIOUS_KEY_GRACE_SECS: i64 = 24 * 3_600;
+
 /// The longest `sub` accepted (it becomes part of a store key).
 const MAX_SUBJECT_LEN: usize = 256;
 
@@ -48,6 +55,10 @@ pub enum TokenError {
     NotYetValid,
     #[error("a required claim is missing or malformed")]
     Claims,
+    #[error("the token lives longer than 24 hours")]
+    Lifetime,
+    #[error("the token was signed by a rotated-out key after its rotation, or past its grace")]
+    RotatedOut,
 }
 
 /// The keys the identity service signs with, and what its tokens must say.
@@ -62,6 +73,9 @@ struct TokenKey {
     alg: Algorithm,
     kid: Option<String>,
     key: DecodingKey,
+    /// A rotated-out key: when the key replacing it was made. It verifies only tokens issued
+    /// before then, and only for `PREVIOUS_KEY_GRACE_SECS` after it.
+    rotated_out_at: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +133,7 @@ impl TokenVerifier {
                 alg,
                 kid: None,
                 key,
+                rotated_out_at: None,
             });
         }
         if verifier.keys.is_empty() {
@@ -142,13 +157,27 @@ impl TokenVerifier {
         !self.keys.is_empty()
     }
 
-    /// Also accepts tokens signed with this HS256 key: the key before a rotation, until the
-    /// tokens it signed have expired.
+    /// Also accepts tokens signed with this HS256 key.
     pub fn with_hs256(mut self, secret: &[u8]) -> Self {
         self.keys.push(TokenKey {
             alg: Algorithm::HS256,
             kid: None,
             key: DecodingKey::from_secret(secret),
+            rotated_out_at: None,
+        });
+        self
+    }
+
+    /// Also accepts, for a while, tokens signed with the HS256 key a rotation replaced at
+    /// `rotated_at` (unix seconds): only tokens whose `iat` is at or before the rotation, and
+    /// only until `PREVIOUS_KEY_GRACE_SECS` after it. A leaked key stops minting tokens the
+    /// moment it is rotated out, and stops verifying anything a day later.
+    pub fn with_previous_hs256(mut self, secret: &[u8], rotated_at: i64) -> Self {
+        self.keys.push(TokenKey {
+            alg: Algorithm::HS256,
+            kid: None,
+            key: DecodingKey::from_secret(secret),
+            rotated_out_at: Some(rotated_at),
         });
         self
     }
@@ -184,6 +213,7 @@ impl TokenVerifier {
                 alg,
                 kid: jwk.common.key_id.clone(),
                 key,
+                rotated_out_at: None,
             });
         }
         if self.keys.len() == before {
@@ -214,6 +244,7 @@ impl TokenVerifier {
         // Every key that may have signed it (the current and the previous HS256 key; the
         // JWKS key with its kid), until one verifies the signature.
         let mut outcome = Err(TokenError::Signature);
+        let mut by_rotated_out = None;
         for candidate in self.keys.iter().filter(|k| {
             k.alg == header.alg
                 && match (&header.kid, &k.kid) {
@@ -231,10 +262,30 @@ impl TokenVerifier {
                     }
                 });
             if !matches!(outcome, Err(TokenError::Signature)) {
+                by_rotated_out = candidate.rotated_out_at;
                 break;
             }
         }
         let claims = outcome?.claims;
+        let time = |claim: &Option<serde_json::Value>| {
+            claim
+                .as_ref()
+                .and_then(serde_json::Value::as_f64)
+                .filter(|t| t.is_finite())
+                .map(|t| t as i64)
+        };
+        let iat = time(&claims.iat);
+        // No token lives longer than a day; one without `iat` may not run past a day from now.
+        let lifetime = claims.exp as i64 - iat.unwrap_or(now);
+        if lifetime > MAX_TOKEN_LIFETIME_SECS {
+            return Err(TokenError::Lifetime);
+        }
+        if let Some(rotated_at) = by_rotated_out {
+            let issued_before = iat.is_some_and(|iat| iat <= rotated_at);
+            if !issued_before || now > rotated_at + PREVIOUS_KEY_GRACE_SECS {
+                return Err(TokenError::RotatedOut);
+            }
+        }
         let now = now as f64;
         if now - LEEWAY_SECS as f64 >= claims.exp {
             return Err(TokenError::Expired);
@@ -264,15 +315,8 @@ impl TokenVerifier {
             }
             _ => false,
         };
-        let time = |claim: Option<serde_json::Value>| {
-            claim
-                .as_ref()
-                .and_then(serde_json::Value::as_f64)
-                .filter(|t| t.is_finite())
-                .map(|t| t as i64)
-        };
         let mfa_at = if mfa {
-            time(claims.auth_time).or_else(|| time(claims.iat))
+            time(&claims.auth_time).or(iat)
         } else {
             None
         };
@@ -302,4 +346,90 @@ pub fn mint_hs256(
         claims,
         &jsonwebtoken::EncodingKey::from_secret(secret),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+    const CURRENT: &[u8] = b"the-current-key-at-least-32-bytes-long";
+    const PREVIOUS: &[u8] = b"the-previous-key-at-least-32-bytes-long";
+
+    fn token(key: &[u8], iat: Option<i64>, exp: i64) -> String {
+        let mut claims =
+            json!({"sub": "u1", "programme_id": "p1", "iss": "i", "aud": "a", "exp": exp});
+        if let Some(iat) = iat {
+            claims["iat"] = json!(iat);
+        }
+        format!("Bearer {}", mint_hs256(key, &claims).unwrap())
+    }
+
+    fn verify(verifier: &TokenVerifier, token: &str, now: i64) -> Result<TokenUser, TokenError> {
+        verifier.verify(Some(token.as_bytes()), now)
+    }
+
+    #[test]
+    fn no_token_lives_longer_than_a_day() {
+        let v = TokenVerifier::new(Some(CURRENT), None, "i", "a").unwrap();
+        assert!(verify(&v, &token(CURRENT, Some(NOW), NOW + 86_400), NOW).is_ok());
+        assert_eq!(
+            verify(&v, &token(CURRENT, Some(NOW), NOW + 86_401), NOW).unwrap_err(),
+            TokenError::Lifetime
+        );
+        // Issued long ago, expiring soon: still a 3-day token.
+        assert_eq!(
+            verify(&v, &token(CURRENT, Some(NOW - 3 * 86_400), NOW + 60), NOW).unwrap_err(),
+            TokenError::Lifetime
+        );
+        // Without iat: it may not run past a day from now.
+        assert!(verify(&v, &token(CURRENT, None, NOW + 3_600), NOW).is_ok());
+        assert_eq!(
+            verify(&v, &token(CURRENT, None, NOW + 86_401), NOW).unwrap_err(),
+            TokenError::Lifetime
+        );
+    }
+
+    #[test]
+    fn a_rotated_out_key_verifies_only_what_it_signed_before_and_for_a_day() {
+        let rotated_at = NOW;
+        let v = TokenVerifier::new(Some(CURRENT), None, "i", "a")
+            .unwrap()
+            .with_previous_hs256(PREVIOUS, rotated_at);
+        // Signed before the rotation: verifies, within the day after it.
+        let before = token(PREVIOUS, Some(rotated_at - 60), rotated_at + 3_000);
+        assert!(verify(&v, &before, rotated_at + 10).is_ok());
+        assert!(verify(
+            &v,
+            &token(PREVIOUS, Some(rotated_at), rotated_at + 600),
+            NOW
+        )
+        .is_ok());
+        // Signed after it (a leaked key minting tokens): refused.
+        let after = token(PREVIOUS, Some(rotated_at + 1), rotated_at + 600);
+        assert_eq!(
+            verify(&v, &after, rotated_at + 2).unwrap_err(),
+            TokenError::RotatedOut
+        );
+        // Without iat, nothing shows it was signed before: refused.
+        let undated = token(PREVIOUS, None, rotated_at + 600);
+        assert_eq!(
+            verify(&v, &undated, rotated_at + 2).unwrap_err(),
+            TokenError::RotatedOut
+        );
+        // A day after the rotation, the previous key verifies nothing.
+        let late = token(PREVIOUS, Some(rotated_at + 86_000), rotated_at + 86_600);
+        let v_late = TokenVerifier::new(Some(CURRENT), None, "i", "a")
+            .unwrap()
+            .with_previous_hs256(PREVIOUS, rotated_at + 86_000);
+        assert!(verify(&v_late, &late, rotated_at + 86_001).is_ok());
+        assert_eq!(
+            verify(&v, &before, rotated_at + 86_401).unwrap_err(),
+            TokenError::RotatedOut
+        );
+        // The current key is not bounded by the rotation.
+        assert!(verify(&v, &token(CURRENT, Some(NOW + 100), NOW + 700), NOW + 200).is_ok());
+    }
 }

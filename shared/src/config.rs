@@ -36,6 +36,10 @@ pub struct TokenConfig {
     /// The HS256 key before a rotation: still verifies tokens (`JWT_HS256_PREVIOUS_SECRET`,
     /// or the secret's `AWSPREVIOUS` version).
     pub hs256_previous: Option<String>,
+    /// When the current HS256 key replaced the previous one (unix seconds;
+    /// `JWT_HS256_ROTATED_AT`, or the current version's `CreatedDate`): the previous key
+    /// verifies only tokens issued before it, for 24 hours after it.
+    pub hs256_rotated_at: Option<i64>,
     /// A JWKS document of the identity service's public keys (`JWT_JWKS_FILE`, or fetched
     /// from `JWT_JWKS_URL`).
     pub jwks: Option<String>,
@@ -59,7 +63,10 @@ impl TokenConfig {
             )?;
         }
         if let Some(previous) = &self.hs256_previous {
-            verifier = verifier.with_hs256(previous.as_bytes());
+            let rotated_at = self
+                .hs256_rotated_at
+                .ok_or(ConfigError::Missing("JWT_HS256_ROTATED_AT"))?;
+            verifier = verifier.with_previous_hs256(previous.as_bytes(), rotated_at);
         }
         if let Some(jwks) = &self.jwks {
             verifier = verifier.with_jwks(jwks)?;
@@ -94,16 +101,26 @@ pub struct Config {
     pub secrets_endpoint: Option<String>,
 }
 
-/// Payment proofs: a KMS key (`PROOF_KMS_KEY_ID`, and `PROOF_KMS_PREVIOUS_KEY_ID` after a
-/// rotation) in AWS, a local key file (`PROOF_KEY_FILE`) for the local server; the `iss`
-/// of every proof (`PROOF_ISSUER`).
+/// Payment proofs: live programmes' by a KMS key (`PROOF_KMS_KEY_ID`, and
+/// `PROOF_KMS_PREVIOUS_KEY_ID` after a rotation), sandbox programmes' by a KMS key of their
+/// own (`SANDBOX_PROOF_KMS_KEY_ID`, `SANDBOX_PROOF_KMS_PREVIOUS_KEY_ID`) in AWS; local key
+/// files (`PROOF_KEY_FILE`, `SANDBOX_PROOF_KEY_FILE`) for the local server; the `iss` of
+/// every proof (`PROOF_ISSUER`).
 #[derive(Debug, Clone)]
 pub struct ProofConfig {
-    pub kms_key_id: Option<String>,
-    pub previous_kms_key_id: Option<String>,
+    pub kms: KmsKeys,
+    pub sandbox_kms: KmsKeys,
     pub kms_endpoint: Option<String>,
     pub key_file: Option<std::path::PathBuf>,
+    pub sandbox_key_file: Option<std::path::PathBuf>,
     pub issuer: String,
+}
+
+/// A KMS signing key and, after a rotation, the previous one (still published, never used).
+#[derive(Debug, Clone, Default)]
+pub struct KmsKeys {
+    pub key_id: Option<String>,
+    pub previous_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +128,20 @@ pub struct AuthyConfig {
     pub api_key: String,
     pub base_url: String,
     pub callback_url: String,
+}
+
+/// A JWKS URL a deployed function may fetch keys from: `https://`, or `http://` to this
+/// machine's loopback (a local identity service under `sam local invoke` or a test).
+pub fn jwks_url_allowed(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(host, _)| host);
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 fn var(name: &'static str) -> Option<String> {
@@ -153,7 +184,16 @@ impl Config {
             token: id("JWT_HS256_SECRET", "JWT_HS256_SECRET_ID"),
             otp: id("OTP_HMAC_SECRET", "OTP_HMAC_SECRET_ID"),
             authy: id("AUTHY_API_KEY", "AUTHY_API_KEY_SECRET_ID"),
-            jwks_url: var("JWT_JWKS_URL"),
+            jwks_url: match (var("JWT_JWKS_URL"), mode) {
+                (Some(url), Mode::Lambda) if !jwks_url_allowed(&url) => {
+                    return Err(ConfigError::Invalid {
+                        name: "JWT_JWKS_URL",
+                        reason: "must be https (keys fetched in clear can be replaced on the way)"
+                            .into(),
+                    })
+                }
+                (url, _) => url,
+            },
         };
         let hs256_secret = match (var("JWT_HS256_SECRET"), mode) {
             (Some(secret), _) => Some(secret),
@@ -174,6 +214,13 @@ impl Config {
             tokens: TokenConfig {
                 hs256_secret,
                 hs256_previous: var("JWT_HS256_PREVIOUS_SECRET"),
+                hs256_rotated_at: match var("JWT_HS256_ROTATED_AT") {
+                    None => None,
+                    Some(text) => Some(text.parse::<i64>().map_err(|_| ConfigError::Invalid {
+                        name: "JWT_HS256_ROTATED_AT",
+                        reason: "must be unix seconds".into(),
+                    })?),
+                },
                 jwks,
                 public_key,
                 issuer: required("JWT_ISSUER", mode, LOCAL_JWT_ISSUER)?,
@@ -201,12 +248,19 @@ impl Config {
             events_topic_arn: var("EVENTS_TOPIC_ARN"),
             policy: policy(mode)?,
             proof: ProofConfig {
-                kms_key_id: var("PROOF_KMS_KEY_ID"),
-                previous_kms_key_id: var("PROOF_KMS_PREVIOUS_KEY_ID"),
+                kms: KmsKeys {
+                    key_id: var("PROOF_KMS_KEY_ID"),
+                    previous_key_id: var("PROOF_KMS_PREVIOUS_KEY_ID"),
+                },
+                sandbox_kms: KmsKeys {
+                    key_id: var("SANDBOX_PROOF_KMS_KEY_ID"),
+                    previous_key_id: var("SANDBOX_PROOF_KMS_PREVIOUS_KEY_ID"),
+                },
                 kms_endpoint: var("KMS_ENDPOINT")
                     .or_else(|| var("AWS_ENDPOINT_URL_KMS"))
                     .or_else(|| var("AWS_ENDPOINT_URL")),
                 key_file: var("PROOF_KEY_FILE").map(std::path::PathBuf::from),
+                sandbox_key_file: var("SANDBOX_PROOF_KEY_FILE").map(std::path::PathBuf::from),
                 issuer: var("PROOF_ISSUER").unwrap_or_else(|| LOCAL_PROOF_ISSUER.to_owned()),
             },
             secret_ids,
@@ -228,6 +282,7 @@ impl Config {
         }
         if values.token_previous.is_some() {
             config.tokens.hs256_previous = values.token_previous.clone();
+            config.tokens.hs256_rotated_at = values.token_rotated_at;
         }
         if let Some(jwks) = &values.jwks {
             config.tokens.jwks = Some(jwks.clone());
@@ -383,5 +438,23 @@ pub fn event_publisher(
             arn.clone(),
         )),
         None => std::sync::Arc::new(crate::events::NoEvents),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployed_jwks_url_is_https_or_loopback() {
+        assert!(jwks_url_allowed(
+            "https://id.example.com/.well-known/jwks.json"
+        ));
+        assert!(jwks_url_allowed("http://127.0.0.1:8080/jwks.json"));
+        assert!(jwks_url_allowed("http://localhost/jwks.json"));
+        assert!(!jwks_url_allowed("http://id.example.com/jwks.json"));
+        assert!(!jwks_url_allowed("http://127.0.0.1.evil.example/jwks.json"));
+        assert!(!jwks_url_allowed("http://localhost@evil.example/jwks.json"));
+        assert!(!jwks_url_allowed("ftp://id.example.com/jwks.json"));
     }
 }

@@ -53,8 +53,12 @@ pub trait Function {
     const CALLS_PUSH_PROVIDER: bool = uses(Self::USES, Port::PushProvider);
     /// Lifecycle events to the SNS topic.
     const PUBLISHES_EVENTS: bool = uses(Self::USES, Port::Events);
-    /// Payment proofs: signs them with KMS (or reads the public keys, for the JWKS).
-    const SIGNS_PROOFS: bool = uses(Self::USES, Port::ProofSigner);
+    /// Live payment proofs: signs them with KMS (or reads the public keys, for the JWKS).
+    const SIGNS_PROOFS: bool =
+        uses(Self::USES, Port::ProofSigner) || uses(Self::USES, Port::ProofKeys);
+    /// Sandbox payment proofs: the sandbox key (the simulators, the sandbox JWKS).
+    const SIGNS_SANDBOX_PROOFS: bool =
+        uses(Self::USES, Port::SandboxProofSigner) || uses(Self::USES, Port::ProofKeys);
     /// Needs the Authy API key (`AUTHY_API_KEY_SECRET_ID`): to call Authy, or to check its
     /// signature.
     const USES_AUTHY_KEY: bool =
@@ -233,6 +237,7 @@ struct Parts {
     sms: Arc<dyn SmsSender>,
     events: Arc<dyn EventPublisher>,
     signer: Option<Arc<dyn crate::proof::ProofSigner>>,
+    sandbox_signer: Option<Arc<dyn crate::proof::ProofSigner>>,
     /// The `iss` of the proofs it signs.
     proof_issuer: String,
     secrets: Option<SecretsManagerSource>,
@@ -284,7 +289,18 @@ impl Parts {
         // Clients are built on first use: a function pays only for the calls it makes.
         let dynamodb = crate::aws::lazy(move || aws_sdk_dynamodb::Client::new(&sdk));
         let signer = match F::SIGNS_PROOFS {
-            true => Some(proof_signer(config).await),
+            true => Some(proof_signer(config, &config.proof.kms, "PROOF_KMS_KEY_ID").await),
+            false => None,
+        };
+        let sandbox_signer = match F::SIGNS_SANDBOX_PROOFS {
+            true => Some(
+                proof_signer(
+                    config,
+                    &config.proof.sandbox_kms,
+                    "SANDBOX_PROOF_KMS_KEY_ID",
+                )
+                .await,
+            ),
             false => None,
         };
         tracing::debug!(
@@ -299,6 +315,7 @@ impl Parts {
             sms,
             events,
             signer,
+            sandbox_signer,
             proof_issuer: config.proof.issuer.clone(),
             secrets,
         })
@@ -312,8 +329,12 @@ impl Parts {
         let app = App::builder(self.store.clone())
             .sms(self.sms.clone())
             .events(self.events.clone());
-        match &self.signer {
+        let app = match &self.signer {
             Some(signer) => app.signer(signer.clone(), self.proof_issuer.clone()),
+            None => app,
+        };
+        match &self.sandbox_signer {
+            Some(signer) => app.sandbox_signer(signer.clone()),
             None => app,
         }
     }
@@ -377,7 +398,14 @@ struct Current {
     ready: bool,
     values: SecretValues,
     next_fetch: std::time::Instant,
+    /// When the JWKS was last fetched: past `JWKS_STALE_INTERVALS` refresh intervals, its
+    /// keys stop verifying.
+    jwks_fetched_at: Option<std::time::Instant>,
 }
+
+/// A JWKS that could not be fetched for this many refresh intervals stops verifying tokens:
+/// a key the identity service revoked meanwhile would otherwise verify forever.
+const JWKS_STALE_INTERVALS: u32 = 3;
 
 impl<F: Function> Served<F> {
     /// Builds the state at init (full CPU), fetching the secrets (or on the first request,
@@ -391,6 +419,7 @@ impl<F: Function> Served<F> {
             ready: false,
             values: SecretValues::default(),
             next_fetch: std::time::Instant::now(),
+            jwks_fetched_at: None,
         };
         let served = Self {
             config,
@@ -407,6 +436,7 @@ impl<F: Function> Served<F> {
                 values: SecretValues::default(),
                 next_fetch: std::time::Instant::now()
                     + std::time::Duration::from_secs(u32::MAX.into()),
+                jwks_fetched_at: None,
             });
         } else if crate::secrets::fetch_at_init() {
             // Both at full CPU, at once: the secrets, and the table's client and connection
@@ -437,45 +467,65 @@ impl<F: Function> Served<F> {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = current;
     }
 
-    /// The state to serve this request with, fetching the secrets again when due.
+    /// The state to serve this request with, fetching the secrets again when due. Each
+    /// secret refreshes on its own: one that fails keeps its last value (and is tried again
+    /// after `RETRY_AFTER_FAILURE`) while the others rotate.
     async fn app(&self) -> (Arc<App>, bool) {
         let now = std::time::Instant::now();
-        let (app, ready, values) = {
+        let (app, ready, values, jwks_fetched_at) = {
             let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
             if now < current.next_fetch {
                 return (current.app.clone(), current.ready);
             }
-            (current.app.clone(), current.ready, current.values.clone())
+            (
+                current.app.clone(),
+                current.ready,
+                current.values.clone(),
+                current.jwks_fetched_at,
+            )
         };
         let Some(source) = &self.parts.secrets else {
             return (app, ready);
         };
         let started = std::time::Instant::now();
-        // Bounded: a refresh runs before the request's own work, inside its 10 s timeout.
-        let fetched = match tokio::time::timeout(crate::secrets::FETCH_BUDGET, source.fetch()).await
-        {
-            Ok(fetched) => fetched,
-            Err(_) => Err(crate::secrets::SecretsError::TimedOut(
-                crate::secrets::FETCH_BUDGET,
-            )),
-        };
+        // Bounded: each fetch within FETCH_BUDGET, before the request's own work.
+        let crate::secrets::Refreshed {
+            values: mut fresh,
+            failures,
+            jwks_fetched,
+        } = source.fetch(&values).await;
         let fetch_ms = started.elapsed().as_millis() as u64;
-        let next = |after| Current {
-            app: app.clone(),
-            ready,
-            values: values.clone(),
-            next_fetch: std::time::Instant::now() + after,
+        let jwks_fetched_at = if jwks_fetched {
+            Some(std::time::Instant::now())
+        } else {
+            jwks_fetched_at
         };
-        match fetched {
-            Err(error) => {
-                tracing::error!(error = %crate::logging::redacted_chain(&error), fetch_ms, "secrets not fetched: serving on with the last ones");
-                self.set(next(crate::secrets::RETRY_AFTER_FAILURE.min(self.refresh)));
-            }
-            Ok(fresh) if ready && fresh == values => {
-                tracing::debug!(fetch_ms, "secrets unchanged");
-                self.set(next(self.refresh));
-            }
-            Ok(fresh) => match self
+        let jwks_stale = fresh.jwks.is_some()
+            && jwks_fetched_at.is_none_or(|at| at.elapsed() > self.refresh * JWKS_STALE_INTERVALS);
+        if jwks_stale {
+            tracing::error!("the JWKS has not been fetched for 3 refresh intervals: its keys no longer verify tokens");
+            fresh.jwks = None;
+        }
+        for error in &failures {
+            tracing::error!(error = %crate::logging::redacted_chain(error), fetch_ms, "a secret was not fetched: it keeps its last value");
+        }
+        let after = if failures.is_empty() {
+            self.refresh
+        } else {
+            crate::secrets::RETRY_AFTER_FAILURE.min(self.refresh)
+        };
+        let next = |app: Arc<App>, ready: bool, values: SecretValues| Current {
+            app,
+            ready,
+            values,
+            next_fetch: std::time::Instant::now() + after,
+            jwks_fetched_at,
+        };
+        if ready && fresh == values {
+            tracing::debug!(fetch_ms, "secrets unchanged");
+            self.set(next(app, ready, values));
+        } else {
+            match self
                 .config
                 .with_secrets(&fresh)
                 .map_err(lambda_http::Error::from)
@@ -483,18 +533,27 @@ impl<F: Function> Served<F> {
             {
                 Ok(rebuilt) => {
                     tracing::info!(fetch_ms, rotated = ready, "secrets fetched");
-                    self.set(Current {
-                        app: Arc::new(rebuilt),
-                        ready: true,
-                        values: fresh,
-                        next_fetch: std::time::Instant::now() + self.refresh,
-                    });
+                    self.set(next(Arc::new(rebuilt), true, fresh));
+                }
+                // Without the stale JWKS no key is left: refuse to serve (503), never verify
+                // with keys that may have been revoked.
+                Err(error) if jwks_stale => {
+                    tracing::error!(error = %error, "no token key left: answering 503");
+                    match unready_app(&self.config, &self.parts) {
+                        Ok(unready) => self.set(next(Arc::new(unready), false, fresh)),
+                        Err(_) => self.set(next(app, ready, values)),
+                    }
                 }
                 Err(error) => {
                     tracing::error!(error = %error, "fetched secrets refused: serving on with the last ones");
-                    self.set(next(crate::secrets::RETRY_AFTER_FAILURE.min(self.refresh)));
+                    let retry = Current {
+                        next_fetch: std::time::Instant::now()
+                            + crate::secrets::RETRY_AFTER_FAILURE.min(self.refresh),
+                        ..next(app, ready, values)
+                    };
+                    self.set(retry);
                 }
-            },
+            }
         }
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         (current.app.clone(), current.ready)
@@ -515,11 +574,15 @@ fn refusing(config: &Config) -> crate::auth::TokenVerifier {
     )
 }
 
-/// The KMS key that signs payment proofs (`PROOF_KMS_KEY_ID`); without one, signing
-/// answers 503 and the JWKS is empty.
-async fn proof_signer(config: &Config) -> Arc<dyn crate::proof::ProofSigner> {
-    let Some(key_id) = config.proof.kms_key_id.clone() else {
-        tracing::warn!("PROOF_KMS_KEY_ID is not set: payment proofs cannot be signed");
+/// A KMS key that signs payment proofs (live: `PROOF_KMS_KEY_ID`; sandbox:
+/// `SANDBOX_PROOF_KMS_KEY_ID`); without one, signing answers 503 and its JWKS is empty.
+async fn proof_signer(
+    config: &Config,
+    keys: &crate::config::KmsKeys,
+    variable: &str,
+) -> Arc<dyn crate::proof::ProofSigner> {
+    let Some(key_id) = keys.key_id.clone() else {
+        tracing::warn!("{variable} is not set: these payment proofs cannot be signed");
         return Arc::new(crate::proof::UnconfiguredSigner);
     };
     let sdk = crate::aws::sdk_config(config.proof.kms_endpoint.as_deref()).await;
@@ -527,6 +590,6 @@ async fn proof_signer(config: &Config) -> Arc<dyn crate::proof::ProofSigner> {
     Arc::new(crate::proof::kms::KmsSigner::with_lazy_client(
         client,
         key_id,
-        config.proof.previous_kms_key_id.clone(),
+        keys.previous_key_id.clone(),
     ))
 }

@@ -54,6 +54,9 @@ pub struct SecretValues {
     pub token: Option<String>,
     /// The HS256 key before the last rotation (`AWSPREVIOUS`), while Secrets Manager has one.
     pub token_previous: Option<String>,
+    /// When the current HS256 version was created (the rotation that made the previous one
+    /// `AWSPREVIOUS`), unix seconds.
+    pub token_rotated_at: Option<i64>,
     pub otp: Option<String>,
     pub authy: Option<String>,
     /// The JWKS document (public keys: not secret, but fetched and refreshed the same way).
@@ -65,6 +68,7 @@ impl std::fmt::Debug for SecretValues {
         f.debug_struct("SecretValues")
             .field("token", &self.token.is_some())
             .field("token_previous", &self.token_previous.is_some())
+            .field("token_rotated_at", &self.token_rotated_at)
             .field("otp", &self.otp.is_some())
             .field("authy", &self.authy.is_some())
             .field("jwks", &self.jwks.is_some())
@@ -88,6 +92,36 @@ pub enum SecretsError {
     TimedOut(Duration),
 }
 
+/// A fetch within `FETCH_BUDGET`.
+async fn bounded<T>(
+    work: impl std::future::Future<Output = Result<T, SecretsError>>,
+) -> Result<T, SecretsError> {
+    tokio::time::timeout(FETCH_BUDGET, work)
+        .await
+        .unwrap_or(Err(SecretsError::TimedOut(FETCH_BUDGET)))
+}
+
+/// A fetch's value, or `None` with its failure noted.
+fn kept<T>(result: Result<T, SecretsError>, failures: &mut Vec<SecretsError>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(error) => {
+            failures.push(error);
+            None
+        }
+    }
+}
+
+/// What one refresh gave: each secret's fresh value, or its last one where its fetch failed.
+#[derive(Debug)]
+pub struct Refreshed {
+    pub values: SecretValues,
+    /// The fetches that failed (their secrets keep their last values).
+    pub failures: Vec<SecretsError>,
+    /// The JWKS was fetched just now (a JWKS not fetched for 3 refresh intervals is dropped).
+    pub jwks_fetched: bool,
+}
+
 /// Fetches a function's secrets from Secrets Manager (and its JWKS over HTTPS).
 pub struct SecretsManagerSource {
     client: Lazy<aws_sdk_secretsmanager::Client>,
@@ -102,29 +136,32 @@ impl SecretsManagerSource {
         Self { client, ids }
     }
 
-    /// Every named secret, fetched concurrently.
-    pub async fn fetch(&self) -> Result<SecretValues, SecretsError> {
+    /// Every named secret, fetched concurrently, each within `FETCH_BUDGET` and on its own:
+    /// a secret (or the JWKS) that fails keeps its `last` value and is reported, so one
+    /// failing secret never holds back another's rotation, and a JWKS outage never takes the
+    /// HS256 key's callers down.
+    pub async fn fetch(&self, last: &SecretValues) -> Refreshed {
         let one = |id: &Option<String>| {
             let id = id.clone();
-            async move {
+            bounded(async move {
                 match id {
-                    Some(id) => self.get(&id, None).await.map(Some),
+                    Some(id) => self.get_dated(&id, None).await.map(Some),
                     None => Ok(None),
                 }
-            }
+            })
         };
-        let previous = async {
+        let previous = bounded(async {
             match &self.ids.token {
                 Some(id) => self.get_previous(id).await,
                 None => Ok(None),
             }
-        };
-        let jwks = async {
+        });
+        let jwks = bounded(async {
             match &self.ids.jwks_url {
                 Some(url) => fetch_jwks(url).await.map(Some),
                 None => Ok(None),
             }
-        };
+        });
         let (token, token_previous, otp, authy, jwks) = tokio::join!(
             one(&self.ids.token),
             previous,
@@ -132,16 +169,50 @@ impl SecretsManagerSource {
             one(&self.ids.authy),
             jwks
         );
-        Ok(SecretValues {
-            token: token?,
-            token_previous: token_previous?,
-            otp: otp?,
-            authy: authy?,
-            jwks: jwks?,
-        })
+        let mut failures = Vec::new();
+        let token = kept(token, &mut failures);
+        let token_previous = kept(token_previous, &mut failures);
+        let otp = kept(otp, &mut failures);
+        let authy = kept(authy, &mut failures);
+        let jwks = kept(jwks, &mut failures);
+        let jwks_fetched = jwks.is_some() && self.ids.jwks_url.is_some();
+        let values = match token {
+            Some(token) => {
+                // Without the current version's date, the previous key cannot be bounded.
+                let rotated_at = token.as_ref().and_then(|(_, created)| *created);
+                SecretValues {
+                    token: token.map(|(value, _)| value),
+                    token_previous: token_previous
+                        .unwrap_or_else(|| last.token_previous.clone())
+                        .filter(|_| rotated_at.is_some()),
+                    token_rotated_at: rotated_at,
+                    ..last.clone()
+                }
+            }
+            None => last.clone(),
+        };
+        Refreshed {
+            values: SecretValues {
+                otp: otp.map_or(values.otp.clone(), |v| v.map(|(value, _)| value)),
+                authy: authy.map_or(values.authy.clone(), |v| v.map(|(value, _)| value)),
+                jwks: jwks.unwrap_or(values.jwks.clone()),
+                ..values
+            },
+            failures,
+            jwks_fetched,
+        }
     }
 
     async fn get(&self, id: &str, stage: Option<&str>) -> Result<String, SecretsError> {
+        self.get_dated(id, stage).await.map(|(value, _)| value)
+    }
+
+    /// A secret's value and when its version was created (unix seconds).
+    async fn get_dated(
+        &self,
+        id: &str,
+        stage: Option<&str>,
+    ) -> Result<(String, Option<i64>), SecretsError> {
         let output = self
             .client
             .get_secret_value()
@@ -153,9 +224,11 @@ impl SecretsManagerSource {
                 id: id.to_owned(),
                 source: e.into_service_error().into(),
             })?;
+        let created = output.created_date.map(|date| date.secs());
         output
             .secret_string
             .filter(|s| !s.is_empty())
+            .map(|value| (value, created))
             .ok_or_else(|| SecretsError::NotAString { id: id.to_owned() })
     }
 

@@ -38,6 +38,7 @@ fn route_of(function: &str, path: &str) -> Route {
         "payment-push" => Route::PaymentPush,
         "get-payment-challenge" => Route::GetPaymentChallenge,
         "jwks" => Route::Jwks,
+        "sandbox-jwks" => Route::SandboxJwks,
         "simulate-payment" if path.ends_with("/reject") => Route::SimulatePaymentReject,
         "simulate-payment" => Route::SimulatePaymentAccept,
         other => panic!("no function {other}"),

@@ -211,7 +211,7 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
             t.send(Req::new(route.method(), &path).body(vec![b' '; route.max_body_bytes() + 1]))
                 .await,
         ); // 413
-        if route == Route::Jwks {
+        if route == Route::Jwks || route == Route::SandboxJwks {
             continue; // no credentials: its answers are below
         }
         record(route, t.send(Req::new(route.method(), &path)).await); // 400 api-key
@@ -548,11 +548,23 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
         Route::Jwks,
         t.send(Req::get("/.well-known/jwks.json")).await,
     ); // 200
+    record(
+        Route::SandboxJwks,
+        t.send(Req::get("/.well-known/sandbox-jwks.json")).await,
+    ); // 200
     let mut broken = TestApp::new().await;
-    Arc::get_mut(&mut broken.app).unwrap().signer = Arc::new(NoKms);
+    let app = Arc::get_mut(&mut broken.app).unwrap();
+    app.proof_keys.live = Arc::new(NoKms);
+    app.proof_keys.sandbox = additional_factors::proof::SandboxKey(Arc::new(NoKms));
     record(
         Route::Jwks,
         broken.send(Req::get("/.well-known/jwks.json")).await,
+    ); // 503
+    record(
+        Route::SandboxJwks,
+        broken
+            .send(Req::get("/.well-known/sandbox-jwks.json"))
+            .await,
     ); // 503
 
     // Authy's callback.

@@ -89,6 +89,7 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             BTreeSet::from(["dynamodb:GetItem"]),
         ),
         ("jwks", BTreeSet::from(["kms:GetPublicKey"])),
+        ("sandbox-jwks", BTreeSet::from(["kms:GetPublicKey"])),
         (
             "simulate-payment",
             with(&[
@@ -339,7 +340,7 @@ fn no_function_can_write_a_programme_item() {
     }
     assert_eq!(
         writers, 15,
-        "every function but list-factors, get-payment-challenge and jwks writes"
+        "every function but list-factors, get-payment-challenge and the two jwks writes"
     );
     // ...and the store's programme items really live under that prefix, and the registry
     // in that partition.
@@ -515,6 +516,7 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
             events,
             push,
             signs,
+            sandbox_signs,
             reads,
             runs,
             ..
@@ -524,11 +526,33 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
             .iter()
             .any(|s| text(&s["Action"]).contains("dynamodb:"));
         assert_eq!(table_grant, reads, "{binary}: the table");
-        let kms_grant = function
-            .statements
-            .iter()
-            .any(|s| text(&s["Action"]).contains("kms:"));
-        assert_eq!(kms_grant, signs, "{binary}: KMS");
+        let kms_resources = |action: &str| {
+            function
+                .statements
+                .iter()
+                .filter(|s| text(&s["Action"]).contains(action))
+                .map(|s| text(&s["Resource"]))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let (keys, signing_keys) = (kms_resources("kms:"), kms_resources("kms:Sign"));
+        // Each key only where the handler's ports hold it: a simulator (the sandbox key
+        // only) can never mint a proof the live JWKS vouches for.
+        assert_eq!(
+            keys.contains("!GetAtt ProofSigningKey.Arn"),
+            signs,
+            "{binary}: the live proof key"
+        );
+        assert_eq!(
+            keys.contains("!GetAtt SandboxProofSigningKey.Arn"),
+            sandbox_signs,
+            "{binary}: the sandbox proof key"
+        );
+        // A rotated-out key verifies (the JWKS lists it) but never signs.
+        assert!(
+            !signing_keys.contains("PreviousProofKeyId"),
+            "{binary}: kms:Sign on a previous key"
+        );
         let sns_grant = |resource: &str| {
             function.statements.iter().any(|s| {
                 text(&s["Action"]).contains("sns:Publish")
@@ -769,6 +793,7 @@ struct Declared {
     events: bool,
     push: bool,
     signs: bool,
+    sandbox_signs: bool,
     users: bool,
     authy: bool,
     reads: bool,
@@ -781,7 +806,7 @@ fn declared() -> BTreeMap<&'static str, Declared> {
             authy_callback::AuthyCallback, enrol_push::EnrolPush, enrol_sms_otp::EnrolSmsOtp,
             get_payment_challenge::GetPaymentChallenge, get_step_up_challenge::GetStepUpChallenge,
             jwks::Jwks, list_factors::ListFactors, payment_push::PaymentPush,
-            payment_sms::PaymentSms, simulate_payment::SimulatePayment,
+            payment_sms::PaymentSms, sandbox_jwks::SandboxJwks, simulate_payment::SimulatePayment,
             simulate_push::SimulatePush, simulate_step_up::SimulateStepUp,
             step_up_push::StepUpPush, step_up_sms::StepUpSms, unlink_push::UnlinkPush,
             verify_payment_sms::VerifyPaymentSms, verify_sms_otp::VerifySmsOtp,
@@ -795,6 +820,7 @@ fn declared() -> BTreeMap<&'static str, Declared> {
             events: F::PUBLISHES_EVENTS,
             push: F::CALLS_PUSH_PROVIDER,
             signs: F::SIGNS_PROOFS,
+            sandbox_signs: F::SIGNS_SANDBOX_PROOFS,
             users: F::AUTHENTICATES_USERS,
             authy: F::USES_AUTHY_KEY,
             reads: F::READS_TABLE,
@@ -872,6 +898,10 @@ fn declared() -> BTreeMap<&'static str, Declared> {
         ),
         ("jwks", of::<Public<Jwks>>("lambda::run_public::<Jwks>()")),
         (
+            "sandbox-jwks",
+            of::<Public<SandboxJwks>>("lambda::run_public::<SandboxJwks>()"),
+        ),
+        (
             "simulate-payment",
             of::<Simulator<SimulatePayment<true>, SimulatePayment<false>>>(
                 "lambda::run_simulator::<SimulatePayment<true>, SimulatePayment<false>>()",
@@ -946,6 +976,6 @@ fn each_function_names_and_may_read_only_the_secrets_its_route_uses() {
         assert_eq!(granted, expected_arns, "{name:?}");
         fetching += usize::from(!expected_arns.is_empty());
     }
-    // Every function but the JWKS fetches one.
+    // Every function but the two JWKS fetches one.
     assert_eq!(fetching, 17);
 }

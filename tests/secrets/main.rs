@@ -34,11 +34,17 @@ async fn sdk() -> aws_config::SdkConfig {
     additional_factors::aws::sdk_config(Some(&endpoint())).await
 }
 
+/// A token's claims, issued now (by this machine's clock, as the function reads it) for an
+/// hour: no token may live longer than a day.
 fn claims() -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     json!({
         "sub": "secrets-user", "programme_id": "secrets-sandbox",
         "iss": "https://identity.local", "aud": "additional-factors",
-        "exp": 4_102_444_800i64, "phone_number": "+447700900123",
+        "iat": now, "exp": now + 3_600, "phone_number": "+447700900123",
     })
 }
 
@@ -167,8 +173,12 @@ async fn a_function_fetches_its_secrets_at_run_time_and_follows_a_rotation() {
         feed.send(with_token(&es256)).unwrap();
         assert_eq!(next(&mut responses).await["statusCode"], 200, "JWKS key");
 
-        // Rotation: the new key verifies within the refresh interval, and tokens signed with
-        // the one it replaced (AWSPREVIOUS) still verify; a key never stored does not.
+        // Rotation: the new key verifies within the refresh interval, and tokens the key it
+        // replaced (AWSPREVIOUS) signed before the rotation still verify; tokens it signs
+        // after the rotation do not (a leaked key stops working when it is rotated out), and
+        // a key never stored never did.
+        let signed_before = list_event(TOKEN_KEY);
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
         secrets
             .put_secret_value()
             .secret_id(&token_secret)
@@ -176,15 +186,20 @@ async fn a_function_fetches_its_secrets_at_run_time_and_follows_a_rotation() {
             .send()
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(1_100)).await;
-        for (key, status) in [
-            (ROTATED_TOKEN_KEY, 200),
-            (TOKEN_KEY, 200),
-            ("a-key-no-secret-ever-held-32-bytes!!!!", 401),
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        for (what, event, status) in [
+            ("the new key", list_event(ROTATED_TOKEN_KEY), 200),
+            ("the old key, signed before", signed_before, 200),
+            ("the old key, signed after", list_event(TOKEN_KEY), 401),
+            (
+                "a key never held",
+                list_event("a-key-no-secret-ever-held-32-bytes!!!!"),
+                401,
+            ),
         ] {
-            feed.send(list_event(key)).unwrap();
+            feed.send(event).unwrap();
             let answer = next(&mut responses).await;
-            assert_eq!(answer["statusCode"], status, "{key}: {answer}");
+            assert_eq!(answer["statusCode"], status, "{what}: {answer}");
         }
     };
     tokio::select! {

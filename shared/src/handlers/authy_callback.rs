@@ -122,7 +122,9 @@ impl PublicHandler for AuthyCallback {
                     Some(challenge) => {
                         let settlement = PaymentSettlement {
                             payments: ports.payments,
+                            // Authy serves live programmes only (no sandbox calls it).
                             signer: ports.signer,
+                            sandbox: false,
                             events: ports.events,
                         };
                         settle_payment(settlement, cx, &user, &challenge, approved, now).await?

@@ -1,5 +1,7 @@
-//! `GET /.well-known/jwks.json`: the public keys payment proofs are signed with (the current
-//! one and, after a rotation, the previous one). No credentials; cacheable for an hour.
+//! `GET /.well-known/jwks.json`: the public keys live payment proofs are signed with (the
+//! current one and, after a rotation, the previous one) — live keys only: a sandbox
+//! programme's proofs are signed by a key of their own (`sandbox_jwks`). No credentials;
+//! cacheable for no longer than a proof lives.
 
 use async_trait::async_trait;
 
@@ -7,7 +9,11 @@ use super::{
     reply::{ApiError, Reply},
     PublicHandler,
 };
-use crate::{app::Context, ports, proof::ProofSigner};
+use crate::{
+    app::Context,
+    ports,
+    proof::{ProofSigner, PROOF_TTL_SECS},
+};
 
 ports! {
     pub struct Ports {
@@ -27,10 +33,16 @@ impl PublicHandler for Jwks {
         _request: &lambda_http::Request,
         _now: i64,
     ) -> Result<Reply, ApiError> {
-        let document = crate::proof::jwks(ports.signer)
-            .await
-            .map_err(|e| ApiError::Unavailable(e.into()))?;
-        Ok(Reply::json(200, &document)
-            .with_header("cache-control", "public, max-age=3600".to_owned()))
+        document(ports.signer).await
     }
+}
+
+/// A signer's JWKS, cacheable for at most a proof's lifetime: a key removed from the document
+/// (a rotation's previous key) stops being trusted by caches when its last proof expires.
+pub(super) async fn document(signer: &dyn ProofSigner) -> Result<Reply, ApiError> {
+    let document = crate::proof::jwks(signer)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.into()))?;
+    Ok(Reply::json(200, &document)
+        .with_header("cache-control", format!("public, max-age={PROOF_TTL_SECS}")))
 }

@@ -7,7 +7,7 @@
 use crate::{
     app::{App, AuthySignatureKey},
     events::EventPublisher,
-    proof::ProofSigner,
+    proof::{ProofKeys, ProofSigner, SandboxKey},
     push::PushProvider,
     sms::SmsSender,
     store::{
@@ -27,8 +27,12 @@ pub enum Port {
     Events,
     /// The push provider (Authy, over HTTPS with its API key).
     PushProvider,
-    /// Payment proofs (`kms:Sign`, `kms:GetPublicKey`).
+    /// Live payment proofs' key (`kms:Sign` on the current key, `kms:GetPublicKey`).
     ProofSigner,
+    /// The sandbox programmes' proof key only (the simulators; the sandbox JWKS).
+    SandboxProofSigner,
+    /// Both keys, each programme's proofs signed by its own (live or sandbox).
+    ProofKeys,
     /// The key Authy signs its callbacks with (the Authy API key, no call to Authy).
     AuthySignatureKey,
 }
@@ -105,7 +109,21 @@ impl Reach for dyn PushProvider {
 impl Reach for dyn ProofSigner {
     const PORT: Port = Port::ProofSigner;
     fn reach(app: &App) -> &Self {
-        &*app.signer
+        &*app.proof_keys.live
+    }
+}
+
+impl Reach for SandboxKey {
+    const PORT: Port = Port::SandboxProofSigner;
+    fn reach(app: &App) -> &Self {
+        &app.proof_keys.sandbox
+    }
+}
+
+impl Reach for ProofKeys {
+    const PORT: Port = Port::ProofKeys;
+    fn reach(app: &App) -> &Self {
+        &app.proof_keys
     }
 }
 

@@ -10,14 +10,15 @@ use super::{
     settle_payment, Caller, Handler, PaymentSettlement,
 };
 use crate::{
-    app::Context, domain::channel::Channel, events::EventPublisher, ports, proof::ProofSigner,
+    app::Context, domain::channel::Channel, events::EventPublisher, ports, proof::SandboxKey,
     store::Payments,
 };
 
 ports! {
     pub struct Ports {
         payments: dyn Payments,
-        signer: dyn ProofSigner,
+        // The sandbox key and no other: a simulator never mints live evidence.
+        signer: SandboxKey,
         events: dyn EventPublisher,
     }
 }
@@ -45,7 +46,8 @@ impl<const APPROVED: bool> Handler for SimulatePayment<APPROVED> {
         }
         let settlement = PaymentSettlement {
             payments: ports.payments,
-            signer: ports.signer,
+            signer: ports.signer.signer(),
+            sandbox: true,
             events: ports.events,
         };
         if !settle_payment(

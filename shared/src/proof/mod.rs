@@ -93,6 +93,34 @@ pub trait ProofSigner: Send + Sync {
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
 }
 
+/// A sandbox programme's proof key: published only at `/.well-known/sandbox-jwks.json`, never
+/// in the live JWKS, so a proof made with a sandbox's fixed code is never live evidence. The
+/// simulators hold this key and no other.
+pub struct SandboxKey(pub std::sync::Arc<dyn ProofSigner>);
+
+impl SandboxKey {
+    pub fn signer(&self) -> &dyn ProofSigner {
+        &*self.0
+    }
+}
+
+/// Both proof keys, for a route that serves live and sandbox programmes alike.
+pub struct ProofKeys {
+    pub live: std::sync::Arc<dyn ProofSigner>,
+    pub sandbox: SandboxKey,
+}
+
+impl ProofKeys {
+    /// The key a programme's proofs are signed with.
+    pub fn for_programme(&self, sandbox: bool) -> &dyn ProofSigner {
+        if sandbox {
+            self.sandbox.signer()
+        } else {
+            &*self.live
+        }
+    }
+}
+
 /// No signing key configured: signing fails (503), the JWKS is empty.
 pub struct UnconfiguredSigner;
 
@@ -109,11 +137,20 @@ impl ProofSigner for UnconfiguredSigner {
     }
 }
 
-/// The claims of a proof: what was approved, by whom, how, and when.
-pub fn proof_claims(issuer: &str, user: &UserKey, challenge: &PaymentChallenge, iat: i64) -> Value {
+/// The claims of a proof: what was approved, by whom, how, when, and whether in a sandbox
+/// programme (whose proofs a sandbox key signs).
+pub fn proof_claims(
+    issuer: &str,
+    user: &UserKey,
+    challenge: &PaymentChallenge,
+    sandbox: bool,
+    iat: i64,
+) -> Value {
     let amr = match challenge.channel {
         Channel::Sms => json!(["sms", "otp"]),
-        _ => json!(["hwk", "user"]),
+        // Authy holds a software key; BIOMETRIC a key in the phone's secure hardware.
+        Channel::Authy => json!(["swk", "user"]),
+        Channel::Biometric => json!(["hwk", "user"]),
     };
     let payment = &challenge.payment;
     json!({
@@ -125,6 +162,7 @@ pub fn proof_claims(issuer: &str, user: &UserKey, challenge: &PaymentChallenge, 
         "amount": {"currency": payment.currency, "value": payment.value},
         "payee": {"name": payment.payee_name, "account": payment.payee_account},
         "amr": amr,
+        "sandbox": sandbox,
         "iat": iat,
         "exp": iat + PROOF_TTL_SECS,
     })
@@ -146,7 +184,7 @@ pub async fn sign_proof(signer: &dyn ProofSigner, claims: &Value) -> Result<Stri
     Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
-/// The JWKS document: every key a live proof may carry.
+/// The JWKS document: every key a proof of this signer may carry.
 pub async fn jwks(signer: &dyn ProofSigner) -> Result<Value, SignError> {
     let keys: Vec<Value> = signer
         .public_keys()

@@ -192,6 +192,9 @@ impl TestApp {
                 .tokens(tokens)
                 .otp_secret(OTP_SECRET.as_bytes())
                 .signer(signer.clone(), PROOF_ISSUER)
+                .sandbox_signer(Arc::new(
+                    additional_factors::proof::local::LocalSigner::generate().unwrap(),
+                ))
                 .metrics(additional_factors::metrics::Metrics::recording())
                 .authy_key(authy.then(|| AuthySignatureKey {
                     api_key: AUTHY_KEY.into(),
