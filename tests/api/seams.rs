@@ -283,3 +283,180 @@ async fn a_step_up_reference_used_by_another_session_is_a_400(t: TestApp) {
     t.send(start(&s1)).await.assert(204);
     t.send(start(&s2)).await.assert(400);
 }
+
+// ---- the allow-list when an SMS is sent; one handset, one spelling ---------------------------
+
+/// A programme `id` under a new api key, sending to `countries` only.
+async fn programme_with_countries(t: &TestApp, api_key: &str, id: &str, countries: &[&str]) {
+    let mut programme = additional_factors::domain::programme::Programme::new(id, false);
+    programme.allowed_country_codes = countries.iter().map(|c| (*c).to_owned()).collect();
+    t.add_programme(api_key, programme).await;
+}
+
+on_both!(
+    the_allow_list_holds_at_send_time,
+    cutting_a_country_stops_step_up_and_payment_codes_to_numbers_enrolled_there
+);
+async fn cutting_a_country_stops_step_up_and_payment_codes_to_numbers_enrolled_there(t: TestApp) {
+    let phone = phone_for(&t);
+    let key = format!("cut-key-{}", unique());
+    let id = format!("cut-{}", unique());
+    programme_with_countries(&t, &key, &id, &["44"]).await;
+    let token = t.token_with(&id, "u1", json!({"phone_number": phone}));
+    t.send(Req::post(SMS).auth(&key, &token)).await.assert(204);
+    let code = code_sent_to(&t, &phone).await;
+    t.send(Req::post(VERIFY).auth(&key, &token).json(code_body(&code)))
+        .await
+        .assert(204);
+    t.send(Req::post(STEP_UP_SMS).auth(&key, &token))
+        .await
+        .assert(204);
+    // The operator cuts the UK: the same programme now allows France only.
+    let cut = format!("cut-key-2-{}", unique());
+    programme_with_countries(&t, &cut, &id, &["33"]).await;
+    t.clock.advance(16);
+    let sent_before = if t.aws.is_some() {
+        t.published_to(&phone).await.len()
+    } else {
+        t.texts_to(&phone).len()
+    };
+    t.send(Req::post(STEP_UP_SMS).auth(&cut, &token))
+        .await
+        .assert_conflict("MOBILE_COUNTRY_NOT_SUPPORTED");
+    t.send(
+        Req::post(PAY_SMS)
+            .auth(&cut, &token)
+            .json(payment("pay-cut", "GB29NWBK60161331926819")),
+    )
+    .await
+    .assert_conflict("MOBILE_COUNTRY_NOT_SUPPORTED");
+    t.send(Req::post(SMS).auth(&cut, &token))
+        .await
+        .assert_conflict("MOBILE_COUNTRY_NOT_SUPPORTED");
+    let sent_after = if t.aws.is_some() {
+        t.published_to(&phone).await.len()
+    } else {
+        t.texts_to(&phone).len()
+    };
+    assert_eq!(sent_before, sent_after, "no SMS went out");
+}
+
+#[tokio::test]
+async fn entry_1_is_the_us_and_canada_only() {
+    let t = TestApp::new().await;
+    programme_with_countries(&t, "nanp-key-0001", "nanp", &["1"]).await;
+    programme_with_countries(&t, "jm-key-0001", "jm", &["1876"]).await;
+    let jamaica = json!({"phone_number": "+18765550123"});
+    t.send(Req::post(SMS).auth("nanp-key-0001", &t.token_with("nanp", "u1", jamaica.clone())))
+        .await
+        .assert_conflict("MOBILE_COUNTRY_NOT_SUPPORTED");
+    t.send(Req::post(SMS).auth("jm-key-0001", &t.token_with("jm", "u1", jamaica)))
+        .await
+        .assert(204);
+    let us = json!({"phone_number": "+14155550123"});
+    t.send(Req::post(SMS).auth("nanp-key-0001", &t.token_with("nanp", "u2", us.clone())))
+        .await
+        .assert(204);
+    t.send(Req::post(SMS).auth("jm-key-0001", &t.token_with("jm", "u2", us)))
+        .await
+        .assert_conflict("MOBILE_COUNTRY_NOT_SUPPORTED");
+}
+
+#[tokio::test]
+async fn a_trunk_zero_spelling_is_not_a_second_handset() {
+    let t = TestApp::new().await;
+    for phone in ["+4407700900123", "+33061234567"] {
+        let token = t.token_with("live", "u1", json!({"phone_number": phone}));
+        t.send(Req::post(SMS).auth(LIVE_KEY, &token))
+            .await
+            .assert_conflict("MOBILE_NUMBER_INVALID");
+        t.send(Req::post(AUTHY).auth(LIVE_KEY, &token))
+            .await
+            .assert_conflict("MOBILE_NUMBER_INVALID");
+    }
+    // Italy keeps its 0.
+    let rome = t.token_with("live", "u2", json!({"phone_number": "+390612345678"}));
+    t.send(Req::post(SMS).auth(LIVE_KEY, &rome)).await.assert(204);
+}
+
+// ---- sandbox proofs are not live proofs -------------------------------------------------------
+
+/// The key of `proof`'s `kid` in a JWKS, if it holds one.
+fn key_for(jwks: &Value, proof: &str) -> Option<jsonwebtoken::DecodingKey> {
+    let kid = jsonwebtoken::decode_header(proof).ok()?.kid?;
+    let jwk = jwks["keys"]
+        .as_array()?
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())?;
+    jsonwebtoken::DecodingKey::from_ec_components(jwk["x"].as_str()?, jwk["y"].as_str()?).ok()
+}
+
+fn claims_of(key: &jsonwebtoken::DecodingKey, proof: &str) -> Value {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.validate_exp = false;
+    validation.set_issuer(&[PROOF_ISSUER]);
+    jsonwebtoken::decode::<Value>(proof, key, &validation)
+        .unwrap()
+        .claims
+}
+
+on_both!(
+    sandbox_proofs_are_not_live,
+    a_proof_made_with_the_sandbox_s_fixed_code_never_verifies_against_the_live_jwks
+);
+async fn a_proof_made_with_the_sandbox_s_fixed_code_never_verifies_against_the_live_jwks(
+    t: TestApp,
+) {
+    // Anyone can make this proof: a sandbox programme's code is always 123456.
+    let token = t.token_with("sbx", &format!("u{}", unique()), json!({}));
+    t.send(Req::post(SMS).auth(SANDBOX_KEY, &token))
+        .await
+        .assert(204);
+    t.send(
+        Req::post(VERIFY)
+            .auth(SANDBOX_KEY, &token)
+            .json(code_body("123456")),
+    )
+    .await
+    .assert(204);
+    let started = t
+        .send(
+            Req::post(PAY_SMS)
+                .auth(SANDBOX_KEY, &token)
+                .json(payment("pay-sbx", "GB29NWBK60161331926819")),
+        )
+        .await;
+    started.assert(200);
+    let id = started.body["scaChallengeId"].as_str().unwrap().to_owned();
+    let proof = t
+        .send(
+            Req::post(&format!("/challenges/{id}/otp/SMS/verify"))
+                .auth(SANDBOX_KEY, &token)
+                .json(code_body("123456")),
+        )
+        .await;
+    proof.assert(200);
+    let proof = proof.body["proof"].as_str().unwrap().to_owned();
+    let live = t.send(Req::get("/.well-known/jwks.json")).await;
+    live.assert(200);
+    assert!(key_for(&live.body, &proof).is_none(), "not a live key");
+    let sandbox = t.send(Req::get("/.well-known/sandbox-jwks.json")).await;
+    sandbox.assert(200);
+    assert_eq!(sandbox.header("cache-control"), Some("public, max-age=300"));
+    let key = key_for(&sandbox.body, &proof).expect("the sandbox key");
+    let claims = claims_of(&key, &proof);
+    assert_eq!(claims["sandbox"], true);
+    assert_eq!(claims["amr"], json!(["sms", "otp"]));
+    // The two sets share no key.
+    let kids = |jwks: &Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(kids(&live.body)
+        .iter()
+        .all(|kid| !kids(&sandbox.body).contains(kid)));
+}

@@ -28,6 +28,20 @@ const CALLING_CODES: &[&str] = &[
     "994", "995", "996", "998",
 ];
 
+/// Calling codes whose E.164 numbers may start with `0` after the code (Italy's and San
+/// Marino's fixed lines keep it, and Côte d'Ivoire, Congo and Gabon numbered their lines so).
+/// Anywhere else a `0` there is the national trunk prefix, which E.164 drops (`+44 07…` is
+/// `+44 7…`): one handset has one spelling, so it has one set of counters and one factor.
+const LEADING_ZERO_CODES: &[&str] = &["39", "378", "225", "242", "241"];
+
+/// The area codes of the North American Numbering Plan (`+1`) that belong to countries other
+/// than the United States and Canada: each is an allow-list entry of its own, by its
+/// four-digit prefix (`1876`, Jamaica), so entry `1` admits the US and Canada only.
+const NANP_OTHER_COUNTRIES: &[&str] = &[
+    "242", "246", "264", "268", "284", "345", "441", "473", "649", "658", "664", "721", "758",
+    "767", "784", "809", "829", "849", "868", "869", "876",
+];
+
 /// Why a `phone_number` claim is not a usable E.164 number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneNumberError {
@@ -39,6 +53,8 @@ pub enum PhoneNumberError {
     Length,
     #[error("the country calling code is not assigned")]
     UnknownCountryCode,
+    #[error("the national trunk prefix 0 is not part of an E.164 number for this country")]
+    TrunkZero,
 }
 
 /// A valid E.164 number. The field is private: the only way in is [`PhoneNumber::parse`].
@@ -64,6 +80,11 @@ impl PhoneNumber {
                     .is_some_and(|p| CALLING_CODES.contains(&p))
             })
             .ok_or(PhoneNumberError::UnknownCountryCode)?;
+        let code = digits.get(..country_code_len).unwrap_or_default();
+        let national = digits.get(country_code_len..).unwrap_or_default();
+        if national.starts_with('0') && !LEADING_ZERO_CODES.contains(&code) {
+            return Err(PhoneNumberError::TrunkZero);
+        }
         Ok(Self {
             e164: raw.to_owned(),
             country_code_len,
@@ -78,6 +99,19 @@ impl PhoneNumber {
     /// The country calling code, without `+` (`"44"`).
     pub fn country_code(&self) -> &str {
         self.e164.get(1..=self.country_code_len).unwrap_or_default()
+    }
+
+    /// The entry of a programme's allow-list that admits this number: its calling code
+    /// (`"44"`), or for the North American plan's countries other than the US and Canada the
+    /// four-digit prefix (`"1876"`).
+    pub fn allow_list_code(&self) -> &str {
+        let national = self.national_number();
+        match (self.country_code(), national.get(..3)) {
+            ("1", Some(area)) if NANP_OTHER_COUNTRIES.contains(&area) => {
+                self.e164.get(1..5).unwrap_or_default()
+            }
+            (code, _) => code,
+        }
     }
 
     /// The digits after the country calling code.
@@ -223,6 +257,33 @@ mod tests {
     }
 
     #[test]
+    fn a_trunk_zero_is_not_e164() {
+        for raw in ["+4407700900123", "+33061234567", "+49015112345678", "+1020555010"] {
+            assert_eq!(PhoneNumber::parse(raw), Err(PhoneNumberError::TrunkZero), "{raw}");
+        }
+        // Italy's (and a few others') numbers do start with 0 after the code.
+        for raw in ["+390612345678", "+3780549123456", "+2250701234567"] {
+            assert!(PhoneNumber::parse(raw).is_ok(), "{raw}");
+        }
+        assert!(PhoneNumber::parse("+447700900123").is_ok());
+    }
+
+    #[test]
+    fn nanp_countries_other_than_us_and_canada_have_their_own_entry() {
+        let code = |raw: &str| PhoneNumber::parse(raw).unwrap().allow_list_code().to_owned();
+        assert_eq!(code("+18765551234"), "1876", "Jamaica");
+        assert_eq!(code("+12425551234"), "1242", "Bahamas");
+        assert_eq!(code("+18095551234"), "1809", "Dominican Republic");
+        assert_eq!(code("+14155550100"), "1", "the US");
+        assert_eq!(code("+16045550100"), "1", "Canada");
+        assert_eq!(code("+447700900123"), "44");
+        assert_eq!(code("+35312345678"), "353");
+        for area in NANP_OTHER_COUNTRIES {
+            assert_eq!(code(&format!("+1{area}5550100")), format!("1{area}"));
+        }
+    }
+
+    #[test]
     fn calling_codes_are_prefix_free() {
         for a in CALLING_CODES {
             for b in CALLING_CODES {
@@ -244,8 +305,11 @@ mod tests {
                 seed = seed
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
+                // The first digit is not a trunk 0 (see `a_trunk_zero_is_not_e164`).
                 let national: String = (0..total - code.len())
                     .map(|i| char::from(b'0' + ((seed >> (i % 60)) % 10) as u8))
+                    .enumerate()
+                    .map(|(i, c)| if i == 0 && c == '0' { '5' } else { c })
                     .collect();
                 let raw = format!("+{code}{national}");
                 let parsed = PhoneNumber::parse(&raw);

@@ -70,7 +70,12 @@ impl Countries {
             .filter(|c| !c.is_empty())
         {
             let digits = code.trim_start_matches('+');
-            if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit())
+            // A calling code (1–3 digits), or a North American plan country's four-digit
+            // prefix (`1876`: Jamaica; `1` is the US and Canada only).
+            let nanp_country = digits.len() == 4 && digits.starts_with('1');
+            if digits.is_empty()
+                || (digits.len() > 3 && !nanp_country)
+                || !digits.bytes().all(|b| b.is_ascii_digit())
             {
                 return Err(format!("{code:?} is not a country calling code"));
             }
@@ -159,7 +164,8 @@ impl Programme {
         self.enabled_channels.contains(&channel)
     }
 
-    /// Whether the programme may send to this calling code, given the deployment's default
+    /// Whether the programme may send to a number of this allow-list entry
+    /// (`PhoneNumber::allow_list_code`: `44`, `1`, `1876`), given the deployment's default
     /// for live programmes that name no list of their own.
     pub fn country_allowed(&self, country_code: &str, deployment_default: &Countries) -> bool {
         if self.allowed_country_codes.is_empty() {

@@ -191,7 +191,7 @@ fn enrolment_phone<'c>(
         TokenPhone::Valid(phone)
             if !caller
                 .programme
-                .country_allowed(phone.number.country_code(), &cx.policy.default_countries) =>
+                .country_allowed(phone.number.allow_list_code(), &cx.policy.default_countries) =>
         {
             Err(ApiError::Conflict(ErrorCode::MobileCountryNotSupported))
         }
@@ -230,6 +230,14 @@ impl<'a> SmsCode<'a> {
             send_limits::{sms_counters, Destination, Sender},
         };
         let programme = &caller.programme;
+        // The allow-list holds whenever an SMS is about to be sent, not only at enrolment:
+        // cutting a country stops step-up and payment codes to numbers enrolled there.
+        if !programme.country_allowed(
+            phone.number.allow_list_code(),
+            &cx.policy.default_countries,
+        ) {
+            return Err(ApiError::Conflict(ErrorCode::MobileCountryNotSupported));
+        }
         let code = if programme.sandbox {
             VerificationCode::parse(SANDBOX_CODE).map_err(|e| ApiError::Internal(e.into()))?
         } else {
