@@ -347,9 +347,12 @@ async fn entry_1_is_the_us_and_canada_only() {
     programme_with_countries(&t, "nanp-key-0001", "nanp", &["1"]).await;
     programme_with_countries(&t, "jm-key-0001", "jm", &["1876"]).await;
     let jamaica = json!({"phone_number": "+18765550123"});
-    t.send(Req::post(SMS).auth("nanp-key-0001", &t.token_with("nanp", "u1", jamaica.clone())))
-        .await
-        .assert_conflict("MOBILE_COUNTRY_NOT_SUPPORTED");
+    t.send(Req::post(SMS).auth(
+        "nanp-key-0001",
+        &t.token_with("nanp", "u1", jamaica.clone()),
+    ))
+    .await
+    .assert_conflict("MOBILE_COUNTRY_NOT_SUPPORTED");
     t.send(Req::post(SMS).auth("jm-key-0001", &t.token_with("jm", "u1", jamaica)))
         .await
         .assert(204);
@@ -376,7 +379,9 @@ async fn a_trunk_zero_spelling_is_not_a_second_handset() {
     }
     // Italy keeps its 0.
     let rome = t.token_with("live", "u2", json!({"phone_number": "+390612345678"}));
-    t.send(Req::post(SMS).auth(LIVE_KEY, &rome)).await.assert(204);
+    t.send(Req::post(SMS).auth(LIVE_KEY, &rome))
+        .await
+        .assert(204);
 }
 
 // ---- sandbox proofs are not live proofs -------------------------------------------------------

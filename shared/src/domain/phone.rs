@@ -258,8 +258,17 @@ mod tests {
 
     #[test]
     fn a_trunk_zero_is_not_e164() {
-        for raw in ["+4407700900123", "+33061234567", "+49015112345678", "+1020555010"] {
-            assert_eq!(PhoneNumber::parse(raw), Err(PhoneNumberError::TrunkZero), "{raw}");
+        for raw in [
+            "+4407700900123",
+            "+33061234567",
+            "+49015112345678",
+            "+1020555010",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse(raw),
+                Err(PhoneNumberError::TrunkZero),
+                "{raw}"
+            );
         }
         // Italy's (and a few others') numbers do start with 0 after the code.
         for raw in ["+390612345678", "+3780549123456", "+2250701234567"] {
@@ -270,7 +279,12 @@ mod tests {
 
     #[test]
     fn nanp_countries_other_than_us_and_canada_have_their_own_entry() {
-        let code = |raw: &str| PhoneNumber::parse(raw).unwrap().allow_list_code().to_owned();
+        let code = |raw: &str| {
+            PhoneNumber::parse(raw)
+                .unwrap()
+                .allow_list_code()
+                .to_owned()
+        };
         assert_eq!(code("+18765551234"), "1876", "Jamaica");
         assert_eq!(code("+12425551234"), "1242", "Bahamas");
         assert_eq!(code("+18095551234"), "1809", "Dominican Republic");

@@ -232,10 +232,8 @@ impl<'a> SmsCode<'a> {
         let programme = &caller.programme;
         // The allow-list holds whenever an SMS is about to be sent, not only at enrolment:
         // cutting a country stops step-up and payment codes to numbers enrolled there.
-        if !programme.country_allowed(
-            phone.number.allow_list_code(),
-            &cx.policy.default_countries,
-        ) {
+        if !programme.country_allowed(phone.number.allow_list_code(), &cx.policy.default_countries)
+        {
             return Err(ApiError::Conflict(ErrorCode::MobileCountryNotSupported));
         }
         let code = if programme.sandbox {
