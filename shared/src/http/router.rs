@@ -290,10 +290,8 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
         }),
         None => Err(ApiError::MethodNotAllowed(match candidates {
             [Route::EnrolPush, Route::UnlinkPush] => "POST, DELETE",
-            [Route::ListFactors]
-            | [Route::GetStepUpChallenge]
-            | [Route::GetPaymentChallenge]
-            | [Route::Jwks] => "GET",
+            // One route on the path: its method, from the route table (not a second list).
+            [only] => only.method(),
             _ => "POST",
         })),
     }
@@ -366,6 +364,32 @@ mod tests {
             match_route("PUT", "/authentication_factors/otp/SMS/verify"),
             Err(ApiError::MethodNotAllowed("POST"))
         ));
+    }
+
+    /// Every path's 405 names exactly the methods its routes answer (the sandbox JWKS was
+    /// once missing from a hand-written list, and said `Allow: POST`).
+    #[test]
+    fn every_405_allows_exactly_the_path_s_methods() {
+        for route in Route::ALL {
+            let path = route
+                .path_template()
+                .replace("{channel}", "SMS")
+                .replace("{id}", "abc")
+                .replace("{scaChallengeId}", "abc");
+            let mut methods: Vec<&str> = Route::ALL
+                .iter()
+                .filter(|other| other.path_template() == route.path_template())
+                .map(|other| other.method())
+                .collect();
+            methods.sort();
+            let allowed = match match_route("OPTIONS", &path) {
+                Err(ApiError::MethodNotAllowed(allowed)) => allowed,
+                other => panic!("{path}: {other:?}"),
+            };
+            let mut listed: Vec<&str> = allowed.split(", ").collect();
+            listed.sort();
+            assert_eq!(listed, methods, "{path}");
+        }
     }
 
     #[test]
