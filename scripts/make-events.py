@@ -132,7 +132,7 @@ CASES += [
      event("POST", "/webhooks/authy", headers=authy_signed(CALLBACK, nonce="1764410400"), body=json.dumps(CALLBACK))),
 ]
 
-# Step-up (CONTRACT-CHALLENGES.md): the SMS factor is ACTIVE since verify-sms-otp.204, the
+# Step-up (README, *Step-up*): the SMS factor is ACTIVE since verify-sms-otp.204, the
 # Authy factor unlinked since unlink-push.204. A push challenge's id is random, so its
 # reader and simulator have only their 404s here.
 STEP_OTP, STEP_VERIFY = "/stepup/challenges/otp/{channel}", "/stepup/challenges/otp/{channel}/verify"

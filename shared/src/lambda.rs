@@ -509,6 +509,19 @@ impl<F: Function> Served<F> {
         for error in &failures {
             tracing::error!(error = %crate::logging::redacted_chain(error), fetch_ms, "a secret was not fetched: it keeps its last value");
         }
+        if !failures.is_empty() {
+            // The SecretsRefreshAlarm's metric: a rotation that is not taking effect pages.
+            let namespace =
+                std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "additional-factors".into());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            crate::metrics::Metrics::emf(namespace).count(
+                crate::metrics::Metric::SecretsRefreshFailures,
+                &[("route", F::ROUTE.name())],
+                now,
+            );
+        }
         let after = if failures.is_empty() {
             self.refresh
         } else {

@@ -32,6 +32,8 @@ pub enum Metric {
     DependencyFailures,
     /// The first request of an environment (`route`).
     ColdStarts,
+    /// A secret (or the JWKS) a function could not refresh (`route`).
+    SecretsRefreshFailures,
 }
 
 impl Metric {
@@ -46,6 +48,7 @@ impl Metric {
             Metric::Callbacks => "Callbacks",
             Metric::DependencyFailures => "DependencyFailures",
             Metric::ColdStarts => "ColdStarts",
+            Metric::SecretsRefreshFailures => "SecretsRefreshFailures",
         }
     }
 }
@@ -141,6 +144,10 @@ pub fn emf_line(
 ) -> String {
     let mut line = serde_json::Map::new();
     let names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+    // Lambda's log-level filter reads `level` (a line without one is INFO): a metric line is
+    // stamped with the function's own application log level, so raising it to WARN keeps
+    // the metrics.
+    line.insert("level".into(), serde_json::Value::from(emf_level()));
     line.insert(
         "_aws".into(),
         serde_json::json!({
@@ -162,9 +169,39 @@ pub fn emf_line(
     serde_json::Value::Object(line).to_string()
 }
 
+/// The level metric lines carry: the application log level Lambda filters the function's
+/// logs at (`AWS_LAMBDA_LOG_LEVEL`, set from the template's `ApplicationLogLevel`), so they
+/// always pass it; `INFO` where none is set.
+fn emf_level() -> &'static str {
+    static LEVEL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    LEVEL.get_or_init(|| level_for(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref()))
+}
+
+fn level_for(configured: Option<&str>) -> &'static str {
+    const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    configured
+        .and_then(|wanted| {
+            LEVELS
+                .into_iter()
+                .find(|l| l.eq_ignore_ascii_case(wanted.trim()))
+        })
+        .unwrap_or("INFO")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_lines_pass_the_function_s_log_level_filter() {
+        assert_eq!(level_for(Some("WARN")), "WARN");
+        assert_eq!(level_for(Some("error")), "ERROR");
+        assert_eq!(level_for(None), "INFO");
+        assert_eq!(level_for(Some("loud")), "INFO");
+        let line = emf_line("ns", Metric::ColdStarts, &[], 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        assert_eq!(v["level"], emf_level());
+    }
 
     #[test]
     fn an_emf_line_declares_its_metric_and_dimensions_and_carries_their_values() {

@@ -1,4 +1,4 @@
-//! Payment challenges (CONTRACT-CHALLENGES.md): one amount to one payee, bound to the code or
+//! Payment challenges (README, *Payment challenges*): one amount to one payee, bound to the code or
 //! the push, and a signed proof any payment service verifies offline — checked here with an
 //! independent JWS library (`jsonwebtoken`) against the JWKS the API serves.
 

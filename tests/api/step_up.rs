@@ -1,4 +1,4 @@
-//! Step-up challenges (CONTRACT-CHALLENGES.md): every status and errorCode of the step-up
+//! Step-up challenges (README, *Step-up*): every status and errorCode of the step-up
 //! routes, on the memory store and on DynamoDB/SNS, and the session they step up.
 
 use std::{collections::HashMap, sync::Arc};

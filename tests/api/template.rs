@@ -961,3 +961,166 @@ fn each_function_names_and_may_read_only_the_secrets_its_route_uses() {
     // Every function but the two JWKS fetches one.
     assert_eq!(fetching, 17);
 }
+
+/// Issue 25, items 2 and 4: an on-call that pages right, and production hygiene.
+#[test]
+fn alarms_page_right_and_production_is_tidy() {
+    let t = load("template.yaml");
+    let resources = t["Resources"].as_mapping().unwrap();
+    let functions: BTreeSet<String> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(name, _)| name.as_str().unwrap().to_owned())
+        .collect();
+    // Every alarm says when it clears, not only when it fires.
+    let mut throttled = BTreeSet::new();
+    let mut alarms = BTreeSet::new();
+    for (name, resource) in resources {
+        if resource["Type"] != "AWS::CloudWatch::Alarm" {
+            continue;
+        }
+        let name = name.as_str().unwrap().to_owned();
+        let p = &resource["Properties"];
+        assert_eq!(
+            text(&p["OKActions"]),
+            "!Ref AlarmTopic",
+            "{name}: OKActions"
+        );
+        // Lambda throttles only ever by this stack's functions' names.
+        if text(&p["MetricName"]) == "Throttles" {
+            panic!("{name}: throttles of the whole account");
+        }
+        for m in p["Metrics"].as_sequence().into_iter().flatten() {
+            // A conditional query (`!If [cond, query, NoValue]`): the query.
+            let m = match m {
+                Value::Tagged(tagged) if tagged.tag == "!If" => tagged.value[1].clone(),
+                m => m.clone(),
+            };
+            let metric = &m["MetricStat"]["Metric"];
+            if text(&metric["MetricName"]) == "Throttles" {
+                let dimension = &metric["Dimensions"][0];
+                assert_eq!(dimension["Name"], "FunctionName", "{name}");
+                throttled.insert(text(&dimension["Value"]).replace("!Ref ", ""));
+            }
+        }
+        alarms.insert(name);
+    }
+    assert_eq!(
+        throttled, functions,
+        "a throttles alarm covers every function, by name"
+    );
+    // Callbacks refused (a wrong callback URL leaves every push pending) and secrets not
+    // refreshed (a rotation not taking effect) page too.
+    let callbacks = &t["Resources"]["CallbacksUnauthorizedAlarm"]["Properties"];
+    assert_eq!(callbacks["MetricName"], "Callbacks");
+    assert_eq!(callbacks["Dimensions"][0]["Value"], "401");
+    let secrets = &t["Resources"]["SecretsRefreshAlarm"]["Properties"];
+    assert_eq!(
+        secrets["MetricName"],
+        additional_factors::metrics::Metric::SecretsRefreshFailures.name()
+    );
+    // Log groups outlive the stack (an incident's evidence survives a teardown).
+    for (name, resource) in resources {
+        if resource["Type"] == "AWS::Logs::LogGroup" {
+            assert_eq!(resource["DeletionPolicy"], "Retain", "{name:?}");
+            assert_eq!(resource["UpdateReplacePolicy"], "Retain", "{name:?}");
+        }
+    }
+    // The simulators are deployed only where a sandbox programme can exist; production says
+    // so in samconfig.toml.
+    for (name, resource) in resources {
+        let is_simulator = resource["Type"] == "AWS::Serverless::Function"
+            && resource["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .is_some_and(|b| b.starts_with("simulate-"));
+        if is_simulator {
+            assert_eq!(resource["Condition"], "HasSandboxSimulators", "{name:?}");
+        }
+    }
+    let config = load_text("samconfig.toml");
+    assert!(config.contains(r#"SandboxSimulators=\"disabled\""#));
+    // Reserved concurrency cannot take the account's pool: at most 40 for each function, and
+    // what production reserves leaves the 100 the account must keep unreserved, and more.
+    let pattern = t["Parameters"]["ReservedConcurrency"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(pattern, "^([1-9]|[1-3][0-9]|40)?$");
+    assert!(
+        functions.len() * 40 <= 1_000 - 100,
+        "{} functions",
+        functions.len()
+    );
+    let prod: usize = config
+        .split(r#"ReservedConcurrency=\""#)
+        .nth(1)
+        .and_then(|rest| rest.split('\\').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        prod * functions.len() <= 500,
+        "prod reserves {prod} x {}",
+        functions.len()
+    );
+    // The placeholder issuer in samconfig.toml is refused by the parameter's pattern.
+    let issuer = t["Parameters"]["TokenIssuer"]["AllowedPattern"]
+        .as_str()
+        .unwrap();
+    assert_eq!(issuer, r"^[^<>\s]+$");
+    assert!(config.contains("<your identity service's iss>"));
+    // `sam sync` builds with cargo-lambda as `sam build` does.
+    let parsed: toml::Value = toml::from_str(&config).unwrap();
+    for env in ["default", "prod"] {
+        assert_eq!(
+            parsed[env]["sync"]["parameters"]["beta_features"].as_bool(),
+            Some(true),
+            "{env}"
+        );
+    }
+    assert!(alarms.contains("LambdaThrottlesAlarm"));
+}
+
+/// The repository stands alone: no file cites the team's notes outside it (issue 25, item
+/// 5). The names are built here so this file does not cite them either.
+#[test]
+fn the_repository_cites_no_file_outside_it() {
+    let outside: Vec<String> = [
+        ["CONTRACT", ".md"],
+        ["CONTRACT-", "CHALLENGES.md"],
+        ["CONTRACT-", "BIOMETRIC.md"],
+        ["TOOLING", ".md"],
+        ["DESIGN-", "NOTES.md"],
+        ["STYLE", ".md"],
+        ["../", "shared/"],
+    ]
+    .iter()
+    .map(|parts| parts.concat())
+    .collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut stack = vec![root.clone()];
+    let mut read = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if ![".git", ".venv", "target", ".aws-sam", "node_modules"].contains(&name.as_str())
+                {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            read += 1;
+            for cited in &outside {
+                assert!(
+                    !text.contains(cited.as_str()),
+                    "{} cites {cited}",
+                    path.strip_prefix(&root).unwrap_or(&path).display()
+                );
+            }
+        }
+    }
+    assert!(read > 100, "read {read} files");
+}

@@ -1,6 +1,6 @@
 //! The single table: item keys, item ↔ record conversions, and every write the adapter makes,
 //! built as plain values so one test can check each expression (moto accepts expressions that
-//! DynamoDB rejects; see `../shared/TOOLING.md`).
+//! DynamoDB rejects: an unused `ExpressionAttributeValues`, a key of the wrong type).
 //!
 //! | item | `pk` | `sk` | attributes | TTL |
 //! |---|---|---|---|---|
