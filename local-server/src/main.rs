@@ -5,6 +5,8 @@
 //! Gateway does. Configuration: see the README (`PORT`, `PROGRAMMES_FILE`, `SMS_OUTBOX`,
 //! `JWT_HS256_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE`, `OTP_HMAC_SECRET`).
 
+mod docs;
+
 use std::{convert::Infallible, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use additional_factors::{
@@ -127,6 +129,7 @@ async fn main() -> Result<(), BoxError> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let base = format!("http://{}", listener.local_addr()?);
     println!("Additional Factors API on {base} ({store_name}, {sms_name}, {push_name})");
+    println!("API docs: {base}/docs (the spec: {base}/openapi.yaml)");
     match (&outbox, &config.sns_endpoint) {
         (_, Some(_)) => {}
         (Some(path), None) => println!("SMS texts are appended to {}", path.display()),
@@ -273,6 +276,9 @@ fn print_demo(config: &Config, base: &str, now: i64) -> Result<(), BoxError> {
 /// Turns a hyper request into the `lambda_http::Request` API Gateway would hand the
 /// function (path parameters included), and the function's response back.
 async fn serve(app: &App, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    if let Some(page) = docs::answer(request.method(), request.uri().path()) {
+        return page;
+    }
     let (parts, body) = request.into_parts();
     let route = match match_route(parts.method.as_str(), parts.uri.path()) {
         Ok(matched) => matched.route,

@@ -575,3 +575,36 @@ fn pointed_at_a_real_aws_table_it_refuses_to_be_production() {
         "{stderr}"
     );
 }
+
+/// The banner links the docs; the server serves the spec as written, as JSON, and a page
+/// that renders it from this server alone (issue 25, item 5). `scripts/test-docs` renders the
+/// page in a real headless browser.
+#[tokio::test]
+async fn the_banner_links_the_docs_and_the_server_serves_the_spec() {
+    let dir = scratch();
+    let server = start(&common_env(&dir));
+    let docs = format!("{}/docs", server.base);
+    assert!(
+        server.stdout.iter().any(|l| l.contains(&docs)),
+        "{:?}",
+        server.stdout
+    );
+    let yaml = http_get(&format!("{}/openapi.yaml", server.base)).await;
+    let on_disk =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml")).unwrap();
+    assert_eq!(yaml, on_disk, "the spec as written");
+    let json: Value =
+        serde_json::from_str(&http_get(&format!("{}/openapi.json", server.base)).await).unwrap();
+    assert_eq!(json["info"]["title"], "Additional Factors API");
+    assert!(json["paths"]["/challenges/otp/{channel}"]["post"].is_object());
+    let page = http_get(&docs).await;
+    assert!(page.contains("<title>Additional Factors API</title>"));
+    assert!(
+        !page.contains("https://"),
+        "the page loads nothing from elsewhere"
+    );
+    // Only GET: the docs are not an API route.
+    let (status, headers, _) = call(&server.base, "POST", "/docs", &[], "").await;
+    assert_eq!(status, 405);
+    assert!(headers.iter().any(|(k, v)| k == "allow" && v == "GET"));
+}

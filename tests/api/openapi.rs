@@ -620,3 +620,98 @@ async fn unrouted_requests_answer_in_the_route_error_format() {
         assert!(r.header("request-ref").is_some());
     }
 }
+
+/// Every event the service publishes on its topic is what `openapi.yaml`'s `webhooks` say
+/// (issue 25, item 5): each factor change of each channel, each step-up and payment outcome.
+#[test]
+fn every_published_event_matches_its_webhook_in_the_spec() {
+    use additional_factors::{
+        domain::{channel::Channel, step_up::ChallengeStatus},
+        events::{Change, Event, FactorEvent, PaymentEvent, StepUpEvent},
+    };
+    let spec = spec();
+    let schema = |webhook: &str| {
+        spec["webhooks"][webhook]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    let mut checked = 0;
+    for channel in [Channel::Sms, Channel::Authy, Channel::Biometric] {
+        for change in [Change::Active, Change::Inactive, Change::Unlinked] {
+            let event = Event::Factor(FactorEvent {
+                credential_id: "u1".into(),
+                programme_id: "p1".into(),
+                channel,
+                change,
+                published_timestamp: 1_796_000_000_000,
+            });
+            let errors = validate(&spec, &schema("factorChanged"), &event.to_json(), "event");
+            assert!(errors.is_empty(), "{errors:?}");
+            checked += 1;
+        }
+        for status in [
+            ChallengeStatus::Verified,
+            ChallengeStatus::Declined,
+            ChallengeStatus::Expired,
+        ] {
+            let step_up = Event::StepUp(StepUpEvent {
+                credential_id: "u1".into(),
+                programme_id: "p1".into(),
+                challenge_id: "c1".into(),
+                channel,
+                status,
+                published_timestamp: 1,
+            });
+            let errors = validate(&spec, &schema("stepUpSettled"), &step_up.to_json(), "event");
+            assert!(errors.is_empty(), "{errors:?}");
+            let payment = Event::Payment(PaymentEvent {
+                credential_id: "u1".into(),
+                programme_id: "p1".into(),
+                sca_challenge_id: "c1".into(),
+                channel,
+                reference: "pay_1".into(),
+                status,
+                published_timestamp: 1,
+            });
+            let json = payment.to_json();
+            let errors = validate(&spec, &schema("paymentChallengeSettled"), &json, "event");
+            assert!(errors.is_empty(), "{errors:?}");
+            assert!(json.get("payee").is_none(), "never the payee");
+            checked += 2;
+        }
+    }
+    assert_eq!(checked, 27);
+    // Each schema refuses what it does not describe (the check can fail).
+    let wrong = serde_json::json!({"type": "stepup", "credentialId": "u1"});
+    assert!(!validate(&spec, &schema("stepUpSettled"), &wrong, "event").is_empty());
+}
+
+/// The spec's security schemes name both credentials, and its tags set the client routes
+/// apart from the provider callback and the simulators.
+#[test]
+fn the_spec_declares_its_credentials_and_tags_every_operation() {
+    let spec = spec();
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["api_key"]["type"], "apiKey");
+    assert_eq!(schemes["api_key"]["name"], "api-key");
+    assert_eq!(schemes["auth_token"]["scheme"], "bearer");
+    let tags: Vec<&str> = spec["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let tag = operation["tags"][0].as_str().unwrap_or("");
+            assert!(tags.contains(&tag), "{method} {path}: tag {tag:?}");
+            let expected = if path.starts_with("/simulate/") {
+                "Sandbox simulators"
+            } else if path.starts_with("/webhooks/") {
+                "Provider callbacks"
+            } else {
+                tag
+            };
+            assert_eq!(tag, expected, "{method} {path}");
+        }
+    }
+}
