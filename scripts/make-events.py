@@ -178,6 +178,10 @@ CASES += [
     ("jwks.200", event("GET", "/.well-known/jwks.json")),
     ("simulate-payment.404-unknown", payment_event("POST", PAY_ACCEPT, creds(), challenge="no-such-challenge")),
     ("sandbox-jwks.200", event("GET", "/.well-known/sandbox-jwks.json")),
+    # BIOMETRIC step two with no enrolment started: 409 STATE_INVALID (a device's signature
+    # needs a signing input the API made; the walk-through's device CLI makes one).
+    ("verify-biometric.409-nothing-pending", event("POST", "/authentication_factors/push/{channel}/verify", "BIOMETRIC",
+        creds(), json.dumps({"signature": "A" * 86}))),
 ]
 
 for name in os.listdir(EVENTS):

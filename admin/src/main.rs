@@ -323,6 +323,7 @@ async fn run() -> Result<(), BoxError> {
                 pending_request: None,
                 verified_by: None,
                 updated_at: SystemClock.now(),
+                device: None,
             };
             store(&config).await.put_factor(&user, &factor).await?;
             println!(

@@ -85,9 +85,11 @@ async fn main() -> Result<(), BoxError> {
         }
         None => Arc::new(LogEvents),
     };
+    let (device_push, device_push_name) = device_push(&config).await?;
     let app = App::builder(store.clone())
         .sms(sms)
         .push(push)
+        .device_push(device_push)
         .authy_key(callback)
         .events(events)
         .random(random)
@@ -128,7 +130,7 @@ async fn main() -> Result<(), BoxError> {
     let addr: SocketAddr = format!("{host}:{port}").parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    println!("Additional Factors API on {base} ({store_name}, {sms_name}, {push_name})");
+    println!("Additional Factors API on {base} ({store_name}, {sms_name}, {push_name}, {device_push_name})");
     println!("API docs: {base}/docs (the spec: {base}/openapi.yaml)");
     match (&outbox, &config.sns_endpoint) {
         (_, Some(_)) => {}
@@ -168,6 +170,57 @@ async fn main() -> Result<(), BoxError> {
             }
         }
     }
+}
+
+/// BIOMETRIC devices' pushes: through SNS at `SNS_ENDPOINT` when set (creating the three
+/// platform applications there when the configuration names none, as the table is created),
+/// else to the `PUSH_OUTBOX` file (one JSON line per push) and the console.
+async fn device_push(
+    config: &Config,
+) -> Result<
+    (
+        Arc<dyn additional_factors::push::device::DevicePush>,
+        String,
+    ),
+    BoxError,
+> {
+    use additional_factors::domain::device::Platform;
+    let Some(endpoint) = &config.sns_endpoint else {
+        let outbox = additional_factors::push::device_outbox::OutboxDevicePush::new(
+            config.push_outbox.clone(),
+        );
+        return Ok((Arc::new(outbox), "device pushes to the outbox".into()));
+    };
+    let sdk = additional_factors::aws::sdk_config(Some(endpoint)).await;
+    let client = aws_sdk_sns::Client::new(&sdk);
+    let mut applications = config.platform_applications.clone();
+    for platform in Platform::ALL {
+        if applications.contains_key(&platform) {
+            continue;
+        }
+        let created = client
+            .create_platform_application()
+            .name(format!(
+                "additional-factors-{}",
+                platform.as_str().to_lowercase()
+            ))
+            .platform(platform.sns_name())
+            .attributes("PlatformCredential", "local-credential")
+            .attributes("PlatformPrincipal", "local-principal")
+            .send()
+            .await?;
+        if let Some(arn) = created.platform_application_arn {
+            applications.insert(platform, arn);
+        }
+    }
+    let lazy = additional_factors::aws::lazy(move || client);
+    Ok((
+        Arc::new(additional_factors::push::device_sns::SnsDevicePush::new(
+            lazy,
+            applications,
+        )),
+        format!("device pushes through SNS at {endpoint}"),
+    ))
 }
 
 /// A proof key (live, or the sandbox programmes' own): the KMS key of `PROOF_KMS_KEY_ID` (or

@@ -67,6 +67,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub sms: Arc<dyn SmsSender>,
     pub push: Arc<dyn PushProvider>,
+    /// BIOMETRIC devices' pushes (SNS mobile push; the outbox locally).
+    pub device_push: Arc<dyn crate::push::device::DevicePush>,
     pub events: Arc<dyn EventPublisher>,
     /// Signs payment proofs (`iss` = `context.proof_issuer`): live programmes' with the live
     /// key, sandbox programmes' with the sandbox key.
@@ -83,6 +85,7 @@ pub struct AppBuilder {
     store: Arc<dyn Store>,
     sms: Arc<dyn SmsSender>,
     push: Arc<dyn PushProvider>,
+    device_push: Arc<dyn crate::push::device::DevicePush>,
     events: Arc<dyn EventPublisher>,
     signer: Arc<dyn ProofSigner>,
     sandbox_signer: Arc<dyn ProofSigner>,
@@ -103,6 +106,7 @@ impl App {
             store,
             sms: Arc::new(NoSmsSender),
             push: Arc::new(UnconfiguredPushProvider),
+            device_push: Arc::new(crate::push::device::NoDevicePush),
             events: Arc::new(NoEvents),
             signer: Arc::new(UnconfiguredSigner),
             sandbox_signer: Arc::new(UnconfiguredSigner),
@@ -153,6 +157,12 @@ impl AppBuilder {
 
     pub fn push(mut self, push: Arc<dyn PushProvider>) -> Self {
         self.push = push;
+        self
+    }
+
+    /// BIOMETRIC devices' pushes (default: no platform application, BIOMETRIC unsupported).
+    pub fn device_push(mut self, device_push: Arc<dyn crate::push::device::DevicePush>) -> Self {
+        self.device_push = device_push;
         self
     }
 
@@ -236,6 +246,7 @@ impl AppBuilder {
             store: self.store,
             sms: self.sms,
             push: self.push,
+            device_push: self.device_push,
             events: self.events,
             proof_keys: ProofKeys {
                 live: self.signer,

@@ -91,6 +91,11 @@ pub struct Config {
     pub authy: Option<AuthyConfig>,
     /// The SNS topic factor lifecycle events go to.
     pub events_topic_arn: Option<String>,
+    /// The SNS platform application of each device platform the deployment supports
+    /// (`APNS_PLATFORM_APPLICATION_ARN`, `APNS_SANDBOX_PLATFORM_APPLICATION_ARN`,
+    /// `FCM_PLATFORM_APPLICATION_ARN`); `PUSH_OUTBOX` locally.
+    pub platform_applications: std::collections::HashMap<crate::domain::device::Platform, String>,
+    pub push_outbox: Option<std::path::PathBuf>,
     /// The deployment's default country allow-list and SMS budget.
     pub policy: crate::app::DeploymentPolicy,
     /// How payment proofs are signed.
@@ -246,6 +251,21 @@ impl Config {
                 }),
             },
             events_topic_arn: var("EVENTS_TOPIC_ARN"),
+            platform_applications: {
+                use crate::domain::device::Platform;
+                [
+                    (Platform::Apns, "APNS_PLATFORM_APPLICATION_ARN"),
+                    (
+                        Platform::ApnsSandbox,
+                        "APNS_SANDBOX_PLATFORM_APPLICATION_ARN",
+                    ),
+                    (Platform::Fcm, "FCM_PLATFORM_APPLICATION_ARN"),
+                ]
+                .into_iter()
+                .filter_map(|(platform, name)| var(name).map(|arn| (platform, arn)))
+                .collect()
+            },
+            push_outbox: var("PUSH_OUTBOX").map(std::path::PathBuf::from),
             policy: policy(mode)?,
             proof: ProofConfig {
                 kms: KmsKeys {
@@ -425,6 +445,21 @@ pub fn authy_signature_key(config: &Config) -> Option<crate::app::AuthySignature
             api_key: authy.api_key.clone(),
             url: authy.callback_url.clone(),
         })
+}
+
+/// BIOMETRIC devices' pushes through SNS mobile push, on the platform applications the
+/// configuration names (none: every platform unsupported).
+pub fn device_push(
+    config: &Config,
+    sns: &crate::aws::Lazy<aws_sdk_sns::Client>,
+) -> std::sync::Arc<dyn crate::push::device::DevicePush> {
+    if config.platform_applications.is_empty() {
+        return std::sync::Arc::new(crate::push::device::NoDevicePush);
+    }
+    std::sync::Arc::new(crate::push::device_sns::SnsDevicePush::new(
+        sns.clone(),
+        config.platform_applications.clone(),
+    ))
 }
 
 /// Lifecycle events go to `EVENTS_TOPIC_ARN` when it is set, nowhere otherwise.

@@ -53,6 +53,8 @@ pub trait Function {
     const CALLS_PUSH_PROVIDER: bool = uses(Self::USES, Port::PushProvider);
     /// Lifecycle events to the SNS topic.
     const PUBLISHES_EVENTS: bool = uses(Self::USES, Port::Events);
+    /// BIOMETRIC devices through SNS mobile push.
+    const PUSHES_TO_DEVICES: bool = uses(Self::USES, Port::DevicePush);
     /// Live payment proofs: signs them with KMS (or reads the public keys, for the JWKS).
     const SIGNS_PROOFS: bool =
         uses(Self::USES, Port::ProofSigner) || uses(Self::USES, Port::ProofKeys);
@@ -236,6 +238,7 @@ struct Parts {
     table: Arc<DynamoStore>,
     sms: Arc<dyn SmsSender>,
     events: Arc<dyn EventPublisher>,
+    device_push: Arc<dyn crate::push::device::DevicePush>,
     signer: Option<Arc<dyn crate::proof::ProofSigner>>,
     sandbox_signer: Option<Arc<dyn crate::proof::ProofSigner>>,
     /// The `iss` of the proofs it signs.
@@ -257,7 +260,9 @@ impl Parts {
             |endpoint: &Option<String>| endpoint.is_none() || *endpoint == config.dynamodb_endpoint;
         let mut sms: Arc<dyn SmsSender> = Arc::new(NoSmsSender);
         let mut events: Arc<dyn EventPublisher> = Arc::new(crate::events::NoEvents);
-        if F::SENDS_SMS || F::PUBLISHES_EVENTS {
+        let mut device_push: Arc<dyn crate::push::device::DevicePush> =
+            Arc::new(crate::push::device::NoDevicePush);
+        if F::SENDS_SMS || F::PUBLISHES_EVENTS || F::PUSHES_TO_DEVICES {
             let sns = match &config.sns_endpoint {
                 Some(endpoint) if !same_endpoint(&config.sns_endpoint) => {
                     crate::aws::sdk_config(Some(endpoint)).await
@@ -270,6 +275,9 @@ impl Parts {
             }
             if F::PUBLISHES_EVENTS {
                 events = crate::config::event_publisher(config, &sns_client);
+            }
+            if F::PUSHES_TO_DEVICES {
+                device_push = crate::config::device_push(config, &sns_client);
             }
         }
         let ids = used_secret_ids::<F>(config);
@@ -314,6 +322,7 @@ impl Parts {
             table,
             sms,
             events,
+            device_push,
             signer,
             sandbox_signer,
             proof_issuer: config.proof.issuer.clone(),
@@ -328,7 +337,8 @@ impl Parts {
     fn app(&self) -> crate::app::AppBuilder {
         let app = App::builder(self.store.clone())
             .sms(self.sms.clone())
-            .events(self.events.clone());
+            .events(self.events.clone())
+            .device_push(self.device_push.clone());
         let app = match &self.signer {
             Some(signer) => app.signer(signer.clone(), self.proof_issuer.clone()),
             None => app,

@@ -24,6 +24,7 @@ fn route_of(function: &str, path: &str) -> Route {
         "verify-sms-otp" => Route::VerifySmsOtp,
         "enrol-push" => Route::EnrolPush,
         "unlink-push" => Route::UnlinkPush,
+        "verify-biometric" => Route::VerifyBiometric,
         "simulate-push" if path.ends_with("/reject") => Route::SimulatePushReject,
         "simulate-push" => Route::SimulatePushAccept,
         "authy-callback" => Route::AuthyCallback,

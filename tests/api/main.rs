@@ -3,6 +3,7 @@
 
 mod abuse;
 mod authy;
+mod biometric;
 mod concurrency;
 mod credentials;
 mod events;

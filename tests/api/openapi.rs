@@ -567,6 +567,35 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
             .await,
     ); // 503
 
+    // BIOMETRIC: step one's signing input, a wrong signature, the right one.
+    let device = Device::new();
+    let owner = t.token("live", "device-owner");
+    let started = t
+        .send(
+            Req::post("/authentication_factors/push/BIOMETRIC")
+                .auth(LIVE_KEY, &owner)
+                .json(device.enrol_body()),
+        )
+        .await;
+    let input = started.body["signingInput"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    record(Route::EnrolPush, started); // 200
+    let verify = |signature: String| {
+        Req::post("/authentication_factors/push/BIOMETRIC/verify")
+            .auth(LIVE_KEY, &owner)
+            .json(json!({ "signature": signature }))
+    };
+    record(
+        Route::VerifyBiometric,
+        t.send(verify(device.sign(&input, "DECLINE"))).await,
+    ); // 409
+    record(
+        Route::VerifyBiometric,
+        t.send(verify(device.sign(&input, "ENROL"))).await,
+    ); // 204
+
     // Authy's callback.
     let callback = json!({"uuid": "unknown", "status": "approved"});
     record(

@@ -159,9 +159,11 @@ async fn push_enrolment_conflicts() {
         .assert_conflict("MOBILE_COUNTRY_NOT_SUPPORTED");
     for channel in ["SMS", "BIOMETRIC", "authy"] {
         let path = format!("/authentication_factors/push/{channel}");
-        t.send(Req::post(&path).auth(SANDBOX_KEY, &t.token("sbx", "u1")))
-            .await
-            .assert_field("channel", "IN", &["AUTHY"]);
+        if channel != "BIOMETRIC" {
+            t.send(Req::post(&path).auth(SANDBOX_KEY, &t.token("sbx", "u1")))
+                .await
+                .assert_field("channel", "IN", &["AUTHY", "BIOMETRIC"]);
+        }
         let sim = format!("/simulate/authentication_factors/push/{channel}/accept");
         t.send(Req::post(&sim).auth(SANDBOX_KEY, &t.token("sbx", "u1")))
             .await

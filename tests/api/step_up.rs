@@ -698,6 +698,7 @@ async fn a_live_push_step_up_goes_to_authy_and_its_signed_callback_settles_it() 
         pending_request: None,
         verified_by: None,
         updated_at: t2.now(),
+        device: None,
     };
     factor.phone_hash = None;
     t2.store

@@ -128,6 +128,7 @@ async fn factors_put_list_get_delete(store: Arc<dyn Store>) {
         pending_request: None,
         verified_by: None,
         updated_at: NOW,
+        device: None,
     };
     store.put_factor(&u, &bio).await.unwrap();
     assert_eq!(store.list_factors(&u).await.unwrap(), vec![bio.clone()]);

@@ -56,7 +56,18 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
             "enrol-push",
             with(&["dynamodb:Query", "dynamodb:ConditionCheckItem"]),
         ),
-        ("unlink-push", with(&["sns:Publish"])),
+        // sns:DeleteEndpoint: an unlinked BIOMETRIC device's endpoint.
+        ("unlink-push", with(&["sns:Publish", "sns:DeleteEndpoint"])),
+        // BIOMETRIC step two: the device's endpoint, made (and dropped if the activation
+        // loses a race); the ACTIVE event.
+        (
+            "verify-biometric",
+            with(&[
+                "sns:Publish",
+                "sns:CreatePlatformEndpoint",
+                "sns:DeleteEndpoint",
+            ]),
+        ),
         ("simulate-push", with(&["sns:Publish"])),
         // GetItem: the request's user; PutItem: the nonce (and a step-up grant); UpdateItem:
         // approve or deny; ConditionCheckItem: a step-up's Authy factor is still ACTIVE;
@@ -250,6 +261,20 @@ fn each_policy_grants_exactly_what_its_function_uses() {
                         "!GetAtt FactorsTable.Arn",
                         "{binary}"
                     );
+                } else if action == "sns:CreatePlatformEndpoint" {
+                    // A device's endpoint, under a platform application only.
+                    assert!(text(&statement["Resource"]).ends_with(":app/*"), "{binary}");
+                } else if matches!(
+                    action.as_str(),
+                    "sns:DeleteEndpoint" | "sns:SetEndpointAttributes"
+                ) || (action == "sns:Publish"
+                    && text(&statement["Resource"]).ends_with(":endpoint/*"))
+                {
+                    // Devices' endpoints only: no topic, no phone number.
+                    assert!(
+                        text(&statement["Resource"]).ends_with(":endpoint/*"),
+                        "{binary}"
+                    );
                 } else if binary == "enrol-sms-otp"
                     || binary == "step-up-sms"
                     || binary == "payment-sms"
@@ -339,7 +364,7 @@ fn no_function_can_write_a_programme_item() {
         }
     }
     assert_eq!(
-        writers, 15,
+        writers, 16,
         "every function but list-factors, get-payment-challenge and the two jwks writes"
     );
     // ...and the store's programme items really live under that prefix, and the registry
@@ -791,8 +816,8 @@ fn declared() -> BTreeMap<&'static str, Declared> {
             payment_sms::PaymentSms, sandbox_jwks::SandboxJwks, simulate_payment::SimulatePayment,
             simulate_push::SimulatePush, simulate_step_up::SimulateStepUp,
             step_up_push::StepUpPush, step_up_sms::StepUpSms, unlink_push::UnlinkPush,
-            verify_payment_sms::VerifyPaymentSms, verify_sms_otp::VerifySmsOtp,
-            verify_step_up_sms::VerifyStepUpSms,
+            verify_biometric::VerifyBiometric, verify_payment_sms::VerifyPaymentSms,
+            verify_sms_otp::VerifySmsOtp, verify_step_up_sms::VerifyStepUpSms,
         },
         lambda::{Function, Public, Simulator, User},
     };
@@ -829,6 +854,10 @@ fn declared() -> BTreeMap<&'static str, Declared> {
         (
             "unlink-push",
             of::<User<UnlinkPush>>("lambda::run::<UnlinkPush>()"),
+        ),
+        (
+            "verify-biometric",
+            of::<User<VerifyBiometric>>("lambda::run::<VerifyBiometric>()"),
         ),
         (
             "simulate-push",
@@ -959,7 +988,7 @@ fn each_function_names_and_may_read_only_the_secrets_its_route_uses() {
         fetching += usize::from(!expected_arns.is_empty());
     }
     // Every function but the two JWKS fetches one.
-    assert_eq!(fetching, 17);
+    assert_eq!(fetching, 18);
 }
 
 /// Issue 25, items 2 and 4: an on-call that pages right, and production hygiene.

@@ -45,6 +45,8 @@ pub struct FactorRecord {
     /// request (same `idempotency-ref`) whose first try succeeded unseen finds its success.
     pub verified_by: Option<String>,
     pub updated_at: i64,
+    /// The device of a BIOMETRIC factor: its key, where its pushes go, its name.
+    pub device: Option<super::device::Device>,
 }
 
 impl FactorRecord {
@@ -100,6 +102,7 @@ mod tests {
             pending_request: None,
             verified_by: None,
             updated_at: 0,
+            device: None,
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod challenge;
 pub mod channel;
 pub mod crypto;
+pub mod device;
 pub mod factor;
 pub mod idempotency;
 pub mod ids;

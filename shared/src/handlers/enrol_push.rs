@@ -1,5 +1,7 @@
-//! `POST /authentication_factors/push/AUTHY`: register the user's phone with the push
-//! provider and push an enrolment approval request to the device.
+//! `POST /authentication_factors/push/{channel}`: `AUTHY` registers the user's phone with the
+//! push provider and pushes an enrolment approval request to the device; `BIOMETRIC`
+//! registers the programme's app's device key and answers the signing input it must sign
+//! (`device_enrolment`).
 //!
 //! The request counters (the user's per hour, the number's per day) are consumed first
 //! (atomically with the "not already ACTIVE" check); if the provider fails, they are given
@@ -8,8 +10,8 @@
 use async_trait::async_trait;
 
 use super::{
+    device_input::PushEnrolment,
     enrolment_phone,
-    input::AuthyChannel,
     reply::{ApiError, ErrorCode, Reply},
     Caller, Handler, StepUp,
 };
@@ -20,8 +22,8 @@ use crate::{
         send_limits::{push_counters, Sender},
     },
     ports,
-    push::{Approval, PushProvider},
-    store::{Counters, PendingPush, PushEnrolments, ReserveOutcome},
+    push::{device::DevicePush, Approval, PushProvider},
+    store::{Counters, Devices, PendingPush, PushEnrolments, ReserveOutcome},
 };
 
 /// How long the user has to answer an enrolment request on the device.
@@ -32,6 +34,8 @@ ports! {
         enrolments: dyn PushEnrolments,
         counters: dyn Counters,
         push: dyn PushProvider,
+        devices: dyn Devices,
+        device_push: dyn DevicePush,
     }
 }
 
@@ -39,10 +43,10 @@ pub struct EnrolPush;
 
 #[async_trait]
 impl Handler for EnrolPush {
-    type Input = AuthyChannel;
+    type Input = PushEnrolment;
     type Ports<'a> = Ports<'a>;
 
-    fn step_up(_: &AuthyChannel) -> StepUp {
+    fn step_up(_: &PushEnrolment) -> StepUp {
         StepUp::IfAnyFactorActive
     }
 
@@ -50,8 +54,16 @@ impl Handler for EnrolPush {
         ports: Ports<'_>,
         cx: &Context,
         caller: &Caller,
-        _input: AuthyChannel,
+        input: PushEnrolment,
     ) -> Result<Reply, ApiError> {
+        if let PushEnrolment::Biometric(device) = input {
+            let reach = super::device_enrolment::Reach {
+                devices: ports.devices,
+                device_push: ports.device_push,
+                counters: ports.counters,
+            };
+            return super::device_enrolment::start(reach, cx, caller, device).await;
+        }
         let phone = enrolment_phone(cx, caller, Channel::Authy)?;
         let programme = &caller.programme;
         let counters = push_counters(

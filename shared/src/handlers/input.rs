@@ -141,7 +141,7 @@ impl Input for PushPayment {
 }
 
 /// The `{channel}` if it is one of `allowed`, else its field error (`IN`, naming them).
-fn channel_among(raw: &str, allowed: &[Channel]) -> Result<Channel, FieldError> {
+pub(super) fn channel_among(raw: &str, allowed: &[Channel]) -> Result<Channel, FieldError> {
     Channel::parse_among(raw, allowed).ok_or_else(|| {
         let names: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
         FieldError::new("channel", FieldErrorKind::In, &names)
@@ -150,7 +150,7 @@ fn channel_among(raw: &str, allowed: &[Channel]) -> Result<Channel, FieldError> 
 
 /// The channel and the body together: every field error of both, the channel's first; a
 /// body refused as a whole only when the channel is right.
-fn with_channel<T>(
+pub(super) fn with_channel<T>(
     channel: Result<Channel, FieldError>,
     body: Result<T, ApiError>,
 ) -> Result<(Channel, T), ApiError> {

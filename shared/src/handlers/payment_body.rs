@@ -56,7 +56,7 @@ fn reference_char(c: char) -> bool {
 
 /// A payee name: no control (`Cc`) or format (`Cf`: bidi controls, zero-width characters)
 /// character. NFC is checked on the whole name.
-fn name_char(c: char) -> bool {
+pub(super) fn name_char(c: char) -> bool {
     !c.is_control() && !is_format(c)
 }
 
@@ -96,7 +96,7 @@ fn account_char(c: char) -> bool {
 /// A JSON value whose objects repeat no key, at any depth: a body whose meaning depends on
 /// which duplicate a parser keeps is refused, since the proof must carry what the caller
 /// meant.
-struct Strict(Value);
+pub(super) struct Strict(pub(super) Value);
 
 impl<'de> serde::Deserialize<'de> for Strict {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -8,11 +8,11 @@ use crate::{
     app::{App, AuthySignatureKey},
     events::EventPublisher,
     proof::{ProofKeys, ProofSigner, SandboxKey},
-    push::PushProvider,
+    push::{device::DevicePush, PushProvider},
     sms::SmsSender,
     store::{
-        Callbacks, Codes, Counters, FactorReads, Payments, PushEnrolments, SmsEnrolments, StepUps,
-        Unlinking,
+        Callbacks, Codes, Counters, Devices, FactorReads, Payments, PushEnrolments, SmsEnrolments,
+        StepUps, Unlinking,
     },
 };
 
@@ -27,6 +27,8 @@ pub enum Port {
     Events,
     /// The push provider (Authy, over HTTPS with its API key).
     PushProvider,
+    /// The programme's own app through SNS mobile push (BIOMETRIC devices).
+    DevicePush,
     /// Live payment proofs' key (`kms:Sign` on the current key, `kms:GetPublicKey`).
     ProofSigner,
     /// The sandbox programmes' proof key only (the simulators; the sandbox JWKS).
@@ -83,6 +85,7 @@ store_roles!(
     Callbacks,
     StepUps,
     Payments,
+    Devices,
 );
 
 impl Reach for dyn SmsSender {
@@ -96,6 +99,13 @@ impl Reach for dyn EventPublisher {
     const PORT: Port = Port::Events;
     fn reach(app: &App) -> &Self {
         &*app.events
+    }
+}
+
+impl Reach for dyn DevicePush {
+    const PORT: Port = Port::DevicePush;
+    fn reach(app: &App) -> &Self {
+        &*app.device_push
     }
 }
 

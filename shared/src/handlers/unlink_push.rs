@@ -12,14 +12,16 @@ use crate::{
     app::Context,
     events::{Change, EventPublisher},
     ports,
-    push::PushProvider,
-    store::Unlinking,
+    push::{device::DevicePush, PushProvider},
+    store::{Devices, Unlinking},
 };
 
 ports! {
     pub struct Ports {
         unlinking: dyn Unlinking,
         push: dyn PushProvider,
+        devices: dyn Devices,
+        device_push: dyn DevicePush,
         events: dyn EventPublisher,
     }
 }
@@ -45,6 +47,26 @@ impl Handler for UnlinkPush {
             return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
         };
         tracing::info!(channel = channel.as_str(), "push factor unlinked");
+        // A BIOMETRIC device: its key may be registered again, its pending challenges die
+        // with it, and its SNS endpoint is deleted (a stale endpoint gets no more pushes).
+        if let Some(device) = &removed.device {
+            if let Err(error) = ports
+                .devices
+                .remove_device(&caller.user, &device.key.thumbprint())
+                .await
+            {
+                tracing::warn!(error = %crate::logging::redacted_chain(&error), "the device's key registration could not be removed");
+            }
+            let endpoint = device
+                .endpoint
+                .as_deref()
+                .filter(|e| !e.starts_with("sandbox:"));
+            if let Some(endpoint) = endpoint {
+                if let Err(error) = ports.device_push.delete_endpoint(endpoint).await {
+                    tracing::warn!(error = %crate::logging::redacted_chain(&error), "the device's endpoint could not be deleted");
+                }
+            }
+        }
         // The provider forgets the user too, once no factor in any programme uses it (Authy
         // gives one phone one user id everywhere); the factor is already gone whatever
         // happens.

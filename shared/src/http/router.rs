@@ -12,13 +12,17 @@ use crate::{
         reply::ApiError, reply::Reply, sandbox_jwks::SandboxJwks,
         simulate_payment::SimulatePayment, simulate_push::SimulatePush,
         simulate_step_up::SimulateStepUp, step_up_push::StepUpPush, step_up_sms::StepUpSms,
-        unlink_push::UnlinkPush, verify_payment_sms::VerifyPaymentSms,
-        verify_sms_otp::VerifySmsOtp, verify_step_up_sms::VerifyStepUpSms,
+        unlink_push::UnlinkPush, verify_biometric::VerifyBiometric,
+        verify_payment_sms::VerifyPaymentSms, verify_sms_otp::VerifySmsOtp,
+        verify_step_up_sms::VerifyStepUpSms,
     },
 };
 
 /// The body cap of every route called by programmes' apps.
 pub const MAX_USER_BODY_BYTES: usize = 4 * 1024;
+/// The body cap of a BIOMETRIC enrolment (a push token may be 4,096 characters, beside the
+/// device's key and name).
+pub const MAX_ENROLMENT_BODY_BYTES: usize = 8 * 1024;
 /// The body cap of Authy's callback.
 pub const MAX_CALLBACK_BODY_BYTES: usize = 32 * 1024;
 
@@ -35,6 +39,9 @@ pub enum Route {
     EnrolPush,
     /// `DELETE /authentication_factors/push/{channel}`
     UnlinkPush,
+    /// `POST /authentication_factors/push/{channel}/verify`: a BIOMETRIC device's enrolment
+    /// signature
+    VerifyBiometric,
     /// `POST /simulate/authentication_factors/push/{channel}/accept` (sandbox only)
     SimulatePushAccept,
     /// `POST /simulate/authentication_factors/push/{channel}/reject` (sandbox only)
@@ -72,12 +79,13 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 22] = [
+    pub const ALL: [Route; 23] = [
         Route::ListFactors,
         Route::EnrolSmsOtp,
         Route::VerifySmsOtp,
         Route::EnrolPush,
         Route::UnlinkPush,
+        Route::VerifyBiometric,
         Route::SimulatePushAccept,
         Route::SimulatePushReject,
         Route::AuthyCallback,
@@ -105,6 +113,7 @@ impl Route {
             Route::VerifySmsOtp => "verify_sms_otp",
             Route::EnrolPush => "enrol_push",
             Route::UnlinkPush => "unlink_push",
+            Route::VerifyBiometric => "verify_biometric",
             Route::SimulatePushAccept => "simulate_push_accept",
             Route::SimulatePushReject => "simulate_push_reject",
             Route::AuthyCallback => "authy_callback",
@@ -132,6 +141,7 @@ impl Route {
     pub fn max_body_bytes(self) -> usize {
         match self {
             Route::AuthyCallback => MAX_CALLBACK_BODY_BYTES,
+            Route::EnrolPush => MAX_ENROLMENT_BODY_BYTES,
             _ => MAX_USER_BODY_BYTES,
         }
     }
@@ -155,6 +165,7 @@ impl Route {
             Route::EnrolSmsOtp => "/authentication_factors/otp/{channel}",
             Route::VerifySmsOtp => "/authentication_factors/otp/{channel}/verify",
             Route::EnrolPush | Route::UnlinkPush => "/authentication_factors/push/{channel}",
+            Route::VerifyBiometric => "/authentication_factors/push/{channel}/verify",
             Route::SimulatePushAccept => "/simulate/authentication_factors/push/{channel}/accept",
             Route::SimulatePushReject => "/simulate/authentication_factors/push/{channel}/reject",
             Route::AuthyCallback => "/webhooks/authy",
@@ -219,6 +230,7 @@ router_table!(
     user VerifySmsOtp => VerifySmsOtp,
     user EnrolPush => EnrolPush,
     user UnlinkPush => UnlinkPush,
+    user VerifyBiometric => VerifyBiometric,
     user SimulatePushAccept => SimulatePush<true>,
     user SimulatePushReject => SimulatePush<false>,
     public AuthyCallback => AuthyCallback,
@@ -256,6 +268,7 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
         ["authentication_factors", "otp", c] => (&[Route::EnrolSmsOtp], vec![c]),
         ["authentication_factors", "otp", c, "verify"] => (&[Route::VerifySmsOtp], vec![c]),
         ["authentication_factors", "push", c] => (&[Route::EnrolPush, Route::UnlinkPush], vec![c]),
+        ["authentication_factors", "push", c, "verify"] => (&[Route::VerifyBiometric], vec![c]),
         ["simulate", "authentication_factors", "push", c, "accept"] => {
             (&[Route::SimulatePushAccept], vec![c])
         }

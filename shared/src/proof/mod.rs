@@ -197,38 +197,7 @@ pub async fn jwks(signer: &dyn ProofSigner) -> Result<Value, SignError> {
 
 /// Converts a DER `ECDSA-Sig-Value` (what KMS returns) to the 64-byte `r || s` of JWS.
 pub fn der_to_jws_signature(der: &[u8]) -> Option<Vec<u8>> {
-    fn integer(input: &[u8]) -> Option<(&[u8], &[u8])> {
-        let (&tag, rest) = input.split_first()?;
-        let (&len, rest) = rest.split_first()?;
-        if tag != 0x02 || len > 33 {
-            return None;
-        }
-        let value = rest.get(..usize::from(len))?;
-        Some((value, rest.get(usize::from(len)..)?))
-    }
-    let (&tag, rest) = der.split_first()?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (&len, body) = rest.split_first()?;
-    if usize::from(len) != body.len() {
-        return None;
-    }
-    let (r, rest) = integer(body)?;
-    let (s, rest) = integer(rest)?;
-    if !rest.is_empty() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(64);
-    for part in [r, s] {
-        let trimmed: Vec<u8> = part.iter().copied().skip_while(|b| *b == 0).collect();
-        if trimmed.len() > 32 {
-            return None;
-        }
-        out.extend(std::iter::repeat_n(0, 32 - trimmed.len()));
-        out.extend(trimmed);
-    }
-    Some(out)
+    crate::domain::device::der_to_raw(der)
 }
 
 #[cfg(test)]

@@ -4,6 +4,9 @@
 
 pub mod authy;
 pub mod authy_signature;
+pub mod device;
+pub mod device_outbox;
+pub mod device_sns;
 pub mod fake;
 pub mod unconfigured;
 
@@ -16,6 +19,14 @@ use crate::domain::phone::PhoneNumber;
 pub struct PushError {
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl PushError {
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
 }
 
 /// What the device shows and how long the user has to answer.

@@ -110,6 +110,19 @@ pub enum ChallengeSlot {
     StepUp(SessionId),
     /// A payment challenge's code (by the challenge's id).
     Payment(ChallengeId),
+    /// A BIOMETRIC enrolment: its "code" is the signing input the device signs, and its
+    /// "phone" the device key's thumbprint (a challenge counts only for its device).
+    DeviceEnrolment,
+}
+
+/// What starting a BIOMETRIC enrolment did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStart {
+    Started,
+    /// The user's BIOMETRIC factor is `ACTIVE`: nothing written.
+    AlreadyRegistered,
+    /// The device key is registered to a factor: nothing written.
+    KeyTaken,
 }
 
 /// The result of starting a payment challenge.

@@ -388,6 +388,47 @@ pub trait IdempotencyRecords: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// BIOMETRIC devices: enrolment (the factor pending with its device, its challenge), activation
+/// (the challenge consumed, the endpoint kept, the key registered to the factor), unlinking.
+#[async_trait]
+pub trait Devices: Send + Sync {
+    /// Step one: the BIOMETRIC factor `PENDING_VERIFICATION` with `factor.device` (replacing a
+    /// pending one and its challenge) and the enrolment challenge, in one write; refused when
+    /// the factor is `ACTIVE`, or the device's key is registered to a factor.
+    async fn start_device_enrolment(
+        &self,
+        user: &UserKey,
+        factor: &FactorRecord,
+        challenge: &NewChallenge,
+        now: i64,
+    ) -> Result<DeviceStart, StoreError>;
+
+    /// Step two, after the signature verified: the challenge consumed (if still this one), the
+    /// factor `ACTIVE` with its endpoint, and its key registered to it (never two `ACTIVE`
+    /// factors with one key). `false` when the challenge or the pending factor is gone, or
+    /// the key was registered meanwhile.
+    async fn activate_device(
+        &self,
+        user: &UserKey,
+        challenge_id: &ChallengeId,
+        key_thumbprint: &str,
+        endpoint: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// A new push token (and endpoint) for the user's `ACTIVE` device; `false` when none.
+    async fn update_device_push(
+        &self,
+        user: &UserKey,
+        push_token: &str,
+        endpoint: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Unlink: the factor, its pending challenge and its key's registration, in one write.
+    async fn remove_device(&self, user: &UserKey, key_thumbprint: &str) -> Result<(), StoreError>;
+}
+
 /// Every role of the store: what an adapter implements. A handler is given only the roles
 /// its route uses (`handlers`), never the whole store.
 pub trait Store:
@@ -403,6 +444,7 @@ pub trait Store:
     + StepUps
     + Payments
     + IdempotencyRecords
+    + Devices
 {
 }
 
@@ -419,6 +461,7 @@ impl<
             + StepUps
             + Payments
             + IdempotencyRecords
+            + Devices
             + ?Sized,
     > Store for T
 {

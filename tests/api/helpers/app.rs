@@ -36,6 +36,8 @@ pub struct TestApp {
     /// (a timeout, or cut by the request's deadline): SNS may have sent them.
     pub(super) sms_unknown: Arc<Mutex<Vec<String>>>,
     pub push: Arc<FakePushProvider>,
+    /// BIOMETRIC devices' pushes, as the local server's outbox keeps them.
+    pub devices: Arc<additional_factors::push::device_outbox::OutboxDevicePush>,
     pub events: Arc<RecordingEvents>,
     pub clock: Arc<FixedClock>,
     pub(super) logs: LogBuffer,
@@ -166,6 +168,8 @@ impl TestApp {
         let events = Arc::new(RecordingEvents::default());
         let push = Arc::new(FakePushProvider::new());
         let clock = Arc::new(FixedClock::new(T0));
+        let devices =
+            Arc::new(additional_factors::push::device_outbox::OutboxDevicePush::new(None));
         let signer = Arc::new(additional_factors::proof::local::LocalSigner::generate().unwrap());
         let tokens = additional_factors::auth::TokenVerifier::new(
             Some(JWT_SECRET.as_bytes()),
@@ -189,6 +193,7 @@ impl TestApp {
                 .push(provider.unwrap_or_else(|| push.clone()))
                 .clock(clock.clone())
                 .events(events.clone())
+                .device_push(devices.clone())
                 .tokens(tokens)
                 .otp_secret(OTP_SECRET.as_bytes())
                 .signer(signer.clone(), PROOF_ISSUER)
@@ -220,6 +225,7 @@ impl TestApp {
             sms: recording,
             sms_unknown,
             push,
+            devices,
             events,
             clock,
             logs,
@@ -398,6 +404,7 @@ impl TestApp {
             pending_request: None,
             verified_by: None,
             updated_at: self.now(),
+            device: None,
         };
         self.store
             .put_factor(&self.user(programme, user), &factor)

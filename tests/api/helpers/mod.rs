@@ -6,11 +6,12 @@
 //! Here: the fixtures' constants and small helpers the tests share.
 
 mod app;
+mod device;
 mod emulator;
 mod logs;
 mod request;
 
-pub use self::{app::*, emulator::*, request::*};
+pub use self::{app::*, device::*, emulator::*, request::*};
 use serde_json::{json, Value};
 
 pub const JWT_SECRET: &str = "test-secret-for-the-identity-service-0123";

@@ -46,6 +46,7 @@ impl SmsEnrolments for MemoryStore {
             pending_request: None,
             verified_by: None,
             updated_at: now,
+            device: None,
         });
         factor.status = FactorStatus::PendingVerification;
         factor.updated_at = now;
@@ -97,6 +98,7 @@ impl SmsEnrolments for MemoryStore {
                 pending_request: None,
                 verified_by: Some(attempt_id.as_str().to_owned()),
                 updated_at: now,
+                device: None,
             },
         );
         Ok(Activation::Activated)

@@ -4,6 +4,7 @@
 //! transaction it stands for. It also counts its operations and can be told to fail, so the
 //! handler tests can prove the 503 paths.
 
+mod devices;
 mod enrolments;
 mod idempotency;
 mod payments;
@@ -22,10 +23,10 @@ use async_trait::async_trait;
 
 use super::{
     Activation, AttemptOutcome, Callbacks, ChallengeSlot, ClaimOutcome, ClaimRecord, Codes,
-    CountedAttempt, Counters, FactorReads, IdempotencyRecords, NewChallenge, PaymentOutcome,
-    PaymentStart, Payments, PendingPush, Programmes, PushEnrolments, PushPurpose, PushRequest,
-    ReserveOutcome, Seeding, SmsEnrolments, StartOutcome, StepUpGrant, StepUpStart, StepUps,
-    StoreError, StoredResponse, Unlinking, UserKey,
+    CountedAttempt, Counters, DeviceStart, Devices, FactorReads, IdempotencyRecords, NewChallenge,
+    PaymentOutcome, PaymentStart, Payments, PendingPush, Programmes, PushEnrolments, PushPurpose,
+    PushRequest, ReserveOutcome, Seeding, SmsEnrolments, StartOutcome, StepUpGrant, StepUpStart,
+    StepUps, StoreError, StoredResponse, Unlinking, UserKey,
 };
 use crate::domain::{
     challenge::{challenge_state, ChallengeState},
@@ -76,6 +77,8 @@ struct Tables {
     nonces: HashMap<String, i64>,
     /// Authy user id → the users whose factors reference it.
     authy_users: HashMap<String, std::collections::HashSet<UserKey>>,
+    /// A device key's thumbprint → the user whose BIOMETRIC factor it is.
+    device_keys: HashMap<String, UserKey>,
 }
 
 impl Tables {

@@ -51,6 +51,7 @@ impl PushEnrolments for MemoryStore {
                 pending_request: Some(pending.request_id.clone()),
                 verified_by: None,
                 updated_at: now,
+                device: None,
             },
         );
         if let Some(old) = previous.and_then(|f| f.pending_request) {

@@ -1,6 +1,7 @@
 //! A user's factor items.
 
 use super::*;
+use crate::domain::device::{Device, DeviceKey, Platform};
 
 // ---- factors -------------------------------------------------------------------------------
 
@@ -18,7 +19,33 @@ pub fn factor_to_item(user: &UserKey, factor: &FactorRecord) -> Item {
             item.insert(name.into(), s(value));
         }
     }
+    if let Some(device) = &factor.device {
+        item.insert("device_x".into(), s(&device.key.x_b64()));
+        item.insert("device_y".into(), s(&device.key.y_b64()));
+        item.insert("device_platform".into(), s(device.platform.as_str()));
+        item.insert("device_token".into(), s(&device.push_token));
+        item.insert("device_name".into(), s(&device.name));
+        if let Some(endpoint) = &device.endpoint {
+            item.insert("device_endpoint".into(), s(endpoint));
+        }
+    }
     item
+}
+
+/// A BIOMETRIC factor's device, if the item has one.
+fn device_from_item(item: &Item) -> Result<Option<Device>, StoreError> {
+    const OP: &str = "read device";
+    let (Some(x), Some(y)) = (opt_s(item, "device_x"), opt_s(item, "device_y")) else {
+        return Ok(None);
+    };
+    Ok(Some(Device {
+        key: DeviceKey::from_stored(&x, &y).ok_or_else(|| corrupt(OP, "device_x"))?,
+        platform: Platform::parse(&get_s(item, "device_platform", OP)?)
+            .ok_or_else(|| corrupt(OP, "device_platform"))?,
+        push_token: get_s(item, "device_token", OP)?,
+        name: get_s(item, "device_name", OP)?,
+        endpoint: opt_s(item, "device_endpoint"),
+    }))
 }
 
 pub fn factor_from_item(item: &Item) -> Result<FactorRecord, StoreError> {
@@ -38,6 +65,7 @@ pub fn factor_from_item(item: &Item) -> Result<FactorRecord, StoreError> {
         pending_request: opt_s(item, "pending_request"),
         verified_by: opt_s(item, "verified_by"),
         updated_at: get_n(item, "updated_at", OP)?,
+        device: device_from_item(item)?,
     })
 }
 

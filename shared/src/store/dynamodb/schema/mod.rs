@@ -25,6 +25,7 @@
 
 mod challenges;
 mod counters;
+mod devices;
 mod factors;
 mod idempotency;
 mod payments;
@@ -32,7 +33,8 @@ mod push;
 mod registry;
 
 pub use self::{
-    challenges::*, counters::*, factors::*, idempotency::*, payments::*, push::*, registry::*,
+    challenges::*, counters::*, devices::*, factors::*, idempotency::*, payments::*, push::*,
+    registry::*,
 };
 
 use std::collections::HashMap;
@@ -104,6 +106,7 @@ pub fn challenge_key(user: &UserKey, slot: &ChallengeSlot) -> Key {
             ChallengeSlot::Enrolment => "CHALLENGE#SMS".into(),
             ChallengeSlot::StepUp(session) => format!("CHALLENGE#STEPUP#SMS#{}", session.as_str()),
             ChallengeSlot::Payment(id) => format!("CHALLENGE#PAY#{id}"),
+            ChallengeSlot::DeviceEnrolment => "CHALLENGE#DEVICE".into(),
         },
     }
 }
@@ -454,6 +457,7 @@ mod tests {
             pending_request: None,
             verified_by: None,
             updated_at: 0,
+            device: None,
         };
         let response = StoredResponse {
             status: 204,
@@ -745,6 +749,7 @@ mod tests {
                 pending_request: Some("r".into()),
                 verified_by: None,
                 updated_at: 42,
+                device: None,
             },
             FactorRecord {
                 channel: Channel::Sms,
@@ -754,6 +759,7 @@ mod tests {
                 pending_request: None,
                 verified_by: None,
                 updated_at: 0,
+                device: None,
             },
         ] {
             assert_eq!(
@@ -844,6 +850,7 @@ mod tests {
                 pending_request: None,
                 verified_by: None,
                 updated_at: 0,
+                device: None,
             },
         );
         item.insert("status".into(), s("WEIRD"));

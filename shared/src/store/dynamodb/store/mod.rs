@@ -2,6 +2,7 @@
 //! transaction of the schema's writes; a refused condition's item says why, without a read.
 
 mod claims;
+mod devices;
 mod enrolments;
 mod idempotency;
 mod payments;
@@ -30,10 +31,11 @@ use crate::{
     },
     store::{
         Activation, AttemptOutcome, Callbacks, ChallengeSlot, ClaimOutcome, ClaimRecord, Codes,
-        CountedAttempt, Counters, FactorReads, IdempotencyRecords, NewChallenge, PaymentOutcome,
-        PaymentStart, Payments, PendingPush, Programmes, PushEnrolments, PushPurpose, PushRequest,
-        ReserveOutcome, Seeding, SmsEnrolments, StartOutcome, StepUpGrant, StepUpStart, StepUps,
-        StoreError, StoredResponse, Unlinking, UserKey,
+        CountedAttempt, Counters, DeviceStart, Devices, FactorReads, IdempotencyRecords,
+        NewChallenge, PaymentOutcome, PaymentStart, Payments, PendingPush, Programmes,
+        PushEnrolments, PushPurpose, PushRequest, ReserveOutcome, Seeding, SmsEnrolments,
+        StartOutcome, StepUpGrant, StepUpStart, StepUps, StoreError, StoredResponse, Unlinking,
+        UserKey,
     },
 };
 
