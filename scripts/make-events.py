@@ -182,6 +182,9 @@ CASES += [
     # needs a signing input the API made; the walk-through's device CLI makes one).
     ("verify-biometric.409-nothing-pending", event("POST", "/authentication_factors/push/{channel}/verify", "BIOMETRIC",
         creds(), json.dumps({"signature": "A" * 86}))),
+    # A new push token for a device never enrolled: 409 CHANNEL_NOT_REGISTERED.
+    ("update-device-push.409-not-registered", event("PUT", "/authentication_factors/push/{channel}", "BIOMETRIC",
+        creds(), json.dumps({"pushToken": "new-token", "signedAt": 4102441200, "signature": "A" * 86}))),
 ]
 
 for name in os.listdir(EVENTS):

@@ -374,3 +374,84 @@ async fn sns_mobile_push_makes_endpoints_publishes_and_reports_disabled_ones() {
     // A platform without an application cannot make an endpoint.
     assert!(push.create_endpoint(Platform::Apns, &token).await.is_err());
 }
+
+on_both!(
+    push_token_upkeep,
+    a_device_replaces_its_push_token_by_signing_it
+);
+async fn a_device_replaces_its_push_token_by_signing_it(t: TestApp) {
+    let token = t.token("live", &user());
+    let device = Device::new();
+    let update = |push_token: &str, signed_at: i64, signer: &Device| {
+        Req::put(BIOMETRIC).auth(LIVE_KEY, &token).json(json!({
+            "pushToken": push_token, "signedAt": signed_at,
+            "signature": signer.sign(&format!("push-token.{push_token}"), &signed_at.to_string()),
+        }))
+    };
+    // Not ACTIVE yet: nothing to update.
+    t.send(update("new-token", t.now(), &device))
+        .await
+        .assert_conflict("CHANNEL_NOT_REGISTERED");
+    let input = start(&t, LIVE_KEY, &token, &device).await;
+    t.send(
+        Req::post(VERIFY_BIOMETRIC)
+            .auth(LIVE_KEY, &token)
+            .json(json!({ "signature": device.sign(&input, "ENROL") })),
+    )
+    .await
+    .assert(204);
+    // Another key, or a stale signedAt: STATE_INVALID, nothing changed.
+    t.send(update("new-token", t.now(), &Device::new()))
+        .await
+        .assert_conflict("STATE_INVALID");
+    t.send(update("new-token", t.now() - 301, &device))
+        .await
+        .assert_conflict("STATE_INVALID");
+    t.send(update("new-token", t.now() + 301, &device))
+        .await
+        .assert_conflict("STATE_INVALID");
+    t.send(update("new-token", t.now() - 60, &device))
+        .await
+        .assert(204);
+    let factor = t
+        .store
+        .get_factor(
+            &t.user("live", token_user(&t, &token).as_str()),
+            additional_factors::domain::channel::Channel::Biometric,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let kept = factor.device.unwrap();
+    assert_eq!(kept.push_token, "new-token");
+    assert_eq!(kept.endpoint.as_deref(), Some("outbox:FCM:new-token"));
+    // Bad fields are listed.
+    let bad = t
+        .send(
+            Req::put(BIOMETRIC)
+                .auth(LIVE_KEY, &token)
+                .json(json!({"pushToken": "", "signedAt": "soon"})),
+        )
+        .await;
+    let fields: Vec<_> = bad.fields().into_iter().map(|(f, e, _)| (f, e)).collect();
+    assert_eq!(
+        fields,
+        [
+            ("pushToken".to_owned(), "SIZE".to_owned()),
+            ("signedAt".to_owned(), "REGEX".to_owned()),
+            ("signature".to_owned(), "REQUIRED".to_owned()),
+        ]
+    );
+}
+
+/// The `sub` of a token this file minted.
+fn token_user(t: &TestApp, token: &str) -> String {
+    let _ = t;
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sub"].as_str().unwrap().to_owned()
+}

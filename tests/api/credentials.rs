@@ -23,7 +23,7 @@ async fn unknown_path_is_404_and_wrong_method_405_before_any_credential() {
         ("POST", LIST, "GET"),
         ("DELETE", SMS, "POST"),
         ("GET", VERIFY, "POST"),
-        ("GET", AUTHY, "POST, DELETE"),
+        ("GET", AUTHY, "POST, DELETE, PUT"),
         ("PUT", ACCEPT, "POST"),
     ] {
         let r = t.send(Req::new(method, path)).await;

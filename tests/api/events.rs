@@ -25,6 +25,7 @@ fn route_of(function: &str, path: &str) -> Route {
         "enrol-push" => Route::EnrolPush,
         "unlink-push" => Route::UnlinkPush,
         "verify-biometric" => Route::VerifyBiometric,
+        "update-device-push" => Route::UpdateDevicePush,
         "simulate-push" if path.ends_with("/reject") => Route::SimulatePushReject,
         "simulate-push" => Route::SimulatePushAccept,
         "authy-callback" => Route::AuthyCallback,

@@ -595,6 +595,18 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
         Route::VerifyBiometric,
         t.send(verify(device.sign(&input, "ENROL"))).await,
     ); // 204
+    let update = |signer: &Device| {
+        let signed_at = t.now();
+        Req::put("/authentication_factors/push/BIOMETRIC")
+            .auth(LIVE_KEY, &owner)
+            .json(json!({"pushToken": "t2", "signedAt": signed_at,
+                         "signature": signer.sign("push-token.t2", &signed_at.to_string())}))
+    };
+    record(
+        Route::UpdateDevicePush,
+        t.send(update(&Device::new())).await,
+    ); // 409
+    record(Route::UpdateDevicePush, t.send(update(&device)).await); // 204
 
     // Authy's callback.
     let callback = json!({"uuid": "unknown", "status": "approved"});

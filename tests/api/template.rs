@@ -58,6 +58,8 @@ fn allowed() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         ),
         // sns:DeleteEndpoint: an unlinked BIOMETRIC device's endpoint.
         ("unlink-push", with(&["sns:Publish", "sns:DeleteEndpoint"])),
+        // A device's new push token: its endpoint's token.
+        ("update-device-push", with(&["sns:SetEndpointAttributes"])),
         // BIOMETRIC step two: the device's endpoint, made (and dropped if the activation
         // loses a race); the ACTIVE event.
         (
@@ -364,7 +366,7 @@ fn no_function_can_write_a_programme_item() {
         }
     }
     assert_eq!(
-        writers, 16,
+        writers, 17,
         "every function but list-factors, get-payment-challenge and the two jwks writes"
     );
     // ...and the store's programme items really live under that prefix, and the registry
@@ -593,7 +595,9 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
         // Only the push routes call the provider (the callback only checks its signature).
         assert_eq!(
             push,
-            binary.ends_with("-push") && binary != "simulate-push",
+            binary.ends_with("-push")
+                && binary != "simulate-push"
+                && binary != "update-device-push",
             "{binary}"
         );
         let main = load_text(&format!("functions/{binary}/src/main.rs"));
@@ -816,8 +820,9 @@ fn declared() -> BTreeMap<&'static str, Declared> {
             payment_sms::PaymentSms, sandbox_jwks::SandboxJwks, simulate_payment::SimulatePayment,
             simulate_push::SimulatePush, simulate_step_up::SimulateStepUp,
             step_up_push::StepUpPush, step_up_sms::StepUpSms, unlink_push::UnlinkPush,
-            verify_biometric::VerifyBiometric, verify_payment_sms::VerifyPaymentSms,
-            verify_sms_otp::VerifySmsOtp, verify_step_up_sms::VerifyStepUpSms,
+            update_device_push::UpdateDevicePush, verify_biometric::VerifyBiometric,
+            verify_payment_sms::VerifyPaymentSms, verify_sms_otp::VerifySmsOtp,
+            verify_step_up_sms::VerifyStepUpSms,
         },
         lambda::{Function, Public, Simulator, User},
     };
@@ -858,6 +863,10 @@ fn declared() -> BTreeMap<&'static str, Declared> {
         (
             "verify-biometric",
             of::<User<VerifyBiometric>>("lambda::run::<VerifyBiometric>()"),
+        ),
+        (
+            "update-device-push",
+            of::<User<UpdateDevicePush>>("lambda::run::<UpdateDevicePush>()"),
         ),
         (
             "simulate-push",
@@ -988,7 +997,7 @@ fn each_function_names_and_may_read_only_the_secrets_its_route_uses() {
         fetching += usize::from(!expected_arns.is_empty());
     }
     // Every function but the two JWKS fetches one.
-    assert_eq!(fetching, 18);
+    assert_eq!(fetching, 19);
 }
 
 /// Issue 25, items 2 and 4: an on-call that pages right, and production hygiene.

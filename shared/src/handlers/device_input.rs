@@ -117,7 +117,7 @@ pub(super) fn signature_field(
 }
 
 /// A string field of 1..=max characters, each allowed.
-fn text_field(
+pub(super) fn text_field(
     body: &serde_json::Map<String, Value>,
     name: &'static str,
     max: usize,
@@ -217,5 +217,61 @@ fn device_enrolment(body: &[u8]) -> Result<DeviceEnrolment, ApiError> {
             })
         }
         _ => Err(ApiError::InvalidFields(errors)),
+    }
+}
+
+/// `PUT /authentication_factors/push/BIOMETRIC`: `{"pushToken", "signedAt", "signature"}`.
+pub struct DevicePushToken {
+    pub push_token: String,
+    /// Unix seconds, as the device signed them.
+    pub signed_at: i64,
+    pub signature: DeviceSignature,
+}
+
+impl Input for DevicePushToken {
+    fn parse(edge: &Edge<'_>) -> Result<Self, ApiError> {
+        let (_, update) = with_channel(
+            channel_among(edge.channel, &[Channel::Biometric]),
+            object(edge.body).and_then(|body| {
+                let mut errors = Vec::new();
+                let push_token = text_field(
+                    &body,
+                    "pushToken",
+                    4096,
+                    |c| c.is_ascii_graphic(),
+                    "^[\\x21-\\x7E]{1,4096}$",
+                    &mut errors,
+                );
+                let signed_at = match body.get("signedAt") {
+                    None | Some(Value::Null) => {
+                        errors.push(FieldError::new("signedAt", FieldErrorKind::Required, &[]));
+                        None
+                    }
+                    Some(value) => {
+                        let parsed = value.as_i64().filter(|s| *s >= 0);
+                        if parsed.is_none() {
+                            errors.push(FieldError::new(
+                                "signedAt",
+                                FieldErrorKind::Regex,
+                                &["^[0-9]+$"],
+                            ));
+                        }
+                        parsed
+                    }
+                };
+                let signature = signature_field(&body, &mut errors);
+                match (push_token, signed_at, signature) {
+                    (Some(push_token), Some(signed_at), Some(signature)) if errors.is_empty() => {
+                        Ok(DevicePushToken {
+                            push_token,
+                            signed_at,
+                            signature,
+                        })
+                    }
+                    _ => Err(ApiError::InvalidFields(errors)),
+                }
+            }),
+        )?;
+        Ok(update)
     }
 }

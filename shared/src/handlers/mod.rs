@@ -35,6 +35,7 @@ mod sms_code;
 pub mod step_up_push;
 pub mod step_up_sms;
 pub mod unlink_push;
+pub mod update_device_push;
 pub mod verify_biometric;
 pub mod verify_payment_sms;
 pub mod verify_sms_otp;

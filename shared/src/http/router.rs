@@ -12,9 +12,9 @@ use crate::{
         reply::ApiError, reply::Reply, sandbox_jwks::SandboxJwks,
         simulate_payment::SimulatePayment, simulate_push::SimulatePush,
         simulate_step_up::SimulateStepUp, step_up_push::StepUpPush, step_up_sms::StepUpSms,
-        unlink_push::UnlinkPush, verify_biometric::VerifyBiometric,
-        verify_payment_sms::VerifyPaymentSms, verify_sms_otp::VerifySmsOtp,
-        verify_step_up_sms::VerifyStepUpSms,
+        unlink_push::UnlinkPush, update_device_push::UpdateDevicePush,
+        verify_biometric::VerifyBiometric, verify_payment_sms::VerifyPaymentSms,
+        verify_sms_otp::VerifySmsOtp, verify_step_up_sms::VerifyStepUpSms,
     },
 };
 
@@ -39,6 +39,8 @@ pub enum Route {
     EnrolPush,
     /// `DELETE /authentication_factors/push/{channel}`
     UnlinkPush,
+    /// `PUT /authentication_factors/push/{channel}`: a BIOMETRIC device's new push token
+    UpdateDevicePush,
     /// `POST /authentication_factors/push/{channel}/verify`: a BIOMETRIC device's enrolment
     /// signature
     VerifyBiometric,
@@ -79,12 +81,13 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 23] = [
+    pub const ALL: [Route; 24] = [
         Route::ListFactors,
         Route::EnrolSmsOtp,
         Route::VerifySmsOtp,
         Route::EnrolPush,
         Route::UnlinkPush,
+        Route::UpdateDevicePush,
         Route::VerifyBiometric,
         Route::SimulatePushAccept,
         Route::SimulatePushReject,
@@ -113,6 +116,7 @@ impl Route {
             Route::VerifySmsOtp => "verify_sms_otp",
             Route::EnrolPush => "enrol_push",
             Route::UnlinkPush => "unlink_push",
+            Route::UpdateDevicePush => "update_device_push",
             Route::VerifyBiometric => "verify_biometric",
             Route::SimulatePushAccept => "simulate_push_accept",
             Route::SimulatePushReject => "simulate_push_reject",
@@ -154,6 +158,7 @@ impl Route {
             | Route::Jwks
             | Route::SandboxJwks => "GET",
             Route::UnlinkPush => "DELETE",
+            Route::UpdateDevicePush => "PUT",
             _ => "POST",
         }
     }
@@ -164,7 +169,9 @@ impl Route {
             Route::ListFactors => "/authentication_factors",
             Route::EnrolSmsOtp => "/authentication_factors/otp/{channel}",
             Route::VerifySmsOtp => "/authentication_factors/otp/{channel}/verify",
-            Route::EnrolPush | Route::UnlinkPush => "/authentication_factors/push/{channel}",
+            Route::EnrolPush | Route::UnlinkPush | Route::UpdateDevicePush => {
+                "/authentication_factors/push/{channel}"
+            }
             Route::VerifyBiometric => "/authentication_factors/push/{channel}/verify",
             Route::SimulatePushAccept => "/simulate/authentication_factors/push/{channel}/accept",
             Route::SimulatePushReject => "/simulate/authentication_factors/push/{channel}/reject",
@@ -230,6 +237,7 @@ router_table!(
     user VerifySmsOtp => VerifySmsOtp,
     user EnrolPush => EnrolPush,
     user UnlinkPush => UnlinkPush,
+    user UpdateDevicePush => UpdateDevicePush,
     user VerifyBiometric => VerifyBiometric,
     user SimulatePushAccept => SimulatePush<true>,
     user SimulatePushReject => SimulatePush<false>,
@@ -267,7 +275,10 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
         [".well-known", "sandbox-jwks.json"] => (&[Route::SandboxJwks], vec![]),
         ["authentication_factors", "otp", c] => (&[Route::EnrolSmsOtp], vec![c]),
         ["authentication_factors", "otp", c, "verify"] => (&[Route::VerifySmsOtp], vec![c]),
-        ["authentication_factors", "push", c] => (&[Route::EnrolPush, Route::UnlinkPush], vec![c]),
+        ["authentication_factors", "push", c] => (
+            &[Route::EnrolPush, Route::UnlinkPush, Route::UpdateDevicePush],
+            vec![c],
+        ),
         ["authentication_factors", "push", c, "verify"] => (&[Route::VerifyBiometric], vec![c]),
         ["simulate", "authentication_factors", "push", c, "accept"] => {
             (&[Route::SimulatePushAccept], vec![c])
@@ -302,7 +313,7 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
             parameters: parameters.into_iter().map(percent_decode).collect(),
         }),
         None => Err(ApiError::MethodNotAllowed(match candidates {
-            [Route::EnrolPush, Route::UnlinkPush] => "POST, DELETE",
+            [Route::EnrolPush, Route::UnlinkPush, Route::UpdateDevicePush] => "POST, DELETE, PUT",
             // One route on the path: its method, from the route table (not a second list).
             [only] => only.method(),
             _ => "POST",
@@ -371,7 +382,7 @@ mod tests {
         ));
         assert!(matches!(
             match_route("GET", "/authentication_factors/push/AUTHY"),
-            Err(ApiError::MethodNotAllowed("POST, DELETE"))
+            Err(ApiError::MethodNotAllowed("POST, DELETE, PUT"))
         ));
         assert!(matches!(
             match_route("PUT", "/authentication_factors/otp/SMS/verify"),

@@ -26,6 +26,9 @@ impl Req {
     pub fn post(path: &str) -> Self {
         Self::new("POST", path)
     }
+    pub fn put(path: &str) -> Self {
+        Self::new("PUT", path)
+    }
     pub fn delete(path: &str) -> Self {
         Self::new("DELETE", path)
     }
