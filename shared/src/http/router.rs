@@ -20,8 +20,8 @@ use crate::{
 
 /// The body cap of every route called by programmes' apps.
 pub const MAX_USER_BODY_BYTES: usize = 4 * 1024;
-/// The body cap of a BIOMETRIC enrolment (a push token may be 4,096 characters, beside the
-/// device's key and name).
+/// The body cap of a BIOMETRIC enrolment and of a device's new push token (a push token may
+/// be 4,096 characters, beside the device's key and name, or the signature).
 pub const MAX_ENROLMENT_BODY_BYTES: usize = 8 * 1024;
 /// The body cap of Authy's callback.
 pub const MAX_CALLBACK_BODY_BYTES: usize = 32 * 1024;
@@ -145,7 +145,7 @@ impl Route {
     pub fn max_body_bytes(self) -> usize {
         match self {
             Route::AuthyCallback => MAX_CALLBACK_BODY_BYTES,
-            Route::EnrolPush => MAX_ENROLMENT_BODY_BYTES,
+            Route::EnrolPush | Route::UpdateDevicePush => MAX_ENROLMENT_BODY_BYTES,
             _ => MAX_USER_BODY_BYTES,
         }
     }

@@ -1,0 +1,133 @@
+//! The device CLI follows the README's walk-through against the real local server: a key,
+//! enrolment (step one, what the device shows, the signature, verify), the factor listed
+//! ACTIVE, a new push token; an unknown flag exits 2.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+/// Starts the local server on a free port; returns it, its base URL and the demo api key and
+/// token its banner prints.
+fn start() -> (Server, String, String, String) {
+    let server = env!("CARGO_BIN_EXE_factors-device").replace("factors-device", "local-server");
+    let mut child = Command::new(server)
+        .env("PORT", "0")
+        .env_remove("PROGRAMMES_FILE")
+        .env_remove("DYNAMODB_ENDPOINT")
+        .env_remove("SNS_ENDPOINT")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("TABLE_NAME")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the local server is built with the workspace");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut base, mut key, mut token) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("Additional Factors API on ") {
+            base = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = line.strip_prefix("export API_KEY='") {
+            key = rest.split('\'').next().map(str::to_owned);
+        }
+        if let Some(rest) = line.strip_prefix("export TOKEN='") {
+            token = rest.split('\'').next().map(str::to_owned);
+        }
+        if line.starts_with("curl ") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (Server(child), base.unwrap(), key.unwrap(), token.unwrap())
+}
+
+fn device(args: &[&str], base: &str, key: &str, token: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_factors-device"))
+        .args(args)
+        .env("API_URL", base)
+        .env("API_KEY", key)
+        .env("TOKEN", token)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_walk_through_enrols_a_device_and_rotates_its_push_token() {
+    let (_server, base, key, token) = start();
+    let dir = std::env::temp_dir().join(format!("factors-device-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("device-key.p8");
+    let key_file = key_file.to_str().unwrap();
+    let (code, out) = device(&["keygen", "--key", key_file], &base, &key, &token);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"crv\":\"P-256\""), "{out}");
+    let (code, out) = device(
+        &[
+            "enrol",
+            "--key",
+            key_file,
+            "--push-token",
+            "token-1",
+            "--name",
+            "Pixel 8",
+        ],
+        &base,
+        &key,
+        &token,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("step one: 200"), "{out}");
+    assert!(
+        out.contains("add this device as a security factor"),
+        "{out}"
+    );
+    assert!(out.contains("verify: 204"), "{out}");
+    // Listed ACTIVE by the API.
+    let listing = Command::new("curl")
+        .args(["-s", &format!("{base}/authentication_factors"), "-H"])
+        .arg(format!("api-key: {key}"))
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {token}"))
+        .output();
+    if let Ok(listing) = listing {
+        let text = String::from_utf8_lossy(&listing.stdout);
+        assert!(
+            text.contains("\"channel\":\"BIOMETRIC\",\"status\":\"ACTIVE\""),
+            "{text}"
+        );
+    }
+    let (code, out) = device(
+        &["push-token", "--key", key_file, "--push-token", "token-2"],
+        &base,
+        &key,
+        &token,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("push token: 204"), "{out}");
+    // Enrolling the same key again: it is registered.
+    let (code, out) = device(&["enrol", "--key", key_file], &base, &key, &token);
+    assert_eq!(code, 1, "{out}");
+    // An unknown flag or command exits 2.
+    let (code, out) = device(&["enrol", "--nope", "x"], &base, &key, &token);
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(device(&["fly"], &base, &key, &token).0, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
