@@ -319,7 +319,7 @@ async fn run() -> Result<(), BoxError> {
                 channel: Channel::Biometric,
                 status: FactorStatus::Active,
                 phone_hash: None,
-                authy_id: None,
+                provider_ref: None,
                 pending_request: None,
                 verified_by: None,
                 updated_at: SystemClock.now(),

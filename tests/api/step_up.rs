@@ -694,7 +694,7 @@ async fn a_live_push_step_up_goes_to_authy_and_its_signed_callback_settles_it() 
         channel: Channel::Authy,
         status: FactorStatus::Active,
         phone_hash: None,
-        authy_id: Some("42".into()),
+        provider_ref: Some("42".into()),
         pending_request: None,
         verified_by: None,
         updated_at: t2.now(),

@@ -124,7 +124,7 @@ async fn factors_put_list_get_delete(store: Arc<dyn Store>) {
         channel: Channel::Biometric,
         status: FactorStatus::Active,
         phone_hash: None,
-        authy_id: None,
+        provider_ref: None,
         pending_request: None,
         verified_by: None,
         updated_at: NOW,
@@ -631,7 +631,7 @@ async fn an_authy_user_is_released_by_its_last_factor(store: Arc<dyn Store>) {
     );
     let pending = |request: &str| PendingPush {
         phone_hash: "p".into(),
-        authy_id: Some("555".into()),
+        provider_ref: Some("555".into()),
         request_id: request.into(),
     };
     assert!(store
@@ -775,7 +775,7 @@ async fn push_enrolment_lifecycle(store: Arc<dyn Store>) {
     );
     let pending = PendingPush {
         phone_hash: "p".into(),
-        authy_id: Some("a1".into()),
+        provider_ref: Some("a1".into()),
         request_id: "r1".into(),
     };
     assert!(store.set_push_pending(&u, &pending, NOW).await.unwrap());
@@ -803,7 +803,7 @@ async fn push_enrolment_lifecycle(store: Arc<dyn Store>) {
     assert_eq!(
         (
             factor.status,
-            factor.authy_id.as_deref(),
+            factor.provider_ref.as_deref(),
             factor.pending_request
         ),
         (FactorStatus::Active, Some("a1"), None)
@@ -846,7 +846,7 @@ async fn push_enrolment_lifecycle(store: Arc<dyn Store>) {
     // Sandbox requests have no provider id; rejecting makes the factor inactive.
     let sandbox = PendingPush {
         phone_hash: "p".into(),
-        authy_id: None,
+        provider_ref: None,
         request_id: "r2".into(),
     };
     assert!(store.set_push_pending(&v, &sandbox, NOW).await.unwrap());

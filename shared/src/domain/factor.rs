@@ -38,7 +38,7 @@ pub struct FactorRecord {
     /// The keyed hash of the phone the factor was verified (or registered) with.
     pub phone_hash: Option<String>,
     /// The push provider's id for the user (Authy only).
-    pub authy_id: Option<String>,
+    pub provider_ref: Option<String>,
     /// The provider's id of the enrolment request still waiting for the user (Authy only).
     pub pending_request: Option<String>,
     /// The verification attempt that made the SMS factor `ACTIVE`: a retry of that same
@@ -98,7 +98,7 @@ mod tests {
             channel: Channel::Sms,
             status,
             phone_hash: Some(phone.into()),
-            authy_id: None,
+            provider_ref: None,
             pending_request: None,
             verified_by: None,
             updated_at: 0,

@@ -99,7 +99,7 @@ pub(super) async fn start(
         channel: Channel::Biometric,
         status: FactorStatus::PendingVerification,
         phone_hash: None,
-        authy_id: None,
+        provider_ref: None,
         pending_request: None,
         verified_by: None,
         updated_at: caller.now,

@@ -92,7 +92,7 @@ impl Handler for EnrolPush {
         let pending = if programme.sandbox {
             PendingPush {
                 phone_hash: phone.hash.clone(),
-                authy_id: None,
+                provider_ref: None,
                 request_id: super::new_id(cx)?,
             }
         } else {
@@ -105,17 +105,20 @@ impl Handler for EnrolPush {
                 seconds_to_expire: ENROLMENT_REQUEST_LIFETIME_SECS,
             };
             let pushed = async {
-                let authy_id = ports.push.register_user(&phone.number).await?;
-                let request_id = ports.push.request_approval(&authy_id, &approval).await?;
-                Ok::<_, crate::push::PushError>((authy_id, request_id))
+                let provider_ref = ports.push.register_user(&phone.number).await?;
+                let request_id = ports
+                    .push
+                    .request_approval(&provider_ref, &approval)
+                    .await?;
+                Ok::<_, crate::push::PushError>((provider_ref, request_id))
             }
             .await;
             match pushed {
-                Ok((authy_id, request_id)) => {
+                Ok((provider_ref, request_id)) => {
                     super::count_push(cx, caller);
                     PendingPush {
                         phone_hash: phone.hash.clone(),
-                        authy_id: Some(authy_id),
+                        provider_ref: Some(provider_ref),
                         request_id,
                     }
                 }

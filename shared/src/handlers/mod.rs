@@ -51,7 +51,7 @@ use self::{
     code_check::{code_is_right, counted, wrong_code_answer},
     input::Input,
     ports::Ports,
-    push_challenge::{active_authy_id, count_push, push_approval},
+    push_challenge::{active_provider_ref, count_push, push_approval},
     reply::{ApiError, Reply},
     settle::{
         payment_reference_free, settle_payment, settle_step_up, step_up_status, PaymentSettlement,

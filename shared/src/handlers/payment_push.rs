@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{
-    active_authy_id,
+    active_provider_ref,
     input::PushPayment,
     payment_reference_free, push_approval,
     reply::{ApiError, ErrorCode, Reply},
@@ -50,7 +50,7 @@ impl Handler for PaymentPush {
         PushPayment(payment): PushPayment,
     ) -> Result<Reply, ApiError> {
         let programme = &caller.programme;
-        let authy_id = active_authy_id(ports.factors, caller).await?;
+        let provider_ref = active_provider_ref(ports.factors, caller).await?;
         let replaces =
             payment_reference_free(ports.payments, caller, &payment.reference, false).await?;
         let approval = Approval {
@@ -63,8 +63,15 @@ impl Handler for PaymentPush {
             ),
             seconds_to_expire: PUSH_CHALLENGE_TTL_SECS as u32,
         };
-        let request_id =
-            push_approval(ports.counters, ports.push, cx, caller, authy_id, approval).await?;
+        let request_id = push_approval(
+            ports.counters,
+            ports.push,
+            cx,
+            caller,
+            provider_ref,
+            approval,
+        )
+        .await?;
         let id = ChallengeId::new(super::new_id(cx)?);
         let challenge = PaymentChallenge::pending(
             id.clone(),

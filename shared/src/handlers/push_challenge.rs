@@ -25,7 +25,7 @@ pub(super) fn count_push(cx: &Context, caller: &Caller) {
 
 /// The user's `ACTIVE` Authy factor a push challenge goes to: its provider id (none in a
 /// sandbox, which calls no provider).
-pub(super) async fn active_authy_id(
+pub(super) async fn active_provider_ref(
     factors: &dyn FactorReads,
     caller: &Caller,
 ) -> Result<Option<String>, ApiError> {
@@ -39,7 +39,7 @@ pub(super) async fn active_authy_id(
     else {
         return Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered));
     };
-    match (factor.authy_id, programme.sandbox) {
+    match (factor.provider_ref, programme.sandbox) {
         (_, true) => Ok(None),
         (Some(id), false) => Ok(Some(id)),
         (None, false) => Err(ApiError::Conflict(ErrorCode::ChannelNotRegistered)),
@@ -55,7 +55,7 @@ pub(super) async fn push_approval(
     push: &dyn PushProvider,
     cx: &Context,
     caller: &Caller,
-    authy_id: Option<String>,
+    provider_ref: Option<String>,
     approval: Approval,
 ) -> Result<String, ApiError> {
     use crate::domain::send_limits::{push_counters, Sender};
@@ -81,10 +81,10 @@ pub(super) async fn push_approval(
     {
         return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded));
     }
-    let Some(authy_id) = authy_id else {
+    let Some(provider_ref) = provider_ref else {
         return new_id(cx);
     };
-    match push.request_approval(&authy_id, &approval).await {
+    match push.request_approval(&provider_ref, &approval).await {
         Ok(request_id) => {
             count_push(cx, caller);
             Ok(request_id)

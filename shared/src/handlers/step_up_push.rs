@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{
-    active_authy_id,
+    active_provider_ref,
     input::AuthyChannel,
     push_approval,
     reply::{ApiError, Reply},
@@ -50,14 +50,21 @@ impl Handler for StepUpPush {
         _input: AuthyChannel,
     ) -> Result<Reply, ApiError> {
         let programme = &caller.programme;
-        let authy_id = active_authy_id(ports.factors, caller).await?;
+        let provider_ref = active_provider_ref(ports.factors, caller).await?;
         let approval = Approval {
             message: format!("{}: approve this sign-in step.", programme.display_name()),
             action: "Confirm it is you".into(),
             seconds_to_expire: PUSH_CHALLENGE_TTL_SECS as u32,
         };
-        let request_id =
-            push_approval(ports.counters, ports.push, cx, caller, authy_id, approval).await?;
+        let request_id = push_approval(
+            ports.counters,
+            ports.push,
+            cx,
+            caller,
+            provider_ref,
+            approval,
+        )
+        .await?;
         let id = ChallengeId::new(super::new_id(cx)?);
         let challenge = PushChallenge {
             id: id.clone(),

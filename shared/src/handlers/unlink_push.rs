@@ -70,14 +70,14 @@ impl Handler for UnlinkPush {
         // The provider forgets the user too, once no factor in any programme uses it (Authy
         // gives one phone one user id everywhere); the factor is already gone whatever
         // happens.
-        if let Some(authy_id) = removed.authy_id.filter(|_| !caller.programme.sandbox) {
+        if let Some(provider_ref) = removed.provider_ref.filter(|_| !caller.programme.sandbox) {
             match ports
                 .unlinking
-                .release_authy_user(&authy_id, &caller.user)
+                .release_authy_user(&provider_ref, &caller.user)
                 .await
             {
                 Ok(true) => {
-                    if let Err(error) = ports.push.forget_user(&authy_id).await {
+                    if let Err(error) = ports.push.forget_user(&provider_ref).await {
                         tracing::warn!(error = %crate::logging::redacted_chain(&error), "the push provider did not forget the user");
                     }
                 }

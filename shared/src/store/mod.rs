@@ -201,7 +201,7 @@ pub struct PushRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingPush {
     pub phone_hash: PhoneHash,
-    pub authy_id: Option<String>,
+    pub provider_ref: Option<String>,
     pub request_id: String,
 }
 

@@ -208,7 +208,11 @@ pub trait Unlinking: Send + Sync {
 
     /// Drops this user's factor's reference on an Authy user; `true` when no factor, in any
     /// programme, references it any more (the provider may then forget the user).
-    async fn release_authy_user(&self, authy_id: &str, user: &UserKey) -> Result<bool, StoreError>;
+    async fn release_authy_user(
+        &self,
+        provider_ref: &str,
+        user: &UserKey,
+    ) -> Result<bool, StoreError>;
 }
 
 /// What a provider's callback needs to find and to refuse a replay.

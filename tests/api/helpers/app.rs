@@ -400,7 +400,7 @@ impl TestApp {
             channel,
             status,
             phone_hash: None,
-            authy_id: None,
+            provider_ref: None,
             pending_request: None,
             verified_by: None,
             updated_at: self.now(),

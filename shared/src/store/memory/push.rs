@@ -47,7 +47,7 @@ impl PushEnrolments for MemoryStore {
                 channel: Channel::Authy,
                 status: FactorStatus::PendingVerification,
                 phone_hash: Some(pending.phone_hash.as_str().to_owned()),
-                authy_id: pending.authy_id.clone(),
+                provider_ref: pending.provider_ref.clone(),
                 pending_request: Some(pending.request_id.clone()),
                 verified_by: None,
                 updated_at: now,
@@ -64,10 +64,10 @@ impl PushEnrolments for MemoryStore {
                 purpose: PushPurpose::Enrolment,
             },
         );
-        if let Some(authy_id) = &pending.authy_id {
+        if let Some(provider_ref) = &pending.provider_ref {
             tables
                 .authy_users
-                .entry(authy_id.clone())
+                .entry(provider_ref.clone())
                 .or_default()
                 .insert(user.clone());
         }
@@ -117,15 +117,19 @@ impl Unlinking for MemoryStore {
         Ok(removed)
     }
 
-    async fn release_authy_user(&self, authy_id: &str, user: &UserKey) -> Result<bool, StoreError> {
+    async fn release_authy_user(
+        &self,
+        provider_ref: &str,
+        user: &UserKey,
+    ) -> Result<bool, StoreError> {
         let mut tables = self.begin("release_authy_user")?;
-        let Some(users) = tables.authy_users.get_mut(authy_id) else {
+        let Some(users) = tables.authy_users.get_mut(provider_ref) else {
             return Ok(true);
         };
         users.remove(user);
         let unused = users.is_empty();
         if unused {
-            tables.authy_users.remove(authy_id);
+            tables.authy_users.remove(provider_ref);
         }
         Ok(unused)
     }

@@ -5,13 +5,16 @@ use crate::domain::device::{Device, DeviceKey, Platform};
 
 // ---- factors -------------------------------------------------------------------------------
 
+/// The attribute the provider's user id was stored under before it was `provider_ref`.
+pub(super) const LEGACY_PROVIDER_REF: &str = "authy_id";
+
 pub fn factor_to_item(user: &UserKey, factor: &FactorRecord) -> Item {
     let mut item = factor_key(user, factor.channel).to_item();
     item.insert("status".into(), s(factor.status.as_str()));
     item.insert("updated_at".into(), n(factor.updated_at));
     for (name, value) in [
         ("phone_hash", &factor.phone_hash),
-        ("authy_id", &factor.authy_id),
+        ("provider_ref", &factor.provider_ref),
         ("pending_request", &factor.pending_request),
         ("verified_by", &factor.verified_by),
     ] {
@@ -61,7 +64,8 @@ pub fn factor_from_item(item: &Item) -> Result<FactorRecord, StoreError> {
         channel,
         status,
         phone_hash: opt_s(item, "phone_hash"),
-        authy_id: opt_s(item, "authy_id"),
+        // `authy_id`: the name items written before the push seam was provider-neutral carry.
+        provider_ref: opt_s(item, "provider_ref").or_else(|| opt_s(item, LEGACY_PROVIDER_REF)),
         pending_request: opt_s(item, "pending_request"),
         verified_by: opt_s(item, "verified_by"),
         updated_at: get_n(item, "updated_at", OP)?,

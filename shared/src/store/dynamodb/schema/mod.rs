@@ -7,7 +7,7 @@
 //! | programme (by api key) | `PROGRAMME#<sha256(api key)>` | `PROGRAMME` | `programme_id`, `programme` (JSON settings), `key_id` | — |
 //! | registry: a programme | `PROGRAMMES` | `PROGRAMME#<id>` | `programme_id`, `programme` (the settings every key's item copies) | — |
 //! | registry: an api key | `PROGRAMMES` | `APIKEY#<programme>#<key id>` | `key_id`, `api_key_hash`, `created_at` | — |
-//! | factor | `USER#<programme>#<user>` | `FACTOR#<SMS\|AUTHY\|BIOMETRIC>` | `status`, `phone_hash`, `authy_id`, `pending_request`, `updated_at` | — |
+//! | factor | `USER#<programme>#<user>` | `FACTOR#<SMS\|AUTHY\|BIOMETRIC>` | `status`, `phone_hash`, `provider_ref` (`authy_id` in items written before it), `pending_request`, `updated_at`, a BIOMETRIC factor's `device_*` | — |
 //! | SMS challenge | `USER#<programme>#<user>` | `CHALLENGE#SMS` (enrolment) or `CHALLENGE#STEPUP#SMS#<session>` | `challenge_id`, `code_hash`, `phone_hash`, `attempts`, `wrong_code_limit`, `expires_at`, `created_at` | `ttl` |
 //! | payment challenge | `USER#<programme>#<user>` | `PAYCHAL#<id>` | `reference`, `currency`, `value`, `payee_name`, `payee_account`, `channel`, `status`, `created_at`, `expires_at`, `request_id`, `proof`, `verified_by` | `ttl` (30 days) |
 //! | payment reference | `USER#<programme>#<user>` | `PAYREF#<reference>` | `challenge_id` | `ttl` (30 days) |
@@ -446,14 +446,14 @@ mod tests {
         let push_counter = push_counters(&SendLimits::default(), &sender, "ph", 0).remove(0);
         let pending = |authy: Option<&str>| PendingPush {
             phone_hash: "p".into(),
-            authy_id: authy.map(Into::into),
+            provider_ref: authy.map(Into::into),
             request_id: "r".into(),
         };
         let factor = FactorRecord {
             channel: Channel::Biometric,
             status: FactorStatus::Active,
             phone_hash: None,
-            authy_id: None,
+            provider_ref: None,
             pending_request: None,
             verified_by: None,
             updated_at: 0,
@@ -745,7 +745,7 @@ mod tests {
                 channel: Channel::Authy,
                 status: FactorStatus::PendingVerification,
                 phone_hash: Some("p".into()),
-                authy_id: Some("a".into()),
+                provider_ref: Some("a".into()),
                 pending_request: Some("r".into()),
                 verified_by: None,
                 updated_at: 42,
@@ -755,7 +755,7 @@ mod tests {
                 channel: Channel::Sms,
                 status: FactorStatus::Active,
                 phone_hash: None,
-                authy_id: None,
+                provider_ref: None,
                 pending_request: None,
                 verified_by: None,
                 updated_at: 0,
@@ -767,6 +767,37 @@ mod tests {
                 factor
             );
         }
+    }
+
+    /// An Authy factor item exactly as `5adf46a`'s schema wrote it (the provider's user id
+    /// under `authy_id`) still reads, as the neutral `provider_ref`; a new write names it
+    /// `provider_ref` and drops the old name.
+    #[test]
+    fn a_factor_written_before_the_neutral_push_seam_still_reads() {
+        let mut item = factor_key(&user(), Channel::Authy).to_item();
+        item.insert("status".into(), s("ACTIVE"));
+        item.insert("updated_at".into(), n(7));
+        item.insert("phone_hash".into(), s("p"));
+        item.insert("authy_id".into(), s("12345"));
+        let factor = factor_from_item(&item).unwrap();
+        assert_eq!(factor.provider_ref.as_deref(), Some("12345"));
+        assert_eq!(factor.status, FactorStatus::Active);
+        let written = factor_to_item(&user(), &factor);
+        assert_eq!(written.get("provider_ref"), Some(&s("12345")));
+        assert!(!written.contains_key("authy_id"));
+        let pending = set_push_pending(
+            &user(),
+            &PendingPush {
+                phone_hash: "p".into(),
+                provider_ref: Some("12345".into()),
+                request_id: "r".into(),
+            },
+            8,
+        );
+        let Action::Update(update) = &pending.action else {
+            panic!("an update")
+        };
+        assert!(update.contains("REMOVE #authy_id"), "{update}");
     }
 
     #[test]
@@ -846,7 +877,7 @@ mod tests {
                 channel: Channel::Sms,
                 status: FactorStatus::Active,
                 phone_hash: None,
-                authy_id: None,
+                provider_ref: None,
                 pending_request: None,
                 verified_by: None,
                 updated_at: 0,

@@ -20,7 +20,8 @@ pub fn set_push_pending(user: &UserKey, pending: &PendingPush, now: i64) -> Writ
             "phone_hash",
             "pending_request",
             "updated_at",
-            "authy_id",
+            "provider_ref",
+            LEGACY_PROVIDER_REF,
         ])
         .value(":pending", s(FactorStatus::PendingVerification.as_str()))
         .value(":active", s(FactorStatus::Active.as_str()))
@@ -28,12 +29,12 @@ pub fn set_push_pending(user: &UserKey, pending: &PendingPush, now: i64) -> Writ
         .value(":request", s(&pending.request_id))
         .value(":now", n(now))
         .condition("attribute_not_exists(#pk) OR #status <> :active");
-    match &pending.authy_id {
-        Some(authy_id) => {
-            update.push_str(", #authy_id = :authy");
-            write = write.value(":authy", s(authy_id));
+    match &pending.provider_ref {
+        Some(provider_ref) => {
+            update.push_str(", #provider_ref = :provider REMOVE #authy_id");
+            write = write.value(":provider", s(provider_ref));
         }
-        None => update.push_str(" REMOVE #authy_id"),
+        None => update.push_str(" REMOVE #provider_ref, #authy_id"),
     }
     write.action = Action::Update(update);
     write
@@ -61,9 +62,9 @@ pub fn put_push_request(
     Write::new(push_request_key(request_id), Action::Put(item))
 }
 
-pub fn authy_user_key(authy_id: &str) -> Key {
+pub fn authy_user_key(provider_ref: &str) -> Key {
     Key {
-        pk: format!("AUTHYUSER#{authy_id}"),
+        pk: format!("AUTHYUSER#{provider_ref}"),
         sk: "AUTHYUSER".into(),
     }
 }
@@ -77,9 +78,9 @@ pub(super) fn authy_reference(user: &UserKey) -> AttributeValue {
 }
 
 /// Adds this user's factor to the Authy user's references (a set: adding twice is once).
-pub fn reference_authy_user(authy_id: &str, user: &UserKey) -> Write {
+pub fn reference_authy_user(provider_ref: &str, user: &UserKey) -> Write {
     Write::new(
-        authy_user_key(authy_id),
+        authy_user_key(provider_ref),
         Action::Update("ADD #refs :me".into()),
     )
     .names(&["refs"])
@@ -88,9 +89,9 @@ pub fn reference_authy_user(authy_id: &str, user: &UserKey) -> Write {
 
 /// Removes this user's factor from the Authy user's references; refused when no reference
 /// item exists (a factor enrolled before references were kept).
-pub fn unreference_authy_user(authy_id: &str, user: &UserKey) -> Write {
+pub fn unreference_authy_user(provider_ref: &str, user: &UserKey) -> Write {
     Write::new(
-        authy_user_key(authy_id),
+        authy_user_key(provider_ref),
         Action::Update("DELETE #refs :me".into()),
     )
     .names(&["pk", "refs"])

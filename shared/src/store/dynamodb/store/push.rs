@@ -34,8 +34,8 @@ impl PushEnrolments for DynamoStore {
             ),
         ];
         // The factor's reference on the Authy user, in the same transaction that writes it.
-        if let Some(authy_id) = &pending.authy_id {
-            writes.push(schema::reference_authy_user(authy_id, user));
+        if let Some(provider_ref) = &pending.provider_ref {
+            writes.push(schema::reference_authy_user(provider_ref, user));
         }
         Ok(self.transact("set_push_pending", writes).await?.is_ok())
     }
@@ -77,8 +77,12 @@ impl Unlinking for DynamoStore {
         }
     }
 
-    async fn release_authy_user(&self, authy_id: &str, user: &UserKey) -> Result<bool, StoreError> {
-        let write = schema::unreference_authy_user(authy_id, user);
+    async fn release_authy_user(
+        &self,
+        provider_ref: &str,
+        user: &UserKey,
+    ) -> Result<bool, StoreError> {
+        let write = schema::unreference_authy_user(provider_ref, user);
         Ok(
             match self
                 .write("release_authy_user", write, Returns::New)
