@@ -8,21 +8,6 @@ use crate::helpers::*;
 
 const VERIFY_BIOMETRIC: &str = "/authentication_factors/push/BIOMETRIC/verify";
 
-macro_rules! on_both {
-    ($name:ident, $scenario:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$scenario(crate::helpers::TestApp::new().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn dynamodb() {
-                super::$scenario(crate::helpers::TestApp::on_aws().await).await;
-            }
-        }
-    };
-}
-
 fn user() -> String {
     format!("u{}", unique())
 }

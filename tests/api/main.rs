@@ -1,6 +1,8 @@
 //! The API's integration tests: one binary, the handlers driven through the same routing as
 //! the local server, on the memory store with recording fakes and a pinned clock.
 
+#[macro_use]
+mod helpers;
 mod abuse;
 mod authy;
 mod biometric;
@@ -9,7 +11,6 @@ mod credentials;
 mod events;
 mod faults;
 mod hardening;
-mod helpers;
 mod idempotency;
 mod limits;
 mod listing;

@@ -35,30 +35,6 @@ fn verify_path(id: &str) -> String {
     format!("/challenges/{id}/otp/SMS/verify")
 }
 
-/// Runs one scenario on the memory store and on DynamoDB/SNS.
-macro_rules! on_both {
-    ($name:ident, $scenario:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$scenario(crate::helpers::TestApp::new().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn dynamodb() {
-                super::$scenario(crate::helpers::TestApp::on_aws().await).await;
-            }
-        }
-    };
-}
-
-fn phone_for(t: &TestApp) -> String {
-    if t.aws.is_some() {
-        unique_phone()
-    } else {
-        PHONE.to_owned()
-    }
-}
-
 async fn texts(t: &TestApp, phone: &str) -> Vec<String> {
     if t.aws.is_some() {
         t.published_to(phone).await

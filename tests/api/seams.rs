@@ -9,37 +9,6 @@ use crate::helpers::*;
 
 const PAY_SMS: &str = "/challenges/otp/SMS";
 
-macro_rules! on_both {
-    ($name:ident, $scenario:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$scenario(crate::helpers::TestApp::new().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn dynamodb() {
-                super::$scenario(crate::helpers::TestApp::on_aws().await).await;
-            }
-        }
-    };
-}
-
-fn phone_for(t: &TestApp) -> String {
-    if t.aws.is_some() {
-        unique_phone()
-    } else {
-        PHONE.to_owned()
-    }
-}
-
-async fn code_sent_to(t: &TestApp, phone: &str) -> String {
-    if t.aws.is_some() {
-        t.last_published_code(phone).await
-    } else {
-        t.last_code(phone)
-    }
-}
-
 fn payment(reference: &str, account: &str) -> Value {
     json!({"reference": reference, "amount": {"currency": "EUR", "value": 12550},
            "payee": {"name": "Acme Ltd", "account": account}})

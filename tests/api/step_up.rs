@@ -10,39 +10,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-/// Runs one scenario on the memory store and on DynamoDB/SNS.
-macro_rules! on_both {
-    ($name:ident, $scenario:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                super::$scenario(crate::helpers::TestApp::new().await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn dynamodb() {
-                super::$scenario(crate::helpers::TestApp::on_aws().await).await;
-            }
-        }
-    };
-}
-
-/// A phone of this test's own (the SNS emulator is shared by every test).
-fn phone_for(t: &TestApp) -> String {
-    if t.aws.is_some() {
-        unique_phone()
-    } else {
-        PHONE.to_owned()
-    }
-}
-
-async fn code_sent_to(t: &TestApp, phone: &str) -> String {
-    if t.aws.is_some() {
-        t.last_published_code(phone).await
-    } else {
-        t.last_code(phone)
-    }
-}
-
 /// A live user with an ACTIVE SMS factor on `phone`; returns their token.
 async fn with_sms_factor(
     t: &TestApp,

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{
     input::{channel_among, with_channel, Edge, Input},
-    payment_body::{name_char, Strict},
+    payment_body::{name_char, text, Strict},
     reply::{ApiError, FieldError, FieldErrorKind},
 };
 use crate::domain::{
@@ -116,44 +116,6 @@ pub(super) fn signature_field(
     }
 }
 
-/// A string field of 1..=max characters, each allowed.
-pub(super) fn text_field(
-    body: &serde_json::Map<String, Value>,
-    name: &'static str,
-    max: usize,
-    allowed: fn(char) -> bool,
-    pattern: &'static str,
-    errors: &mut Vec<FieldError>,
-) -> Option<String> {
-    let max_text = max.to_string();
-    match body.get(name) {
-        None | Some(Value::Null) => {
-            errors.push(FieldError::new(name, FieldErrorKind::Required, &[]));
-            None
-        }
-        Some(Value::String(text)) => {
-            let len = text.chars().count();
-            if len == 0 || len > max {
-                errors.push(FieldError::new(
-                    name,
-                    FieldErrorKind::Size,
-                    &["1", max_text.as_str()],
-                ));
-                None
-            } else if !text.chars().all(allowed) {
-                errors.push(FieldError::new(name, FieldErrorKind::Regex, &[pattern]));
-                None
-            } else {
-                Some(text.clone())
-            }
-        }
-        Some(_) => {
-            errors.push(FieldError::new(name, FieldErrorKind::Regex, &[pattern]));
-            None
-        }
-    }
-}
-
 fn device_enrolment(body: &[u8]) -> Result<DeviceEnrolment, ApiError> {
     let body = object(body)?;
     let mut errors = Vec::new();
@@ -174,10 +136,10 @@ fn device_enrolment(body: &[u8]) -> Result<DeviceEnrolment, ApiError> {
             }
         },
     };
-    let push_token = text_field(
-        &body,
+    let push_token = text(
+        body.get("pushToken"),
         "pushToken",
-        4096,
+        (1, 4096),
         |c| c.is_ascii_graphic(),
         "^[\\x21-\\x7E]{1,4096}$",
         &mut errors,
@@ -199,10 +161,10 @@ fn device_enrolment(body: &[u8]) -> Result<DeviceEnrolment, ApiError> {
             parsed
         }
     };
-    let name = text_field(
-        &body,
+    let name = text(
+        body.get("deviceName"),
         "deviceName",
-        64,
+        (1, 64),
         name_char,
         "^[^\\p{Cc}\\p{Cf}]{1,64}$",
         &mut errors,
@@ -234,10 +196,10 @@ impl Input for DevicePushToken {
             channel_among(edge.channel, &[Channel::Biometric]),
             object(edge.body).and_then(|body| {
                 let mut errors = Vec::new();
-                let push_token = text_field(
-                    &body,
+                let push_token = text(
+                    body.get("pushToken"),
                     "pushToken",
-                    4096,
+                    (1, 4096),
                     |c| c.is_ascii_graphic(),
                     "^[\\x21-\\x7E]{1,4096}$",
                     &mut errors,

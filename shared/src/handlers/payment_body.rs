@@ -13,7 +13,7 @@ use crate::handlers::reply::{ApiError, FieldError, FieldErrorKind};
 
 /// A string field: present, a string, `min..=max` characters, and (when given) every
 /// character allowed.
-fn text(
+pub(super) fn text(
     value: Option<&Value>,
     field: &'static str,
     (min, max): (usize, usize),

@@ -5,6 +5,23 @@
 //! check every `TestApp` runs when dropped: every test in the suite is also a log-leak test).
 //! Here: the fixtures' constants and small helpers the tests share.
 
+/// Runs one scenario (`async fn scenario(t: TestApp)`) on the memory store and on
+/// DynamoDB/SNS (the local AWS-compatible server): `on_both!(module_name, scenario);`.
+macro_rules! on_both {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$scenario(crate::helpers::TestApp::new().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dynamodb() {
+                super::$scenario(crate::helpers::TestApp::on_aws().await).await;
+            }
+        }
+    };
+}
+
 mod app;
 mod device;
 mod emulator;
@@ -109,4 +126,22 @@ pub fn row(t: &str, c: &str, s: &str) -> (String, String, String) {
 /// A fresh verification-attempt id (each one counts).
 pub fn attempt_id() -> additional_factors::domain::ids::AttemptId {
     additional_factors::domain::ids::AttemptId::new(format!("attempt-{}", unique()))
+}
+
+/// A phone of this test's own on the shared emulator (every test's SNS), `PHONE` in memory.
+pub fn phone_for(t: &TestApp) -> String {
+    if t.aws.is_some() {
+        unique_phone()
+    } else {
+        PHONE.to_owned()
+    }
+}
+
+/// The code of the last SMS to `phone`, from SNS's record or the recording sender.
+pub async fn code_sent_to(t: &TestApp, phone: &str) -> String {
+    if t.aws.is_some() {
+        t.last_published_code(phone).await
+    } else {
+        t.last_code(phone)
+    }
 }
