@@ -59,8 +59,9 @@ def event(method, template, channel=None, headers=None, body=None, challenge=Non
             "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.10",
                      "userAgent": "sam-local-invoke"},
         },
-        **({"pathParameters": {"channel": channel}} if channel else {}),
-        **({"pathParameters": {"id": challenge}} if challenge else {}),
+        **({"pathParameters": {**({"channel": channel} if channel else {}),
+                                **({"id": challenge} if challenge else {})}}
+           if channel or challenge else {}),
         **({"body": body} if body is not None else {}),
         "isBase64Encoded": False,
     }
@@ -185,6 +186,11 @@ CASES += [
     # A new push token for a device never enrolled: 409 CHANNEL_NOT_REGISTERED.
     ("update-device-push.409-not-registered", event("PUT", "/authentication_factors/push/{channel}", "BIOMETRIC",
         creds(), json.dumps({"pushToken": "new-token", "signedAt": 4102441200, "signature": "A" * 86}))),
+    # The device's challenges with no BIOMETRIC factor: none; an answer to an unknown one: 404.
+    ("list-device-challenges.200-empty", event("GET", "/authentication_factors/push/{channel}/challenges", "BIOMETRIC",
+        creds())),
+    ("answer-device-challenge.404-unknown", event("POST", "/authentication_factors/push/{channel}/challenges/{id}", "BIOMETRIC",
+        creds(), json.dumps({"decision": "APPROVE", "signature": "A" * 86}), "no-such-challenge")),
 ]
 
 for name in os.listdir(EVENTS):

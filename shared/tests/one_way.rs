@@ -167,7 +167,7 @@ fn function_binaries_only_call_the_entry_point() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 21);
+    assert_eq!(seen, 23);
 }
 
 /// The checker itself: an upward name is found in a `use crate::` line, in a nested `use`

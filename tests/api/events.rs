@@ -25,6 +25,8 @@ fn route_of(function: &str, path: &str) -> Route {
         "enrol-push" => Route::EnrolPush,
         "unlink-push" => Route::UnlinkPush,
         "verify-biometric" => Route::VerifyBiometric,
+        "list-device-challenges" => Route::ListDeviceChallenges,
+        "answer-device-challenge" => Route::AnswerDeviceChallenge,
         "update-device-push" => Route::UpdateDevicePush,
         "simulate-push" if path.ends_with("/reject") => Route::SimulatePushReject,
         "simulate-push" => Route::SimulatePushAccept,

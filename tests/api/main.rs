@@ -6,6 +6,7 @@ mod helpers;
 mod abuse;
 mod authy;
 mod biometric;
+mod biometric_challenges;
 mod concurrency;
 mod credentials;
 mod events;

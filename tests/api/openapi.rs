@@ -607,6 +607,40 @@ async fn every_documented_status_of_every_operation_matches_the_spec() {
         t.send(update(&Device::new())).await,
     ); // 409
     record(Route::UpdateDevicePush, t.send(update(&device)).await); // 204
+                                                                    // The device's challenges: listed, a wrong answer, an unknown id, the right one.
+    let pushed = t
+        .send(Req::post("/stepup/challenges/push/BIOMETRIC").auth(LIVE_KEY, &owner))
+        .await;
+    let id = pushed.body["id"].as_str().unwrap_or("").to_owned();
+    record(Route::StepUpPush, pushed); // 200
+    let listed = t
+        .send(Req::get("/authentication_factors/push/BIOMETRIC/challenges").auth(LIVE_KEY, &owner))
+        .await;
+    let input = listed.body["challenges"][0]["signingInput"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    record(Route::ListDeviceChallenges, listed); // 200
+    let answer = |id: &str, signature: String| {
+        Req::post(&format!(
+            "/authentication_factors/push/BIOMETRIC/challenges/{id}"
+        ))
+        .auth(LIVE_KEY, &owner)
+        .json(json!({ "decision": "APPROVE", "signature": signature }))
+    };
+    record(
+        Route::AnswerDeviceChallenge,
+        t.send(answer(&id, device.sign(&input, "DECLINE"))).await,
+    ); // 409
+    record(
+        Route::AnswerDeviceChallenge,
+        t.send(answer("no-such-challenge", device.sign(&input, "APPROVE")))
+            .await,
+    ); // 404
+    record(
+        Route::AnswerDeviceChallenge,
+        t.send(answer(&id, device.sign(&input, "APPROVE"))).await,
+    ); // 204
 
     // Authy's callback.
     let callback = json!({"uuid": "unknown", "status": "approved"});

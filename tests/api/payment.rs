@@ -83,7 +83,7 @@ fn payment_events(t: &TestApp) -> Vec<Value> {
 
 /// Verifies a proof as a payment service would: the key by `kid` from the JWKS, ES256 only,
 /// the issuer, then the values of the payment about to be made.
-fn verify_proof(jwks: &Value, proof: &str) -> Result<Value, String> {
+pub(crate) fn verify_proof(jwks: &Value, proof: &str) -> Result<Value, String> {
     let header = jsonwebtoken::decode_header(proof).map_err(|e| e.to_string())?;
     if header.alg != Algorithm::ES256 || header.typ.as_deref() != Some("sca-proof+jwt") {
         return Err(format!("header {header:?}"));

@@ -572,7 +572,7 @@ async fn push_step_ups_count_toward_the_push_requests_per_hour() {
         .assert_conflict("CHANNEL_NOT_SUPPORTED");
     t.send(Req::post("/stepup/challenges/push/SMS").auth("bombed-key-00000001", &token))
         .await
-        .assert_field("channel", "IN", &["AUTHY"]);
+        .assert_field("channel", "IN", &["AUTHY", "BIOMETRIC"]);
 }
 
 /// Authy answers each approval request with a new uuid.

@@ -274,6 +274,57 @@ pub fn signing_input(
     URL_SAFE_NO_PAD.encode(Value::Object(fields).to_string())
 }
 
+/// What a device approves besides its own enrolment: a step-up or a payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevicePurpose {
+    StepUp,
+    Payment,
+}
+
+impl DevicePurpose {
+    /// The `purpose` the device's list shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DevicePurpose::StepUp => "STEP_UP",
+            DevicePurpose::Payment => "PAYMENT",
+        }
+    }
+
+    /// The signing input's `type`.
+    pub fn input_type(self) -> &'static str {
+        match self {
+            DevicePurpose::StepUp => "step_up",
+            DevicePurpose::Payment => "payment",
+        }
+    }
+
+    /// What a signing input this API built is for (its `type`), read back from its bytes.
+    pub fn of_signing_input(input: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(input).ok()?;
+        let fields: Value = serde_json::from_slice(&bytes).ok()?;
+        let kind = fields.get("type")?.as_str()?;
+        [DevicePurpose::StepUp, DevicePurpose::Payment]
+            .into_iter()
+            .find(|p| p.input_type() == kind)
+    }
+}
+
+/// A challenge waiting for the device's answer, as the device lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceChallenge {
+    pub id: super::ids::ChallengeId,
+    /// The signing input, exactly as stored.
+    pub signing_input: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl DeviceChallenge {
+    pub fn purpose(&self) -> Option<DevicePurpose> {
+        DevicePurpose::of_signing_input(&self.signing_input)
+    }
+}
+
 /// Unix seconds as RFC 3339 UTC (`2026-12-07T18:00:00Z`).
 pub fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);

@@ -8,7 +8,7 @@
 //!   push:  start (approval request pushed, 5 min) ──► PENDING
 //!            ├── approved on the device (signed callback / simulator) ──► VERIFIED
 //!            ├── denied ──► DECLINED
-//!            └── 5 minutes pass, or the Authy factor is unlinked ──► EXPIRED (on read)
+//!            └── 5 minutes pass, or the push factor is unlinked ──► EXPIRED (on read)
 //! ```
 
 use aws_lc_rs::digest;
@@ -96,6 +96,8 @@ pub fn stepped_up_until(now: i64, lifetime_secs: u32, token_exp: i64) -> i64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushChallenge {
     pub id: super::ids::ChallengeId,
+    /// The push factor it went to (`AUTHY` or `BIOMETRIC`).
+    pub channel: super::channel::Channel,
     pub session: SessionId,
     /// The `exp` of the token that started it: the step-up never outlives it.
     pub token_exp: i64,
@@ -103,7 +105,8 @@ pub struct PushChallenge {
     pub lifetime_secs: u32,
     pub status: ChallengeStatus,
     pub expires_at: i64,
-    /// The provider's approval request (a random id in sandboxes).
+    /// The provider's approval request (a random id in sandboxes; a BIOMETRIC challenge's
+    /// own id: the device answers it directly).
     pub request_id: String,
 }
 
@@ -145,6 +148,7 @@ mod tests {
     fn a_pending_challenge_expires_on_read() {
         let c = PushChallenge {
             id: "c".into(),
+            channel: crate::domain::channel::Channel::Authy,
             session: SessionId::of_token(None, "t"),
             token_exp: 10_000,
             lifetime_secs: 900,

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{
     reply::{ApiError, Reply},
-    settle_payment, settle_step_up, PaymentSettlement, PublicHandler,
+    settle_payment, settle_step_up, PaymentSettlement, PublicHandler, PushAnswer,
 };
 use crate::{
     app::{AuthySignatureKey, Context},
@@ -127,7 +127,15 @@ impl PublicHandler for AuthyCallback {
                             sandbox: false,
                             events: ports.events,
                         };
-                        settle_payment(settlement, cx, &user, &challenge, approved, now).await?
+                        settle_payment(
+                            settlement,
+                            cx,
+                            &user,
+                            &challenge,
+                            PushAnswer::Said(approved),
+                            now,
+                        )
+                        .await?
                     }
                     None => false,
                 };

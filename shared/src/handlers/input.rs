@@ -60,7 +60,7 @@ impl Input for AuthyChannel {
     }
 }
 
-/// The push factor to unlink: `{channel}` is `AUTHY` or `BIOMETRIC`.
+/// A push factor (to unlink, or to push a step-up to): `{channel}` is `AUTHY` or `BIOMETRIC`.
 pub struct PushChannel(pub Channel);
 
 impl Input for PushChannel {
@@ -127,16 +127,27 @@ impl Input for SmsPayment {
     }
 }
 
-/// The payment a challenge pushed on `{channel}` `AUTHY` approves.
-pub struct PushPayment(pub Payment);
+/// The payment a challenge pushed on `{channel}` `AUTHY` or `BIOMETRIC` approves.
+pub struct PushPayment(pub Channel, pub Payment);
 
 impl Input for PushPayment {
     fn parse(edge: &Edge<'_>) -> Result<Self, ApiError> {
-        let (_, payment) = with_channel(
-            channel_among(edge.channel, &[Channel::Authy]),
+        let (channel, payment) = with_channel(
+            channel_among(edge.channel, &[Channel::Authy, Channel::Biometric]),
             super::payment_body::parse_payment(edge.body),
         )?;
-        Ok(PushPayment(payment))
+        Ok(PushPayment(channel, payment))
+    }
+}
+
+/// `{channel}` is `BIOMETRIC`; no body (the device's list of challenges).
+pub struct BiometricChannel;
+
+impl Input for BiometricChannel {
+    fn parse(edge: &Edge<'_>) -> Result<Self, ApiError> {
+        channel_among(edge.channel, &[Channel::Biometric])
+            .map(|_| BiometricChannel)
+            .map_err(|field| ApiError::InvalidFields(vec![field]))
     }
 }
 

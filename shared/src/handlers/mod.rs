@@ -7,6 +7,7 @@
 //! applies the step-up rule and idempotency, then calls it.
 
 mod announce;
+pub mod answer_device_challenge;
 pub mod authy_callback;
 mod caller;
 pub mod claim;
@@ -19,6 +20,7 @@ pub mod get_payment_challenge;
 pub mod get_step_up_challenge;
 pub mod input;
 pub mod jwks;
+pub mod list_device_challenges;
 pub mod list_factors;
 pub mod payment_body;
 pub mod payment_push;
@@ -51,10 +53,13 @@ use self::{
     code_check::{code_is_right, counted, wrong_code_answer},
     input::Input,
     ports::Ports,
-    push_challenge::{active_provider_ref, count_push, push_approval},
+    push_challenge::{
+        active_push_factor, count_push, device_answer, push_approval, PushFactor, Pushers,
+    },
     reply::{ApiError, Reply},
     settle::{
         payment_reference_free, settle_payment, settle_step_up, step_up_status, PaymentSettlement,
+        PushAnswer,
     },
     sms_code::{enrolment_phone, SmsCode, Unsent},
 };

@@ -16,13 +16,33 @@ use crate::{
         step_up::{ChallengeStatus, PushChallenge},
     },
     events::EventPublisher,
+    proof::DeviceApproval,
     proof::ProofSigner,
-    store::{FactorReads, Payments, StepUps, UserKey},
+    store::{ChallengeSlot, FactorReads, Payments, StepUps, UserKey},
 };
 
-/// Settles a pending push step-up (the device's answer, from Authy's callback or the
-/// simulator): approved → `VERIFIED` and the session stepped up, denied → `DECLINED`.
-/// `false` when it was not pending, had expired, or its Authy factor is gone.
+/// How a push payment was answered.
+pub(super) enum PushAnswer {
+    /// By the provider's callback, the simulator, or a device's signed `DECLINE`: approved
+    /// or not.
+    Said(bool),
+    /// Approved by a BIOMETRIC device's signature (and the attempt that carried it).
+    ByDevice(DeviceApproval, String),
+}
+
+impl PushAnswer {
+    fn approved(&self) -> bool {
+        match self {
+            PushAnswer::Said(approved) => *approved,
+            PushAnswer::ByDevice(..) => true,
+        }
+    }
+}
+
+/// Settles a pending push step-up (the device's answer: Authy's callback, the BIOMETRIC
+/// device's signature, or the simulator): approved → `VERIFIED` and the session that started
+/// it stepped up, denied → `DECLINED`. `false` when it was not pending, had expired, or its
+/// push factor is gone.
 pub(super) async fn settle_step_up(
     step_ups: &dyn StepUps,
     events: &dyn EventPublisher,
@@ -48,11 +68,11 @@ pub(super) async fn settle_step_up(
     } else {
         ChallengeStatus::Declined
     };
-    announce_step_up(events, user, &challenge.id, Channel::Authy, status, now).await;
+    announce_step_up(events, user, &challenge.id, challenge.channel, status, now).await;
     Ok(true)
 }
 
-/// A push step-up's status as a reader sees it: a pending one past its time, or whose Authy
+/// A push step-up's status as a reader sees it: a pending one past its time, or whose push
 /// factor is no longer `ACTIVE`, is `EXPIRED` (stored and announced once).
 pub(super) async fn step_up_status(
     factors: &dyn FactorReads,
@@ -66,7 +86,7 @@ pub(super) async fn step_up_status(
     let expired = match status {
         ChallengeStatus::Expired if challenge.status == ChallengeStatus::Pending => true,
         ChallengeStatus::Pending => !factors
-            .get_factor(&caller.user, Channel::Authy)
+            .get_factor(&caller.user, challenge.channel)
             .await?
             .is_some_and(|f| f.status == FactorStatus::Active),
         _ => false,
@@ -88,7 +108,7 @@ pub(super) async fn step_up_status(
         events,
         &caller.user,
         &challenge.id,
-        Channel::Authy,
+        challenge.channel,
         ChallengeStatus::Expired,
         caller.now,
     )
@@ -138,38 +158,61 @@ pub(super) struct PaymentSettlement<'a> {
     pub(super) events: &'a dyn EventPublisher,
 }
 
-/// Settles a pending push payment challenge (the device's answer, from Authy's callback or
-/// the simulator): approved → signed, then `VERIFIED` with its proof; denied → `DECLINED`.
-/// `false` when it was not pending, had expired, or its Authy factor is gone.
+/// Settles a pending push payment challenge (the device's answer: Authy's callback, the
+/// BIOMETRIC device's signature — whose key and signature the proof then carries — or the
+/// simulator): approved → signed, then `VERIFIED` with its proof; denied → `DECLINED`.
+/// `false` when it was not pending, had expired, or its push factor is gone.
 pub(super) async fn settle_payment(
     ports: PaymentSettlement<'_>,
     cx: &Context,
     user: &UserKey,
     challenge: &PaymentChallenge,
-    approved: bool,
+    answer: PushAnswer,
     now: i64,
 ) -> Result<bool, ApiError> {
+    let approved = answer.approved();
     use crate::store::{PaymentOutcome, PaymentProof};
     if challenge.status_at(now) != ChallengeStatus::Pending {
         return Ok(false);
     }
     let verified = if approved {
-        let claims =
-            crate::proof::proof_claims(&cx.proof_issuer, user, challenge, ports.sandbox, now);
+        let device = match &answer {
+            PushAnswer::ByDevice(approval, _) => Some(approval),
+            _ => None,
+        };
+        let claims = crate::proof::proof_claims(
+            &cx.proof_issuer,
+            user,
+            challenge,
+            device,
+            ports.sandbox,
+            now,
+        );
         let proof = crate::proof::sign_proof(ports.signer, &claims)
             .await
             .map_err(|e| ApiError::Unavailable(e.into()))?;
         Some(PaymentProof {
             proof,
-            verified_by: challenge.request_id.clone().unwrap_or_default(),
+            verified_by: match &answer {
+                PushAnswer::ByDevice(_, attempt) => attempt.clone(),
+                _ => challenge.request_id.clone().unwrap_or_default(),
+            },
         })
     } else {
         None
     };
+    // A BIOMETRIC challenge's answer is consumed with it: unlinking removed it, so an
+    // unlinked device's challenge settles no more, whatever enrols next.
+    let consume_code = (challenge.channel == Channel::Biometric).then(|| {
+        (
+            ChallengeSlot::DeviceAnswer(challenge.id.clone()),
+            challenge.id.clone(),
+        )
+    });
     let outcome = PaymentOutcome {
         verified,
-        consume_code: None,
-        require_authy: true,
+        consume_code,
+        require_factor: Some(challenge.channel),
     };
     if !ports
         .payments

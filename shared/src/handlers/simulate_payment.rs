@@ -1,5 +1,7 @@
 //! `POST /simulate/challenges/{scaChallengeId}/{accept|reject}`: in sandbox programmes,
-//! stands in for the user answering a push payment challenge. An unknown id is a 404; a
+//! stands in for the user answering a push payment challenge (AUTHY or BIOMETRIC; a real
+//! device may answer a BIOMETRIC one as well). The proof is the sandbox key's and carries no
+//! device approval. An unknown id is a 404; a
 //! challenge that is not a pending push (an SMS one, answered, expired) is 409 `STATE_INVALID`.
 
 use async_trait::async_trait;
@@ -7,7 +9,7 @@ use async_trait::async_trait;
 use super::{
     input::ChallengeRef,
     reply::{ApiError, ErrorCode, Reply},
-    settle_payment, Caller, Handler, PaymentSettlement,
+    settle_payment, Caller, Handler, PaymentSettlement, PushAnswer,
 };
 use crate::{
     app::Context, domain::channel::Channel, events::EventPublisher, ports, proof::SandboxKey,
@@ -41,7 +43,7 @@ impl<const APPROVED: bool> Handler for SimulatePayment<APPROVED> {
         let Some(challenge) = ports.payments.get_payment(&caller.user, &id).await? else {
             return Err(ApiError::NotFound);
         };
-        if challenge.channel != Channel::Authy {
+        if challenge.channel == Channel::Sms {
             return Err(ApiError::Conflict(ErrorCode::StateInvalid));
         }
         let settlement = PaymentSettlement {
@@ -55,7 +57,7 @@ impl<const APPROVED: bool> Handler for SimulatePayment<APPROVED> {
             cx,
             &caller.user,
             &challenge,
-            APPROVED,
+            PushAnswer::Said(APPROVED),
             caller.now,
         )
         .await?

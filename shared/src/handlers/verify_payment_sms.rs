@@ -100,6 +100,7 @@ impl Handler for VerifyPaymentSms {
                 &cx.proof_issuer,
                 &caller.user,
                 &challenge,
+                None,
                 sandbox,
                 caller.now,
             );
@@ -111,8 +112,11 @@ impl Handler for VerifyPaymentSms {
                     proof: proof.clone(),
                     verified_by: attempt_id.as_str().to_owned(),
                 }),
-                consume_code: Some(attempt.challenge_id.clone()),
-                require_authy: false,
+                consume_code: Some((
+                    ChallengeSlot::Payment(id.clone()),
+                    attempt.challenge_id.clone(),
+                )),
+                require_factor: None,
             };
             if ports
                 .payments
@@ -196,7 +200,7 @@ async fn wrong_code_spent(
         let declined = PaymentOutcome {
             verified: None,
             consume_code: None,
-            require_authy: false,
+            require_factor: None,
         };
         if ports
             .payments

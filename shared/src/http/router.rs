@@ -6,11 +6,12 @@ use lambda_http::Request;
 use crate::{
     app::App,
     handlers::{
-        authy_callback::AuthyCallback, enrol_push::EnrolPush, enrol_sms_otp::EnrolSmsOtp,
+        answer_device_challenge::AnswerDeviceChallenge, authy_callback::AuthyCallback,
+        enrol_push::EnrolPush, enrol_sms_otp::EnrolSmsOtp,
         get_payment_challenge::GetPaymentChallenge, get_step_up_challenge::GetStepUpChallenge,
-        jwks::Jwks, list_factors::ListFactors, payment_push::PaymentPush, payment_sms::PaymentSms,
-        reply::ApiError, reply::Reply, sandbox_jwks::SandboxJwks,
-        simulate_payment::SimulatePayment, simulate_push::SimulatePush,
+        jwks::Jwks, list_device_challenges::ListDeviceChallenges, list_factors::ListFactors,
+        payment_push::PaymentPush, payment_sms::PaymentSms, reply::ApiError, reply::Reply,
+        sandbox_jwks::SandboxJwks, simulate_payment::SimulatePayment, simulate_push::SimulatePush,
         simulate_step_up::SimulateStepUp, step_up_push::StepUpPush, step_up_sms::StepUpSms,
         unlink_push::UnlinkPush, update_device_push::UpdateDevicePush,
         verify_biometric::VerifyBiometric, verify_payment_sms::VerifyPaymentSms,
@@ -44,6 +45,12 @@ pub enum Route {
     /// `POST /authentication_factors/push/{channel}/verify`: a BIOMETRIC device's enrolment
     /// signature
     VerifyBiometric,
+    /// `GET /authentication_factors/push/{channel}/challenges`: what a BIOMETRIC device has to
+    /// answer
+    ListDeviceChallenges,
+    /// `POST /authentication_factors/push/{channel}/challenges/{id}`: a BIOMETRIC device's
+    /// signed answer to a challenge
+    AnswerDeviceChallenge,
     /// `POST /simulate/authentication_factors/push/{channel}/accept` (sandbox only)
     SimulatePushAccept,
     /// `POST /simulate/authentication_factors/push/{channel}/reject` (sandbox only)
@@ -81,7 +88,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 24] = [
+    pub const ALL: [Route; 26] = [
         Route::ListFactors,
         Route::EnrolSmsOtp,
         Route::VerifySmsOtp,
@@ -89,6 +96,8 @@ impl Route {
         Route::UnlinkPush,
         Route::UpdateDevicePush,
         Route::VerifyBiometric,
+        Route::ListDeviceChallenges,
+        Route::AnswerDeviceChallenge,
         Route::SimulatePushAccept,
         Route::SimulatePushReject,
         Route::AuthyCallback,
@@ -118,6 +127,8 @@ impl Route {
             Route::UnlinkPush => "unlink_push",
             Route::UpdateDevicePush => "update_device_push",
             Route::VerifyBiometric => "verify_biometric",
+            Route::ListDeviceChallenges => "list_device_challenges",
+            Route::AnswerDeviceChallenge => "answer_device_challenge",
             Route::SimulatePushAccept => "simulate_push_accept",
             Route::SimulatePushReject => "simulate_push_reject",
             Route::AuthyCallback => "authy_callback",
@@ -153,6 +164,7 @@ impl Route {
     pub fn method(self) -> &'static str {
         match self {
             Route::ListFactors
+            | Route::ListDeviceChallenges
             | Route::GetStepUpChallenge
             | Route::GetPaymentChallenge
             | Route::Jwks
@@ -173,6 +185,10 @@ impl Route {
                 "/authentication_factors/push/{channel}"
             }
             Route::VerifyBiometric => "/authentication_factors/push/{channel}/verify",
+            Route::ListDeviceChallenges => "/authentication_factors/push/{channel}/challenges",
+            Route::AnswerDeviceChallenge => {
+                "/authentication_factors/push/{channel}/challenges/{id}"
+            }
             Route::SimulatePushAccept => "/simulate/authentication_factors/push/{channel}/accept",
             Route::SimulatePushReject => "/simulate/authentication_factors/push/{channel}/reject",
             Route::AuthyCallback => "/webhooks/authy",
@@ -239,6 +255,8 @@ router_table!(
     user UnlinkPush => UnlinkPush,
     user UpdateDevicePush => UpdateDevicePush,
     user VerifyBiometric => VerifyBiometric,
+    user ListDeviceChallenges => ListDeviceChallenges,
+    user AnswerDeviceChallenge => AnswerDeviceChallenge,
     user SimulatePushAccept => SimulatePush<true>,
     user SimulatePushReject => SimulatePush<false>,
     public AuthyCallback => AuthyCallback,
@@ -280,6 +298,12 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched, ApiError> {
             vec![c],
         ),
         ["authentication_factors", "push", c, "verify"] => (&[Route::VerifyBiometric], vec![c]),
+        ["authentication_factors", "push", c, "challenges"] => {
+            (&[Route::ListDeviceChallenges], vec![c])
+        }
+        ["authentication_factors", "push", c, "challenges", id] => {
+            (&[Route::AnswerDeviceChallenge], vec![c, id])
+        }
         ["simulate", "authentication_factors", "push", c, "accept"] => {
             (&[Route::SimulatePushAccept], vec![c])
         }

@@ -15,7 +15,11 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde_json::{json, Value};
 
 use crate::{
-    domain::{channel::Channel, payment::PaymentChallenge},
+    domain::{
+        channel::Channel,
+        device::{DeviceKey, DeviceSignature},
+        payment::PaymentChallenge,
+    },
     store::UserKey,
 };
 
@@ -143,6 +147,7 @@ pub fn proof_claims(
     issuer: &str,
     user: &UserKey,
     challenge: &PaymentChallenge,
+    device: Option<&DeviceApproval>,
     sandbox: bool,
     iat: i64,
 ) -> Value {
@@ -153,7 +158,7 @@ pub fn proof_claims(
         Channel::Biometric => json!(["hwk", "user"]),
     };
     let payment = &challenge.payment;
-    json!({
+    let mut claims = json!({
         "iss": issuer,
         "sub": user.credential_id,
         "programme_id": user.programme_id,
@@ -165,7 +170,29 @@ pub fn proof_claims(
         "sandbox": sandbox,
         "iat": iat,
         "exp": iat + PROOF_TTL_SECS,
-    })
+    });
+    // The device's own word: its key (RFC 7800 `cnf`) and its signature over the signing
+    // input that showed this amount and payee, checkable offline.
+    if let (Some(device), Some(fields)) = (device, claims.as_object_mut()) {
+        fields.insert("cnf".into(), json!({ "jwk": device.key.to_jwk() }));
+        fields.insert(
+            "device_approval".into(),
+            json!({
+                "signing_input": device.signing_input,
+                "signature": device.signature.to_b64(),
+            }),
+        );
+    }
+    claims
+}
+
+/// A BIOMETRIC device's approval of a payment: its key and its signature (`r‖s`) over the
+/// signing input it was shown, for the proof's `cnf` and `device_approval`.
+#[derive(Debug, Clone)]
+pub struct DeviceApproval {
+    pub key: DeviceKey,
+    pub signing_input: String,
+    pub signature: DeviceSignature,
 }
 
 /// Signs the claims as a compact JWS with the signer's current key.

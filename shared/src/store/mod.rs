@@ -113,6 +113,9 @@ pub enum ChallengeSlot {
     /// A BIOMETRIC enrolment: its "code" is the signing input the device signs, and its
     /// "phone" the device key's thumbprint (a challenge counts only for its device).
     DeviceEnrolment,
+    /// A BIOMETRIC step-up or payment challenge's answer (by the challenge's id), as the
+    /// enrolment's: kept while the challenge waits for the device, consumed when it settles.
+    DeviceAnswer(ChallengeId),
 }
 
 /// What starting a BIOMETRIC enrolment did.
@@ -142,10 +145,11 @@ pub enum PaymentStart {
 pub struct PaymentOutcome {
     /// `VERIFIED` (with its proof) or `DECLINED`.
     pub verified: Option<PaymentProof>,
-    /// The code's challenge id, consumed with it (SMS).
-    pub consume_code: Option<ChallengeId>,
-    /// Settles only while the Authy factor is `ACTIVE` (push: unlinking voids it).
-    pub require_authy: bool,
+    /// The code (its slot and challenge id) consumed with it: an SMS code, or a BIOMETRIC
+    /// challenge's answer (which must still be there: unlinking removes it).
+    pub consume_code: Option<(ChallengeSlot, ChallengeId)>,
+    /// Settles only while this push factor is `ACTIVE` (unlinking voids it).
+    pub require_factor: Option<crate::domain::channel::Channel>,
 }
 
 /// A verified payment challenge's proof, and what verified it.

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use super::*;
 use crate::domain::{
     channel::Channel,
+    device::DeviceChallenge,
     factor::FactorRecord,
     idempotency::IdempotencyRef,
     ids::{AttemptId, ChallengeId, LeaseId, PhoneHash},
@@ -264,11 +265,14 @@ pub trait StepUps: Send + Sync {
         session: &SessionId,
     ) -> Result<Option<StepUpGrant>, StoreError>;
 
-    /// Stores a pending push step-up challenge and the index of its provider request.
+    /// Stores a pending push step-up challenge and, in the same write, the index of its
+    /// provider request (Authy's callback finds it by that) or, for a BIOMETRIC challenge,
+    /// its `answer` (slot `DeviceAnswer`: what the device signs, counted as a code).
     async fn put_push_challenge(
         &self,
         user: &UserKey,
         challenge: &PushChallenge,
+        answer: Option<&NewChallenge>,
         now: i64,
     ) -> Result<(), StoreError>;
 
@@ -279,9 +283,10 @@ pub trait StepUps: Send + Sync {
         id: &ChallengeId,
     ) -> Result<Option<PushChallenge>, StoreError>;
 
-    /// Settles a pending, unexpired push challenge while the Authy factor is `ACTIVE`:
-    /// approved → `VERIFIED` with the grant written in the same transaction, denied →
-    /// `DECLINED`. `false` when it was not pending (or expired, or the factor is gone).
+    /// Settles a pending, unexpired push challenge while its push factor is `ACTIVE` (and, on
+    /// BIOMETRIC, consumes its answer, which unlinking removes): approved → `VERIFIED` with
+    /// the grant written in the same transaction, denied → `DECLINED`. `false` when it was
+    /// not pending (or expired, or the factor or the answer is gone).
     async fn settle_push_challenge(
         &self,
         user: &UserKey,
@@ -318,7 +323,8 @@ pub trait Payments: Send + Sync {
     /// Starts a payment challenge, atomically: only if the reference is free (or still held
     /// by `replaces`, a declined or expired challenge), the SMS factor is `ACTIVE` for the
     /// code's phone (SMS) and no counter is full, store the challenge, take the reference,
-    /// store the code (SMS) or index the provider request (push), consume the counters.
+    /// store the code (SMS; on BIOMETRIC the device's answer, slot `DeviceAnswer`) or index
+    /// the provider request (AUTHY), consume the counters.
     async fn start_payment(
         &self,
         user: &UserKey,
@@ -340,7 +346,7 @@ pub trait Payments: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Ends a pending, unexpired payment challenge as the outcome says; `false` when it was
-    /// no longer pending (or the Authy factor is gone, when required).
+    /// no longer pending (or the push factor, or the code to consume, is gone).
     async fn finish_payment(
         &self,
         user: &UserKey,
@@ -429,7 +435,19 @@ pub trait Devices: Send + Sync {
         now: i64,
     ) -> Result<bool, StoreError>;
 
-    /// Unlink: the factor, its pending challenge and its key's registration, in one write.
+    /// The challenges waiting for this device's answer (its key's thumbprint), unexpired at
+    /// `now`, newest first, at most `limit`.
+    async fn device_challenges(
+        &self,
+        user: &UserKey,
+        key_thumbprint: &str,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<DeviceChallenge>, StoreError>;
+
+    /// Unlink: the factor, its pending enrolment and its key's registration, in one write;
+    /// then the challenges waiting for its answer are removed and marked `EXPIRED` (no
+    /// answer can settle them any more, whatever device enrols next).
     async fn remove_device(&self, user: &UserKey, key_thumbprint: &str) -> Result<(), StoreError>;
 }
 

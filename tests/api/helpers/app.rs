@@ -247,6 +247,14 @@ impl TestApp {
             .policy = policy;
     }
 
+    /// Pushes to devices through `push` instead of the outbox (SNS at the local server, or an
+    /// unreachable one), before any request.
+    pub fn set_device_push(&mut self, push: Arc<dyn additional_factors::push::device::DevicePush>) {
+        Arc::get_mut(&mut self.app)
+            .expect("the device push is set before the app is shared")
+            .device_push = push;
+    }
+
     /// The memory store (tests that inject faults or look inside it).
     pub fn memory(&self) -> &MemoryStore {
         self.memory

@@ -1,6 +1,7 @@
 //! BIOMETRIC devices, in memory.
 
 use super::*;
+use crate::domain::device::{DeviceChallenge, DevicePurpose};
 
 #[async_trait]
 impl Devices for MemoryStore {
@@ -25,15 +26,7 @@ impl Devices for MemoryStore {
             return Ok(DeviceStart::KeyTaken);
         }
         tables.factors.insert(key, factor.clone());
-        tables.challenges.insert(
-            (user.clone(), ChallengeSlot::DeviceEnrolment),
-            Challenge {
-                stored: challenge.clone(),
-                attempts: 0,
-                counted: Vec::new(),
-                created_at: now,
-            },
-        );
+        tables.put_challenge(user, ChallengeSlot::DeviceEnrolment, challenge, now);
         Ok(DeviceStart::Started)
     }
 
@@ -97,6 +90,36 @@ impl Devices for MemoryStore {
         Ok(true)
     }
 
+    async fn device_challenges(
+        &self,
+        user: &UserKey,
+        key_thumbprint: &str,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<DeviceChallenge>, StoreError> {
+        let tables = self.begin("device_challenges")?;
+        let mut live: Vec<DeviceChallenge> = tables
+            .challenges
+            .iter()
+            .filter(|((owner, slot), c)| {
+                owner == user
+                    && matches!(slot, ChallengeSlot::DeviceAnswer(_))
+                    && c.stored.phone_hash.as_str() == key_thumbprint
+                    && c.stored.expires_at > now
+                    && c.attempts < c.stored.wrong_code_limit
+            })
+            .map(|(_, c)| DeviceChallenge {
+                id: c.stored.challenge_id.clone(),
+                signing_input: c.stored.code_hash.clone(),
+                created_at: c.created_at,
+                expires_at: c.stored.expires_at,
+            })
+            .collect();
+        live.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
+        live.truncate(limit);
+        Ok(live)
+    }
+
     async fn remove_device(&self, user: &UserKey, key_thumbprint: &str) -> Result<(), StoreError> {
         let mut tables = self.begin("remove_device")?;
         tables.factors.remove(&(user.clone(), Channel::Biometric));
@@ -105,6 +128,34 @@ impl Devices for MemoryStore {
             .remove(&(user.clone(), ChallengeSlot::DeviceEnrolment));
         if tables.device_keys.get(key_thumbprint) == Some(user) {
             tables.device_keys.remove(key_thumbprint);
+        }
+        // Its challenges' answers go, and the challenges read EXPIRED.
+        let answers: Vec<(ChallengeSlot, String)> = tables
+            .challenges
+            .iter()
+            .filter(|((owner, slot), _)| {
+                owner == user && matches!(slot, ChallengeSlot::DeviceAnswer(_))
+            })
+            .map(|((_, slot), c)| (slot.clone(), c.stored.code_hash.clone()))
+            .collect();
+        for (slot, input) in answers {
+            tables.challenges.remove(&(user.clone(), slot.clone()));
+            let ChallengeSlot::DeviceAnswer(id) = slot else {
+                continue;
+            };
+            let key = (user.clone(), id);
+            let status = match DevicePurpose::of_signing_input(&input) {
+                Some(DevicePurpose::StepUp) => {
+                    tables.push_challenges.get_mut(&key).map(|c| &mut c.status)
+                }
+                Some(DevicePurpose::Payment) => {
+                    tables.payments.get_mut(&key).map(|c| &mut c.status)
+                }
+                None => None,
+            };
+            if let Some(status) = status.filter(|s| **s == ChallengeStatus::Pending) {
+                *status = ChallengeStatus::Expired;
+            }
         }
         Ok(())
     }

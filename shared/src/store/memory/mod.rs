@@ -82,6 +82,25 @@ struct Tables {
 }
 
 impl Tables {
+    /// Stores a fresh challenge in its slot (replacing the slot's earlier one).
+    fn put_challenge(
+        &mut self,
+        user: &UserKey,
+        slot: ChallengeSlot,
+        stored: &NewChallenge,
+        now: i64,
+    ) {
+        self.challenges.insert(
+            (user.clone(), slot),
+            Challenge {
+                stored: stored.clone(),
+                attempts: 0,
+                counted: Vec::new(),
+                created_at: now,
+            },
+        );
+    }
+
     fn count(&self, counter: &LimitCounter, now: i64) -> u32 {
         match self.counters.get(&counter.id) {
             Some((count, end)) if *end > now => *count,

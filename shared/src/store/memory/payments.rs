@@ -39,7 +39,8 @@ impl Payments for MemoryStore {
     ) -> Result<PaymentStart, StoreError> {
         let mut tables = self.begin("start_payment")?;
         tables.sweep(now);
-        if let Some(code) = code {
+        let sms = challenge.channel == Channel::Sms;
+        if let Some(code) = code.filter(|_| sms) {
             let registered = tables
                 .factors
                 .get(&(user.clone(), Channel::Sms))
@@ -68,17 +69,14 @@ impl Payments for MemoryStore {
             .payments
             .insert((user.clone(), challenge.id.clone()), challenge.clone());
         if let Some(code) = code {
-            tables.challenges.insert(
-                (user.clone(), ChallengeSlot::Payment(challenge.id.clone())),
-                Challenge {
-                    stored: code.clone(),
-                    attempts: 0,
-                    counted: Vec::new(),
-                    created_at: now,
-                },
-            );
+            let slot = if sms {
+                ChallengeSlot::Payment(challenge.id.clone())
+            } else {
+                ChallengeSlot::DeviceAnswer(challenge.id.clone())
+            };
+            tables.put_challenge(user, slot, code, now);
         }
-        if let Some(request_id) = &challenge.request_id {
+        if let Some(request_id) = challenge.request_id.as_ref().filter(|_| code.is_none()) {
             tables.push_requests.insert(
                 request_id.clone(),
                 PushRequest {
@@ -129,18 +127,19 @@ impl Payments for MemoryStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tables = self.begin("finish_payment")?;
-        let authy_active = tables
-            .factors
-            .get(&(user.clone(), Channel::Authy))
-            .is_some_and(|f| f.status == FactorStatus::Active);
-        if outcome.require_authy && !authy_active {
-            return Ok(false);
+        if let Some(channel) = outcome.require_factor {
+            let active = tables
+                .factors
+                .get(&(user.clone(), channel))
+                .is_some_and(|f| f.status == FactorStatus::Active);
+            if !active {
+                return Ok(false);
+            }
         }
-        let slot = (user.clone(), ChallengeSlot::Payment(id.to_owned()));
-        if let Some(code) = &outcome.consume_code {
+        if let Some((slot, code)) = &outcome.consume_code {
             if tables
                 .challenges
-                .get(&slot)
+                .get(&(user.clone(), slot.clone()))
                 .is_none_or(|c| &c.stored.challenge_id != code)
             {
                 return Ok(false);
@@ -160,8 +159,8 @@ impl Payments for MemoryStore {
             }
             None => payment.status = ChallengeStatus::Declined,
         }
-        if outcome.consume_code.is_some() {
-            tables.challenges.remove(&slot);
+        if let Some((slot, _)) = &outcome.consume_code {
+            tables.challenges.remove(&(user.clone(), slot.clone()));
         }
         Ok(true)
     }

@@ -89,16 +89,27 @@ impl StepUps for MemoryStore {
         &self,
         user: &UserKey,
         challenge: &PushChallenge,
-        _now: i64,
+        answer: Option<&NewChallenge>,
+        now: i64,
     ) -> Result<(), StoreError> {
         let mut tables = self.begin("put_push_challenge")?;
-        tables.push_requests.insert(
-            challenge.request_id.clone(),
-            PushRequest {
-                user: user.clone(),
-                purpose: PushPurpose::StepUp(challenge.id.clone()),
-            },
-        );
+        match answer {
+            Some(answer) => tables.put_challenge(
+                user,
+                ChallengeSlot::DeviceAnswer(challenge.id.clone()),
+                answer,
+                now,
+            ),
+            None => {
+                tables.push_requests.insert(
+                    challenge.request_id.clone(),
+                    PushRequest {
+                        user: user.clone(),
+                        purpose: PushPurpose::StepUp(challenge.id.clone()),
+                    },
+                );
+            }
+        }
         tables
             .push_challenges
             .insert((user.clone(), challenge.id.clone()), challenge.clone());
@@ -127,13 +138,23 @@ impl StepUps for MemoryStore {
         let mut tables = self.begin("settle_push_challenge")?;
         let factor_active = tables
             .factors
-            .get(&(user.clone(), Channel::Authy))
+            .get(&(user.clone(), challenge.channel))
             .is_some_and(|f| f.status == FactorStatus::Active);
+        let answer = (
+            user.clone(),
+            ChallengeSlot::DeviceAnswer(challenge.id.clone()),
+        );
+        let answer_kept =
+            challenge.channel != Channel::Biometric || tables.challenges.contains_key(&answer);
         let key = (user.clone(), challenge.id.clone());
         let Some(stored) = tables.push_challenges.get_mut(&key) else {
             return Ok(false);
         };
-        if !factor_active || stored.status != ChallengeStatus::Pending || now >= stored.expires_at {
+        if !factor_active
+            || !answer_kept
+            || stored.status != ChallengeStatus::Pending
+            || now >= stored.expires_at
+        {
             return Ok(false);
         }
         stored.status = match grant {
@@ -141,6 +162,7 @@ impl StepUps for MemoryStore {
             None => ChallengeStatus::Declined,
         };
         let session = stored.session.clone();
+        tables.challenges.remove(&answer);
         if let Some(grant) = grant {
             tables.grants.insert((user.clone(), session), grant.clone());
         }

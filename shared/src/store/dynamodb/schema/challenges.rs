@@ -67,9 +67,9 @@ pub fn sms_active_for(user: &UserKey, phone_hash: &PhoneHash) -> Write {
         .condition("#status = :active AND #phone_hash = :phone")
 }
 
-/// The Authy factor is `ACTIVE` (a push step-up's settlement: unlinking voids it).
-pub fn authy_active(user: &UserKey) -> Write {
-    Write::new(factor_key(user, Channel::Authy), Action::Check)
+/// The push factor is `ACTIVE` (a push challenge's settlement: unlinking voids it).
+pub fn push_factor_active(user: &UserKey, channel: Channel) -> Write {
+    Write::new(factor_key(user, channel), Action::Check)
         .names(&["status"])
         .value(":active", s(FactorStatus::Active.as_str()))
         .condition("#status = :active")
@@ -98,6 +98,7 @@ pub fn grant_from_item(item: &Item) -> Result<StepUpGrant, StoreError> {
 pub fn put_push_challenge(user: &UserKey, challenge: &PushChallenge) -> Write {
     let key = push_challenge_key(user, &ChallengeId::from(challenge.id.as_str()));
     let mut item = key.to_item();
+    item.insert("channel".into(), s(challenge.channel.as_str()));
     item.insert("session".into(), s(challenge.session.as_str()));
     item.insert("token_exp".into(), n(challenge.token_exp));
     item.insert("lifetime".into(), n(i64::from(challenge.lifetime_secs)));
@@ -116,6 +117,13 @@ pub fn push_challenge_from_item(item: &Item) -> Result<PushChallenge, StoreError
             sk.strip_prefix("PUSHCHAL#")
                 .ok_or_else(|| corrupt(OP, "sk"))?,
         ),
+        // Written before BIOMETRIC existed: an Authy challenge.
+        channel: match opt_s(item, "channel") {
+            None => Channel::Authy,
+            Some(raw) => {
+                Channel::parse_among(&raw, &Channel::ALL).ok_or_else(|| corrupt(OP, "channel"))?
+            }
+        },
         session: SessionId::from_stored(get_s(item, "session", OP)?),
         token_exp: get_n(item, "token_exp", OP)?,
         lifetime_secs: u32::try_from(get_n(item, "lifetime", OP)?)
@@ -263,4 +271,26 @@ pub struct ChallengeItem {
     pub attempts: u32,
     pub wrong_code_limit: u32,
     pub expires_at: i64,
+}
+
+/// A challenge waiting for a BIOMETRIC device's answer, as the device lists it; `None` when
+/// it is not this device's (`phone_hash` holds the key's thumbprint), is past its time, or
+/// has no attempt left.
+pub fn device_answer_from_item(
+    item: &Item,
+    key_thumbprint: &str,
+    now: i64,
+) -> Result<Option<DeviceChallenge>, StoreError> {
+    const OP: &str = "read device answer";
+    let created_at = get_n(item, "created_at", OP)?;
+    let challenge = challenge_from_item(item)?;
+    let live = challenge.phone_hash.as_str() == key_thumbprint
+        && challenge.expires_at > now
+        && challenge.attempts < challenge.wrong_code_limit;
+    Ok(live.then_some(DeviceChallenge {
+        id: challenge.challenge_id,
+        signing_input: challenge.code_hash,
+        created_at,
+        expires_at: challenge.expires_at,
+    }))
 }

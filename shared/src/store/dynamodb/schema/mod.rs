@@ -12,8 +12,10 @@
 //! | payment challenge | `USER#<programme>#<user>` | `PAYCHAL#<id>` | `reference`, `currency`, `value`, `payee_name`, `payee_account`, `channel`, `status`, `created_at`, `expires_at`, `request_id`, `proof`, `verified_by` | `ttl` (30 days) |
 //! | payment reference | `USER#<programme>#<user>` | `PAYREF#<reference>` | `challenge_id` | `ttl` (30 days) |
 //! | payment code | `USER#<programme>#<user>` | `CHALLENGE#PAY#<id>` | as an SMS challenge | `ttl` |
+//! | BIOMETRIC enrolment | `USER#<programme>#<user>` | `CHALLENGE#DEVICE` | as an SMS challenge: `code_hash` the signing input, `phone_hash` the key's thumbprint | `ttl` |
+//! | BIOMETRIC answer (a step-up's or payment's, until settled) | `USER#<programme>#<user>` | `CHALLENGE#DEVICE#<challenge id>` | as the enrolment's | `ttl` |
 //! | step-up grant | `USER#<programme>#<user>` | `STEPUP#<session>` | `until`, `challenge_id`, `verified_by` | `ttl` |
-//! | push step-up challenge | `USER#<programme>#<user>` | `PUSHCHAL#<id>` | `session`, `token_exp`, `status`, `expires_at`, `request_id` | `ttl` |
+//! | push step-up challenge | `USER#<programme>#<user>` | `PUSHCHAL#<id>` | `channel` (`AUTHY` when absent), `session`, `token_exp`, `status`, `expires_at`, `request_id` | `ttl` |
 //! | idempotency record | `USER#<programme>#<user>` | `IDEMPOTENCY#<ref>` | `fingerprint`, `lease_id`, `response_status`, `response_body`, `expires_at` | `ttl` |
 //! | send-limit counter | `RATE#<kind>#<scope>#<window secs>#<window index>` | `COUNTER` | `count` | `ttl` |
 //! | push request index | `PUSHREQ#<request id>` | `PUSHREQ` | `programme_id`, `credential_id`, `challenge_id` (step-up) | `ttl` |
@@ -51,6 +53,7 @@ use crate::{
         send_limits::{CounterSubject, LimitCounter},
     },
     domain::{
+        device::DeviceChallenge,
         payment::{Payment, PaymentChallenge},
         step_up::{ChallengeStatus, PushChallenge, SessionId, RETRY_WAIT_SECS},
     },
@@ -68,6 +71,10 @@ const TTL_GRACE_SECS: i64 = 24 * 3_600;
 
 /// How long a push request stays resolvable by the provider's callback.
 const PUSH_REQUEST_TTL_SECS: i64 = 7 * 24 * 3_600;
+
+/// The sort keys of the challenges a BIOMETRIC device answers (`CHALLENGE#DEVICE`, the
+/// enrolment's, is not among them).
+pub const DEVICE_ANSWER_PREFIX: &str = "CHALLENGE#DEVICE#";
 
 /// A primary key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +114,7 @@ pub fn challenge_key(user: &UserKey, slot: &ChallengeSlot) -> Key {
             ChallengeSlot::StepUp(session) => format!("CHALLENGE#STEPUP#SMS#{}", session.as_str()),
             ChallengeSlot::Payment(id) => format!("CHALLENGE#PAY#{id}"),
             ChallengeSlot::DeviceEnrolment => "CHALLENGE#DEVICE".into(),
+            ChallengeSlot::DeviceAnswer(id) => format!("{DEVICE_ANSWER_PREFIX}{id}"),
         },
     }
 }
@@ -256,12 +264,21 @@ pub struct Query {
 }
 
 pub fn list_factors_query(user: &UserKey) -> Query {
+    user_items_query(user, "FACTOR#")
+}
+
+/// The challenges a user's BIOMETRIC device may answer (settled ones are deleted).
+pub fn device_answers_query(user: &UserKey) -> Query {
+    user_items_query(user, DEVICE_ANSWER_PREFIX)
+}
+
+fn user_items_query(user: &UserKey, prefix: &str) -> Query {
     Query {
         key_condition: "#pk = :pk AND begins_with(#sk, :prefix)".into(),
         names: HashMap::from([("#pk".into(), "pk".into()), ("#sk".into(), "sk".into())]),
         values: HashMap::from([
             (":pk".into(), s(&user_partition(user))),
-            (":prefix".into(), s("FACTOR#")),
+            (":prefix".into(), s(prefix)),
         ]),
     }
 }
@@ -374,6 +391,7 @@ mod tests {
     fn push_challenge() -> PushChallenge {
         PushChallenge {
             id: "c".into(),
+            channel: Channel::Authy,
             session: session(),
             token_exp: 3_600,
             lifetime_secs: 900,
@@ -509,7 +527,7 @@ mod tests {
                 put_step_up_challenge(&u, &session(), &challenge, 100),
             ),
             ("sms_active_for", sms_active_for(&u, &PhoneHash::from("p"))),
-            ("authy_active", authy_active(&u)),
+            ("push_factor_active", push_factor_active(&u, Channel::Authy)),
             (
                 "count_attempt",
                 count_attempt(&u, &ChallengeSlot::Enrolment, &"p".into(), &"a".into(), 0),
@@ -579,6 +597,20 @@ mod tests {
             (
                 "delete_payment",
                 delete_payment(&u, &ChallengeId::from("c")),
+            ),
+            (
+                "expire_payment",
+                expire_payment(&u, &ChallengeId::from("c")),
+            ),
+            (
+                "count_attempt (device answer)",
+                count_attempt(
+                    &u,
+                    &ChallengeSlot::DeviceAnswer(ChallengeId::from("c")),
+                    &"thumb".into(),
+                    &"a".into(),
+                    0,
+                ),
             ),
             (
                 "activate_sms",
@@ -732,6 +764,7 @@ mod tests {
         }
         for (what, query) in [
             ("list_factors", list_factors_query(&user())),
+            ("device_answers", device_answers_query(&user())),
             ("registry", registry_query(REGISTRY_PROGRAMME)),
         ] {
             check(what, &[&query.key_condition], &query.names, &query.values);

@@ -134,3 +134,15 @@ pub fn finish_payment(
     });
     write
 }
+
+/// Marks a pending payment challenge expired (its BIOMETRIC factor was unlinked).
+pub fn expire_payment(user: &UserKey, id: &ChallengeId) -> Write {
+    Write::new(
+        payment_key(user, id),
+        Action::Update("SET #status = :expired".into()),
+    )
+    .names(&["status"])
+    .value(":expired", s(ChallengeStatus::Expired.as_str()))
+    .value(":pending", s(ChallengeStatus::Pending.as_str()))
+    .condition("#status = :pending")
+}

@@ -1,6 +1,7 @@
 //! BIOMETRIC devices on DynamoDB: each operation one transaction.
 
 use super::*;
+use crate::domain::device::{DeviceChallenge, DevicePurpose};
 
 #[async_trait]
 impl Devices for DynamoStore {
@@ -67,18 +68,74 @@ impl Devices for DynamoStore {
         ))
     }
 
+    async fn device_challenges(
+        &self,
+        user: &UserKey,
+        key_thumbprint: &str,
+        limit: usize,
+        now: i64,
+    ) -> Result<Vec<DeviceChallenge>, StoreError> {
+        let mut live = Vec::new();
+        for item in self.device_answers(user).await? {
+            live.extend(schema::device_answer_from_item(&item, key_thumbprint, now)?);
+        }
+        live.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
+        live.truncate(limit);
+        Ok(live)
+    }
+
     async fn remove_device(&self, user: &UserKey, key_thumbprint: &str) -> Result<(), StoreError> {
+        const OP: &str = "remove_device";
         let writes = vec![
             schema::delete_factor(user, Channel::Biometric),
             schema::delete_device_challenge(user),
             schema::delete_device_key(key_thumbprint),
         ];
-        match self.transact("remove_device", writes).await? {
-            Ok(()) => Ok(()),
-            Err(_) => Err(StoreError::Corrupt {
-                operation: "remove_device",
+        if self.transact(OP, writes).await?.is_err() {
+            return Err(StoreError::Corrupt {
+                operation: OP,
                 detail: "an unconditional delete was refused".into(),
-            }),
+            });
+        }
+        // The factor is gone, so nothing settles its challenges; removing their answers keeps
+        // them so if the same key enrols again, and marks them EXPIRED for their readers.
+        for item in self.device_answers(user).await? {
+            let answer = schema::challenge_from_item(&item)?;
+            let id = answer.challenge_id;
+            let slot = ChallengeSlot::DeviceAnswer(id.clone());
+            self.write(
+                OP,
+                schema::delete_challenge(user, &slot, &id),
+                Returns::Nothing,
+            )
+            .await?;
+            let expire = match DevicePurpose::of_signing_input(&answer.code_hash) {
+                Some(DevicePurpose::StepUp) => schema::expire_push_challenge(user, &id),
+                Some(DevicePurpose::Payment) => schema::expire_payment(user, &id),
+                None => continue,
+            };
+            // Refused when it settled meanwhile: what it left stands.
+            self.write(OP, expire, Returns::Nothing).await?;
+        }
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// Every item of the user's partition under `CHALLENGE#DEVICE#` (a few: one per push
+    /// challenge of the last hours, the push limit bounds them), page after page.
+    async fn device_answers(&self, user: &UserKey) -> Result<Vec<schema::Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .query("device_answers", &schema::device_answers_query(user), start)
+                .await?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return Ok(items),
+            }
         }
     }
 }

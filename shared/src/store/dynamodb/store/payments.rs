@@ -40,7 +40,8 @@ impl Payments for DynamoStore {
         now: i64,
     ) -> Result<PaymentStart, StoreError> {
         let mut writes = Vec::new();
-        if let Some(code) = code {
+        let sms = challenge.channel == Channel::Sms;
+        if let Some(code) = code.filter(|_| sms) {
             writes.push(schema::sms_active_for(user, &code.phone_hash));
         }
         let reference_at = writes.len();
@@ -55,7 +56,11 @@ impl Payments for DynamoStore {
         match (code, &challenge.request_id) {
             (Some(code), _) => writes.push(schema::put_challenge(
                 user,
-                &ChallengeSlot::Payment(challenge.id.clone()),
+                &if sms {
+                    ChallengeSlot::Payment(challenge.id.clone())
+                } else {
+                    ChallengeSlot::DeviceAnswer(challenge.id.clone())
+                },
                 code,
                 now,
             )),
@@ -71,7 +76,9 @@ impl Payments for DynamoStore {
         writes.extend(counters.iter().map(schema::consume_counter));
         match self.transact("start_payment", writes).await? {
             Ok(()) => Ok(PaymentStart::Started),
-            Err(failed) if code.is_some() && failed.contains(&0) => Ok(PaymentStart::NotRegistered),
+            Err(failed) if sms && code.is_some() && failed.contains(&0) => {
+                Ok(PaymentStart::NotRegistered)
+            }
             Err(failed) if failed.contains(&reference_at) => Ok(PaymentStart::ReferenceTaken),
             Err(failed) => Ok(PaymentStart::Limited(limited(&failed, leading))),
         }
@@ -119,15 +126,11 @@ impl Payments for DynamoStore {
             outcome.verified.as_ref(),
             now,
         )];
-        if let Some(code) = &outcome.consume_code {
-            writes.push(schema::delete_challenge(
-                user,
-                &ChallengeSlot::Payment(id.to_owned()),
-                code,
-            ));
+        if let Some((slot, code)) = &outcome.consume_code {
+            writes.push(schema::delete_challenge(user, slot, code));
         }
-        if outcome.require_authy {
-            writes.push(schema::authy_active(user));
+        if let Some(channel) = outcome.require_factor {
+            writes.push(schema::push_factor_active(user, channel));
         }
         Ok(self.transact("finish_payment", writes).await?.is_ok())
     }

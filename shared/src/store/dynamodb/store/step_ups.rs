@@ -67,16 +67,26 @@ impl StepUps for DynamoStore {
         &self,
         user: &UserKey,
         challenge: &PushChallenge,
+        answer: Option<&NewChallenge>,
         now: i64,
     ) -> Result<(), StoreError> {
         let writes = vec![
             schema::put_push_challenge(user, challenge),
-            schema::put_push_request(
-                &challenge.request_id,
-                user,
-                &crate::store::PushPurpose::StepUp(challenge.id.clone()),
-                now,
-            ),
+            match answer {
+                // The device answers it directly: no provider request to index.
+                Some(answer) => schema::put_challenge(
+                    user,
+                    &ChallengeSlot::DeviceAnswer(challenge.id.clone()),
+                    answer,
+                    now,
+                ),
+                None => schema::put_push_request(
+                    &challenge.request_id,
+                    user,
+                    &crate::store::PushPurpose::StepUp(challenge.id.clone()),
+                    now,
+                ),
+            },
         ];
         match self.transact("put_push_challenge", writes).await? {
             Ok(()) => Ok(()),
@@ -114,9 +124,13 @@ impl StepUps for DynamoStore {
             None => ChallengeStatus::Declined,
         };
         let mut writes = vec![
-            schema::authy_active(user),
+            schema::push_factor_active(user, challenge.channel),
             schema::settle_push_challenge(user, &challenge.id, status, now),
         ];
+        if challenge.channel == Channel::Biometric {
+            let slot = ChallengeSlot::DeviceAnswer(challenge.id.clone());
+            writes.push(schema::delete_challenge(user, &slot, &challenge.id));
+        }
         if let Some(grant) = grant {
             writes.push(schema::put_grant(user, &challenge.session, grant));
         }
