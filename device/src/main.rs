@@ -8,7 +8,13 @@
 //! factors-device public-key [--key FILE]
 //! factors-device enrol      [--key FILE] [--push-token T] [--platform FCM|APNS|APNS_SANDBOX] [--name NAME]
 //! factors-device push-token [--key FILE] --push-token T
+//! factors-device list
+//! factors-device approve    [--key FILE] [--id CHALLENGE]
+//! factors-device decline    [--key FILE] [--id CHALLENGE]
 //! ```
+//!
+//! `list` prints the challenges waiting for the device (what each shows); `approve` and
+//! `decline` sign the newest one (or `--id`) as the app would, after printing what it shows.
 //!
 //! `--url` (or `API_URL`, default `http://127.0.0.1:3000`), `--api-key` (or `API_KEY`) and
 //! `--token` (or `TOKEN`) say where and as whom; `--key` defaults to `device-key.p8`. An
@@ -27,8 +33,12 @@ use serde_json::{json, Value};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: factors-device keygen|public-key|enrol|push-token [--key FILE] \
-[--url URL] [--api-key KEY] [--token TOKEN] [--push-token T] [--platform FCM|APNS|APNS_SANDBOX] [--name NAME]";
+const USAGE: &str =
+    "usage: factors-device keygen|public-key|enrol|push-token|list|approve|decline \
+[--key FILE] [--url URL] [--api-key KEY] [--token TOKEN] [--push-token T] \
+[--platform FCM|APNS|APNS_SANDBOX] [--name NAME] [--id CHALLENGE]";
+
+const CHALLENGES: &str = "/authentication_factors/push/BIOMETRIC/challenges";
 
 /// The flags each command takes.
 fn allowed(command: &str) -> Option<&'static [&'static str]> {
@@ -44,6 +54,8 @@ fn allowed(command: &str) -> Option<&'static [&'static str]> {
             "name",
         ],
         "push-token" => &["key", "url", "api-key", "token", "push-token"],
+        "list" => &["url", "api-key", "token"],
+        "approve" | "decline" => &["key", "url", "api-key", "token", "id"],
         _ => return None,
     })
 }
@@ -110,7 +122,12 @@ fn sign(key: &EcdsaKeyPair, message: &str) -> Result<String, Error> {
 }
 
 /// One request to the API; returns (status, body).
-async fn call(args: &Args, method: &str, path: &str, body: &Value) -> Result<(u16, Value), Error> {
+async fn call(
+    args: &Args,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value), Error> {
     let base = args.get("url", "API_URL", Some("http://127.0.0.1:3000"))?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()?
@@ -128,7 +145,9 @@ async fn call(args: &Args, method: &str, path: &str, body: &Value) -> Result<(u1
             format!("Bearer {}", args.get("token", "TOKEN", None)?),
         )
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))?;
+        .body(Full::new(
+            body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string())),
+        ))?;
     let response = client.request(request).await?;
     let status = response.status().as_u16();
     let bytes = response.into_body().collect().await?.to_bytes();
@@ -163,7 +182,7 @@ async fn run(args: Args) -> Result<(), Error> {
                 &args,
                 "POST",
                 "/authentication_factors/push/BIOMETRIC",
-                &body,
+                Some(&body),
             )
             .await?;
             println!("step one: {status} {started}");
@@ -181,7 +200,7 @@ async fn run(args: Args) -> Result<(), Error> {
                 &args,
                 "POST",
                 "/authentication_factors/push/BIOMETRIC/verify",
-                &json!({ "signature": signature }),
+                Some(&json!({ "signature": signature })),
             )
             .await?;
             println!("verify: {status} {answer}");
@@ -201,7 +220,7 @@ async fn run(args: Args) -> Result<(), Error> {
                 &args,
                 "PUT",
                 "/authentication_factors/push/BIOMETRIC",
-                &json!({"pushToken": push_token, "signedAt": signed_at, "signature": signature}),
+                Some(&json!({"pushToken": push_token, "signedAt": signed_at, "signature": signature})),
             )
             .await?;
             println!("push token: {status} {answer}");
@@ -209,9 +228,65 @@ async fn run(args: Args) -> Result<(), Error> {
                 return Err(format!("the update answered {status}").into());
             }
         }
+        "list" => {
+            for challenge in pending(&args).await? {
+                println!(
+                    "{} {} until {}: {}",
+                    challenge["id"].as_str().unwrap_or("?"),
+                    challenge["purpose"].as_str().unwrap_or("?"),
+                    challenge["expiresAt"].as_str().unwrap_or("?"),
+                    shown(&challenge)?["message"].as_str().unwrap_or("?")
+                );
+            }
+        }
+        "approve" | "decline" => {
+            let key = load_key(&key_file)?;
+            let challenges = pending(&args).await?;
+            let chosen = match args.options.get("id") {
+                Some(id) => challenges.iter().find(|c| c["id"] == id.as_str()),
+                None => challenges.first(),
+            };
+            let Some(challenge) = chosen else {
+                return Err("no pending challenge to answer".into());
+            };
+            let id = challenge["id"].as_str().unwrap_or_default();
+            let input = challenge["signingInput"].as_str().unwrap_or_default();
+            println!(
+                "the device shows: {}",
+                shown(challenge)?["message"].as_str().unwrap_or("?")
+            );
+            let decision = args.command.to_uppercase();
+            let signature = sign(&key, &format!("{input}.{decision}"))?;
+            let (status, answer) = call(
+                &args,
+                "POST",
+                &format!("{CHALLENGES}/{id}"),
+                Some(&json!({ "decision": decision, "signature": signature })),
+            )
+            .await?;
+            println!("{}: {status} {answer}", args.command);
+            if status != 204 {
+                return Err(format!("the answer was {status}").into());
+            }
+        }
         other => return Err(format!("unknown command {other}").into()),
     }
     Ok(())
+}
+
+/// The challenges waiting for this device, newest first.
+async fn pending(args: &Args) -> Result<Vec<Value>, Error> {
+    let (status, listed) = call(args, "GET", CHALLENGES, None).await?;
+    if status != 200 {
+        return Err(format!("the list answered {status} {listed}").into());
+    }
+    Ok(listed["challenges"].as_array().cloned().unwrap_or_default())
+}
+
+/// What a challenge's signing input says: what the app shows, from the bytes it signs.
+fn shown(challenge: &Value) -> Result<Value, Error> {
+    let input = challenge["signingInput"].as_str().unwrap_or_default();
+    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(input)?)?)
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -1,11 +1,45 @@
 //! The device CLI follows the README's walk-through against the real local server: a key,
 //! enrolment (step one, what the device shows, the signature, verify), the factor listed
-//! ACTIVE, a new push token; an unknown flag exits 2.
+//! ACTIVE, a new push token, a step-up approved and a payment declined from the device's
+//! list; an unknown flag exits 2.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read, Write},
     process::{Command, Stdio},
 };
+
+/// One plain HTTP/1.1 request to the local server, as the app's backend would make it;
+/// returns the status and the JSON body.
+fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    token: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: {host}\r\napi-key: {key}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let json = answer
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
 
 struct Server(std::process::Child);
 
@@ -70,7 +104,7 @@ fn device(args: &[&str], base: &str, key: &str, token: &str) -> (i32, String) {
 }
 
 #[test]
-fn the_walk_through_enrols_a_device_and_rotates_its_push_token() {
+fn the_walk_through_enrols_a_device_rotates_its_push_token_and_answers_challenges() {
     let (_server, base, key, token) = start();
     let dir = std::env::temp_dir().join(format!("factors-device-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -101,19 +135,14 @@ fn the_walk_through_enrols_a_device_and_rotates_its_push_token() {
     );
     assert!(out.contains("verify: 204"), "{out}");
     // Listed ACTIVE by the API.
-    let listing = Command::new("curl")
-        .args(["-s", &format!("{base}/authentication_factors"), "-H"])
-        .arg(format!("api-key: {key}"))
-        .arg("-H")
-        .arg(format!("Authorization: Bearer {token}"))
-        .output();
-    if let Ok(listing) = listing {
-        let text = String::from_utf8_lossy(&listing.stdout);
-        assert!(
-            text.contains("\"channel\":\"BIOMETRIC\",\"status\":\"ACTIVE\""),
-            "{text}"
-        );
-    }
+    let (status, listing) = http(&base, "GET", "/authentication_factors", &key, &token, "");
+    assert_eq!(status, 200);
+    assert!(
+        listing
+            .to_string()
+            .contains("\"channel\":\"BIOMETRIC\",\"status\":\"ACTIVE\""),
+        "{listing}"
+    );
     let (code, out) = device(
         &["push-token", "--key", key_file, "--push-token", "token-2"],
         &base,
@@ -122,6 +151,59 @@ fn the_walk_through_enrols_a_device_and_rotates_its_push_token() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("push token: 204"), "{out}");
+    // A step-up pushed to the device: listed with what it shows, approved by its signature.
+    let (status, started) = http(
+        &base,
+        "POST",
+        "/stepup/challenges/push/BIOMETRIC",
+        &key,
+        &token,
+        "",
+    );
+    assert_eq!(status, 200, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let (code, out) = device(&["list"], &base, &key, &token);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&id) && out.contains("STEP_UP"), "{out}");
+    assert!(out.contains("confirm it is you"), "{out}");
+    let (code, out) = device(&["approve", "--key", key_file], &base, &key, &token);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("approve: 204"), "{out}");
+    let (_, status) = http(
+        &base,
+        "GET",
+        &format!("/stepup/challenges/{id}"),
+        &key,
+        &token,
+        "",
+    );
+    assert_eq!(status["status"], "VERIFIED", "{status}");
+    // A payment pushed to the device, declined there.
+    let payment = r#"{"reference": "cli-1", "amount": {"currency": "EUR", "value": 990},
+        "payee": {"name": "Acme Ltd", "account": "GB29NWBK60161331926819"}}"#;
+    let (status, started) = http(
+        &base,
+        "POST",
+        "/challenges/push/BIOMETRIC",
+        &key,
+        &token,
+        payment,
+    );
+    assert_eq!(status, 200, "{started}");
+    let id = started["scaChallengeId"].as_str().unwrap().to_owned();
+    let (code, out) = device(
+        &["decline", "--key", key_file, "--id", &id],
+        &base,
+        &key,
+        &token,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("EUR 9.90 to Acme Ltd (GB29...6819)"), "{out}");
+    let (_, status) = http(&base, "GET", &format!("/challenges/{id}"), &key, &token, "");
+    assert_eq!(status["status"], "DECLINED", "{status}");
+    // Nothing left to answer.
+    let (code, out) = device(&["approve", "--key", key_file], &base, &key, &token);
+    assert_eq!(code, 1, "{out}");
     // Enrolling the same key again: it is registered.
     let (code, out) = device(&["enrol", "--key", key_file], &base, &key, &token);
     assert_eq!(code, 1, "{out}");

@@ -755,3 +755,137 @@ async fn the_device_lists_its_ten_newest(t: TestApp) {
     let newest: Vec<_> = started.iter().rev().take(10).cloned().collect();
     assert_eq!(listed, newest);
 }
+
+/// DynamoDB requests per BIOMETRIC operation, counted by the adapter (the numbers in
+/// BENCHMARKS.md; a change that adds a round trip fails here). The programme is cached first.
+#[tokio::test]
+async fn biometric_dynamodb_requests_per_operation() {
+    let t = TestApp::on_aws().await;
+    let token = t.token("live", &user());
+    let device = Device::new();
+    t.send(Req::get(LIST).auth(LIVE_KEY, &token))
+        .await
+        .assert(200);
+    let mut table: Vec<(&str, u64, u64)> = Vec::new();
+    let mut measure = |name: &'static str, before: u64, after: u64, expected: u64| {
+        table.push((name, after - before, expected));
+    };
+    let b = t.dynamodb_requests();
+    let started = t
+        .send(
+            Req::post(BIOMETRIC)
+                .auth(LIVE_KEY, &token)
+                .json(device.enrol_body()),
+        )
+        .await;
+    started.assert(200);
+    measure("BIOMETRIC step one", b, t.dynamodb_requests(), 3);
+    let input = started.body["signingInput"].as_str().unwrap().to_owned();
+    let verify = |signature: String| {
+        Req::post(VERIFY_BIOMETRIC)
+            .auth(LIVE_KEY, &token)
+            .json(json!({ "signature": signature }))
+    };
+    let b = t.dynamodb_requests();
+    t.send(verify(device.sign(&input, "DECLINE")))
+        .await
+        .assert(409);
+    measure(
+        "BIOMETRIC verify, wrong signature",
+        b,
+        t.dynamodb_requests(),
+        2,
+    );
+    let b = t.dynamodb_requests();
+    t.send(verify(device.sign(&input, "ENROL")))
+        .await
+        .assert(204);
+    measure(
+        "BIOMETRIC verify, right signature",
+        b,
+        t.dynamodb_requests(),
+        3,
+    );
+    let b = t.dynamodb_requests();
+    let started = t
+        .send(Req::post(STEP_UP_BIOMETRIC).auth(LIVE_KEY, &token))
+        .await;
+    started.assert(200);
+    measure("BIOMETRIC step-up push", b, t.dynamodb_requests(), 3);
+    let id = started.body["id"].as_str().unwrap().to_owned();
+    let b = t.dynamodb_requests();
+    let input = pending(&t, LIVE_KEY, &token).await[0]["signingInput"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    measure("device's list", b, t.dynamodb_requests(), 2);
+    let b = t.dynamodb_requests();
+    t.send(answer(
+        LIVE_KEY,
+        &token,
+        &id,
+        "APPROVE",
+        device.sign(&input, "ENROL"),
+    ))
+    .await
+    .assert(409);
+    measure(
+        "device's answer, wrong signature",
+        b,
+        t.dynamodb_requests(),
+        2,
+    );
+    let b = t.dynamodb_requests();
+    t.send(answer(
+        LIVE_KEY,
+        &token,
+        &id,
+        "APPROVE",
+        device.sign(&input, "APPROVE"),
+    ))
+    .await
+    .assert(204);
+    measure(
+        "device's answer, step-up approved",
+        b,
+        t.dynamodb_requests(),
+        4,
+    );
+    let b = t.dynamodb_requests();
+    let started = t
+        .send(
+            Req::post(PAY_BIOMETRIC)
+                .auth(LIVE_KEY, &token)
+                .json(payment("pay-count")),
+        )
+        .await;
+    started.assert(200);
+    measure("BIOMETRIC payment push", b, t.dynamodb_requests(), 4);
+    let id = started.body["scaChallengeId"].as_str().unwrap().to_owned();
+    let input = pending(&t, LIVE_KEY, &token).await[0]["signingInput"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = t.dynamodb_requests();
+    t.send(answer(
+        LIVE_KEY,
+        &token,
+        &id,
+        "APPROVE",
+        device.sign(&input, "APPROVE"),
+    ))
+    .await
+    .assert(204);
+    measure(
+        "device's answer, payment approved",
+        b,
+        t.dynamodb_requests(),
+        4,
+    );
+    for (name, measured, _) in &table {
+        println!("dynamodb requests | {name:<45} | {measured}");
+    }
+    for (name, measured, expected) in &table {
+        assert_eq!(measured, expected, "{name}");
+    }
+}

@@ -374,6 +374,26 @@ mod tests {
     }
 
     #[test]
+    fn a_signing_input_says_what_it_is_for() {
+        let made = |kind: &str| {
+            let mut fields = serde_json::Map::new();
+            fields.insert("type".into(), json!(kind));
+            signing_input(fields, &[1; 32], 1_800_000_000)
+        };
+        assert_eq!(
+            DevicePurpose::of_signing_input(&made("step_up")),
+            Some(DevicePurpose::StepUp)
+        );
+        assert_eq!(
+            DevicePurpose::of_signing_input(&made("payment")),
+            Some(DevicePurpose::Payment)
+        );
+        assert_eq!(DevicePurpose::of_signing_input(&made("enrol")), None);
+        assert_eq!(DevicePurpose::of_signing_input("not base64url!"), None);
+        assert_eq!(DevicePurpose::StepUp.as_str(), "STEP_UP");
+    }
+
+    #[test]
     fn a_signature_verifies_over_exactly_its_bytes_raw_or_der() {
         let (pair, key) = device();
         let rng = SystemRandom::new();
