@@ -617,7 +617,7 @@ async fn a_recognised_attempt_still_needs_its_phone_and_a_live_challenge(store: 
 }
 
 contract!(
-    authy_references,
+    provider_user_references,
     an_authy_user_is_released_by_its_last_factor
 );
 async fn an_authy_user_is_released_by_its_last_factor(store: Arc<dyn Store>) {
@@ -648,12 +648,12 @@ async fn an_authy_user_is_released_by_its_last_factor(store: Arc<dyn Store>) {
         .await
         .unwrap());
     assert!(
-        !store.release_authy_user("555", &a).await.unwrap(),
+        !store.release_provider_user("555", &a).await.unwrap(),
         "p2's factor still uses it"
     );
-    assert!(store.release_authy_user("555", &b).await.unwrap());
+    assert!(store.release_provider_user("555", &b).await.unwrap());
     // A user no factor ever referenced (enrolled before references were kept) is free.
-    assert!(store.release_authy_user("777", &a).await.unwrap());
+    assert!(store.release_provider_user("777", &a).await.unwrap());
 }
 
 contract!(limits, full_counters_refuse_and_write_nothing);
@@ -1022,4 +1022,198 @@ async fn twenty_parallel_claims_have_one_winner(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(claimed, 1);
+}
+
+contract!(device_lifecycle, a_device_enrols_answers_and_is_removed);
+async fn a_device_enrols_answers_and_is_removed(store: Arc<dyn Store>) {
+    use additional_factors::{
+        domain::{
+            device::{signing_input, Device, DeviceKey, Platform},
+            step_up::{ChallengeStatus, PushChallenge, SessionId},
+        },
+        store::DeviceStart,
+    };
+    let u = user("device-owner");
+    let other = user("someone-else");
+    let key = DeviceKey::from_jwk(&crate::helpers::Device::new().jwk()).unwrap();
+    let thumbprint = key.thumbprint();
+    let pending = FactorRecord {
+        channel: Channel::Biometric,
+        status: FactorStatus::PendingVerification,
+        phone_hash: None,
+        provider_ref: None,
+        pending_request: None,
+        verified_by: None,
+        updated_at: NOW,
+        device: Some(Device {
+            key,
+            platform: Platform::Fcm,
+            push_token: "token".into(),
+            name: "Pixel 8".into(),
+            endpoint: None,
+        }),
+    };
+    let enrolment = challenge("enrol-1", &thumbprint, 5);
+    assert_eq!(
+        store
+            .start_device_enrolment(&u, &pending, &enrolment, NOW)
+            .await
+            .unwrap(),
+        DeviceStart::Started
+    );
+    // Activated: the key is registered, and another user cannot enrol it.
+    assert!(store
+        .activate_device(&u, &enrolment.challenge_id, &thumbprint, "endpoint-1", NOW)
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .start_device_enrolment(&other, &pending, &challenge("enrol-2", &thumbprint, 5), NOW)
+            .await
+            .unwrap(),
+        DeviceStart::KeyTaken
+    );
+    // Two challenges wait for the device's answer; a third is another key's.
+    let answer = |id: &str, kind: &str, phone: &str, at: i64| {
+        let mut fields = serde_json::Map::new();
+        fields.insert("type".into(), serde_json::json!(kind));
+        NewChallenge {
+            challenge_id: ChallengeId::from(id),
+            code_hash: signing_input(fields, &[9; 32], at + 300),
+            phone_hash: PhoneHash::from(phone),
+            wrong_code_limit: 5,
+            expires_at: at + 300,
+        }
+    };
+    let push = |id: &str| PushChallenge {
+        id: ChallengeId::from(id),
+        channel: Channel::Biometric,
+        session: SessionId::of_token(None, "t"),
+        token_exp: NOW + 3_600,
+        lifetime_secs: 900,
+        status: ChallengeStatus::Pending,
+        expires_at: NOW + 300,
+        request_id: id.into(),
+    };
+    for (id, at, phone) in [
+        ("s1", NOW, thumbprint.as_str()),
+        ("s2", NOW + 1, thumbprint.as_str()),
+        ("s3", NOW + 2, "another-key"),
+    ] {
+        store
+            .put_push_challenge(&u, &push(id), Some(&answer(id, "step_up", phone, at)), at)
+            .await
+            .unwrap();
+    }
+    let listed = store
+        .device_challenges(&u, &thumbprint, 10, NOW + 2)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = listed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["s2", "s1"], "this key's, newest first");
+    assert_eq!(
+        store
+            .device_challenges(&u, &thumbprint, 1, NOW + 2)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .device_challenges(&other, &thumbprint, 10, NOW)
+        .await
+        .unwrap()
+        .is_empty());
+    // Counted as a code, for this key only.
+    let slot = ChallengeSlot::DeviceAnswer(ChallengeId::from("s1"));
+    assert_eq!(
+        counted(
+            &store
+                .count_attempt(
+                    &u,
+                    &slot,
+                    &PhoneHash::from(thumbprint.as_str()),
+                    &attempt_id(),
+                    NOW
+                )
+                .await
+                .unwrap()
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .count_attempt(
+                &u,
+                &slot,
+                &PhoneHash::from("another-key"),
+                &attempt_id(),
+                NOW
+            )
+            .await
+            .unwrap(),
+        AttemptOutcome::NoChallenge
+    );
+    // Settling consumes the answer: listed no more, settled once.
+    assert!(store
+        .settle_push_challenge(&u, &push("s1"), None, NOW + 3)
+        .await
+        .unwrap());
+    assert!(!store
+        .settle_push_challenge(&u, &push("s1"), None, NOW + 3)
+        .await
+        .unwrap());
+    let ids: Vec<String> = store
+        .device_challenges(&u, &thumbprint, 10, NOW + 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id.as_str().to_owned())
+        .collect();
+    assert_eq!(ids, ["s2"]);
+    // Past its time, nothing is listed.
+    assert!(store
+        .device_challenges(&u, &thumbprint, 10, NOW + 301)
+        .await
+        .unwrap()
+        .is_empty());
+    // Removed: the factor, the key, the answers; the waiting challenge reads EXPIRED and
+    // cannot settle, even under a factor enrolled again.
+    store.remove_device(&u, &thumbprint).await.unwrap();
+    assert!(store
+        .get_factor(&u, Channel::Biometric)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .get_push_challenge(&u, &ChallengeId::from("s2"))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        ChallengeStatus::Expired
+    );
+    assert_eq!(
+        store
+            .get_push_challenge(&u, &ChallengeId::from("s1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        ChallengeStatus::Declined
+    );
+    assert!(store
+        .device_challenges(&u, &thumbprint, 10, NOW + 4)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .start_device_enrolment(&other, &pending, &challenge("enrol-3", &thumbprint, 5), NOW)
+            .await
+            .unwrap(),
+        DeviceStart::Started,
+        "the key is free again"
+    );
 }
