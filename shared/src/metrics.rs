@@ -24,7 +24,8 @@ pub enum Metric {
     ChallengeLimitReached,
     /// A kept answer returned again for an `idempotency-ref` (`route`).
     Replays,
-    /// A push sent to a device through Authy: enrolment, step-up or payment (`programme`).
+    /// A push sent to a device (Authy, or SNS mobile push for BIOMETRIC): enrolment, step-up
+    /// or payment (`programme`).
     PushRequests,
     /// An Authy callback, by the status it was answered (`status`).
     Callbacks,

@@ -197,7 +197,7 @@ pub trait PushEnrolments: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
-/// Removing a factor, and its hold on an Authy user.
+/// Removing a factor, and its hold on the push provider's user.
 #[async_trait]
 pub trait Unlinking: Send + Sync {
     /// Removes a factor; returns it, `None` when there was none.
@@ -207,9 +207,10 @@ pub trait Unlinking: Send + Sync {
         channel: Channel,
     ) -> Result<Option<FactorRecord>, StoreError>;
 
-    /// Drops this user's factor's reference on an Authy user; `true` when no factor, in any
-    /// programme, references it any more (the provider may then forget the user).
-    async fn release_authy_user(
+    /// Drops this user's factor's reference on the push provider's user (Authy gives one
+    /// phone one user everywhere); `true` when no factor, in any programme, references it any
+    /// more (the provider may then forget the user).
+    async fn release_provider_user(
         &self,
         provider_ref: &str,
         user: &UserKey,

@@ -76,7 +76,7 @@ struct Tables {
     /// Callback nonce → until when it is remembered.
     nonces: HashMap<String, i64>,
     /// Authy user id → the users whose factors reference it.
-    authy_users: HashMap<String, std::collections::HashSet<UserKey>>,
+    provider_users: HashMap<String, std::collections::HashSet<UserKey>>,
     /// A device key's thumbprint → the user whose BIOMETRIC factor it is.
     device_keys: HashMap<String, UserKey>,
 }

@@ -66,7 +66,7 @@ impl PushEnrolments for MemoryStore {
         );
         if let Some(provider_ref) = &pending.provider_ref {
             tables
-                .authy_users
+                .provider_users
                 .entry(provider_ref.clone())
                 .or_default()
                 .insert(user.clone());
@@ -117,19 +117,19 @@ impl Unlinking for MemoryStore {
         Ok(removed)
     }
 
-    async fn release_authy_user(
+    async fn release_provider_user(
         &self,
         provider_ref: &str,
         user: &UserKey,
     ) -> Result<bool, StoreError> {
-        let mut tables = self.begin("release_authy_user")?;
-        let Some(users) = tables.authy_users.get_mut(provider_ref) else {
+        let mut tables = self.begin("release_provider_user")?;
+        let Some(users) = tables.provider_users.get_mut(provider_ref) else {
             return Ok(true);
         };
         users.remove(user);
         let unused = users.is_empty();
         if unused {
-            tables.authy_users.remove(provider_ref);
+            tables.provider_users.remove(provider_ref);
         }
         Ok(unused)
     }

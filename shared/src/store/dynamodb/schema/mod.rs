@@ -619,7 +619,7 @@ mod tests {
             ("consume_counter", consume_counter(&counter)),
             ("consume_push_counter", consume_counter(&push_counter)),
             ("refund_counter", refund_counter(&counter)),
-            ("authy_not_active", authy_not_active(&u)),
+            ("push_factor_not_active", push_factor_not_active(&u)),
             (
                 "set_push_pending (authy id)",
                 set_push_pending(&u, &pending(Some("a")), 0),
@@ -632,8 +632,11 @@ mod tests {
                 "put_push_request",
                 put_push_request("r", &u, &PushPurpose::Enrolment, 0),
             ),
-            ("reference_authy_user", reference_authy_user("a", &u)),
-            ("unreference_authy_user", unreference_authy_user("a", &u)),
+            ("reference_provider_user", reference_provider_user("a", &u)),
+            (
+                "unreference_provider_user",
+                unreference_provider_user("a", &u),
+            ),
             ("claim_nonce", claim_nonce("n", 10, 0)),
             ("resolve_push (any)", resolve_push(&u, None, true, 0)),
             (

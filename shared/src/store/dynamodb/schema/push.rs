@@ -4,7 +4,8 @@ use super::*;
 
 // ---- push ----------------------------------------------------------------------------------
 
-pub fn authy_not_active(user: &UserKey) -> Write {
+/// The push enrolment's condition: the (Authy) push factor is not `ACTIVE`.
+pub fn push_factor_not_active(user: &UserKey) -> Write {
     Write::new(factor_key(user, Channel::Authy), Action::Check)
         .names(&["pk", "status"])
         .value(":active", s(FactorStatus::Active.as_str()))
@@ -62,45 +63,47 @@ pub fn put_push_request(
     Write::new(push_request_key(request_id), Action::Put(item))
 }
 
-pub fn authy_user_key(provider_ref: &str) -> Key {
+/// The item listing which factors hold the provider's user (`AUTHYUSER#`: the key items
+/// have had since Authy was the only provider; kept so they keep reading).
+pub fn provider_user_key(provider_ref: &str) -> Key {
     Key {
         pk: format!("AUTHYUSER#{provider_ref}"),
         sk: "AUTHYUSER".into(),
     }
 }
 
-/// The reference a factor holds on an Authy user (programme ids hold no `#`).
-pub(super) fn authy_reference(user: &UserKey) -> AttributeValue {
+/// The reference a factor holds on the provider's user (programme ids hold no `#`).
+pub(super) fn provider_user_reference(user: &UserKey) -> AttributeValue {
     AttributeValue::Ss(vec![format!(
         "{}#{}",
         user.programme_id, user.credential_id
     )])
 }
 
-/// Adds this user's factor to the Authy user's references (a set: adding twice is once).
-pub fn reference_authy_user(provider_ref: &str, user: &UserKey) -> Write {
+/// Adds this user's factor to the provider's user's references (a set: adding twice is once).
+pub fn reference_provider_user(provider_ref: &str, user: &UserKey) -> Write {
     Write::new(
-        authy_user_key(provider_ref),
+        provider_user_key(provider_ref),
         Action::Update("ADD #refs :me".into()),
     )
     .names(&["refs"])
-    .value(":me", authy_reference(user))
+    .value(":me", provider_user_reference(user))
 }
 
-/// Removes this user's factor from the Authy user's references; refused when no reference
+/// Removes this user's factor from the provider's user's references; refused when no reference
 /// item exists (a factor enrolled before references were kept).
-pub fn unreference_authy_user(provider_ref: &str, user: &UserKey) -> Write {
+pub fn unreference_provider_user(provider_ref: &str, user: &UserKey) -> Write {
     Write::new(
-        authy_user_key(provider_ref),
+        provider_user_key(provider_ref),
         Action::Update("DELETE #refs :me".into()),
     )
     .names(&["pk", "refs"])
-    .value(":me", authy_reference(user))
+    .value(":me", provider_user_reference(user))
     .condition("attribute_exists(#pk)")
 }
 
-/// How many factors still reference the Authy user, from the item after the update.
-pub fn authy_references(item: &Item) -> usize {
+/// How many factors still reference the provider's user, from the item after the update.
+pub fn provider_user_references(item: &Item) -> usize {
     match item.get("refs") {
         Some(AttributeValue::Ss(refs)) => refs.len(),
         _ => 0,

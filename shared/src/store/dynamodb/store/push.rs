@@ -9,7 +9,7 @@ impl PushEnrolments for DynamoStore {
         counters: &[LimitCounter],
         _now: i64,
     ) -> Result<ReserveOutcome, StoreError> {
-        let mut writes = vec![schema::authy_not_active(user)];
+        let mut writes = vec![schema::push_factor_not_active(user)];
         writes.extend(counters.iter().map(schema::consume_counter));
         match self.transact("reserve_push_enrolment", writes).await? {
             Ok(()) => Ok(ReserveOutcome::Reserved),
@@ -35,7 +35,7 @@ impl PushEnrolments for DynamoStore {
         ];
         // The factor's reference on the Authy user, in the same transaction that writes it.
         if let Some(provider_ref) = &pending.provider_ref {
-            writes.push(schema::reference_authy_user(provider_ref, user));
+            writes.push(schema::reference_provider_user(provider_ref, user));
         }
         Ok(self.transact("set_push_pending", writes).await?.is_ok())
     }
@@ -77,18 +77,20 @@ impl Unlinking for DynamoStore {
         }
     }
 
-    async fn release_authy_user(
+    async fn release_provider_user(
         &self,
         provider_ref: &str,
         user: &UserKey,
     ) -> Result<bool, StoreError> {
-        let write = schema::unreference_authy_user(provider_ref, user);
+        let write = schema::unreference_provider_user(provider_ref, user);
         Ok(
             match self
-                .write("release_authy_user", write, Returns::New)
+                .write("release_provider_user", write, Returns::New)
                 .await?
             {
-                Written::Done(item) => item.is_none_or(|item| schema::authy_references(&item) == 0),
+                Written::Done(item) => {
+                    item.is_none_or(|item| schema::provider_user_references(&item) == 0)
+                }
                 // No reference item: enrolled before references were kept, so no other
                 // factor is known to use it.
                 Written::Refused(_) => true,
