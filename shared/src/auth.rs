@@ -67,6 +67,28 @@ pub struct TokenVerifier {
     keys: Vec<TokenKey>,
     issuer: String,
     audience: String,
+    /// The claim that must hold `audience`: `aud` (RFC 7519), or `client_id` (Amazon
+    /// Cognito's access tokens carry no `aud`).
+    audience_claim: AudienceClaim,
+}
+
+/// Which claim names the API a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AudienceClaim {
+    #[default]
+    Aud,
+    ClientId,
+}
+
+impl AudienceClaim {
+    /// `aud` or `client_id` (`JWT_AUDIENCE_CLAIM`).
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "aud" => Some(Self::Aud),
+            "client_id" => Some(Self::ClientId),
+            _ => None,
+        }
+    }
 }
 
 struct TokenKey {
@@ -96,6 +118,8 @@ struct Claims {
     auth_time: Option<serde_json::Value>,
     #[serde(default)]
     sid: Option<serde_json::Value>,
+    #[serde(default)]
+    client_id: Option<serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +173,7 @@ impl TokenVerifier {
             keys: Vec::new(),
             issuer: issuer.into(),
             audience: audience.into(),
+            audience_claim: AudienceClaim::Aud,
         }
     }
 
@@ -222,6 +247,33 @@ impl TokenVerifier {
         Ok(self)
     }
 
+    /// Checks the audience in `claim` instead of `aud` (Amazon Cognito: `client_id`).
+    pub fn with_audience_claim(mut self, claim: AudienceClaim) -> Self {
+        self.audience_claim = claim;
+        self
+    }
+
+    /// Whether a bearer token names a `kid` none of the keys has, while some key has one (a
+    /// JWKS): the identity service may have added a key since the JWKS was fetched, which one
+    /// early refetch finds (`lambda`, at most once a minute). Reads only the token's header.
+    pub fn names_unknown_kid(&self, authorization: Option<&[u8]>) -> bool {
+        let Some(token) = authorization
+            .and_then(|h| h.strip_prefix(b"Bearer "))
+            .filter(|t| t.len() <= MAX_TOKEN_LEN)
+            .and_then(|t| std::str::from_utf8(t).ok())
+        else {
+            return false;
+        };
+        let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
+            return false;
+        };
+        self.keys.iter().any(|k| k.kid.is_some())
+            && !self
+                .keys
+                .iter()
+                .any(|k| k.kid.as_deref() == Some(kid.as_str()))
+    }
+
     /// Verifies an `Authorization` header value at `now`.
     pub fn verify(&self, authorization: Option<&[u8]>, now: i64) -> Result<TokenUser, TokenError> {
         let header = authorization.ok_or(TokenError::Header)?;
@@ -238,9 +290,18 @@ impl TokenVerifier {
         // exp and nbf are checked below against the request's clock, not the system's.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
+        match self.audience_claim {
+            AudienceClaim::Aud => {
+                validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                validation.set_audience(&[&self.audience]);
+            }
+            // Checked below, once the signature holds.
+            AudienceClaim::ClientId => {
+                validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+                validation.validate_aud = false;
+            }
+        }
         // Every key that may have signed it (the current and the previous HS256 key; the
         // JWKS key with its kid), until one verifies the signature.
         let mut outcome = Err(TokenError::Signature);
@@ -267,6 +328,15 @@ impl TokenVerifier {
             }
         }
         let claims = outcome?.claims;
+        if self.audience_claim == AudienceClaim::ClientId
+            && claims
+                .client_id
+                .as_ref()
+                .and_then(serde_json::Value::as_str)
+                != Some(self.audience.as_str())
+        {
+            return Err(TokenError::Claims);
+        }
         let time = |claim: &Option<serde_json::Value>| {
             claim
                 .as_ref()
@@ -369,6 +439,58 @@ mod tests {
 
     fn verify(verifier: &TokenVerifier, token: &str, now: i64) -> Result<TokenUser, TokenError> {
         verifier.verify(Some(token.as_bytes()), now)
+    }
+
+    #[test]
+    fn a_cognito_access_token_names_its_audience_in_client_id() {
+        let cognito = TokenVerifier::new(Some(CURRENT), None, "i", "app-client")
+            .unwrap()
+            .with_audience_claim(AudienceClaim::ClientId);
+        let mint =
+            |claims: serde_json::Value| format!("Bearer {}", mint_hs256(CURRENT, &claims).unwrap());
+        let base = json!({"sub": "u1", "programme_id": "p1", "iss": "i", "exp": NOW + 600,
+                          "token_use": "access"});
+        let mut right = base.clone();
+        right["client_id"] = json!("app-client");
+        assert!(verify(&cognito, &mint(right), NOW).is_ok());
+        let mut other = base.clone();
+        other["client_id"] = json!("another-client");
+        assert!(matches!(
+            verify(&cognito, &mint(other), NOW),
+            Err(TokenError::Claims)
+        ));
+        assert!(matches!(
+            verify(&cognito, &mint(base.clone()), NOW),
+            Err(TokenError::Claims)
+        ));
+        // The default still wants aud, and client_id alone does not pass for it.
+        let plain = TokenVerifier::new(Some(CURRENT), None, "i", "app-client").unwrap();
+        let mut only_client = base;
+        only_client["client_id"] = json!("app-client");
+        assert!(verify(&plain, &mint(only_client), NOW).is_err());
+        assert_eq!(
+            AudienceClaim::parse("client_id"),
+            Some(AudienceClaim::ClientId)
+        );
+        assert_eq!(AudienceClaim::parse("azp"), None);
+    }
+
+    #[test]
+    fn a_token_naming_an_unknown_kid_is_worth_one_refetch_only_against_a_jwks() {
+        let hs = TokenVerifier::new(Some(CURRENT), None, "i", "a").unwrap();
+        let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+        header.kid = Some("k2".into());
+        let with_kid = jsonwebtoken::encode(
+            &header,
+            &json!({"sub": "u1", "iss": "i", "aud": "a", "exp": NOW + 60}),
+            &jsonwebtoken::EncodingKey::from_secret(CURRENT),
+        )
+        .unwrap();
+        let bearer = format!("Bearer {with_kid}");
+        // No JWKS key (no key has a kid): nothing to refetch.
+        assert!(!hs.names_unknown_kid(Some(bearer.as_bytes())));
+        assert!(!hs.names_unknown_kid(None));
+        assert!(!hs.names_unknown_kid(Some(b"Bearer not-a-jwt")));
     }
 
     #[test]

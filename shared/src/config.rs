@@ -47,6 +47,9 @@ pub struct TokenConfig {
     pub public_key: Option<(String, String)>,
     pub issuer: String,
     pub audience: String,
+    /// The claim holding the audience (`JWT_AUDIENCE_CLAIM`: `aud`, or `client_id` for
+    /// Amazon Cognito's access tokens).
+    pub audience_claim: crate::auth::AudienceClaim,
 }
 
 impl TokenConfig {
@@ -74,7 +77,7 @@ impl TokenConfig {
         if !verifier.has_keys() {
             return Err(KeyError::None.into());
         }
-        Ok(verifier)
+        Ok(verifier.with_audience_claim(self.audience_claim))
     }
 }
 
@@ -230,6 +233,15 @@ impl Config {
                 public_key,
                 issuer: required("JWT_ISSUER", mode, LOCAL_JWT_ISSUER)?,
                 audience: required("JWT_AUDIENCE", mode, LOCAL_JWT_AUDIENCE)?,
+                audience_claim: match var("JWT_AUDIENCE_CLAIM") {
+                    None => crate::auth::AudienceClaim::Aud,
+                    Some(raw) => crate::auth::AudienceClaim::parse(&raw).ok_or_else(|| {
+                        ConfigError::Invalid {
+                            name: "JWT_AUDIENCE_CLAIM",
+                            reason: "must be aud or client_id".into(),
+                        }
+                    })?,
+                },
             },
             otp_secret,
             table_name: var("TABLE_NAME"),

@@ -141,7 +141,10 @@ async fn serve<F: Function>(
         let too_large = oversized.swap(false, Ordering::SeqCst);
         let route = route_of(&request);
         async move {
-            let (app, ready) = served.app().await;
+            let (mut app, mut ready) = served.app().await;
+            if ready && served.refetch_for_unknown_kid(&app, &request) {
+                (app, ready) = served.app().await;
+            }
             Ok::<_, std::convert::Infallible>(match (too_large, ready) {
                 (true, _) => reject_unrouted(&app, &ApiError::PayloadTooLarge),
                 (false, false) => reject_unrouted(
@@ -399,6 +402,8 @@ struct Served<F> {
     parts: Parts,
     refresh: std::time::Duration,
     current: std::sync::Mutex<Current>,
+    /// When a token naming an unknown `kid` last made the JWKS be fetched early.
+    kid_refetched_at: std::sync::Mutex<Option<std::time::Instant>>,
     function: std::marker::PhantomData<fn() -> F>,
 }
 
@@ -412,6 +417,9 @@ struct Current {
     /// keys stop verifying.
     jwks_fetched_at: Option<std::time::Instant>,
 }
+
+/// At most one early JWKS fetch for a token naming an unknown `kid` in this time.
+const KID_REFETCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A JWKS that could not be fetched for this many refresh intervals stops verifying tokens:
 /// a key the identity service revoked meanwhile would otherwise verify forever.
@@ -436,6 +444,7 @@ impl<F: Function> Served<F> {
             parts,
             refresh,
             current: std::sync::Mutex::new(placeholder),
+            kid_refetched_at: std::sync::Mutex::new(None),
             function: std::marker::PhantomData,
         };
         if served.parts.secrets.is_none() {
@@ -471,6 +480,39 @@ impl<F: Function> Served<F> {
             ok = matches!(outcome, Ok(Ok(()))),
             "cold start: table connection opened"
         );
+    }
+
+    /// A token naming a key the JWKS does not hold: the identity service may have added it
+    /// since the last fetch, so the secrets are due at once instead of at the next refresh
+    /// (at most once a minute: tokens with made-up `kid`s cannot make a function fetch on
+    /// every request). `true` when a fetch is now due.
+    fn refetch_for_unknown_kid(&self, app: &App, request: &Request) -> bool {
+        let has_jwks = self
+            .parts
+            .secrets
+            .as_ref()
+            .is_some_and(SecretsManagerSource::fetches_jwks);
+        let authorization = request.headers().get("authorization").map(|v| v.as_bytes());
+        if !has_jwks || !app.tokens.names_unknown_kid(authorization) {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        {
+            let mut last = self
+                .kid_refetched_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| now.duration_since(at) < KID_REFETCH_INTERVAL) {
+                return false;
+            }
+            *last = Some(now);
+        }
+        tracing::info!("a token names a key the JWKS does not hold: fetching it again now");
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_fetch = now;
+        true
     }
 
     fn set(&self, current: Current) {

@@ -136,6 +136,11 @@ impl SecretsManagerSource {
         Self { client, ids }
     }
 
+    /// Whether it fetches the identity service's JWKS (`JWT_JWKS_URL`).
+    pub fn fetches_jwks(&self) -> bool {
+        self.ids.jwks_url.is_some()
+    }
+
     /// Every named secret, fetched concurrently, each within `FETCH_BUDGET` and on its own:
     /// a secret (or the JWKS) that fails keeps its `last` value and is reported, so one
     /// failing secret never holds back another's rotation, and a JWKS outage never takes the

@@ -981,7 +981,11 @@ fn each_function_names_and_may_read_only_the_secrets_its_route_uses() {
         let mut expected_ids = BTreeMap::new();
         let mut expected_arns = BTreeSet::new();
         if users {
-            expected_ids.insert("JWT_HS256_SECRET_ID", "!Ref TokenSecretName".to_owned());
+            // Named only when there is one (a JWKS-only deployment has no HS256 key).
+            expected_ids.insert(
+                "JWT_HS256_SECRET_ID",
+                "!If HasTokenSecret,!Ref TokenSecretName,".to_owned(),
+            );
             expected_ids.insert("OTP_HMAC_SECRET_ID", "!Ref OtpSecretName".to_owned());
             expected_arns.insert(arn("TokenSecretName"));
             expected_arns.insert(arn("OtpSecretName"));
@@ -1014,7 +1018,8 @@ fn each_function_names_and_may_read_only_the_secrets_its_route_uses() {
                 one => vec![one.clone()],
             })
             .map(|resource| match resource {
-                // `!If [HasAuthy, arn, !Ref AWS::NoValue]`: the ARN when Authy is configured.
+                // `!If [HasAuthy, arn, !Ref AWS::NoValue]`: the ARN when Authy (or the HS256
+                // key) is configured.
                 Value::Tagged(tagged) if tagged.tag == "!If" => text(&tagged.value[1]),
                 resource => text(&resource),
             })
@@ -1187,4 +1192,58 @@ fn the_repository_cites_no_file_outside_it() {
         }
     }
     assert!(read > 100, "read {read} files");
+}
+
+/// Any identity provider by parameters alone: a JWKS URL (https), the audience's claim
+/// (`client_id` for Cognito), and no HS256 secret named, fetched or readable when
+/// `TokenSecretName` is empty; a deployment with neither key source is refused by a rule.
+#[test]
+fn any_identity_provider_is_wired_by_parameters_alone() {
+    let t = load("template.yaml");
+    let p = &t["Parameters"];
+    assert_eq!(p["JwksUrl"]["Default"], "");
+    let pattern = p["JwksUrl"]["AllowedPattern"].as_str().unwrap();
+    assert_eq!(pattern, r"^(https://\S+)?$");
+    let claims: Vec<&str> = p["TokenAudienceClaim"]["AllowedValues"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(claims, ["aud", "client_id"]);
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(text(&env["JWT_JWKS_URL"]), "!Ref JwksUrl");
+    assert_eq!(text(&env["JWT_AUDIENCE_CLAIM"]), "!Ref TokenAudienceClaim");
+    let rule = text(&t["Rules"]["TokenKeys"]["Assertions"][0]["Assert"]);
+    assert!(
+        rule.contains("TokenSecretName") && rule.contains("JwksUrl"),
+        "{rule}"
+    );
+    assert_eq!(
+        text(&t["Conditions"]["HasTokenSecret"]),
+        "!Not !Equals !Ref TokenSecretName,"
+    );
+    let mut named = 0;
+    for (binary, resource) in t["Resources"].as_mapping().unwrap() {
+        let variables = &resource["Properties"]["Environment"]["Variables"];
+        if let Some(id) = variables.get("JWT_HS256_SECRET_ID") {
+            named += 1;
+            assert_eq!(
+                text(id),
+                "!If HasTokenSecret,!Ref TokenSecretName,",
+                "{binary:?}"
+            );
+        }
+    }
+    assert_eq!(named, 20, "every function that verifies user tokens");
+    for (binary, function) in functions(&t) {
+        for statement in &function.statements {
+            for resource in statement["Resource"].as_sequence().into_iter().flatten() {
+                let arn = text(resource);
+                if arn.contains("${TokenSecretName}") {
+                    assert!(arn.starts_with("!If HasTokenSecret,"), "{binary}: {arn}");
+                }
+            }
+        }
+    }
 }
