@@ -73,29 +73,132 @@ pub fn init() {
     };
 }
 
-/// The JSON lines of a deployed function, written to `writer`: each event flattened, with
-/// every span it is in — lambda_runtime's ("Lambda runtime invoke": Lambda's `requestId`,
-/// the X-Ray `xrayTraceId`) and ours ("request": `request_ref`, `route`, `programme`,
-/// `cold_start`) — so any line leads to the access log and to the trace.
+/// The JSON lines of a deployed function, written to `writer`: one flat object per event, with
+/// the keys AWS Lambda Powertools users query — `level`, `message`, `timestamp`, `service`,
+/// `cold_start`, `function_name`, `function_request_id`, `xray_trace_id` — and ours
+/// (`request_ref`, `route`, `programme`), taken from the spans the event is in (lambda_runtime's
+/// "Lambda runtime invoke": `requestId`, `xrayTraceId`; ours, "request"), then the event's
+/// own fields. So any line leads to the access log and to the trace.
 pub fn json_layer<S, W>(
     writer: W,
-) -> tracing_subscriber::fmt::Layer<
-    S,
-    tracing_subscriber::fmt::format::JsonFields,
-    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
-    W,
->
+) -> tracing_subscriber::fmt::Layer<S, tracing_subscriber::fmt::format::JsonFields, PowertoolsJson, W>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + 'static,
 {
     tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(true)
+        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+        .event_format(PowertoolsJson::from_env())
         .with_writer(writer)
-        .with_target(false)
+}
+
+/// The line format of `json_layer`.
+pub struct PowertoolsJson {
+    service: String,
+    function_name: Option<String>,
+}
+
+impl PowertoolsJson {
+    /// `service` from `POWERTOOLS_SERVICE_NAME` (else `additional-factors`), `function_name`
+    /// from Lambda's `AWS_LAMBDA_FUNCTION_NAME`.
+    pub fn from_env() -> Self {
+        Self {
+            service: std::env::var("POWERTOOLS_SERVICE_NAME")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "additional-factors".into()),
+            function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok(),
+        }
+    }
+}
+
+/// The name a span field goes by at the top level of a line.
+fn top_level_name(field: &str) -> &str {
+    match field {
+        "requestId" => "function_request_id",
+        "xrayTraceId" => "xray_trace_id",
+        other => other,
+    }
+}
+
+/// An event's fields as JSON values (`message` among them).
+struct EventFields<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for EventFields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for PowertoolsJson
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use serde_json::Value;
+        let mut line = serde_json::Map::new();
+        line.insert(
+            "level".into(),
+            event.metadata().level().as_str().to_owned().into(),
+        );
+        line.insert("timestamp".into(), timestamp_now().into());
+        line.insert("service".into(), self.service.clone().into());
+        if let Some(name) = &self.function_name {
+            line.insert("function_name".into(), name.clone().into());
+        }
+        // The spans, outermost first: a field an inner span sets wins.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                let extensions = span.extensions();
+                let Some(fields) = extensions.get::<tracing_subscriber::fmt::FormattedFields<N>>()
+                else {
+                    continue;
+                };
+                if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(fields) {
+                    for (name, value) in fields {
+                        line.insert(top_level_name(&name).to_owned(), value);
+                    }
+                }
+            }
+        }
+        event.record(&mut EventFields(&mut line));
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+/// Now as RFC 3339 UTC with milliseconds (`2026-12-07T18:00:00.123Z`).
+fn timestamp_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = crate::domain::device::rfc3339(now.as_secs() as i64);
+    format!(
+        "{}.{:03}Z",
+        seconds.trim_end_matches('Z'),
+        now.subsec_millis()
+    )
 }
 
 #[cfg(test)]
@@ -146,21 +249,25 @@ mod tests {
         let bytes = buffer.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let text = String::from_utf8(bytes).unwrap_or_default();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
-        let spans = &line["spans"];
+        // Powertools' keys, at the top level.
         assert_eq!(
-            spans[0]["requestId"], "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
+            line["function_request_id"], "8476a536-e9f4-11e8-9739-2dfe598c3fcd",
             "{text}"
         );
         assert_eq!(
-            spans[0]["xrayTraceId"],
+            line["xray_trace_id"],
             "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700"
         );
-        assert_eq!(spans[1]["request_ref"], "0a1b2c");
-        assert_eq!(spans[1]["route"], "verify_sms_otp");
-        assert_eq!(spans[1]["programme"], "acme");
-        assert_eq!(spans[1]["cold_start"], true);
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["service"], "additional-factors");
+        assert!(line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert_eq!(line["request_ref"], "0a1b2c");
+        assert_eq!(line["route"], "verify_sms_otp");
+        assert_eq!(line["programme"], "acme");
+        assert_eq!(line["cold_start"], true);
         assert_eq!(line["attempts"], 2);
         assert_eq!(line["message"], "SMS factor verified");
+        assert!(line.get("spans").is_none() && line.get("requestId").is_none());
     }
 
     #[test]

@@ -91,3 +91,26 @@ async fn the_leak_check_fails_on_a_leaked_code() {
     t.log_line(&format!("the code is {}", t.last_code(PHONE)));
     t.assert_logs_clean();
 }
+
+#[tokio::test]
+#[should_panic(expected = "a log line holds a secret")]
+async fn the_leak_check_fails_on_a_code_ending_a_sentence() {
+    let t = TestApp::new().await;
+    t.send(Req::post(SMS).auth(LIVE_KEY, &t.token("live", "u1")))
+        .await
+        .assert(204);
+    t.log_line(&format!("sent {}.", t.last_code(PHONE)));
+    t.assert_logs_clean();
+}
+
+/// A decimal whose fraction happens to hold the code's digits (an SDK's retry delay,
+/// `190.123456ms`) is not the code.
+#[tokio::test]
+async fn a_decimal_holding_the_codes_digits_is_not_a_leak() {
+    let t = TestApp::new().await;
+    t.send(Req::post(SMS).auth(LIVE_KEY, &t.token("live", "u1")))
+        .await
+        .assert(204);
+    t.log_line(&format!("retrying after 190.{}ms", t.last_code(PHONE)));
+    t.assert_logs_clean();
+}

@@ -761,6 +761,11 @@ async fn main() -> Result<(), BoxError> {
         ("get-payment-challenge", "get-payment-challenge.404"),
         ("jwks", "jwks.200"),
         ("simulate-payment", "simulate-payment.404"),
+        ("sandbox-jwks", "sandbox-jwks.200"),
+        ("verify-biometric", "verify-biometric.409"),
+        ("update-device-push", "update-device-push.409"),
+        ("list-device-challenges", "list-device-challenges.200"),
+        ("answer-device-challenge", "answer-device-challenge.404"),
     ];
     // `--only a,b`: those functions (and the empty one, the floor), e.g. to measure a change
     // without building every binary.

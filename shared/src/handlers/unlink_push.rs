@@ -73,7 +73,7 @@ impl Handler for UnlinkPush {
         if let Some(provider_ref) = removed.provider_ref.filter(|_| !caller.programme.sandbox) {
             match ports
                 .unlinking
-                .release_authy_user(&provider_ref, &caller.user)
+                .release_provider_user(&provider_ref, &caller.user)
                 .await
             {
                 Ok(true) => {

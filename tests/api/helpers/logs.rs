@@ -52,9 +52,12 @@ impl TestApp {
         // longer one (a timestamp holds many six-digit runs), nor inside an id (request refs
         // and challenge ids are long hex runs: they may hold any six digits).
         let without_ids = strip_hex_runs(&logs);
+        // A decimal (`190.123456ms`, an SDK's retry delay) is no code: a run of digits counts
+        // unless a dot joins it to other digits.
         let numbers: std::collections::HashSet<&str> = without_ids
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|run| !run.is_empty())
+            .split(|c: char| !c.is_ascii_digit() && c != '.')
+            .map(|token| token.trim_matches('.'))
+            .filter(|token| !token.is_empty() && !token.contains('.'))
             .collect();
         for secret in secrets.iter().filter(|s| !s.is_empty()) {
             let leaked = if secret.bytes().all(|b| b.is_ascii_digit()) {
