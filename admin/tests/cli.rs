@@ -126,7 +126,7 @@ async fn programmes_keys_tokens_and_biometric_factors() {
         !admin(&table, &["list-programmes"]).1.contains(&key),
         "keys are never listed"
     );
-    assert!(admin(&table, &["disable-programme", "--id", "acme"]).0);
+    assert!(admin(&table, &["disable-programme", "--id", "acme", "--yes"]).0);
     assert!(
         store
             .find_programme(&api_key_hash(&key))
@@ -144,7 +144,7 @@ async fn programmes_keys_tokens_and_biometric_factors() {
             .unwrap()
             .disabled
     );
-    assert!(!admin(&table, &["disable-programme", "--id", "nobody"]).0);
+    assert!(!admin(&table, &["disable-programme", "--id", "nobody", "--yes"]).0);
 
     assert!(
         admin(
@@ -289,6 +289,19 @@ async fn api_keys_rotate_and_settings_change_without_recreating_the_programme() 
     );
     assert!(!ok && err.contains("no programme"), "{err}");
 
+    // Revoking is destructive: without a terminal to confirm on, it needs --yes.
+    let (ok, _, err) = admin(
+        &table,
+        &[
+            "revoke-api-key",
+            "--programme",
+            "acme",
+            "--key-id",
+            &first_id,
+        ],
+    );
+    assert!(!ok && err.contains("--yes"), "{err}");
+    assert!(by_key(first.clone()).await.is_some(), "nothing changed");
     // Revoke the old key: refused from then on; the new one still works.
     let (ok, _, err) = admin(
         &table,
@@ -298,6 +311,7 @@ async fn api_keys_rotate_and_settings_change_without_recreating_the_programme() 
             "acme",
             "--key-id",
             &first_id,
+            "--yes",
         ],
     );
     assert!(ok, "{err}");
@@ -311,6 +325,7 @@ async fn api_keys_rotate_and_settings_change_without_recreating_the_programme() 
             "acme",
             "--key-id",
             &first_id,
+            "--yes",
         ],
     );
     assert!(!ok && err.contains("no api key"), "{err}");
@@ -322,6 +337,7 @@ async fn api_keys_rotate_and_settings_change_without_recreating_the_programme() 
             "acme",
             "--key-id",
             &second_id,
+            "--yes",
         ],
     );
     assert!(!ok && err.contains("only api key"), "{err}");
@@ -348,6 +364,164 @@ async fn api_keys_rotate_and_settings_change_without_recreating_the_programme() 
     let listed = admin(&table, &["list-programmes"]).1;
     assert!(listed.lines().any(|l| l.starts_with("old\t")), "{listed}");
     assert!(listed.lines().any(|l| l.starts_with("acme\t")), "{listed}");
-    assert!(admin(&table, &["disable-programme", "--id", "old"]).0);
+    assert!(admin(&table, &["disable-programme", "--id", "old", "--yes"]).0);
     assert!(by_key("a-legacy-key".into()).await.unwrap().disabled);
+}
+
+/// The tool's exit code and stdout.
+fn admin_code(table: &str, args: &[&str]) -> (i32, String, String) {
+    let endpoint = std::env::var("TEST_AWS_ENDPOINT").expect("TEST_AWS_ENDPOINT is not set");
+    let output = Command::new(env!("CARGO_BIN_EXE_factors-admin"))
+        .args(args)
+        .env("DYNAMODB_ENDPOINT", &endpoint)
+        .env("SNS_ENDPOINT", &endpoint)
+        .env("TABLE_NAME", table)
+        .env("JWT_HS256_SECRET", "admin-test-secret-admin-test-secret")
+        .env("JWT_ISSUER", "iss")
+        .env("JWT_AUDIENCE", "aud")
+        .env_remove("EVENTS_TOPIC_ARN")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Help per command, misspelled flags refused with exit 2, JSON output, confirmation of
+/// destructive commands, an audit trail of who did what, and one user's data exported and
+/// erased.
+#[tokio::test]
+async fn an_operator_tool_people_trust() {
+    let table = format!("admin-trust-{}", std::process::id());
+    let (code, out, _) = admin_code(&table, &["--help"]);
+    assert_eq!(code, 0);
+    for command in [
+        "create-programme",
+        "revoke-api-key",
+        "list-audit",
+        "export-user",
+        "erase-user",
+    ] {
+        assert!(out.contains(command), "{command} in {out}");
+    }
+    let (code, out, _) = admin_code(&table, &["create-programme", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--countries") && out.contains("--inherit-countries"),
+        "{out}"
+    );
+    let (code, _, err) = admin_code(&table, &["create-programme", "--idd", "x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--idd"), "{err}");
+    assert_eq!(admin_code(&table, &["frobnicate"]).0, 2);
+
+    let (code, out, err) = admin_code(&table, &["--json", "create-table"]);
+    assert_eq!(code, 0, "{err}");
+    let created: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(created["created"], true);
+    let endpoint = std::env::var("TEST_AWS_ENDPOINT").unwrap();
+    let sdk = sdk_config(Some(&endpoint)).await;
+    let described = aws_sdk_dynamodb::Client::new(&sdk)
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.table().unwrap().table_status().unwrap().as_str(),
+        "ACTIVE"
+    );
+    let (code, out, _) = admin_code(
+        &table,
+        &["--json", "create-programme", "--id", "trust", "--sandbox"],
+    );
+    assert_eq!(code, 0);
+    let created: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(created["programme"], "trust");
+    assert_eq!(created["apiKey"].as_str().unwrap().len(), 64);
+    let listed: serde_json::Value =
+        serde_json::from_str(admin_code(&table, &["--json", "list-programmes"]).1.trim()).unwrap();
+    assert_eq!(listed["programmes"][0]["id"], "trust");
+
+    // One user's data: exported (Art. 15), then erased (Art. 17), which needs confirming.
+    assert_eq!(
+        admin_code(
+            &table,
+            &["add-biometric", "--programme", "trust", "--user", "u9"]
+        )
+        .0,
+        0
+    );
+    let (code, out, _) = admin_code(
+        &table,
+        &[
+            "--json",
+            "export-user",
+            "--programme",
+            "trust",
+            "--user",
+            "u9",
+        ],
+    );
+    assert_eq!(code, 0);
+    let exported: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let items = exported["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["sk"], "FACTOR#BIOMETRIC");
+    assert_eq!(items[0]["status"], "ACTIVE");
+    let (code, _, err) = admin_code(
+        &table,
+        &["erase-user", "--programme", "trust", "--user", "u9"],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("--yes"), "{err}");
+    let (code, out, err) = admin_code(
+        &table,
+        &[
+            "erase-user",
+            "--programme",
+            "trust",
+            "--user",
+            "u9",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("removed 1 FACTOR item(s)"), "{out}");
+    assert!(out.contains("no event published"), "{out}");
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &table);
+    let user = UserKey {
+        programme_id: "trust".into(),
+        credential_id: "u9".into(),
+    };
+    assert!(store.user_items(&user).await.unwrap().is_empty());
+
+    // Who did what, newest first.
+    let (code, out, _) = admin_code(&table, &["--json", "list-audit"]);
+    assert_eq!(code, 0);
+    let audit: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let actions: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "erase-user",
+            "export-user",
+            "add-biometric",
+            "create-programme",
+            "create-table"
+        ]
+    );
+    let record = &audit["records"][0];
+    assert_eq!(record["target"], "user u9 of trust");
+    assert!(
+        record["who"].as_str().unwrap().starts_with("arn:aws:"),
+        "the caller's AWS identity: {record}"
+    );
 }

@@ -339,8 +339,8 @@ fn expected_reads(allowed: &BTreeMap<&'static str, BTreeSet<&'static str>>, bina
 }
 
 /// Least privilege inside the table: no function can write a `PROGRAMME#` item (a tenant's
-/// settings and api key) or the operator's registry, so a compromised function cannot mint,
-/// change or revoke a programme or a key.
+/// settings and api key), the operator's registry or the audit trail, so a compromised
+/// function cannot mint, change or revoke a programme or a key, nor rewrite who did.
 #[test]
 fn no_function_can_write_a_programme_item() {
     const WRITES: [&str; 5] = [
@@ -377,8 +377,8 @@ fn no_function_can_write_a_programme_item() {
             assert_eq!(
                 keys.as_sequence()
                     .map(|k| k.iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>()),
-                Some(vec!["PROGRAMME#*", "PROGRAMMES"]),
-                "{binary}: every written partition key is outside PROGRAMME# and the operator's registry"
+                Some(vec!["PROGRAMME#*", "PROGRAMMES", "AUDIT"]),
+                "{binary}: every written partition key is outside PROGRAMME#, the operator's registry and the operator's audit trail"
             );
         }
     }

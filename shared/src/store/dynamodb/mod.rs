@@ -11,6 +11,7 @@
 
 mod executor;
 pub mod operator;
+pub mod operator_records;
 pub mod schema;
 pub mod settings;
 mod store;

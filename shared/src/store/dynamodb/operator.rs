@@ -267,6 +267,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| unavailable(OP, e))?;
+        self.wait_until_active().await?;
         self.client
             .update_time_to_live()
             .table_name(&self.table)
@@ -281,6 +282,34 @@ impl DynamoStore {
             .await
             .map_err(|e| unavailable(OP, e))?;
         Ok(true)
+    }
+
+    /// Waits until a table just created is `ACTIVE` (DynamoDB takes seconds to minutes; every
+    /// later command needs it), checking each second for at most 5 minutes.
+    async fn wait_until_active(&self) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::TableStatus;
+        const OP: &str = "create_table";
+        for _ in 0..300 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| unavailable(OP, e))?;
+            if described
+                .table()
+                .and_then(|t| t.table_status())
+                .is_some_and(|s| *s == TableStatus::Active)
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        Err(StoreError::Corrupt {
+            operation: OP,
+            detail: "the table was not ACTIVE after 5 minutes".into(),
+        })
     }
 
     /// Every programme in the table, with its api key hash: a scan, made only by the one-time
