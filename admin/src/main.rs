@@ -24,8 +24,9 @@ use additional_factors::{
     config::{Config, Mode},
     domain::{
         channel::Channel,
-        crypto::{api_key_hash, hex},
+        crypto::api_key_hash,
         factor::{FactorRecord, FactorStatus},
+        hex::hex,
         programme::{Countries, Programme},
         random::{RandomSource, SystemRandom},
     },

@@ -7,7 +7,11 @@
 
 use aws_lc_rs::{digest, hmac};
 
-use super::{ids::PhoneHash, otp::VerificationCode};
+use super::{
+    hex::{hex, unhex},
+    ids::PhoneHash,
+    otp::VerificationCode,
+};
 
 /// The server-side keys: the HMAC key for codes and phone numbers.
 pub struct Hasher {
@@ -59,29 +63,6 @@ impl Hasher {
 /// How api keys are stored: SHA-256 of the key, hex.
 pub fn api_key_hash(api_key: &str) -> String {
     hex(digest::digest(&digest::SHA256, api_key.as_bytes()).as_ref())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            out.extend(char::from_digit(u32::from(nibble), 16));
-        }
-    }
-    out
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-        })
-        .collect()
 }
 
 #[cfg(test)]

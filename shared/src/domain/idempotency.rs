@@ -6,7 +6,7 @@
 
 use aws_lc_rs::digest;
 
-use super::crypto::hex;
+use super::hex::hex;
 
 /// How long a final response is kept: at least the contract's 24 hours.
 pub const KEEP_SECS: i64 = 25 * 3_600;

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod crypto;
 pub mod device;
 pub mod factor;
+pub mod hex;
 pub mod idempotency;
 pub mod ids;
 pub mod otp;

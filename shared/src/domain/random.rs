@@ -2,7 +2,7 @@
 
 use aws_lc_rs::rand::SecureRandom;
 
-use super::crypto::hex;
+use super::hex::hex;
 
 /// The randomness the service draws from: the OS generator in production.
 pub trait RandomSource: Send + Sync {

@@ -13,7 +13,7 @@
 
 use aws_lc_rs::digest;
 
-use super::crypto::hex;
+use super::hex::hex;
 
 /// A new SMS for the same purpose (one session's step-up) within this many seconds of the
 /// last one is refused: `RETRY_IN_15SEC`.

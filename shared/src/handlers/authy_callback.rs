@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     app::{AuthySignatureKey, Context},
-    domain::{channel::Channel, crypto::hex},
+    domain::{channel::Channel, hex::hex},
     events::{Change, EventPublisher},
     ports,
     proof::ProofSigner,

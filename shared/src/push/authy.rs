@@ -23,7 +23,7 @@ use hyper_util::{
 use serde_json::Value;
 
 use super::{Approval, PushError, PushProvider};
-use crate::domain::{crypto::hex, phone::PhoneNumber};
+use crate::domain::{hex::hex, phone::PhoneNumber};
 
 /// How long one Authy call may take before the request answers 503.
 pub const AUTHY_TIMEOUT: Duration = Duration::from_secs(3);

@@ -17,14 +17,9 @@ use super::{
 };
 use crate::{domain::programme::Programme, store::StoreError};
 
-/// One api key of a programme, as the registry lists it: never the key itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRecord {
-    /// A short random id the operator names the key by (to revoke it).
-    pub key_id: String,
-    pub api_key_hash: String,
-    pub created_at: i64,
-}
+/// One api key of a programme, as the registry lists it (defined with the items that encode
+/// it).
+pub use super::schema::ApiKeyRecord;
 
 /// Why an operator task was refused.
 #[derive(Debug, thiserror::Error)]

@@ -499,7 +499,7 @@ mod tests {
                 "register_api_key",
                 register_api_key(
                     "p1",
-                    &super::super::operator::ApiKeyRecord {
+                    &ApiKeyRecord {
                         key_id: "k1".into(),
                         api_key_hash: "hash".into(),
                         created_at: 1,

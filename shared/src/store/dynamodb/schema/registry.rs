@@ -103,8 +103,17 @@ pub fn programme_registered(programme_id: &str) -> Write {
         .condition("attribute_exists(#pk)")
 }
 
+/// One api key of a programme, as the registry lists it: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// A short random id the operator names the key by (to revoke it).
+    pub key_id: String,
+    pub api_key_hash: String,
+    pub created_at: i64,
+}
+
 /// The registry's record of one api key: its id and hash, never the key.
-pub fn register_api_key(programme_id: &str, key: &super::super::operator::ApiKeyRecord) -> Write {
+pub fn register_api_key(programme_id: &str, key: &ApiKeyRecord) -> Write {
     let id = registry_api_key_key(programme_id, &key.key_id);
     let mut item = id.to_item();
     item.insert("programme_id".into(), s(programme_id));
@@ -122,9 +131,9 @@ pub fn unregister_api_key(programme_id: &str, key_id: &str) -> Write {
         .condition("attribute_exists(#pk)")
 }
 
-pub fn api_key_from_item(item: &Item) -> Result<super::super::operator::ApiKeyRecord, StoreError> {
+pub fn api_key_from_item(item: &Item) -> Result<ApiKeyRecord, StoreError> {
     const OP: &str = "list_api_keys";
-    Ok(super::super::operator::ApiKeyRecord {
+    Ok(ApiKeyRecord {
         key_id: get_s(item, "key_id", OP)?,
         api_key_hash: get_s(item, "api_key_hash", OP)?,
         created_at: get_n(item, "created_at", OP)?,
