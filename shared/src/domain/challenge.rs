@@ -43,6 +43,47 @@ pub fn challenge_state(attempts: u32, limit: u32, expires_at: i64, now: i64) -> 
     }
 }
 
+/// What an attempt on a stored challenge gets: the one rule both stores follow (the memory
+/// store under its lock, DynamoDB from the item its refused conditional write returns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptVerdict {
+    /// The challenge was sent to another phone (or device key): not this caller's.
+    NotThisPhone,
+    /// This attempt id was counted already (a retry after a lost answer): its count stands,
+    /// nothing is counted again.
+    CountedBefore,
+    /// Every attempt used.
+    Dead,
+    /// Past its expiry.
+    Expired,
+    /// Live: the attempt is counted (DynamoDB counts it in the conditional write itself).
+    Countable,
+}
+
+/// The verdict on an attempt (`attempt_known`: its id is among those counted on the
+/// challenge). A recognised attempt is recognised only for its phone and while the
+/// challenge lives; a dead challenge stays dead after it expires.
+pub fn attempt_verdict(
+    same_phone: bool,
+    attempt_known: bool,
+    attempts: u32,
+    limit: u32,
+    expires_at: i64,
+    now: i64,
+) -> AttemptVerdict {
+    if !same_phone {
+        return AttemptVerdict::NotThisPhone;
+    }
+    if attempt_known && now < expires_at {
+        return AttemptVerdict::CountedBefore;
+    }
+    match challenge_state(attempts, limit, expires_at, now) {
+        ChallengeState::Dead => AttemptVerdict::Dead,
+        ChallengeState::Expired => AttemptVerdict::Expired,
+        ChallengeState::Live => AttemptVerdict::Countable,
+    }
+}
+
 /// What a wrong code is told, given the attempts counted so far (this one included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WrongCode {
@@ -116,5 +157,15 @@ mod tests {
             challenge_state(5, 5, CODE_TTL_SECS, 301),
             ChallengeState::Dead
         );
+    }
+
+    #[test]
+    fn an_attempt_is_judged_by_phone_then_by_its_id_then_by_the_challenge() {
+        use AttemptVerdict::*;
+        assert_eq!(attempt_verdict(false, true, 0, 5, 300, 0), NotThisPhone);
+        assert_eq!(attempt_verdict(true, true, 5, 5, 300, 0), CountedBefore);
+        assert_eq!(attempt_verdict(true, true, 1, 5, 300, 300), Expired);
+        assert_eq!(attempt_verdict(true, false, 5, 5, 300, 400), Dead);
+        assert_eq!(attempt_verdict(true, false, 4, 5, 300, 299), Countable);
     }
 }

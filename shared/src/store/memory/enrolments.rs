@@ -151,22 +151,19 @@ impl Codes for MemoryStore {
                 limit: challenge.stored.wrong_code_limit,
             })
         };
-        if challenge.stored.phone_hash != *phone_hash {
-            return Ok(AttemptOutcome::NoChallenge);
-        }
-        if challenge.counted.contains(attempt_id) && now < challenge.stored.expires_at {
-            // Already counted: not again (same phone, challenge still live).
-            return Ok(counted(challenge));
-        }
-        match challenge_state(
+        match attempt_verdict(
+            challenge.stored.phone_hash == *phone_hash,
+            challenge.counted.contains(attempt_id),
             challenge.attempts,
             challenge.stored.wrong_code_limit,
             challenge.stored.expires_at,
             now,
         ) {
-            ChallengeState::Dead => Ok(AttemptOutcome::Dead),
-            ChallengeState::Expired => Ok(AttemptOutcome::Expired),
-            ChallengeState::Live => {
+            AttemptVerdict::NotThisPhone => Ok(AttemptOutcome::NoChallenge),
+            AttemptVerdict::CountedBefore => Ok(counted(challenge)),
+            AttemptVerdict::Dead => Ok(AttemptOutcome::Dead),
+            AttemptVerdict::Expired => Ok(AttemptOutcome::Expired),
+            AttemptVerdict::Countable => {
                 challenge.attempts += 1;
                 challenge.counted.push(attempt_id.clone());
                 Ok(counted(challenge))

@@ -29,7 +29,7 @@ use super::{
     StepUps, StoreError, StoredResponse, Unlinking, UserKey,
 };
 use crate::domain::{
-    challenge::{challenge_state, ChallengeState},
+    challenge::{attempt_verdict, AttemptVerdict},
     channel::Channel,
     factor::{FactorRecord, FactorStatus},
     idempotency::{IdempotencyRef, KEEP_SECS, LEASE_SECS},

@@ -134,25 +134,22 @@ impl Codes for DynamoStore {
             return Ok(AttemptOutcome::NoChallenge);
         };
         let challenge = schema::challenge_from_item(&item)?;
-        if challenge.phone_hash != *phone_hash {
-            return Ok(AttemptOutcome::NoChallenge);
-        }
-        if challenge.counted.contains(attempt_id) && now < challenge.expires_at {
-            // Our own attempt, counted by a first try whose answer was lost: not again. Only
-            // for the same phone and while the challenge lives, like any other attempt.
-            return Ok(counted(challenge));
-        }
         Ok(
-            match challenge_state(
+            match attempt_verdict(
+                challenge.phone_hash == *phone_hash,
+                challenge.counted.contains(attempt_id),
                 challenge.attempts,
                 challenge.wrong_code_limit,
                 challenge.expires_at,
                 now,
             ) {
-                ChallengeState::Dead => AttemptOutcome::Dead,
-                ChallengeState::Expired => AttemptOutcome::Expired,
+                AttemptVerdict::NotThisPhone => AttemptOutcome::NoChallenge,
+                // Our own attempt, counted by a first try whose answer was lost: not again.
+                AttemptVerdict::CountedBefore => counted(challenge),
+                AttemptVerdict::Dead => AttemptOutcome::Dead,
+                AttemptVerdict::Expired => AttemptOutcome::Expired,
                 // Replaced between the write and the read: this request's challenge is gone.
-                ChallengeState::Live => AttemptOutcome::NoChallenge,
+                AttemptVerdict::Countable => AttemptOutcome::NoChallenge,
             },
         )
     }

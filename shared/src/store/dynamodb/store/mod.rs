@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     domain::{
-        challenge::{challenge_state, ChallengeState},
+        challenge::{attempt_verdict, AttemptVerdict},
         channel::Channel,
         factor::FactorRecord,
         idempotency::IdempotencyRef,
