@@ -1247,3 +1247,59 @@ fn any_identity_provider_is_wired_by_parameters_alone() {
         }
     }
 }
+
+/// The dashboard shows the business (SMS sent by country, refusals by limit, codes compared
+/// right and wrong, challenge limits and pushes), for all programmes and for the one picked
+/// in its Programme menu; its body is valid JSON once CloudFormation substitutes it.
+#[test]
+fn the_dashboard_shows_the_business_per_programme() {
+    let t = load("template.yaml");
+    let body = t["Resources"]["Dashboard"]["Properties"]["DashboardBody"].clone();
+    let Value::Tagged(tagged) = body else {
+        panic!("the body is a !Sub string")
+    };
+    let mut json = tagged.value.as_str().unwrap().to_owned();
+    // What !Sub fills in.
+    while let Some(start) = json.find("${") {
+        let end = start + json[start..].find('}').unwrap();
+        json.replace_range(start..=end, "X");
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let expressions: Vec<String> = dashboard["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| {
+            w["properties"]["metrics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|m| m[0]["expression"].as_str().map(str::to_owned))
+        .collect();
+    for metric in [
+        "SUM(SmsSent)",
+        "SUM(SmsRefused)",
+        "SUM(CodesCompared)",
+        "SUM(ChallengeLimitReached)",
+        "SUM(PushRequests)",
+    ] {
+        let (all, one): (Vec<&String>, Vec<&String>) = expressions
+            .iter()
+            .filter(|e| e.contains(metric))
+            .partition(|e| !e.contains("WHERE"));
+        assert_eq!((all.len(), one.len()), (1, 1), "{metric}: {expressions:?}");
+        assert!(one[0].contains("programme = '__programme__'"), "{}", one[0]);
+    }
+    assert!(expressions.iter().any(|e| e.contains("GROUP BY country")));
+    assert!(expressions.iter().any(|e| e.contains("GROUP BY limit")));
+    assert!(expressions.iter().any(|e| e.contains("GROUP BY result")));
+    let variable = &dashboard["variables"][0];
+    assert_eq!(variable["type"], "pattern");
+    assert_eq!(variable["pattern"], "__programme__");
+    assert_eq!(variable["populateFrom"], "programme");
+    // The namespace the functions write their metric lines to.
+    let namespace =
+        text(&t["Globals"]["Function"]["Environment"]["Variables"]["METRICS_NAMESPACE"]);
+    assert_eq!(namespace, "!Sub additional-factors/${Stage}");
+}
