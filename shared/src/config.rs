@@ -213,7 +213,7 @@ impl Config {
         let otp_secret = match (var("OTP_HMAC_SECRET"), mode) {
             (Some(secret), _) => secret,
             (None, Mode::Local) => LOCAL_OTP_SECRET.to_owned(),
-            // Fetched (OTP_HMAC_SECRET_ID), or this function hashes nothing (lambda.rs).
+            // Fetched (OTP_HMAC_SECRET_ID), or this function hashes nothing (lambda).
             (None, Mode::Lambda) => String::new(),
         };
         let authy_key =

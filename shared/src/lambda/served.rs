@@ -1,0 +1,252 @@
+//! A function's state between invocations: built at init (or on the first request), its
+//! secrets fetched again every refresh interval, each on its own, and the JWKS fetched early
+//! when a token names a key it does not hold (at most once a minute); until the secrets are
+//! known every request is a 503.
+
+use super::*;
+
+/// How long init may spend opening the table's connection.
+const WARM_UP_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A function's state, and its secrets kept fresh (crate::secrets).
+pub(super) struct Served<F> {
+    config: Config,
+    parts: Parts,
+    refresh: std::time::Duration,
+    current: std::sync::Mutex<Current>,
+    /// When a token naming an unknown `kid` last made the JWKS be fetched early.
+    kid_refetched_at: std::sync::Mutex<Option<std::time::Instant>>,
+    function: std::marker::PhantomData<fn() -> F>,
+}
+
+struct Current {
+    app: Arc<App>,
+    /// False until the secrets have been fetched once: every request is then a 503.
+    ready: bool,
+    values: SecretValues,
+    next_fetch: std::time::Instant,
+    /// When the JWKS was last fetched: past `JWKS_STALE_INTERVALS` refresh intervals, its
+    /// keys stop verifying.
+    jwks_fetched_at: Option<std::time::Instant>,
+}
+
+/// At most one early JWKS fetch for a token naming an unknown `kid` in this time.
+const KID_REFETCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A JWKS that could not be fetched for this many refresh intervals stops verifying tokens:
+/// a key the identity service revoked meanwhile would otherwise verify forever.
+const JWKS_STALE_INTERVALS: u32 = 3;
+
+impl<F: Function> Served<F> {
+    /// Builds the state at init (full CPU), fetching the secrets (or on the first request,
+    /// with `SECRETS_FETCH=first-request`). A fetch that fails does not fail init: requests
+    /// answer 503 (`Retry-After`) and each tries the fetch again.
+    pub(super) async fn start(config: Config) -> Result<Self, lambda_http::Error> {
+        let parts = Parts::build::<F>(&config).await?;
+        let refresh = crate::secrets::refresh_interval();
+        let placeholder = Current {
+            app: Arc::new(unready_app(&config, &parts)?),
+            ready: false,
+            values: SecretValues::default(),
+            next_fetch: std::time::Instant::now(),
+            jwks_fetched_at: None,
+        };
+        let served = Self {
+            config,
+            parts,
+            refresh,
+            current: std::sync::Mutex::new(placeholder),
+            kid_refetched_at: std::sync::Mutex::new(None),
+            function: std::marker::PhantomData,
+        };
+        if served.parts.secrets.is_none() {
+            let app = assemble::<F>(&served.config, &served.parts)?;
+            served.set(Current {
+                app: Arc::new(app),
+                ready: true,
+                values: SecretValues::default(),
+                next_fetch: std::time::Instant::now()
+                    + std::time::Duration::from_secs(u32::MAX.into()),
+                jwks_fetched_at: None,
+            });
+        } else if crate::secrets::fetch_at_init() {
+            // Both at full CPU, at once: the secrets, and the table's client and connection
+            // (what the first request would otherwise pay at the memory size's CPU share).
+            tokio::join!(served.app(), served.warm_up());
+            return Ok(served);
+        }
+        served.warm_up().await;
+        Ok(served)
+    }
+
+    /// Builds the DynamoDB client and opens its connection (one `GetItem` of a key that is
+    /// never written), within `WARM_UP_BUDGET`; a failure only leaves it to the first request.
+    async fn warm_up(&self) {
+        if !F::READS_TABLE {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(WARM_UP_BUDGET, self.parts.table.warm_up()).await;
+        tracing::debug!(
+            warm_up_us = started.elapsed().as_micros() as u64,
+            ok = matches!(outcome, Ok(Ok(()))),
+            "cold start: table connection opened"
+        );
+    }
+
+    /// A token naming a key the JWKS does not hold: the identity service may have added it
+    /// since the last fetch, so the secrets are due at once instead of at the next refresh
+    /// (at most once a minute: tokens with made-up `kid`s cannot make a function fetch on
+    /// every request). `true` when a fetch is now due.
+    pub(super) fn refetch_for_unknown_kid(&self, app: &App, request: &Request) -> bool {
+        let has_jwks = self
+            .parts
+            .secrets
+            .as_ref()
+            .is_some_and(SecretsManagerSource::fetches_jwks);
+        let authorization = request.headers().get("authorization").map(|v| v.as_bytes());
+        if !has_jwks || !app.tokens.names_unknown_kid(authorization) {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        {
+            let mut last = self
+                .kid_refetched_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| now.duration_since(at) < KID_REFETCH_INTERVAL) {
+                return false;
+            }
+            *last = Some(now);
+        }
+        tracing::info!("a token names a key the JWKS does not hold: fetching it again now");
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_fetch = now;
+        true
+    }
+
+    fn set(&self, current: Current) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = current;
+    }
+
+    /// The state to serve this request with, fetching the secrets again when due. Each
+    /// secret refreshes on its own: one that fails keeps its last value (and is tried again
+    /// after `RETRY_AFTER_FAILURE`) while the others rotate.
+    pub(super) async fn app(&self) -> (Arc<App>, bool) {
+        let now = std::time::Instant::now();
+        let (app, ready, values, jwks_fetched_at) = {
+            let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if now < current.next_fetch {
+                return (current.app.clone(), current.ready);
+            }
+            (
+                current.app.clone(),
+                current.ready,
+                current.values.clone(),
+                current.jwks_fetched_at,
+            )
+        };
+        let Some(source) = &self.parts.secrets else {
+            return (app, ready);
+        };
+        let started = std::time::Instant::now();
+        // Bounded: each fetch within FETCH_BUDGET, before the request's own work.
+        let crate::secrets::Refreshed {
+            values: mut fresh,
+            failures,
+            jwks_fetched,
+        } = source.fetch(&values).await;
+        let fetch_ms = started.elapsed().as_millis() as u64;
+        let jwks_fetched_at = if jwks_fetched {
+            Some(std::time::Instant::now())
+        } else {
+            jwks_fetched_at
+        };
+        let jwks_stale = fresh.jwks.is_some()
+            && jwks_fetched_at.is_none_or(|at| at.elapsed() > self.refresh * JWKS_STALE_INTERVALS);
+        if jwks_stale {
+            tracing::error!("the JWKS has not been fetched for 3 refresh intervals: its keys no longer verify tokens");
+            fresh.jwks = None;
+        }
+        for error in &failures {
+            tracing::error!(error = %crate::logging::redacted_chain(error), fetch_ms, "a secret was not fetched: it keeps its last value");
+        }
+        if !failures.is_empty() {
+            // The SecretsRefreshAlarm's metric: a rotation that is not taking effect pages.
+            let namespace =
+                std::env::var("METRICS_NAMESPACE").unwrap_or_else(|_| "additional-factors".into());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            crate::metrics::Metrics::emf(namespace).count(
+                crate::metrics::Metric::SecretsRefreshFailures,
+                &[("route", F::ROUTE.name())],
+                now,
+            );
+        }
+        let after = if failures.is_empty() {
+            self.refresh
+        } else {
+            crate::secrets::RETRY_AFTER_FAILURE.min(self.refresh)
+        };
+        let next = |app: Arc<App>, ready: bool, values: SecretValues| Current {
+            app,
+            ready,
+            values,
+            next_fetch: std::time::Instant::now() + after,
+            jwks_fetched_at,
+        };
+        if ready && fresh == values {
+            tracing::debug!(fetch_ms, "secrets unchanged");
+            self.set(next(app, ready, values));
+        } else {
+            match self
+                .config
+                .with_secrets(&fresh)
+                .map_err(lambda_http::Error::from)
+                .and_then(|config| assemble::<F>(&config, &self.parts))
+            {
+                Ok(rebuilt) => {
+                    tracing::info!(fetch_ms, rotated = ready, "secrets fetched");
+                    self.set(next(Arc::new(rebuilt), true, fresh));
+                }
+                // Without the stale JWKS no key is left: refuse to serve (503), never verify
+                // with keys that may have been revoked.
+                Err(error) if jwks_stale => {
+                    tracing::error!(error = %error, "no token key left: answering 503");
+                    match unready_app(&self.config, &self.parts) {
+                        Ok(unready) => self.set(next(Arc::new(unready), false, fresh)),
+                        Err(_) => self.set(next(app, ready, values)),
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "fetched secrets refused: serving on with the last ones");
+                    let retry = Current {
+                        next_fetch: std::time::Instant::now()
+                            + crate::secrets::RETRY_AFTER_FAILURE.min(self.refresh),
+                        ..next(app, ready, values)
+                    };
+                    self.set(retry);
+                }
+            }
+        }
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        (current.app.clone(), current.ready)
+    }
+}
+
+/// The state before the secrets are known: it only answers 503s and 413s.
+fn unready_app(config: &Config, parts: &Parts) -> Result<App, lambda_http::Error> {
+    Ok(parts.app().tokens(refusing(config)).build()?)
+}
+
+/// A verifier that refuses every token: for a route that takes no user token, and for the
+/// state before the secrets are known.
+pub(super) fn refusing(config: &Config) -> crate::auth::TokenVerifier {
+    crate::auth::TokenVerifier::refusing(
+        config.tokens.issuer.clone(),
+        config.tokens.audience.clone(),
+    )
+}
