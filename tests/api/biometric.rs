@@ -303,16 +303,7 @@ async fn sns_mobile_push_makes_endpoints_publishes_and_reports_disabled_ones() {
     let endpoint = aws_endpoint();
     let sdk = additional_factors::aws::sdk_config(Some(&endpoint)).await;
     let client = aws_sdk_sns::Client::new(&sdk);
-    let application = client
-        .create_platform_application()
-        .name(format!("fcm-{}", unique()))
-        .platform("GCM")
-        .attributes("PlatformCredential", "test-credential")
-        .send()
-        .await
-        .unwrap()
-        .platform_application_arn
-        .unwrap();
+    let application = fcm_application(&client).await;
     let lazy_client = client.clone();
     let push = SnsDevicePush::new(
         additional_factors::aws::lazy(move || lazy_client),

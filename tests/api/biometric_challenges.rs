@@ -602,16 +602,7 @@ async fn pushes_go_through_sns_and_a_failing_sns_keeps_nothing() {
     let endpoint = aws_endpoint();
     let sdk = additional_factors::aws::sdk_config(Some(&endpoint)).await;
     let client = aws_sdk_sns::Client::new(&sdk);
-    let application = client
-        .create_platform_application()
-        .name(format!("fcm-{}", unique()))
-        .platform("GCM")
-        .attributes("PlatformCredential", "test-credential")
-        .send()
-        .await
-        .unwrap()
-        .platform_application_arn
-        .unwrap();
+    let application = fcm_application(&client).await;
     let sns = |client: aws_sdk_sns::Client| {
         Arc::new(SnsDevicePush::new(
             additional_factors::aws::lazy(move || client),

@@ -323,6 +323,14 @@ impl DeviceChallenge {
     pub fn purpose(&self) -> Option<DevicePurpose> {
         DevicePurpose::of_signing_input(&self.signing_input)
     }
+
+    /// The `limit` newest, newest first (by creation, then id: one order for equal times).
+    pub fn newest_first(mut challenges: Vec<Self>, limit: usize) -> Vec<Self> {
+        challenges
+            .sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
+        challenges.truncate(limit);
+        challenges
+    }
 }
 
 /// Unix seconds as RFC 3339 UTC (`2026-12-07T18:00:00Z`).

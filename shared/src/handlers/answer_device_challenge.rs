@@ -27,7 +27,6 @@ use crate::{
         step_up::ChallengeStatus,
     },
     events::EventPublisher,
-    metrics::Metric,
     ports,
     proof::{DeviceApproval, ProofKeys},
     store::{ChallengeSlot, Codes, FactorReads, Payments, StepUps},
@@ -163,17 +162,8 @@ impl Handler for AnswerDeviceChallenge {
         let signing_input = attempt.code_hash;
         let purpose = DevicePurpose::of_signing_input(&signing_input)
             .ok_or_else(|| ApiError::Internal("a stored signing input without its type".into()))?;
-        let right = device
-            .key
-            .verifies(&answer.decision.message(&signing_input), &answer.signature);
-        cx.metrics.count(
-            Metric::CodesCompared,
-            &[
-                ("programme", &caller.programme.id),
-                ("result", if right { "right" } else { "wrong" }),
-            ],
-            caller.now,
-        );
+        let message = answer.decision.message(&signing_input);
+        let right = super::signature_is_right(cx, caller, &device.key, &message, &answer.signature);
         if !right {
             tracing::info!(
                 attempts = attempt.attempts,

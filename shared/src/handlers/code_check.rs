@@ -36,6 +36,27 @@ pub(super) fn code_is_right(
     right
 }
 
+/// Checks a device's signature over `message` with its key, and counts the comparison in the
+/// metrics as a code's (`CodesCompared`, right or wrong).
+pub(super) fn signature_is_right(
+    cx: &Context,
+    caller: &Caller,
+    key: &crate::domain::device::DeviceKey,
+    message: &[u8],
+    signature: &crate::domain::device::DeviceSignature,
+) -> bool {
+    let right = key.verifies(message, signature);
+    cx.metrics.count(
+        Metric::CodesCompared,
+        &[
+            ("programme", &caller.programme.id),
+            ("result", if right { "right" } else { "wrong" }),
+        ],
+        caller.now,
+    );
+    right
+}
+
 /// What a wrong code is told, by the attempts counted so far.
 pub(super) fn wrong_code_answer(
     cx: &Context,

@@ -50,7 +50,7 @@ pub use self::caller::Caller;
 // and an announcement take, each in the room named for it.
 use self::{
     announce::{announce, announce_payment, announce_step_up},
-    code_check::{code_is_right, counted, wrong_code_answer},
+    code_check::{code_is_right, counted, signature_is_right, wrong_code_answer},
     input::Input,
     ports::Ports,
     push_challenge::{

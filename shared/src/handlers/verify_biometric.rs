@@ -23,7 +23,6 @@ use crate::{
         ids::PhoneHash,
     },
     events::{Change, EventPublisher},
-    metrics::Metric,
     ports,
     push::device::DevicePush,
     store::{ChallengeSlot, Codes, Devices, FactorReads},
@@ -79,15 +78,7 @@ impl Handler for VerifyBiometric {
         };
         // The stored signing input, exactly as the device received it.
         let message = Decision::Enrol.message(&attempt.code_hash);
-        let right = device.key.verifies(&message, &signed.signature);
-        cx.metrics.count(
-            Metric::CodesCompared,
-            &[
-                ("programme", &caller.programme.id),
-                ("result", if right { "right" } else { "wrong" }),
-            ],
-            caller.now,
-        );
+        let right = super::signature_is_right(cx, caller, &device.key, &message, &signed.signature);
         if !right {
             tracing::info!(
                 attempts = attempt.attempts,

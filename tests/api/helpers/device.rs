@@ -77,3 +77,18 @@ impl Device {
 pub fn decoded(signing_input: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(signing_input).unwrap()).unwrap()
 }
+
+/// A new FCM platform application at the local AWS-compatible server (moto implements SNS
+/// mobile push's applications and endpoints): its ARN.
+pub async fn fcm_application(client: &aws_sdk_sns::Client) -> String {
+    client
+        .create_platform_application()
+        .name(format!("fcm-{}", super::unique()))
+        .platform("GCM")
+        .attributes("PlatformCredential", "test-credential")
+        .send()
+        .await
+        .unwrap()
+        .platform_application_arn
+        .unwrap()
+}

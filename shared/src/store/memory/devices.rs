@@ -98,7 +98,7 @@ impl Devices for MemoryStore {
         now: i64,
     ) -> Result<Vec<DeviceChallenge>, StoreError> {
         let tables = self.begin("device_challenges")?;
-        let mut live: Vec<DeviceChallenge> = tables
+        let live: Vec<DeviceChallenge> = tables
             .challenges
             .iter()
             .filter(|((owner, slot), c)| {
@@ -115,9 +115,7 @@ impl Devices for MemoryStore {
                 expires_at: c.stored.expires_at,
             })
             .collect();
-        live.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
-        live.truncate(limit);
-        Ok(live)
+        Ok(DeviceChallenge::newest_first(live, limit))
     }
 
     async fn remove_device(&self, user: &UserKey, key_thumbprint: &str) -> Result<(), StoreError> {

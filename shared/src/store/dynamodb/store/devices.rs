@@ -79,9 +79,7 @@ impl Devices for DynamoStore {
         for item in self.device_answers(user).await? {
             live.extend(schema::device_answer_from_item(&item, key_thumbprint, now)?);
         }
-        live.sort_by(|a, b| (b.created_at, b.id.as_str()).cmp(&(a.created_at, a.id.as_str())));
-        live.truncate(limit);
-        Ok(live)
+        Ok(DeviceChallenge::newest_first(live, limit))
     }
 
     async fn remove_device(&self, user: &UserKey, key_thumbprint: &str) -> Result<(), StoreError> {
