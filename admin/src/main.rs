@@ -199,7 +199,7 @@ struct Out {
 impl Out {
     fn line(&self, text: impl std::fmt::Display) {
         if !self.json {
-            println!("{text}");
+            emit(&text);
         }
     }
     fn set(&mut self, key: &str, value: Value) {
@@ -207,9 +207,16 @@ impl Out {
     }
     fn finish(self) {
         if self.json {
-            println!("{}", Value::Object(self.value));
+            emit(&Value::Object(self.value));
         }
     }
+}
+
+/// One line on stdout; a closed pipe (`factors-admin ... | head -1`) ends the output, not the
+/// tool (no panic, and what was done stays done).
+fn emit(text: &dyn std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 async fn store(config: &Config) -> DynamoStore {
@@ -378,7 +385,7 @@ async fn main() -> std::process::ExitCode {
         }
         Err(error) => {
             if out.json {
-                println!("{}", json!({ "error": error.to_string() }));
+                emit(&json!({ "error": error.to_string() }));
             }
             eprintln!("error: {error}");
             std::process::ExitCode::FAILURE

@@ -525,3 +525,19 @@ async fn an_operator_tool_people_trust() {
         "the caller's AWS identity: {record}"
     );
 }
+
+/// `factors-admin ... | head -1`: a closed pipe ends the output, not the tool (no panic).
+#[test]
+fn a_closed_pipe_is_no_panic() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(env!("CARGO_BIN_EXE_factors-admin"))
+        .args(["mint-token", "--programme", "p", "--user", "u"])
+        .env("JWT_HS256_SECRET", "admin-test-secret-admin-test-secret")
+        .env("JWT_ISSUER", "iss")
+        .env("JWT_AUDIENCE", "aud")
+        .stdout(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
