@@ -40,17 +40,10 @@ impl Caller {
         self.claim.as_ref().map(|c| c.with_answer(answer))
     }
 
-    /// A write that carried the claim (if any) committed.
-    pub fn claim_taken(&self, answered: bool) {
-        if let Some(claim) = &self.claim {
-            claim.taken(answered);
-        }
-    }
-
     /// A write was refused for its claim: the answer the live record gives.
     pub fn claim_refused(&self, outcome: ClaimOutcome) -> Result<Reply, ApiError> {
         match &self.claim {
-            Some(claim) => claim.refused(outcome),
+            Some(_) => claim::refused_answer(outcome),
             None => claim::answer(outcome).unwrap_or_else(|| {
                 Err(ApiError::Internal(
                     "a write without a claim was refused for one".into(),

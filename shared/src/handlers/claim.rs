@@ -4,11 +4,11 @@
 //! (`http::idempotency::claim_once`). A route whose state change is one write it controls
 //! (`Handler::CLAIM_RIDES`) carries the claim *in* that write instead — a transaction item, or
 //! the final record beside the change it answers — so an idempotent request costs no extra
-//! round trip. The handler tells the claim what became of it (`taken`, `refused`); the
-//! pipeline then keeps the answer, drops the claim, or keeps nothing
-//! (`http::idempotency::run_riding`).
-
-use std::sync::atomic::{AtomicU8, Ordering};
+//! round trip. The handler hands back, with its answer, what became of the claim
+//! (`Ridden`: by value, nothing shared); the pipeline then keeps the answer, drops the claim,
+//! or keeps nothing (`http::idempotency::run_riding`). A handler cut by the deadline hands
+//! back nothing: the claim counts as unwritten, and a 503's claim is dropped only if it is
+//! ours and unanswered, which is what it would have been had the state been kept.
 
 use super::reply::{ApiError, ErrorCode, Reply};
 use crate::{
@@ -29,9 +29,9 @@ pub enum ClaimState {
     Refused,
 }
 
+/// The claim a request's own write may carry: its record, read-only.
 pub struct Claim {
     record: ClaimRecord,
-    state: AtomicU8,
 }
 
 impl Claim {
@@ -43,7 +43,6 @@ impl Claim {
                 lease_id,
                 response: None,
             },
-            state: AtomicU8::new(ClaimState::Unwritten as u8),
         }
     }
 
@@ -67,35 +66,30 @@ impl Claim {
             ..self.record.clone()
         }
     }
+}
 
-    /// A write carrying the claim committed; `answered`: the record held the answer.
-    pub fn taken(&self, answered: bool) {
-        let state = if answered {
-            ClaimState::Final
-        } else {
-            ClaimState::InProgress
-        };
-        self.state.store(state as u8, Ordering::Relaxed);
-    }
+/// A riding handler's answer, and what became of the claim its write carried.
+pub struct Ridden {
+    pub result: Result<Reply, ApiError>,
+    pub claim: ClaimState,
+}
 
-    /// A write carrying the claim was refused for it: the answer is the live record's.
-    pub fn refused(&self, outcome: ClaimOutcome) -> Result<Reply, ApiError> {
-        self.state
-            .store(ClaimState::Refused as u8, Ordering::Relaxed);
-        answer(outcome).unwrap_or_else(|| {
-            // Only a record of ours refuses nothing; a write does not report it as refused.
-            Err(ApiError::Conflict(ErrorCode::IdempotentRequestInProgress))
-        })
-    }
-
-    pub fn state(&self) -> ClaimState {
-        match self.state.load(Ordering::Relaxed) {
-            1 => ClaimState::InProgress,
-            2 => ClaimState::Final,
-            3 => ClaimState::Refused,
-            _ => ClaimState::Unwritten,
+impl Ridden {
+    /// An answer whose claim no write carried.
+    pub fn unwritten(result: Result<Reply, ApiError>) -> Self {
+        Self {
+            result,
+            claim: ClaimState::Unwritten,
         }
     }
+}
+
+/// The answer when a write was refused for the claim it carried: the live record's.
+pub fn refused_answer(outcome: ClaimOutcome) -> Result<Reply, ApiError> {
+    answer(outcome).unwrap_or_else(|| {
+        // Only a record of ours refuses nothing; a write does not report it as refused.
+        Err(ApiError::Conflict(ErrorCode::IdempotentRequestInProgress))
+    })
 }
 
 /// The answer a claim's outcome gives, when it is not "claimed, run": the kept answer again,

@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 
 use super::{
+    claim::{ClaimState, Ridden},
     enrolment_phone,
     input::SmsChannel,
     reply::{ApiError, ErrorCode, Reply},
@@ -43,8 +44,32 @@ impl Handler for EnrolSmsOtp {
         ports: Ports<'_>,
         cx: &Context,
         caller: &Caller,
-        _input: SmsChannel,
+        input: SmsChannel,
     ) -> Result<Reply, ApiError> {
+        Self::handle_riding(ports, cx, caller, input).await.result
+    }
+
+    async fn handle_riding(
+        ports: Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        _input: SmsChannel,
+    ) -> Ridden {
+        let mut claim = ClaimState::Unwritten;
+        let result = enrol(ports, cx, caller, &mut claim).await;
+        Ridden { result, claim }
+    }
+}
+
+/// Step one; `claim` says what became of the riding claim (written in progress with the
+/// challenge, or refused for a live record).
+async fn enrol(
+    ports: Ports<'_>,
+    cx: &Context,
+    caller: &Caller,
+    claim: &mut ClaimState,
+) -> Result<Reply, ApiError> {
+    {
         let phone = enrolment_phone(cx, caller, Channel::Sms)?;
         let code = SmsCode::new(cx, caller, phone)?;
         match ports
@@ -58,8 +83,12 @@ impl Handler for EnrolSmsOtp {
             )
             .await?
         {
-            StartOutcome::Started => caller.claim_taken(false),
-            StartOutcome::Unclaimed(outcome) => return caller.claim_refused(outcome),
+            StartOutcome::Started if caller.claim.is_some() => *claim = ClaimState::InProgress,
+            StartOutcome::Started => {}
+            StartOutcome::Unclaimed(outcome) => {
+                *claim = ClaimState::Refused;
+                return caller.claim_refused(outcome);
+            }
             StartOutcome::AlreadyRegistered => {
                 return Err(ApiError::Conflict(ErrorCode::ChannelAlreadyRegistered))
             }

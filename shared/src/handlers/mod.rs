@@ -86,7 +86,8 @@ pub trait Handler: Send + Sync + 'static {
     const SANDBOX_ONLY: bool = false;
     /// The `idempotency-ref` claim rides in the handler's own write (`claim`): no separate
     /// claim before it runs. The handler must then pass `Caller::claim_in_progress` (or
-    /// `claim_with_answer`) to the write that changes state, and report what became of it.
+    /// `claim_with_answer`) to the write that changes state, and hand back what became of it
+    /// (`handle_riding`).
     const CLAIM_RIDES: bool = false;
 
     /// The step-up rule for this input.
@@ -100,6 +101,17 @@ pub trait Handler: Send + Sync + 'static {
         caller: &Caller,
         input: Self::Input,
     ) -> Result<Reply, ApiError>;
+
+    /// A route whose claim rides: its answer and, by value, what became of the claim. By
+    /// default no write carried it.
+    async fn handle_riding(
+        ports: Self::Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        input: Self::Input,
+    ) -> claim::Ridden {
+        claim::Ridden::unwritten(Self::handle(ports, cx, caller, input).await)
+    }
 
     /// The request reused its `idempotency-ref` with another body and is answered 400
     /// without running. On a route that compares a code it still uses one attempt of the

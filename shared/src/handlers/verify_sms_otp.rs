@@ -13,6 +13,7 @@
 use async_trait::async_trait;
 
 use super::{
+    claim::{ClaimState, Ridden},
     input::TypedCode,
     reply::{ApiError, ErrorCode, Reply},
     Caller, Handler,
@@ -50,6 +51,31 @@ impl Handler for VerifySmsOtp {
         caller: &Caller,
         typed: TypedCode,
     ) -> Result<Reply, ApiError> {
+        Self::handle_riding(ports, cx, caller, typed).await.result
+    }
+
+    async fn handle_riding(
+        ports: Ports<'_>,
+        cx: &Context,
+        caller: &Caller,
+        typed: TypedCode,
+    ) -> Ridden {
+        let mut claim = ClaimState::Unwritten;
+        let result = verify(ports, cx, caller, typed, &mut claim).await;
+        Ridden { result, claim }
+    }
+}
+
+/// Counts, compares, activates; `claim` says what became of the riding claim (written with
+/// the answer in the activation, or refused for a live record).
+async fn verify(
+    ports: Ports<'_>,
+    cx: &Context,
+    caller: &Caller,
+    typed: TypedCode,
+    claim: &mut ClaimState,
+) -> Result<Reply, ApiError> {
+    {
         // A challenge belongs to the phone it was sent to: no phone, no challenge.
         let TokenPhone::Valid(phone) = &caller.phone else {
             return Err(ApiError::Conflict(ErrorCode::StateInvalid));
@@ -108,7 +134,9 @@ impl Handler for VerifySmsOtp {
                 .await?
             {
                 Activation::Activated => {
-                    caller.claim_taken(true);
+                    if caller.claim.is_some() {
+                        *claim = ClaimState::Final;
+                    }
                     tracing::info!(to = %phone.number, attempts = attempt.attempts, "SMS factor verified");
                     super::announce(
                         ports.events,
@@ -120,7 +148,10 @@ impl Handler for VerifySmsOtp {
                     .await;
                     return Ok(answer);
                 }
-                Activation::Unclaimed(outcome) => return caller.claim_refused(outcome),
+                Activation::Unclaimed(outcome) => {
+                    *claim = ClaimState::Refused;
+                    return caller.claim_refused(outcome);
+                }
                 // Consumed or replaced by a concurrent request between the count and now.
                 Activation::Refused => return Err(ApiError::Conflict(ErrorCode::StateInvalid)),
             }

@@ -92,11 +92,18 @@ pub async fn run_riding<F>(
     work: F,
 ) -> Result<Reply, ApiError>
 where
-    F: Future<Output = Result<Reply, ApiError>>,
+    F: Future<Output = claim::Ridden>,
 {
-    let result = super::until(deadline, work).await;
+    // Cut by the deadline, the handler hands back nothing: unwritten, as far as we know (a
+    // 503's claim is then dropped only if it is ours and unanswered).
+    let claim::Ridden {
+        result,
+        claim: state,
+    } = tokio::time::timeout_at(deadline, work)
+        .await
+        .unwrap_or_else(|_| claim::Ridden::unwritten(Err(super::out_of_time())));
     let reply = reply_of(&result);
-    let result = match claim.state() {
+    let result = match state {
         ClaimState::Final | ClaimState::Refused => result,
         ClaimState::InProgress => {
             settle(app, caller, claim.reference(), claim.lease_id(), &result).await;

@@ -406,7 +406,14 @@ async fn user<H: Handler>(
     };
     let caller = &caller;
     if let Some(claim) = &caller.claim {
-        let work = async { H::handle(H::Ports::reach(app), &app.context, caller, input?).await };
+        let work = async {
+            match input {
+                Ok(input) => {
+                    H::handle_riding(H::Ports::reach(app), &app.context, caller, input).await
+                }
+                Err(error) => crate::handlers::claim::Ridden::unwritten(Err(error)),
+            }
+        };
         return idempotency::run_riding(app, caller, claim, deadline, work).await;
     }
     let claim =
