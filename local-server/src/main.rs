@@ -90,7 +90,7 @@ async fn main() -> Result<(), BoxError> {
         .sms(sms)
         .push(push)
         .device_push(device_push)
-        .authy_key(callback)
+        .callback_key(callback)
         .events(events)
         .random(random)
         .tokens(config.tokens.verifier()?)

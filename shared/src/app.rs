@@ -34,10 +34,10 @@ pub const PROGRAMME_CACHE_SECS: i64 = 60;
 
 pub use crate::metrics::Metrics;
 
-/// What Authy's callbacks are checked with: the key Authy signs with, and the exact public
-/// URL Authy calls (part of what is signed).
+/// What the push provider's signed callbacks are checked with: the key it signs with, and the
+/// exact public URL it calls (part of what is signed).
 #[derive(Clone)]
-pub struct AuthySignatureKey {
+pub struct CallbackSignatureKey {
     pub api_key: String,
     pub url: String,
 }
@@ -73,8 +73,9 @@ pub struct App {
     /// Signs payment proofs (`iss` = `context.proof_issuer`): live programmes' with the live
     /// key, sandbox programmes' with the sandbox key.
     pub proof_keys: ProofKeys,
-    /// Set when Authy is configured: enables `POST /webhooks/authy`.
-    pub authy_key: Option<AuthySignatureKey>,
+    /// Set when a push provider with signed callbacks is configured: enables its callback
+    /// route.
+    pub callback_key: Option<CallbackSignatureKey>,
     pub clock: Arc<dyn Clock>,
     pub tokens: TokenVerifier,
     programmes: Mutex<HashMap<String, (Arc<Programme>, i64)>>,
@@ -90,7 +91,7 @@ pub struct AppBuilder {
     signer: Arc<dyn ProofSigner>,
     sandbox_signer: Arc<dyn ProofSigner>,
     proof_issuer: String,
-    authy_key: Option<AuthySignatureKey>,
+    callback_key: Option<CallbackSignatureKey>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
     tokens: TokenVerifier,
@@ -111,7 +112,7 @@ impl App {
             signer: Arc::new(UnconfiguredSigner),
             sandbox_signer: Arc::new(UnconfiguredSigner),
             proof_issuer: LOCAL_PROOF_ISSUER.to_owned(),
-            authy_key: None,
+            callback_key: None,
             clock: Arc::new(SystemClock),
             random: Arc::new(SystemRandom::default()),
             tokens: TokenVerifier::refusing("", ""),
@@ -185,9 +186,9 @@ impl AppBuilder {
         self
     }
 
-    /// Enables the Authy callback route (default: 404).
-    pub fn authy_key(mut self, key: Option<AuthySignatureKey>) -> Self {
-        self.authy_key = key;
+    /// Enables the push provider's callback route (default: 404).
+    pub fn callback_key(mut self, key: Option<CallbackSignatureKey>) -> Self {
+        self.callback_key = key;
         self
     }
 
@@ -252,7 +253,7 @@ impl AppBuilder {
                 live: self.signer,
                 sandbox: SandboxKey(self.sandbox_signer),
             },
-            authy_key: self.authy_key,
+            callback_key: self.callback_key,
             clock: self.clock,
             tokens: self.tokens,
             programmes: Mutex::new(HashMap::new()),

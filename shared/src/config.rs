@@ -428,7 +428,7 @@ pub fn push_provider(
 ) -> Result<
     (
         std::sync::Arc<dyn crate::push::PushProvider>,
-        Option<crate::app::AuthySignatureKey>,
+        Option<crate::app::CallbackSignatureKey>,
     ),
     crate::push::PushError,
 > {
@@ -449,11 +449,11 @@ pub fn push_provider(
 }
 
 /// How Authy's callbacks are checked, when Authy is configured (no client needed).
-pub fn authy_signature_key(config: &Config) -> Option<crate::app::AuthySignatureKey> {
+pub fn authy_signature_key(config: &Config) -> Option<crate::app::CallbackSignatureKey> {
     config
         .authy
         .as_ref()
-        .map(|authy| crate::app::AuthySignatureKey {
+        .map(|authy| crate::app::CallbackSignatureKey {
             api_key: authy.api_key.clone(),
             url: authy.callback_url.clone(),
         })

@@ -6,7 +6,7 @@ use additional_factors::store::Seeding;
 use std::sync::Arc;
 
 use additional_factors::{
-    app::{App, AuthySignatureKey},
+    app::{App, CallbackSignatureKey},
     auth::TokenVerifier,
     clock::FixedClock,
     domain::{crypto::api_key_hash, programme::Programme},
@@ -77,7 +77,7 @@ async fn every_event_file_gets_the_status_in_its_name() {
         .clock(Arc::new(FixedClock::new(1_795_946_405)))
         .tokens(tokens)
         .otp_secret(env["OTP_HMAC_SECRET"].as_str().unwrap().as_bytes())
-        .authy_key(Some(AuthySignatureKey {
+        .callback_key(Some(CallbackSignatureKey {
             api_key: env["AUTHY_API_KEY"].as_str().unwrap().to_owned(),
             url: env["AUTHY_CALLBACK_URL"].as_str().unwrap().to_owned(),
         }))

@@ -852,7 +852,7 @@ fn declared() -> BTreeMap<&'static str, Declared> {
             signs: F::SIGNS_PROOFS,
             sandbox_signs: F::SIGNS_SANDBOX_PROOFS,
             users: F::AUTHENTICATES_USERS,
-            authy: F::USES_AUTHY_KEY,
+            authy: F::USES_CALLBACK_KEY,
             reads: F::READS_TABLE,
             runs,
         }

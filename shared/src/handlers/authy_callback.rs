@@ -20,7 +20,7 @@ use super::{
     settle_payment, settle_step_up, PaymentSettlement, PublicHandler, PushAnswer,
 };
 use crate::{
-    app::{AuthySignatureKey, Context},
+    app::{CallbackSignatureKey, Context},
     domain::{channel::Channel, hex::hex},
     events::{Change, EventPublisher},
     ports,
@@ -34,7 +34,7 @@ pub const NONCE_WINDOW_SECS: i64 = 300;
 
 ports! {
     pub struct Ports {
-        key: Option<AuthySignatureKey>,
+        key: Option<CallbackSignatureKey>,
         callbacks: dyn Callbacks,
         enrolments: dyn PushEnrolments,
         step_ups: dyn StepUps,

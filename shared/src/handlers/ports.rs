@@ -5,7 +5,7 @@
 //! IAM policy against.
 
 use crate::{
-    app::{App, AuthySignatureKey},
+    app::{App, CallbackSignatureKey},
     events::EventPublisher,
     proof::{ProofKeys, ProofSigner, SandboxKey},
     push::{device::DevicePush, PushProvider},
@@ -25,7 +25,7 @@ pub enum Port {
     Sms,
     /// Lifecycle events (`sns:Publish` on the events topic).
     Events,
-    /// The push provider (Authy, over HTTPS with its API key).
+    /// The push provider (over HTTPS with its API key).
     PushProvider,
     /// The programme's own app through SNS mobile push (BIOMETRIC devices).
     DevicePush,
@@ -35,8 +35,8 @@ pub enum Port {
     SandboxProofSigner,
     /// Both keys, each programme's proofs signed by its own (live or sandbox).
     ProofKeys,
-    /// The key Authy signs its callbacks with (the Authy API key, no call to Authy).
-    AuthySignatureKey,
+    /// The key the push provider signs its callbacks with (no call to the provider).
+    CallbackSignatureKey,
 }
 
 /// A port a handler can be handed, and where the `App` keeps it.
@@ -137,11 +137,11 @@ impl Reach for ProofKeys {
     }
 }
 
-/// `None` where Authy is not configured: the callback route then answers 404.
-impl Reach for Option<AuthySignatureKey> {
-    const PORT: Port = Port::AuthySignatureKey;
+/// `None` where no push provider is configured: the callback route then answers 404.
+impl Reach for Option<CallbackSignatureKey> {
+    const PORT: Port = Port::CallbackSignatureKey;
     fn reach(app: &App) -> &Self {
-        &app.authy_key
+        &app.callback_key
     }
 }
 

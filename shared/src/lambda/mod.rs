@@ -67,8 +67,8 @@ pub trait Function {
         uses(Self::USES, Port::SandboxProofSigner) || uses(Self::USES, Port::ProofKeys);
     /// Needs the Authy API key (`AUTHY_API_KEY_SECRET_ID`): to call Authy, or to check its
     /// signature.
-    const USES_AUTHY_KEY: bool =
-        Self::CALLS_PUSH_PROVIDER || uses(Self::USES, Port::AuthySignatureKey);
+    const USES_CALLBACK_KEY: bool =
+        Self::CALLS_PUSH_PROVIDER || uses(Self::USES, Port::CallbackSignatureKey);
     /// Reads the table (every route but the JWKS): its connection is opened at init.
     const READS_TABLE: bool = Self::AUTHENTICATES_USERS || uses(Self::USES, Port::Table);
 }
@@ -363,7 +363,7 @@ fn used_secret_ids<F: Function>(config: &Config) -> SecretIds {
     SecretIds {
         token: ids.token.clone().filter(|_| F::AUTHENTICATES_USERS),
         otp: ids.otp.clone().filter(|_| F::AUTHENTICATES_USERS),
-        authy: ids.authy.clone().filter(|_| F::USES_AUTHY_KEY),
+        authy: ids.authy.clone().filter(|_| F::USES_CALLBACK_KEY),
         jwks_url: ids.jwks_url.clone().filter(|_| F::AUTHENTICATES_USERS),
     }
 }
@@ -390,9 +390,9 @@ fn assemble<F: Function>(config: &Config, parts: &Parts) -> Result<App, lambda_h
     }
     if F::CALLS_PUSH_PROVIDER {
         let (push, key) = crate::config::push_provider(config)?;
-        app = app.push(push).authy_key(key);
-    } else if F::USES_AUTHY_KEY {
-        app = app.authy_key(crate::config::authy_signature_key(config));
+        app = app.push(push).callback_key(key);
+    } else if F::USES_CALLBACK_KEY {
+        app = app.callback_key(crate::config::authy_signature_key(config));
     }
     Ok(app.build()?)
 }

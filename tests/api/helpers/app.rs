@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use additional_factors::{
-    app::{App, AuthySignatureKey},
+    app::{App, CallbackSignatureKey},
     auth::mint_hs256,
     clock::FixedClock,
     domain::{
@@ -201,7 +201,7 @@ impl TestApp {
                     additional_factors::proof::local::LocalSigner::generate().unwrap(),
                 ))
                 .metrics(additional_factors::metrics::Metrics::recording())
-                .authy_key(authy.then(|| AuthySignatureKey {
+                .callback_key(authy.then(|| CallbackSignatureKey {
                     api_key: AUTHY_KEY.into(),
                     url: CALLBACK_URL.into(),
                 }))
