@@ -23,7 +23,6 @@ use crate::{
         device::{signing_input, Device, SIGNING_INPUT_TTL_SECS},
         factor::{FactorRecord, FactorStatus},
         ids::{ChallengeId, PhoneHash},
-        send_limits::{push_counters, Sender},
     },
     push::device::DevicePush,
     store::{Counters, DeviceStart, Devices, NewChallenge},
@@ -57,28 +56,8 @@ pub(super) async fn start(
     {
         return Err(ApiError::Conflict(ErrorCode::ChannelNotSupported));
     }
-    // The user's push requests per hour, as for Authy.
-    let hourly: Vec<_> = push_counters(
-        &programme.send_limits,
-        &Sender {
-            programme_id: &programme.id,
-            credential_id: &caller.user.credential_id,
-            sandbox: programme.sandbox,
-        },
-        "",
-        caller.now,
-    )
-    .into_iter()
-    .take(1)
-    .collect();
-    if ports
-        .counters
-        .consume_counters(&hourly, caller.now)
-        .await?
-        .is_err()
-    {
-        return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded));
-    }
+    // The user's push requests per hour, as for every push.
+    let hourly = super::take_hourly_push(ports.counters, caller).await?;
     let challenge_id = ChallengeId::new(new_id(cx)?);
     let expires_at = caller.now + SIGNING_INPUT_TTL_SECS;
     let mut fields = serde_json::Map::new();

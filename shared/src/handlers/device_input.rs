@@ -116,6 +116,21 @@ pub(super) fn signature_field(
     }
 }
 
+/// `pushToken`: 1–4096 visible ASCII characters (step one and the upkeep `PUT`).
+fn push_token_field(
+    body: &serde_json::Map<String, Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    text(
+        body.get("pushToken"),
+        "pushToken",
+        (1, 4096),
+        |c| c.is_ascii_graphic(),
+        "^[\\x21-\\x7E]{1,4096}$",
+        errors,
+    )
+}
+
 fn device_enrolment(body: &[u8]) -> Result<DeviceEnrolment, ApiError> {
     let body = object(body)?;
     let mut errors = Vec::new();
@@ -136,14 +151,7 @@ fn device_enrolment(body: &[u8]) -> Result<DeviceEnrolment, ApiError> {
             }
         },
     };
-    let push_token = text(
-        body.get("pushToken"),
-        "pushToken",
-        (1, 4096),
-        |c| c.is_ascii_graphic(),
-        "^[\\x21-\\x7E]{1,4096}$",
-        &mut errors,
-    );
+    let push_token = push_token_field(&body, &mut errors);
     let platform = match body.get("platform") {
         None | Some(Value::Null) => {
             errors.push(FieldError::new("platform", FieldErrorKind::Required, &[]));
@@ -196,14 +204,7 @@ impl Input for DevicePushToken {
             channel_among(edge.channel, &[Channel::Biometric]),
             object(edge.body).and_then(|body| {
                 let mut errors = Vec::new();
-                let push_token = text(
-                    body.get("pushToken"),
-                    "pushToken",
-                    (1, 4096),
-                    |c| c.is_ascii_graphic(),
-                    "^[\\x21-\\x7E]{1,4096}$",
-                    &mut errors,
-                );
+                let push_token = push_token_field(&body, &mut errors);
                 let signed_at = match body.get("signedAt") {
                     None | Some(Value::Null) => {
                         errors.push(FieldError::new("signedAt", FieldErrorKind::Required, &[]));

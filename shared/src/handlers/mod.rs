@@ -54,7 +54,8 @@ use self::{
     input::Input,
     ports::Ports,
     push_challenge::{
-        active_push_factor, count_push, device_answer, push_approval, PushFactor, Pushers,
+        active_push_factor, count_push, device_answer, push_approval, take_hourly_push, PushFactor,
+        Pushers,
     },
     reply::{ApiError, Reply},
     settle::{

@@ -16,6 +16,7 @@ use crate::{
         channel::Channel,
         device::{signing_input, Device, DevicePurpose},
         ids::{ChallengeId, PhoneHash},
+        send_limits::LimitCounter,
         step_up::PUSH_CHALLENGE_TTL_SECS,
     },
     metrics::Metric,
@@ -73,6 +74,38 @@ pub(super) async fn active_push_factor(
     }
 }
 
+/// Consumes the user's push request for this hour (the per-number limit is enrolment's): 409
+/// `CHALLENGE_LIMIT_EXCEEDED` when none is left, a guard against push-bombing. Returns the
+/// counter taken, to give back if the push then fails.
+pub(super) async fn take_hourly_push(
+    counters: &dyn Counters,
+    caller: &Caller,
+) -> Result<Vec<LimitCounter>, ApiError> {
+    use crate::domain::send_limits::{push_counters, Sender};
+    let programme = &caller.programme;
+    let hourly: Vec<_> = push_counters(
+        &programme.send_limits,
+        &Sender {
+            programme_id: &programme.id,
+            credential_id: &caller.user.credential_id,
+            sandbox: programme.sandbox,
+        },
+        "",
+        caller.now,
+    )
+    .into_iter()
+    .take(1)
+    .collect();
+    if counters
+        .consume_counters(&hourly, caller.now)
+        .await?
+        .is_err()
+    {
+        return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded));
+    }
+    Ok(hourly)
+}
+
 /// What a push reaches: the push-request counters, Authy, the devices' SNS endpoints.
 pub(super) struct Pushers<'a> {
     pub(super) counters: &'a dyn Counters,
@@ -100,29 +133,8 @@ pub(super) async fn push_approval(
     challenge_id: &ChallengeId,
     approval: Approval,
 ) -> Result<String, ApiError> {
-    use crate::domain::send_limits::{push_counters, Sender};
     let programme = &caller.programme;
-    // The user's push requests per hour; the per-number limit is enrolment's.
-    let hourly: Vec<_> = push_counters(
-        &programme.send_limits,
-        &Sender {
-            programme_id: &programme.id,
-            credential_id: &caller.user.credential_id,
-            sandbox: programme.sandbox,
-        },
-        "",
-        caller.now,
-    )
-    .into_iter()
-    .take(1)
-    .collect();
-    if counters
-        .consume_counters(&hourly, caller.now)
-        .await?
-        .is_err()
-    {
-        return Err(ApiError::Conflict(ErrorCode::ChallengeLimitExceeded));
-    }
+    let hourly = take_hourly_push(counters, caller).await?;
     let pushed = match factor {
         PushFactor::Authy(None) => return new_id(cx),
         PushFactor::Authy(Some(provider_ref)) => {
