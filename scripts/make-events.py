@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes events/: API Gateway (HTTP API, payload 2.0) events for `sam local invoke`, one per
+"""Writes events/: API Gateway (payload 2.0) events for `sam local invoke`, one per
 route and interesting case, numbered in the order that makes a scenario on one fresh table:
 list, enrol and verify an SMS code, add and approve a push factor, unlink it.
 

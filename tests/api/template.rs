@@ -175,8 +175,8 @@ fn functions(template: &Value) -> BTreeMap<String, Function> {
             .unwrap()
             .values()
             .map(|e| {
-                assert_eq!(e["Type"], "HttpApi");
-                assert_eq!(text(&e["Properties"]["ApiId"]), "!Ref Api");
+                assert_eq!(e["Type"], "Api");
+                assert_eq!(text(&e["Properties"]["RestApiId"]), "!Ref Api");
                 (
                     e["Properties"]["Method"].as_str().unwrap().to_owned(),
                     e["Properties"]["Path"].as_str().unwrap().to_owned(),
@@ -434,10 +434,10 @@ fn runtime_table_logs_and_secrets() {
     assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
     assert_eq!(t["Resources"]["FactorsTable"]["DeletionPolicy"], "Retain");
     let api = &t["Resources"]["Api"]["Properties"];
-    assert!(api["DefaultRouteSettings"]["ThrottlingRateLimit"] != Value::Null);
-    assert!(api["AccessLogSettings"]["DestinationArn"] != Value::Null);
+    assert!(api["MethodSettings"][0]["ThrottlingRateLimit"] != Value::Null);
+    assert!(api["AccessLogSetting"]["DestinationArn"] != Value::Null);
     // An access-log line leads to the function's lines: Lambda's request id is on both.
-    let access = text(&api["AccessLogSettings"]["Format"]);
+    let access = text(&api["AccessLogSetting"]["Format"]);
     assert!(
         access.contains("$context.integration.requestId"),
         "{access}"
@@ -674,7 +674,7 @@ fn alarms_cover_errors_throttles_sms_spend_and_volume_push_failures_and_table_th
     }
     let all: BTreeSet<_> = watched.values().flatten().cloned().collect();
     for wanted in [
-        "AWS/ApiGateway 5xx",
+        "AWS/ApiGateway 5XXError",
         "AWS/Lambda Throttles",
         "AWS/SNS SMSMonthToDateSpentUSD",
         "AWS/SNS NumberOfNotificationsDelivered",
@@ -718,7 +718,7 @@ fn alarms_cover_errors_throttles_sms_spend_and_volume_push_failures_and_table_th
 
 /// Issue 13, item 7: the same deploy twice gives the same stack: environments in
 /// samconfig.toml, tags, a table that cannot be deleted by accident, optional reserved
-/// concurrency and custom domain, the SMS routes throttled tighter than the rest.
+/// concurrency and custom domain; per-source and per-api-key limits ahead of the stage's.
 #[test]
 fn deploys_are_repeatable_per_environment_and_junk_cannot_throttle_a_tenant() {
     let t = load("template.yaml");
@@ -750,23 +750,93 @@ fn deploys_are_repeatable_per_environment_and_junk_cannot_throttle_a_tenant() {
     let table = &t["Resources"]["FactorsTable"]["Properties"];
     assert_eq!(table["DeletionProtectionEnabled"], true);
     let api = &t["Resources"]["Api"]["Properties"];
-    assert!(text(&api["Domain"]).contains("HasDomain"));
+    for domain in ["ApiDomain", "ApiDomainMapping"] {
+        assert_eq!(t["Resources"][domain]["Condition"], "HasDomain", "{domain}");
+    }
     // Issue 22, item 7: one caller cannot throttle every tenant. An API Gateway throttle
-    // counts a request before its api key is checked, so no route has one tighter than the
-    // stage's: at 5adf46a the SMS routes' 20/s was spent by ~20 junk requests a second with
-    // random api keys, and every tenant's SMS was refused. Now junk is a 401 from the
-    // function (one GetItem, no counter), and a flood must fill the whole stage's capacity
-    // to touch a tenant.
+    // counts a request before its api key is checked: at 5adf46a the SMS routes' 20/s was
+    // spent by ~20 junk requests a second with random api keys from one address, and every
+    // tenant's SMS was refused. Now no route has a throttle of its own, and AWS WAF (which an
+    // HTTP API cannot carry: the API is a REST API) counts each source and each api key
+    // before the stage's throttle, the deployment's capacity cap, sees the request.
+    assert_eq!(t["Resources"]["Api"]["Type"], "AWS::Serverless::Api");
     assert!(
-        api.get("RouteSettings").is_none(),
-        "no route throttle counts unauthenticated requests on its own"
+        api.get("MethodSettings")
+            .unwrap()
+            .as_sequence()
+            .unwrap()
+            .len()
+            == 1
+            && api["MethodSettings"][0]["ResourcePath"] == "/*"
+            && api["MethodSettings"][0]["HttpMethod"] == "*",
+        "one throttle, the stage's: no route's counts unauthenticated requests on its own"
     );
-    let default = |name: &str| t["Parameters"][name]["Default"].as_u64().unwrap();
-    let junk_per_second_to_block_a_tenant = default("ThrottlingRateLimit");
-    let before = 20;
+    let acl = &t["Resources"]["ApiFirewall"];
+    assert_eq!(acl["Type"], "AWS::WAFv2::WebACL");
+    assert_eq!(acl["Properties"]["Scope"], "REGIONAL");
+    let association = &t["Resources"]["ApiFirewallAssociation"]["Properties"];
+    assert_eq!(text(&association["WebACLArn"]), "!GetAtt ApiFirewall.Arn");
     assert!(
-        junk_per_second_to_block_a_tenant >= 10 * before,
-        "a flood of junk keys now needs {junk_per_second_to_block_a_tenant}/s, was {before}/s"
+        text(&association["ResourceArn"]).contains("/restapis/${Api}/stages/${Api.Stage}"),
+        "the web ACL guards the API's stage"
+    );
+    let rule = |name: &str| {
+        acl["Properties"]["Rules"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|r| r["Name"] == name)
+            .unwrap_or_else(|| panic!("no rule {name}"))
+            .clone()
+    };
+    let per_minute = |rule: &Value| {
+        let limit = &rule["Statement"]["RateBasedStatement"];
+        assert_eq!(limit["EvaluationWindowSec"], 60);
+        let block = &rule["Action"]["Block"]["CustomResponse"];
+        // Refused as the contract refuses a limit: 429 with Retry-After.
+        assert_eq!(block["ResponseCode"], 429);
+        assert!(block["ResponseHeaders"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|h| h["Name"] == "Retry-After"));
+        let parameter = text(&limit["Limit"]).trim_start_matches("!Ref ").to_owned();
+        t["Parameters"][parameter.as_str()]["Default"]
+            .as_u64()
+            .unwrap()
+    };
+    let per_source = rule("per-source");
+    assert_eq!(
+        per_source["Statement"]["RateBasedStatement"]["AggregateKeyType"],
+        "IP"
+    );
+    let per_key = rule("per-api-key");
+    let keys = &per_key["Statement"]["RateBasedStatement"];
+    assert_eq!(keys["AggregateKeyType"], "CUSTOM_KEYS");
+    assert_eq!(keys["CustomKeys"][0]["Header"]["Name"], "api-key");
+    let default = |name: &str| t["Parameters"][name]["Default"].as_u64().unwrap();
+    let stage_per_second = default("ThrottlingRateLimit");
+    let source_per_second = per_minute(&per_source) / 60;
+    let key_per_second = per_minute(&per_key) / 60;
+    // What a flood of junk keys now costs one tenant. From one address, whatever keys it
+    // sends: the web ACL lets through at most `source_per_second`, leaving the rest of the
+    // stage to the tenants (before: 20/s from one address refused every tenant's SMS).
+    let left_to_tenants_under_one_flood = stage_per_second - source_per_second;
+    assert!(
+        left_to_tenants_under_one_flood >= stage_per_second * 9 / 10,
+        "one flooding address leaves the tenants {left_to_tenants_under_one_flood}/s of {stage_per_second}/s"
+    );
+    // To take the whole stage, a flood needs this many addresses, each at its limit.
+    let sources_to_fill_the_stage = stage_per_second.div_ceil(source_per_second);
+    assert!(
+        sources_to_fill_the_stage >= 20,
+        "{sources_to_fill_the_stage} addresses fill the stage (before: 1)"
+    );
+    // One api key (a tenant's own traffic, or its leaked key) cannot take every tenant's
+    // capacity either.
+    assert!(
+        key_per_second * 4 <= stage_per_second,
+        "one api key may use {key_per_second}/s of {stage_per_second}/s"
     );
     // The cost cap stays, after authentication: every SMS-sending function gets the
     // deployment-wide SMS budget (counted in the function, after the per-user, per-number

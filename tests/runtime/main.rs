@@ -27,6 +27,42 @@ fn verify_event(body: &str, keyless: bool) -> Vec<u8> {
     serde_json::to_vec(&event).unwrap()
 }
 
+/// The same event as an API Gateway REST API sends it (payload 1.0, as the template
+/// deploys): the stage in its request context, the headers twice over.
+fn as_rest_event(event: &[u8]) -> Vec<u8> {
+    let v2: Value = serde_json::from_slice(event).unwrap();
+    let path = v2["rawPath"].as_str().unwrap();
+    let method = v2["requestContext"]["http"]["method"].clone();
+    let multi: serde_json::Map<String, Value> = v2["headers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), json!([v])))
+        .collect();
+    let rest = json!({
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": v2["headers"],
+        "multiValueHeaders": multi,
+        "queryStringParameters": null,
+        "multiValueQueryStringParameters": null,
+        "pathParameters": null,
+        "stageVariables": null,
+        "requestContext": {
+            "resourcePath": path,
+            "httpMethod": method,
+            "path": format!("/prod{path}"),
+            "stage": "prod",
+            "requestId": "rest-request",
+            "identity": {"sourceIp": "192.0.2.1"},
+        },
+        "body": v2["body"],
+        "isBase64Encoded": false,
+    });
+    serde_json::to_vec(&rest).unwrap()
+}
+
 #[tokio::test]
 async fn an_event_over_the_cap_is_answered_413_unparsed_and_the_next_one_is_served() {
     // A 6 MB body: the largest a synchronous invocation carries.
@@ -34,6 +70,8 @@ async fn an_event_over_the_cap_is_answered_413_unparsed_and_the_next_one_is_serv
     let events = vec![
         verify_event(&attack, false),
         verify_event("{\"verificationCode\": \"123456\"}", true),
+        as_rest_event(&verify_event(&attack, false)),
+        as_rest_event(&verify_event("{\"verificationCode\": \"123456\"}", true)),
     ];
     let (address, mut responses) = fake_runtime_api(events).await;
     for (name, value) in [
@@ -60,6 +98,8 @@ async fn an_event_over_the_cap_is_answered_413_unparsed_and_the_next_one_is_serv
             "events-development-otp-key-not-for-production",
         ),
         ("DEFAULT_ALLOWED_COUNTRY_CODES", "44"),
+        // As the template sets it: a REST API's event names its stage.
+        ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
     ] {
         // SAFETY: set before the runtime starts, in a test binary of one test.
         unsafe { std::env::set_var(name, value) };
@@ -94,6 +134,20 @@ async fn an_event_over_the_cap_is_answered_413_unparsed_and_the_next_one_is_serv
         // Shaped alike: both answers are HTTP API (payload 2.0) responses.
         let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(keys(&refused), keys(&served));
+
+        // The same through a REST API (the deployed one): the 413 is a REST API's proxy
+        // response, shaped as the next event's, which reaches its route although its path
+        // carries the stage.
+        let refused_rest = next(&mut responses).await;
+        assert_eq!(refused_rest["statusCode"], 413, "{refused_rest}");
+        let served_rest = next(&mut responses).await;
+        assert_eq!(served_rest["statusCode"], 400, "{served_rest}");
+        let body: Value = serde_json::from_str(served_rest["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body["syntaxErrors"]["invalidFields"][0]["fieldName"], "api-key",
+            "{body}"
+        );
+        assert_eq!(keys(&refused_rest), keys(&served_rest));
     };
     tokio::select! {
         stopped = function => panic!("the function stopped: {stopped:?}"),

@@ -175,15 +175,34 @@ pub fn event_cap(route: Route) -> usize {
 }
 
 /// A stand-in for an event over the cap: the smallest event of an API Gateway HTTP API
-/// (payload 2.0, as the template deploys) that lambda_http reads, so the 413 is shaped as
-/// that API expects. The handler never looks at it (`oversized` says to answer 413).
+/// (payload 2.0) that lambda_http reads, so the 413 is shaped as that API expects. The
+/// handler never looks at it (`oversized` says to answer 413).
 pub const STAND_IN_EVENT: &str = r#"{"version":"2.0","routeKey":"$default","rawPath":"/","rawQueryString":"","headers":{},"requestContext":{"accountId":"","apiId":"","domainName":"localhost","domainPrefix":"localhost","http":{"method":"POST","path":"/","protocol":"HTTP/1.1","sourceIp":"","userAgent":""},"requestId":"","routeKey":"$default","stage":"$default","time":"","timeEpoch":0},"isBase64Encoded":false}"#;
+
+/// The same for an API Gateway REST API (payload 1.0, as the template deploys): its answer
+/// must be a REST API's proxy response (no `cookies` member).
+pub const STAND_IN_REST_EVENT: &str = r#"{"resource":"/","path":"/","httpMethod":"POST","headers":{},"multiValueHeaders":{},"queryStringParameters":null,"multiValueQueryStringParameters":null,"pathParameters":null,"stageVariables":null,"requestContext":{"resourcePath":"/","httpMethod":"POST","path":"/","requestId":"","identity":{"sourceIp":""}},"body":null,"isBase64Encoded":false}"#;
+
+/// The stand-in in the shape of `event`: an HTTP API's events say `"version": "2.0"`, a
+/// REST API's carry no version. Read without keeping anything (every other member, the large
+/// body too, is skipped unallocated).
+pub fn stand_in_for(event: &[u8]) -> &'static str {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        version: Option<String>,
+    }
+    match serde_json::from_slice::<Version>(event) {
+        Ok(Version { version: Some(v) }) if v == "2.0" => STAND_IN_EVENT,
+        // No version, or not even JSON: the shape the template deploys.
+        _ => STAND_IN_REST_EVENT,
+    }
+}
 
 /// Refuses an event larger than any request the function accepts before it is parsed.
 ///
 /// The runtime has read the event whole by then; what this saves is every copy after it:
 /// lambda_http deserialises the event (the body becomes a second string as large as the
-/// event) and builds the request from it. Swapped for `STAND_IN_EVENT`, the large event is
+/// event) and builds the request from it. Swapped for a stand-in of its API's shape, the large event is
 /// freed at once, and the handler, told through `oversized`, answers 413. (One event at a
 /// time runs in a Lambda environment, so one flag serves.)
 #[derive(Clone)]
@@ -230,7 +249,7 @@ where
                 cap = self.refuse.cap,
                 "event too large: refused unparsed"
             );
-            invocation.body = STAND_IN_EVENT.as_bytes().into();
+            invocation.body = stand_in_for(&invocation.body).as_bytes().into();
             self.refuse.oversized.store(true, Ordering::SeqCst);
         }
         self.inner.call(invocation)
