@@ -771,6 +771,22 @@ fn deploys_are_repeatable_per_environment_and_junk_cannot_throttle_a_tenant() {
             && api["MethodSettings"][0]["HttpMethod"] == "*",
         "one throttle, the stage's: no route's counts unauthenticated requests on its own"
     );
+    // API Gateway's own answers: an unknown route is the functions' 404, not a REST API's
+    // 403; its throttle a 429 with Retry-After.
+    let gateway = &api["GatewayResponses"];
+    let not_found = additional_factors::handlers::reply::ApiError::NotFound.to_reply();
+    assert_eq!(gateway["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"], 404);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(
+            gateway["MISSING_AUTHENTICATION_TOKEN"]["ResponseTemplates"]["application/json"]
+                .as_str()
+                .unwrap()
+        )
+        .unwrap(),
+        serde_json::from_str::<serde_json::Value>(&not_found.body.unwrap()).unwrap()
+    );
+    assert_eq!(gateway["THROTTLED"]["StatusCode"], 429);
+    assert!(gateway["THROTTLED"]["ResponseParameters"]["Headers"]["Retry-After"] != Value::Null);
     let acl = &t["Resources"]["ApiFirewall"];
     assert_eq!(acl["Type"], "AWS::WAFv2::WebACL");
     assert_eq!(acl["Properties"]["Scope"], "REGIONAL");
