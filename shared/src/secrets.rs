@@ -6,7 +6,9 @@
 //! `JWT_HS256_SECRET_ID`, `OTP_HMAC_SECRET_ID` and `AUTHY_API_KEY_SECRET_ID` each name a
 //! secret (its name or ARN), and a function has only those its route uses, with
 //! `secretsmanager:GetSecretValue` on exactly those secrets (template.yaml). The values are
-//! fetched in the init phase (at full CPU), kept for the container, and fetched again on the
+//! fetched in the init phase (at full CPU; the current ones in one `BatchGetSecretValue`, so
+//! init waits for one round trip however many secrets the route uses), kept for the container,
+//! and fetched again on the
 //! first request after `SECRETS_REFRESH_SECONDS` (300): a rotation takes effect within
 //! minutes, without a deploy. For the HS256 key, the version Secrets Manager labels
 //! `AWSPREVIOUS` is fetched too and still verifies tokens, so tokens signed before a rotation
@@ -141,19 +143,31 @@ impl SecretsManagerSource {
         self.ids.jwks_url.is_some()
     }
 
-    /// Every named secret, fetched concurrently, each within `FETCH_BUDGET` and on its own:
-    /// a secret (or the JWKS) that fails keeps its `last` value and is reported, so one
-    /// failing secret never holds back another's rotation, and a JWKS outage never takes the
-    /// HS256 key's callers down.
+    /// Every named secret within `FETCH_BUDGET`: the current values in one
+    /// `BatchGetSecretValue` (one network round trip however many the route uses), beside it
+    /// the HS256 key's `AWSPREVIOUS` and the JWKS. Each secret stands on its own: one that
+    /// fails (the batch answers each secret's error apart) keeps its `last` value and is
+    /// reported, so one failing secret never holds back another's rotation, and a JWKS outage
+    /// never takes the HS256 key's callers down.
     pub async fn fetch(&self, last: &SecretValues) -> Refreshed {
-        let one = |id: &Option<String>| {
-            let id = id.clone();
-            bounded(async move {
-                match id {
-                    Some(id) => self.get_dated(&id, None).await.map(Some),
-                    None => Ok(None),
-                }
-            })
+        let named: Vec<&str> = {
+            let mut named: Vec<&str> = [&self.ids.token, &self.ids.otp, &self.ids.authy]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            named.sort_unstable();
+            named.dedup();
+            named
+        };
+        let current = async {
+            match tokio::time::timeout(FETCH_BUDGET, self.get_current(&named)).await {
+                Ok(values) => values,
+                Err(_) => named
+                    .iter()
+                    .map(|id| ((*id).to_owned(), Err(SecretsError::TimedOut(FETCH_BUDGET))))
+                    .collect(),
+            }
         };
         let previous = bounded(async {
             match &self.ids.token {
@@ -167,12 +181,18 @@ impl SecretsManagerSource {
                 None => Ok(None),
             }
         });
-        let (token, token_previous, otp, authy, jwks) = tokio::join!(
+        let (mut current, token_previous, jwks) = tokio::join!(current, previous, jwks);
+        let mut one = |id: &Option<String>| match id {
+            Some(id) => current
+                .remove(id.as_str())
+                .unwrap_or_else(|| Err(missing(id)))
+                .map(Some),
+            None => Ok(None),
+        };
+        let (token, otp, authy) = (
             one(&self.ids.token),
-            previous,
             one(&self.ids.otp),
             one(&self.ids.authy),
-            jwks
         );
         let mut failures = Vec::new();
         let token = kept(token, &mut failures);
@@ -206,6 +226,76 @@ impl SecretsManagerSource {
             failures,
             jwks_fetched,
         }
+    }
+
+    /// The current versions of `ids` in one `BatchGetSecretValue`: each id's value and when
+    /// its version was created, or that secret's own error (the request failing as a whole
+    /// is each one's error).
+    async fn get_current(
+        &self,
+        ids: &[&str],
+    ) -> std::collections::HashMap<String, Result<(String, Option<i64>), SecretsError>> {
+        if ids.is_empty() {
+            return Default::default();
+        }
+        let answer = self
+            .client
+            .batch_get_secret_value()
+            .set_secret_id_list(Some(ids.iter().map(|id| (*id).to_owned()).collect()))
+            .send()
+            .await;
+        let output = match answer {
+            Ok(output) => output,
+            Err(error) => {
+                let reason =
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(error.into_service_error())
+                        .to_string();
+                return ids
+                    .iter()
+                    .map(|id| {
+                        let error = SecretsError::Fetch {
+                            id: (*id).to_owned(),
+                            source: reason.clone().into(),
+                        };
+                        ((*id).to_owned(), Err(error))
+                    })
+                    .collect();
+            }
+        };
+        ids.iter()
+            .map(|id| {
+                // An id is the secret's name or its ARN (whole or without its suffix).
+                let entry = output.secret_values().iter().find(|e| {
+                    e.name() == Some(id) || e.arn().is_some_and(|arn| arn.starts_with(id))
+                });
+                let result = match entry {
+                    Some(entry) => entry
+                        .secret_string()
+                        .filter(|s| !s.is_empty())
+                        .map(|value| (value.to_owned(), entry.created_date().map(|d| d.secs())))
+                        .ok_or_else(|| SecretsError::NotAString {
+                            id: (*id).to_owned(),
+                        }),
+                    None => Err(output
+                        .errors()
+                        .iter()
+                        .find(|e| e.secret_id() == Some(id))
+                        .map_or_else(
+                            || missing(id),
+                            |e| SecretsError::Fetch {
+                                id: (*id).to_owned(),
+                                source: format!(
+                                    "{}: {}",
+                                    e.error_code().unwrap_or("error"),
+                                    e.message().unwrap_or_default()
+                                )
+                                .into(),
+                            },
+                        )),
+                };
+                ((*id).to_owned(), result)
+            })
+            .collect()
     }
 
     async fn get(&self, id: &str, stage: Option<&str>) -> Result<String, SecretsError> {
@@ -250,6 +340,14 @@ impl SecretsManagerSource {
             }
             Err(error) => Err(error),
         }
+    }
+}
+
+/// A secret the batch answered neither a value nor an error for.
+fn missing(id: &str) -> SecretsError {
+    SecretsError::Fetch {
+        id: id.to_owned(),
+        source: "not in BatchGetSecretValue's answer".into(),
     }
 }
 

@@ -264,7 +264,12 @@ fn each_policy_grants_exactly_what_its_function_uses() {
                 .collect();
             for action in &actions {
                 assert!(!action.contains('*'), "{binary}: wildcard action {action}");
-                if action.starts_with("secretsmanager:") {
+                if action == "secretsmanager:BatchGetSecretValue" {
+                    // One request for a function's secrets: the action names no resource,
+                    // and answers only the secrets GetSecretValue allows (below).
+                    assert_eq!(text(&statement["Resource"]), "*", "{binary}");
+                    assert_eq!(actions.len(), 1, "{binary}");
+                } else if action.starts_with("secretsmanager:") {
                     // Checked with the secrets each function names (below).
                     assert_eq!(action, "secretsmanager:GetSecretValue", "{binary}");
                 } else if action.starts_with("kms:") {
@@ -326,6 +331,7 @@ fn each_policy_grants_exactly_what_its_function_uses() {
             .iter()
             .copied()
             .chain((users || authy).then_some("secretsmanager:GetSecretValue"))
+            .chain((users || authy).then_some("secretsmanager:BatchGetSecretValue"))
             .map(str::to_owned)
             .collect();
         assert_eq!(granted, expected, "{binary}");
@@ -1098,7 +1104,7 @@ fn each_function_names_and_may_read_only_the_secrets_its_route_uses() {
         let granted: BTreeSet<String> = function
             .statements
             .iter()
-            .filter(|s| text(&s["Action"]).contains("secretsmanager:"))
+            .filter(|s| text(&s["Action"]).contains("secretsmanager:GetSecretValue"))
             .flat_map(|s| match &s["Resource"] {
                 Value::Sequence(items) => items.clone(),
                 one => vec![one.clone()],
