@@ -58,12 +58,63 @@ impl DynamoStore {
     /// Builds the client and opens its connection with one `GetItem` of a key never written
     /// (`WARMUP`): the cold start's init does it at full CPU instead of the first request at
     /// the memory size's share. Uses only `dynamodb:GetItem`, which every function reading
-    /// the table has.
+    /// the table has. One attempt: a table that cannot be reached fails at once (a refused
+    /// connection) instead of holding init through the SDK's retries and their backoff (it
+    /// held init for its whole 250 ms budget); the first request tries again.
     pub async fn warm_up(&self) -> Result<(), StoreError> {
         let key = schema::Key {
             pk: "WARMUP".into(),
             sk: "WARMUP".into(),
         };
-        self.get("warm_up", &key, false).await.map(|_| ())
+        self.count();
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key.to_item()))
+            .customize()
+            .config_override(
+                aws_sdk_dynamodb::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| executor::unavailable("warm_up", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table that cannot be reached costs init one attempt, not the SDK's three with
+    /// backoff between them: a listener that drops every connection counts how many the
+    /// warm-up opened.
+    #[tokio::test]
+    async fn warm_up_makes_one_attempt() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(AtomicU64::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((connection, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(connection);
+            }
+        });
+        let client = Client::new(&crate::aws::sdk_config(Some(&endpoint)).await);
+        let store = DynamoStore::new(client.clone(), "unreachable");
+        assert!(store.warm_up().await.is_err());
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // The request path keeps its retries: the same failure there is tried three times.
+        let key = schema::Key {
+            pk: "WARMUP".into(),
+            sk: "WARMUP".into(),
+        };
+        assert!(store.get("get", &key, false).await.is_err());
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1 + crate::aws::MAX_ATTEMPTS as u64
+        );
     }
 }
