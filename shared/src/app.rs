@@ -78,7 +78,39 @@ pub struct App {
     pub callback_key: Option<CallbackSignatureKey>,
     pub clock: Arc<dyn Clock>,
     pub tokens: TokenVerifier,
-    programmes: Mutex<HashMap<String, (Arc<Programme>, i64)>>,
+    programmes: Arc<ProgrammeCache>,
+}
+
+/// The programmes a warm function has read, by api key hash, with when they were read: kept
+/// across the states a secrets rotation rebuilds, and filled at init from the registry
+/// snapshot (`DynamoStore::warm_up`), so a function's first request reads no programme.
+#[derive(Default)]
+pub struct ProgrammeCache(Mutex<HashMap<String, (Arc<Programme>, i64)>>);
+
+impl ProgrammeCache {
+    /// Programmes read at `now` (unix seconds), trusted for `PROGRAMME_CACHE_SECS` as if each
+    /// had been read on its own.
+    pub fn fill(&self, programmes: Vec<(String, Programme)>, now: i64) {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (hash, programme) in programmes {
+            cache.insert(hash, (Arc::new(programme), now));
+        }
+    }
+
+    fn get(&self, hash: &str, now: i64) -> Option<Arc<Programme>> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (programme, fetched_at) = cache.get(hash)?;
+        (now - fetched_at < PROGRAMME_CACHE_SECS && now >= *fetched_at).then(|| programme.clone())
+    }
+
+    /// How many programmes it holds (fresh or not).
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Builds an `App`: the store, then whatever else the entry point has.
@@ -98,6 +130,7 @@ pub struct AppBuilder {
     otp_secret: Option<Vec<u8>>,
     metrics: Metrics,
     policy: DeploymentPolicy,
+    programmes: Arc<ProgrammeCache>,
 }
 
 impl App {
@@ -119,6 +152,7 @@ impl App {
             otp_secret: None,
             metrics: Metrics::default(),
             policy: DeploymentPolicy::default(),
+            programmes: Arc::default(),
         }
     }
 
@@ -130,19 +164,15 @@ impl App {
         now: i64,
     ) -> Result<Option<Arc<Programme>>, StoreError> {
         let hash = api_key_hash(api_key);
-        {
-            let cache = self.programmes.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((programme, fetched_at)) = cache.get(&hash) {
-                if now - fetched_at < PROGRAMME_CACHE_SECS && now >= *fetched_at {
-                    return Ok(Some(programme.clone()));
-                }
-            }
+        if let Some(programme) = self.programmes.get(&hash, now) {
+            return Ok(Some(programme));
         }
         let Some(programme) = self.store.find_programme(&hash).await? else {
             return Ok(None);
         };
         let programme = Arc::new(programme);
         self.programmes
+            .0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(hash, (programme.clone(), now));
@@ -158,6 +188,13 @@ impl AppBuilder {
 
     pub fn push(mut self, push: Arc<dyn PushProvider>) -> Self {
         self.push = push;
+        self
+    }
+
+    /// The programme cache (default: its own, empty): a function shares one across the states
+    /// it builds, filled at init.
+    pub fn programmes(mut self, programmes: Arc<ProgrammeCache>) -> Self {
+        self.programmes = programmes;
         self
     }
 
@@ -256,7 +293,7 @@ impl AppBuilder {
             callback_key: self.callback_key,
             clock: self.clock,
             tokens: self.tokens,
-            programmes: Mutex::new(HashMap::new()),
+            programmes: self.programmes,
         })
     }
 }

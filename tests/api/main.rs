@@ -21,6 +21,7 @@ mod on_aws;
 mod openapi;
 mod payment;
 mod push;
+mod registry_snapshot;
 mod seams;
 mod sms_otp;
 mod step_up;

@@ -90,10 +90,15 @@ async fn main() -> Result<(), BoxError> {
         &table,
     );
     store.create_table_if_missing().await?;
+    // Through the operator's path, as factors-admin creates one: the registry snapshot each
+    // function reads at init holds it.
     let programme = bench_programme();
-    store
-        .put_programme(&api_key_hash(EVENTS_API_KEY), &programme)
-        .await?;
+    let key = additional_factors::store::dynamodb::operator::ApiKeyRecord {
+        key_id: "bench".into(),
+        api_key_hash: api_key_hash(EVENTS_API_KEY),
+        created_at: 0,
+    };
+    store.create_programme(&programme, &key).await?;
 
     // What Lambda's environment looks like, pointed at the local server. SSL_CERT_DIR is an
     // empty directory: this machine's 300-file certificate directory is not what Lambda has.

@@ -270,6 +270,9 @@ struct Parts {
     /// The `iss` of the proofs it signs.
     proof_issuer: String,
     secrets: Option<SecretsManagerSource>,
+    /// The programmes read, shared by every state the function builds; filled at init.
+    programmes: Arc<crate::app::ProgrammeCache>,
+    clock: crate::clock::SystemClock,
 }
 
 impl Parts {
@@ -353,6 +356,8 @@ impl Parts {
             sandbox_signer,
             proof_issuer: config.proof.issuer.clone(),
             secrets,
+            programmes: Arc::default(),
+            clock: crate::clock::SystemClock,
         })
     }
 }
@@ -362,6 +367,7 @@ impl Parts {
     /// function has one (every other port at its null adapter).
     fn app(&self) -> crate::app::AppBuilder {
         let app = App::builder(self.store.clone())
+            .programmes(self.programmes.clone())
             .sms(self.sms.clone())
             .events(self.events.clone())
             .device_push(self.device_push.clone());

@@ -79,18 +79,29 @@ impl<F: Function> Served<F> {
         Ok(served)
     }
 
-    /// Builds the DynamoDB client and opens its connection (one `GetItem` of a key that is
-    /// never written), within `WARM_UP_BUDGET`; a failure only leaves it to the first request.
+    /// Builds the DynamoDB client and opens its connection with the registry snapshot's
+    /// `GetItem`, whose programmes fill the programme cache (the first request then reads
+    /// none), within `WARM_UP_BUDGET`; a failure only leaves both to the first request.
     async fn warm_up(&self) {
         if !F::READS_TABLE {
             return;
         }
         let started = std::time::Instant::now();
         let outcome = tokio::time::timeout(WARM_UP_BUDGET, self.parts.table.warm_up()).await;
+        let programmes = match outcome {
+            Ok(Ok(programmes)) => {
+                let now = crate::clock::Clock::now(&self.parts.clock);
+                let read = programmes.len();
+                self.parts.programmes.fill(programmes, now);
+                Some(read)
+            }
+            _ => None,
+        };
         tracing::debug!(
             warm_up_us = started.elapsed().as_micros() as u64,
-            ok = matches!(outcome, Ok(Ok(()))),
-            "cold start: table connection opened"
+            ok = programmes.is_some(),
+            programmes = programmes.unwrap_or(0),
+            "cold start: table connection opened, programmes read"
         );
     }
 

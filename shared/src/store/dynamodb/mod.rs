@@ -55,22 +55,23 @@ impl DynamoStore {
         self.requests.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Builds the client and opens its connection with one `GetItem` of a key never written
-    /// (`WARMUP`): the cold start's init does it at full CPU instead of the first request at
-    /// the memory size's share. Uses only `dynamodb:GetItem`, which every function reading
-    /// the table has. One attempt: a table that cannot be reached fails at once (a refused
-    /// connection) instead of holding init through the SDK's retries and their backoff (it
-    /// held init for its whole 250 ms budget); the first request tries again.
-    pub async fn warm_up(&self) -> Result<(), StoreError> {
-        let key = schema::Key {
-            pk: "WARMUP".into(),
-            sk: "WARMUP".into(),
-        };
+    /// Builds the client and opens its connection with a request whose answer is used: one
+    /// `GetItem` of the registry snapshot (every api key's programme, which the operator keeps
+    /// with each change), so the cold start's init pays the connection at full CPU and the
+    /// first request reads no programme. Uses only `dynamodb:GetItem` on a `PROGRAMME#` item,
+    /// which every function reading the table has. One attempt: a table that cannot be reached
+    /// fails at once (a refused connection) instead of holding init through the SDK's retries
+    /// and their backoff (it held init for its whole 250 ms budget); the first request tries
+    /// again. No snapshot yet (a table no operator changed): no programmes.
+    pub async fn warm_up(
+        &self,
+    ) -> Result<Vec<(String, crate::domain::programme::Programme)>, StoreError> {
         self.count();
-        self.client
+        let output = self
+            .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key.to_item()))
+            .set_key(Some(schema::snapshot_key().to_item()))
             .customize()
             .config_override(
                 aws_sdk_dynamodb::config::Builder::default()
@@ -78,8 +79,11 @@ impl DynamoStore {
             )
             .send()
             .await
-            .map(|_| ())
-            .map_err(|e| executor::unavailable("warm_up", e))
+            .map_err(|e| executor::unavailable("warm_up", e))?;
+        match output.item {
+            Some(item) => schema::snapshot_programmes(&schema::snapshot_from_item(&item)?),
+            None => Ok(Vec::new()),
+        }
     }
 }
 

@@ -17,6 +17,9 @@ use super::{
 };
 use crate::{domain::programme::Programme, store::StoreError};
 
+/// The snapshot's entries: api key hash → the programme's settings.
+type Entries = std::collections::BTreeMap<String, String>;
+
 /// One api key of a programme, as the registry lists it (defined with the items that encode
 /// it).
 pub use super::schema::ApiKeyRecord;
@@ -54,7 +57,14 @@ impl DynamoStore {
             schema::register_api_key(&programme.id, key),
             schema::put_programme_for_key(&key.api_key_hash, &key.key_id, programme)?,
         ];
-        match self.transact("create_programme", writes).await? {
+        let settings = schema::settings_json(programme)?;
+        let change = |snapshot: &mut Entries| {
+            snapshot.insert(key.api_key_hash.clone(), settings.clone());
+        };
+        match self
+            .transact_with_snapshot("create_programme", writes, change)
+            .await?
+        {
             Ok(()) => Ok(()),
             Err(_) => Err(OperatorError::Exists(programme.id.clone())),
         }
@@ -109,7 +119,14 @@ impl DynamoStore {
             schema::register_api_key(programme_id, key),
             schema::put_programme_for_key(&key.api_key_hash, &key.key_id, &programme)?,
         ];
-        match self.transact("add_api_key", writes).await? {
+        let settings = schema::settings_json(&programme)?;
+        let change = |snapshot: &mut Entries| {
+            snapshot.insert(key.api_key_hash.clone(), settings.clone());
+        };
+        match self
+            .transact_with_snapshot("add_api_key", writes, change)
+            .await?
+        {
             Ok(()) => Ok(()),
             Err(_) => Err(OperatorError::NoProgramme(programme_id.to_owned())),
         }
@@ -138,7 +155,13 @@ impl DynamoStore {
             schema::unregister_api_key(programme_id, key_id),
             schema::delete_programme_key(&key.api_key_hash),
         ];
-        match self.transact("revoke_api_key", writes).await? {
+        let change = |snapshot: &mut Entries| {
+            snapshot.remove(&key.api_key_hash);
+        };
+        match self
+            .transact_with_snapshot("revoke_api_key", writes, change)
+            .await?
+        {
             Ok(()) => Ok(()),
             Err(_) => Err(no_key()),
         }
@@ -158,7 +181,16 @@ impl DynamoStore {
                 programme,
             )?);
         }
-        match self.transact("update_programme", writes).await? {
+        let settings = schema::settings_json(programme)?;
+        let change = |snapshot: &mut Entries| {
+            for key in &keys {
+                snapshot.insert(key.api_key_hash.clone(), settings.clone());
+            }
+        };
+        match self
+            .transact_with_snapshot("update_programme", writes, change)
+            .await?
+        {
             Ok(()) => Ok(()),
             Err(_) => Err(OperatorError::NoProgramme(programme.id.clone())),
         }
@@ -193,8 +225,14 @@ impl DynamoStore {
                     &programme,
                 )?);
             }
+            let settings = schema::settings_json(&programme)?;
+            let change = |snapshot: &mut Entries| {
+                for hash in &hashes {
+                    snapshot.insert(hash.clone(), settings.clone());
+                }
+            };
             if self
-                .transact("register_legacy_programme", writes)
+                .transact_with_snapshot("register_legacy_programme", writes, change)
                 .await?
                 .is_ok()
             {
@@ -203,6 +241,69 @@ impl DynamoStore {
         }
         added.sort();
         Ok(added)
+    }
+
+    /// `writes` and the functions' snapshot with `change` applied, in one transaction (the
+    /// snapshot's write last). A snapshot another operator changed meanwhile is read again
+    /// and the transaction retried; the first change builds the snapshot from the registry.
+    /// Refused writes of `writes` are answered as `transact` answers them.
+    async fn transact_with_snapshot(
+        &self,
+        operation: &'static str,
+        writes: Vec<schema::Write>,
+        change: impl Fn(&mut Entries),
+    ) -> Result<Result<(), Vec<usize>>, StoreError> {
+        const ATTEMPTS: usize = 5;
+        for _ in 0..ATTEMPTS {
+            let (expected, mut entries) =
+                match self.get(operation, &schema::snapshot_key(), true).await? {
+                    Some(item) => {
+                        let snapshot = schema::snapshot_from_item(&item)?;
+                        (Some(snapshot.version), snapshot.programmes)
+                    }
+                    None => (None, self.registry_entries().await?),
+                };
+            change(&mut entries);
+            let mut all = writes.clone();
+            all.push(schema::put_snapshot(&entries, expected));
+            let snapshot_at = all.len() - 1;
+            match self.transact(operation, all).await? {
+                Ok(()) => return Ok(Ok(())),
+                Err(refused) if refused == [snapshot_at] => continue,
+                Err(refused) => {
+                    return Ok(Err(refused
+                        .into_iter()
+                        .filter(|&i| i != snapshot_at)
+                        .collect()))
+                }
+            }
+        }
+        Err(StoreError::Unavailable {
+            operation,
+            source: format!("the registry snapshot changed under {ATTEMPTS} attempts in a row")
+                .into(),
+        })
+    }
+
+    /// Every registered api key's hash and its programme's settings: the snapshot, built from
+    /// the registry (the first time one is written).
+    async fn registry_entries(&self) -> Result<Entries, StoreError> {
+        let mut entries = Entries::new();
+        for programme in self.registered_programmes().await? {
+            let settings = schema::settings_json(&programme)?;
+            for key in self.api_keys(&programme.id).await? {
+                entries.insert(key.api_key_hash, settings.clone());
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The functions' snapshot as it stands (none before the first operator change).
+    pub async fn registry_snapshot(&self) -> Result<Option<schema::Snapshot>, StoreError> {
+        self.get("read_snapshot", &schema::snapshot_key(), true)
+            .await?
+            .map(|item| schema::snapshot_from_item(&item))
+            .transpose()
     }
 
     /// The registry items whose sort key starts with `prefix`.

@@ -319,6 +319,7 @@ mod tests {
     use crate::domain::send_limits::{
         push_counters, sms_counters, Destination, SendLimits, Sender, SmsBudget,
     };
+    use std::collections::BTreeMap;
 
     /// Counter keys are stored data: a deploy that changed them would reset every window.
     #[test]
@@ -433,6 +434,30 @@ mod tests {
         IdempotencyRef::parse(b"ref-1").unwrap()
     }
 
+    #[test]
+    fn a_snapshot_round_trips_and_stays_under_its_size() {
+        let settings = super::registry::settings_json(&Programme::new("p1", true)).unwrap();
+        let programmes = BTreeMap::from([("aa".to_owned(), settings.clone())]);
+        let Action::Put(item) = put_snapshot(&programmes, Some(4)).action else {
+            panic!()
+        };
+        let read = snapshot_from_item(&item).unwrap();
+        assert_eq!((read.version, read.complete), (5, true));
+        assert_eq!(read.programmes, programmes);
+        assert_eq!(snapshot_programmes(&read).unwrap()[0].1.id, "p1");
+        // Past the cap, keys are left out (read one by one) and the snapshot says so.
+        let many: BTreeMap<String, String> = (0..2_000)
+            .map(|i| (format!("{i:064x}"), settings.clone()))
+            .collect();
+        let Action::Put(item) = put_snapshot(&many, None).action else {
+            panic!()
+        };
+        let read = snapshot_from_item(&item).unwrap();
+        assert!(!read.complete && !read.programmes.is_empty());
+        let size: usize = read.programmes.iter().map(|(h, s)| h.len() + s.len()).sum();
+        assert!(size < SNAPSHOT_MAX_BYTES, "{size}");
+    }
+
     /// Every write the adapter can build, with both branches of the optional parts.
     fn every_write() -> Vec<(&'static str, Write)> {
         let u = user();
@@ -512,6 +537,14 @@ mod tests {
                 put_programme_for_key("hash", "k1", &Programme::new("p1", true)).unwrap(),
             ),
             ("delete_programme_key", delete_programme_key("hash")),
+            (
+                "put_snapshot, the first",
+                put_snapshot(&BTreeMap::from([("hash".into(), "{}".into())]), None),
+            ),
+            (
+                "put_snapshot, the next",
+                put_snapshot(&BTreeMap::from([("hash".into(), "{}".into())]), Some(3)),
+            ),
             ("put_factor", put_factor(&u, &factor)),
             ("delete_factor", delete_factor(&u, Channel::Authy)),
             (

@@ -65,7 +65,7 @@ pub fn registry_query(prefix: &str) -> Query {
     }
 }
 
-pub(super) fn settings_json(programme: &Programme) -> Result<String, StoreError> {
+pub fn settings_json(programme: &Programme) -> Result<String, StoreError> {
     super::super::settings::to_json(programme).map_err(|e| StoreError::Corrupt {
         operation: "put_programme",
         detail: e.to_string(),
@@ -156,4 +156,107 @@ pub fn put_programme_for_key(
 /// Revokes an api key: its item goes, and the key with it.
 pub fn delete_programme_key(api_key_hash: &str) -> Write {
     Write::new(programme_key(api_key_hash), Action::Delete)
+}
+
+// ---- the functions' snapshot of the registry -------------------------------------------------
+//
+// Every api key's programme in one item, kept by the operator in the same transaction as each
+// programme or key change. A function reads it at init: one `GetItem` whose answer seeds its
+// programme cache (so the first request reads no programme) and whose round trip opens the
+// table's connection. It sits under `PROGRAMME#` (a hash is lowercase hex, `SNAPSHOT` is not
+// one), where functions may read and no function may write.
+
+/// The snapshot's item.
+pub fn snapshot_key() -> Key {
+    Key {
+        pk: "PROGRAMME#SNAPSHOT".into(),
+        sk: "PROGRAMME".into(),
+    }
+}
+
+/// The most a snapshot holds of DynamoDB's 400 KB item: keys past it are left out, and a
+/// function reads theirs one by one, as it reads a key added after its init.
+pub const SNAPSHOT_MAX_BYTES: usize = 350_000;
+
+/// The snapshot: each api key's hash and its programme's settings (as the key's item holds
+/// them), and the version the next change is conditioned on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub version: i64,
+    pub programmes: std::collections::BTreeMap<String, String>,
+    /// False when keys were left out to keep the item under `SNAPSHOT_MAX_BYTES`.
+    pub complete: bool,
+}
+
+pub fn snapshot_from_item(item: &Item) -> Result<Snapshot, StoreError> {
+    const OP: &str = "read_snapshot";
+    let corrupt = |detail: &str| StoreError::Corrupt {
+        operation: OP,
+        detail: detail.to_owned(),
+    };
+    let programmes = match item.get("programmes") {
+        Some(AttributeValue::M(map)) => map
+            .iter()
+            .map(|(hash, settings)| match settings {
+                AttributeValue::S(settings) => Ok((hash.clone(), settings.clone())),
+                _ => Err(corrupt("a snapshot entry is not a string")),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err(corrupt("the snapshot has no programmes map")),
+    };
+    Ok(Snapshot {
+        version: get_n(item, "version", OP)?,
+        programmes,
+        complete: matches!(item.get("complete"), Some(AttributeValue::Bool(true))),
+    })
+}
+
+/// The programmes of a snapshot, parsed (each as `programme_from_item` reads a key's item).
+pub fn snapshot_programmes(snapshot: &Snapshot) -> Result<Vec<(String, Programme)>, StoreError> {
+    snapshot
+        .programmes
+        .iter()
+        .map(|(hash, settings)| {
+            super::super::settings::parse(settings)
+                .map(|programme| (hash.clone(), programme))
+                .map_err(|e| StoreError::Corrupt {
+                    operation: "read_snapshot",
+                    detail: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// Writes `programmes` as the next version of the snapshot, if it is still at `expected`
+/// (`None`: there is none yet). Entries past `SNAPSHOT_MAX_BYTES` are left out (in key
+/// order), and the snapshot says it is not complete.
+pub fn put_snapshot(
+    programmes: &std::collections::BTreeMap<String, String>,
+    expected: Option<i64>,
+) -> Write {
+    let key = snapshot_key();
+    let mut kept = HashMap::new();
+    let mut size = 100;
+    let mut complete = true;
+    for (hash, settings) in programmes {
+        let entry = hash.len() + settings.len() + 8;
+        if size + entry > SNAPSHOT_MAX_BYTES {
+            complete = false;
+            continue;
+        }
+        size += entry;
+        kept.insert(hash.clone(), s(settings));
+    }
+    let mut item = key.to_item();
+    item.insert("programmes".into(), AttributeValue::M(kept));
+    item.insert("version".into(), n(expected.unwrap_or(0) + 1));
+    item.insert("complete".into(), AttributeValue::Bool(complete));
+    let write = Write::new(key, Action::Put(item));
+    match expected {
+        None => write.names(&["pk"]).condition("attribute_not_exists(#pk)"),
+        Some(version) => write
+            .names(&["version"])
+            .condition("#version = :version")
+            .value(":version", n(version)),
+    }
 }
