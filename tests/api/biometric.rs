@@ -296,7 +296,7 @@ async fn sns_mobile_push_makes_endpoints_publishes_and_reports_disabled_ones() {
     use additional_factors::{
         domain::device::Platform,
         push::{
-            device::{Delivery, DeviceMessage, DevicePush},
+            device::{Delivery, DeviceMessage, DevicePlatforms, DevicePush},
             device_sns::SnsDevicePush,
         },
     };

@@ -272,6 +272,11 @@ fn each_policy_grants_exactly_what_its_function_uses() {
                 } else if action.starts_with("secretsmanager:") {
                     // Checked with the secrets each function names (below).
                     assert_eq!(action, "secretsmanager:GetSecretValue", "{binary}");
+                } else if action == "sns:GetSMSAttributes" {
+                    // Account-level SMS settings, read at init to open SNS's connection: the
+                    // action takes no resource.
+                    assert_eq!(text(&statement["Resource"]), "*", "{binary}");
+                    assert_eq!(actions.len(), 1, "{binary}");
                 } else if action.starts_with("kms:") {
                     // The proof signing key (and, after a rotation, the previous one) only.
                     let resource = text(&statement["Resource"]);
@@ -321,6 +326,9 @@ fn each_policy_grants_exactly_what_its_function_uses() {
             granted.extend(actions);
         }
         let (users, authy, reads) = needs_of(&binary);
+        let reaches_sns = allowed[binary.as_str()]
+            .iter()
+            .any(|a| a.starts_with("sns:"));
         // Init opens the table's connection with a GetItem: only where the policy allows it.
         assert_eq!(
             reads,
@@ -332,6 +340,7 @@ fn each_policy_grants_exactly_what_its_function_uses() {
             .copied()
             .chain((users || authy).then_some("secretsmanager:GetSecretValue"))
             .chain((users || authy).then_some("secretsmanager:BatchGetSecretValue"))
+            .chain(reaches_sns.then_some("sns:GetSMSAttributes"))
             .map(str::to_owned)
             .collect();
         assert_eq!(granted, expected, "{binary}");
@@ -567,10 +576,23 @@ fn each_binary_links_the_clients_its_policy_allows_and_no_others() {
             push,
             signs,
             sandbox_signs,
+            devices,
             reads,
             runs,
             ..
         } = declared[binary.as_str()];
+        // SNS's connection is opened at init (GetSMSAttributes) exactly where the route's
+        // success path reaches SNS: an SMS, an event (the template always names the topic),
+        // a device's push.
+        let sns_warm_up = function
+            .statements
+            .iter()
+            .any(|s| text(&s["Action"]).contains("sns:GetSMSAttributes"));
+        assert_eq!(
+            sns_warm_up,
+            sms || events || devices,
+            "{binary}: SNS opened at init"
+        );
         let table_grant = function
             .statements
             .iter()
@@ -914,6 +936,7 @@ struct Declared {
     push: bool,
     signs: bool,
     sandbox_signs: bool,
+    devices: bool,
     users: bool,
     authy: bool,
     reads: bool,
@@ -943,6 +966,7 @@ fn declared() -> BTreeMap<&'static str, Declared> {
             push: F::CALLS_PUSH_PROVIDER,
             signs: F::SIGNS_PROOFS,
             sandbox_signs: F::SIGNS_SANDBOX_PROOFS,
+            devices: F::PUSHES_TO_DEVICES,
             users: F::AUTHENTICATES_USERS,
             authy: F::USES_CALLBACK_KEY,
             reads: F::READS_TABLE,

@@ -24,14 +24,14 @@ use crate::{
         factor::{FactorRecord, FactorStatus},
         ids::{ChallengeId, PhoneHash},
     },
-    push::device::DevicePush,
+    push::device::DevicePlatforms,
     store::{Counters, DeviceStart, Devices, NewChallenge},
 };
 
 /// What step one reaches (the enrol-push route's ports).
 pub(super) struct Reach<'a> {
     pub(super) devices: &'a dyn Devices,
-    pub(super) device_push: &'a dyn DevicePush,
+    pub(super) platforms: &'a dyn DevicePlatforms,
     pub(super) counters: &'a dyn Counters,
 }
 
@@ -52,7 +52,7 @@ pub(super) async fn start(
 ) -> Result<Reply, ApiError> {
     let programme = &caller.programme;
     if !programme.channel_enabled(Channel::Biometric)
-        || !ports.device_push.supports(enrolment.platform)
+        || !ports.platforms.supports(enrolment.platform)
     {
         return Err(ApiError::Conflict(ErrorCode::ChannelNotSupported));
     }

@@ -22,7 +22,7 @@ use crate::{
         send_limits::{push_counters, Sender},
     },
     ports,
-    push::{device::DevicePush, Approval, PushProvider},
+    push::{device::DevicePlatforms, Approval, PushProvider},
     store::{Counters, Devices, PendingPush, PushEnrolments, ReserveOutcome},
 };
 
@@ -35,7 +35,7 @@ ports! {
         counters: dyn Counters,
         push: dyn PushProvider,
         devices: dyn Devices,
-        device_push: dyn DevicePush,
+        device_platforms: dyn DevicePlatforms,
     }
 }
 
@@ -59,7 +59,7 @@ impl Handler for EnrolPush {
         if let PushEnrolment::Biometric(device) = input {
             let reach = super::device_enrolment::Reach {
                 devices: ports.devices,
-                device_push: ports.device_push,
+                platforms: ports.device_platforms,
                 counters: ports.counters,
             };
             return super::device_enrolment::start(reach, cx, caller, device).await;

@@ -29,6 +29,8 @@ pub enum Port {
     PushProvider,
     /// The programme's own app through SNS mobile push (BIOMETRIC devices).
     DevicePush,
+    /// Which platforms SNS mobile push is configured for (configuration, no call).
+    DevicePlatforms,
     /// Live payment proofs' key (`kms:Sign` on the current key, `kms:GetPublicKey`).
     ProofSigner,
     /// The sandbox programmes' proof key only (the simulators; the sandbox JWKS).
@@ -104,6 +106,13 @@ impl Reach for dyn EventPublisher {
 
 impl Reach for dyn DevicePush {
     const PORT: Port = Port::DevicePush;
+    fn reach(app: &App) -> &Self {
+        &*app.device_push
+    }
+}
+
+impl Reach for dyn crate::push::device::DevicePlatforms {
+    const PORT: Port = Port::DevicePlatforms;
     fn reach(app: &App) -> &Self {
         &*app.device_push
     }

@@ -59,6 +59,9 @@ pub trait Function {
     const PUBLISHES_EVENTS: bool = uses(Self::USES, Port::Events);
     /// BIOMETRIC devices through SNS mobile push.
     const PUSHES_TO_DEVICES: bool = uses(Self::USES, Port::DevicePush);
+    /// Asks which platforms SNS mobile push is configured for (no call to SNS).
+    const KNOWS_DEVICE_PLATFORMS: bool =
+        Self::PUSHES_TO_DEVICES || uses(Self::USES, Port::DevicePlatforms);
     /// Live payment proofs: signs them with KMS (or reads the public keys, for the JWKS).
     const SIGNS_PROOFS: bool =
         uses(Self::USES, Port::ProofSigner) || uses(Self::USES, Port::ProofKeys);
@@ -272,6 +275,9 @@ struct Parts {
     secrets: Option<SecretsManagerSource>,
     /// The programmes read, shared by every state the function builds; filled at init.
     programmes: Arc<crate::app::ProgrammeCache>,
+    /// The SNS client, where the route's success path reaches SNS: its connection is opened
+    /// at init.
+    sns: Option<crate::aws::Lazy<aws_sdk_sns::Client>>,
     clock: crate::clock::SystemClock,
 }
 
@@ -291,7 +297,8 @@ impl Parts {
         let mut events: Arc<dyn EventPublisher> = Arc::new(crate::events::NoEvents);
         let mut device_push: Arc<dyn crate::push::device::DevicePush> =
             Arc::new(crate::push::device::NoDevicePush);
-        if F::SENDS_SMS || F::PUBLISHES_EVENTS || F::PUSHES_TO_DEVICES {
+        let mut sns_on_path = None;
+        if F::SENDS_SMS || F::PUBLISHES_EVENTS || F::KNOWS_DEVICE_PLATFORMS {
             let sns = match &config.sns_endpoint {
                 Some(endpoint) if !same_endpoint(&config.sns_endpoint) => {
                     crate::aws::sdk_config(Some(endpoint)).await
@@ -305,8 +312,15 @@ impl Parts {
             if F::PUBLISHES_EVENTS {
                 events = crate::config::event_publisher(config, &sns_client);
             }
-            if F::PUSHES_TO_DEVICES {
+            if F::KNOWS_DEVICE_PLATFORMS {
                 device_push = crate::config::device_push(config, &sns_client);
+            }
+            // SNS is on the route's success path: its connection is opened at init.
+            if F::SENDS_SMS
+                || (F::PUBLISHES_EVENTS && config.events_topic_arn.is_some())
+                || (F::PUSHES_TO_DEVICES && !config.platform_applications.is_empty())
+            {
+                sns_on_path = Some(sns_client);
             }
         }
         let ids = used_secret_ids::<F>(config);
@@ -325,20 +339,24 @@ impl Parts {
         };
         // Clients are built on first use: a function pays only for the calls it makes.
         let dynamodb = crate::aws::lazy(move || aws_sdk_dynamodb::Client::new(&sdk));
-        let signer = match F::SIGNS_PROOFS {
-            true => Some(proof_signer(config, &config.proof.kms, "PROOF_KMS_KEY_ID").await),
-            false => None,
+        // One KMS client for both keys: one connection.
+        let kms = if F::SIGNS_PROOFS || F::SIGNS_SANDBOX_PROOFS {
+            let sdk = crate::aws::sdk_config(config.proof.kms_endpoint.as_deref()).await;
+            Some(crate::aws::lazy(move || aws_sdk_kms::Client::new(&sdk)))
+        } else {
+            None
         };
-        let sandbox_signer = match F::SIGNS_SANDBOX_PROOFS {
-            true => Some(
-                proof_signer(
-                    config,
-                    &config.proof.sandbox_kms,
-                    "SANDBOX_PROOF_KMS_KEY_ID",
-                )
-                .await,
-            ),
-            false => None,
+        let signer = match (&kms, F::SIGNS_PROOFS) {
+            (Some(kms), true) => Some(proof_signer(kms, &config.proof.kms, "PROOF_KMS_KEY_ID")),
+            _ => None,
+        };
+        let sandbox_signer = match (&kms, F::SIGNS_SANDBOX_PROOFS) {
+            (Some(kms), true) => Some(proof_signer(
+                kms,
+                &config.proof.sandbox_kms,
+                "SANDBOX_PROOF_KMS_KEY_ID",
+            )),
+            _ => None,
         };
         tracing::debug!(
             sdk_config_us = sdk_loaded.as_micros() as u64,
@@ -357,6 +375,7 @@ impl Parts {
             proof_issuer: config.proof.issuer.clone(),
             secrets,
             programmes: Arc::default(),
+            sns: sns_on_path,
             clock: crate::clock::SystemClock,
         })
     }
@@ -424,8 +443,8 @@ fn assemble<F: Function>(config: &Config, parts: &Parts) -> Result<App, lambda_h
 
 /// A KMS key that signs payment proofs (live: `PROOF_KMS_KEY_ID`; sandbox:
 /// `SANDBOX_PROOF_KMS_KEY_ID`); without one, signing answers 503 and its JWKS is empty.
-async fn proof_signer(
-    config: &Config,
+fn proof_signer(
+    client: &crate::aws::Lazy<aws_sdk_kms::Client>,
     keys: &crate::config::KmsKeys,
     variable: &str,
 ) -> Arc<dyn crate::proof::ProofSigner> {
@@ -433,10 +452,8 @@ async fn proof_signer(
         tracing::warn!("{variable} is not set: these payment proofs cannot be signed");
         return Arc::new(crate::proof::UnconfiguredSigner);
     };
-    let sdk = crate::aws::sdk_config(config.proof.kms_endpoint.as_deref()).await;
-    let client = crate::aws::lazy(move || aws_sdk_kms::Client::new(&sdk));
     Arc::new(crate::proof::kms::KmsSigner::with_lazy_client(
-        client,
+        client.clone(),
         key_id,
         keys.previous_key_id.clone(),
     ))

@@ -70,12 +70,22 @@ impl<F: Function> Served<F> {
                 jwks_fetched_at: None,
             });
         } else if crate::secrets::fetch_at_init() {
-            // Both at full CPU, at once: the secrets, and the table's client and connection
-            // (what the first request would otherwise pay at the memory size's CPU share).
-            tokio::join!(served.app(), served.warm_up());
+            // All at full CPU, at once: the secrets, the table's client and connection with
+            // the programmes, the proof keys with KMS's connection, SNS's connection (what
+            // the first request would otherwise pay at the memory size's CPU share).
+            tokio::join!(
+                served.app(),
+                served.warm_up(),
+                served.fetch_proof_keys(),
+                served.open_sns()
+            );
             return Ok(served);
         }
-        served.warm_up().await;
+        tokio::join!(
+            served.warm_up(),
+            served.fetch_proof_keys(),
+            served.open_sns()
+        );
         Ok(served)
     }
 
@@ -102,6 +112,68 @@ impl<F: Function> Served<F> {
             ok = programmes.is_some(),
             programmes = programmes.unwrap_or(0),
             "cold start: table connection opened, programmes read"
+        );
+    }
+
+    /// Reads the proof keys' public halves (`GetPublicKey`, kept by the signer: a proof's
+    /// `kid`, the JWKS), which opens KMS's connection, within `WARM_UP_BUDGET`; a failure
+    /// leaves both to the first request that needs them.
+    async fn fetch_proof_keys(&self) {
+        let read = |signer: &Option<Arc<dyn crate::proof::ProofSigner>>| {
+            let signer = signer.clone();
+            async move {
+                match signer {
+                    Some(signer) => signer.public_keys().await.is_ok(),
+                    None => true,
+                }
+            }
+        };
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(WARM_UP_BUDGET, async {
+            tokio::join!(read(&self.parts.signer), read(&self.parts.sandbox_signer))
+        })
+        .await;
+        if self.parts.signer.is_some() || self.parts.sandbox_signer.is_some() {
+            tracing::debug!(
+                proof_keys_us = started.elapsed().as_micros() as u64,
+                ok = matches!(outcome, Ok((true, true))),
+                "cold start: proof keys read"
+            );
+        }
+    }
+
+    /// Opens SNS's connection where the route's success path reaches SNS, within
+    /// `WARM_UP_BUDGET`, in one attempt: `GetSMSAttributes` of the account's monthly SMS
+    /// spend limit (read-only; the only SNS read that needs no topic, endpoint or number).
+    /// A function that sends SMS warns when the limit is still the new account's 1 USD, at
+    /// which SNS stops sending after a few hundred messages; elsewhere the answer is unused
+    /// (BENCHMARKS.md counts it).
+    async fn open_sns(&self) {
+        let Some(sns) = &self.parts.sns else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let read = sns
+            .get_sms_attributes()
+            .attributes("MonthlySpendLimit")
+            .customize()
+            .config_override(
+                aws_sdk_sns::config::Builder::default()
+                    .retry_config(aws_config::retry::RetryConfig::disabled()),
+            )
+            .send();
+        let limit = match tokio::time::timeout(WARM_UP_BUDGET, read).await {
+            Ok(Ok(output)) => output
+                .attributes
+                .and_then(|a| a.get("MonthlySpendLimit").cloned()),
+            _ => None,
+        };
+        if F::SENDS_SMS && limit.as_deref() == Some("1") {
+            tracing::warn!("the account's SNS MonthlySpendLimit is 1 USD (a new account's): SNS stops sending SMS once it is spent; raise it in the SNS console");
+        }
+        tracing::debug!(
+            sns_us = started.elapsed().as_micros() as u64,
+            "cold start: SNS connection opened"
         );
     }
 

@@ -29,10 +29,15 @@ pub enum Delivery {
     EndpointDisabled,
 }
 
-#[async_trait]
-pub trait DevicePush: Send + Sync {
+/// Which platforms the deployment can push to: configuration, no call (BIOMETRIC step one
+/// asks it; a route that only asks it does not reach SNS).
+pub trait DevicePlatforms: Send + Sync {
     /// Whether the deployment has a platform application for this platform.
     fn supports(&self, platform: Platform) -> bool;
+}
+
+#[async_trait]
+pub trait DevicePush: DevicePlatforms {
     /// Makes the device's endpoint for its push token; returns the endpoint's id (an ARN).
     async fn create_endpoint(&self, platform: Platform, token: &str) -> Result<String, PushError>;
     async fn publish(
@@ -55,11 +60,14 @@ pub trait DevicePush: Send + Sync {
 /// No platform application: BIOMETRIC enrolment answers 409 `CHANNEL_NOT_SUPPORTED`.
 pub struct NoDevicePush;
 
-#[async_trait]
-impl DevicePush for NoDevicePush {
+impl DevicePlatforms for NoDevicePush {
     fn supports(&self, _platform: Platform) -> bool {
         false
     }
+}
+
+#[async_trait]
+impl DevicePush for NoDevicePush {
     async fn create_endpoint(&self, _: Platform, _: &str) -> Result<String, PushError> {
         Err(PushError::new("no SNS platform application is configured"))
     }

@@ -10,7 +10,7 @@ use std::{io::Write, path::PathBuf, sync::Mutex};
 use async_trait::async_trait;
 
 use super::{
-    device::{token_tail, Delivery, DeviceMessage, DevicePush},
+    device::{token_tail, Delivery, DeviceMessage, DevicePlatforms, DevicePush},
     PushError,
 };
 use crate::domain::device::Platform;
@@ -68,12 +68,14 @@ impl OutboxDevicePush {
     }
 }
 
-#[async_trait]
-impl DevicePush for OutboxDevicePush {
+impl DevicePlatforms for OutboxDevicePush {
     fn supports(&self, _platform: Platform) -> bool {
         true
     }
+}
 
+#[async_trait]
+impl DevicePush for OutboxDevicePush {
     async fn create_endpoint(&self, platform: Platform, token: &str) -> Result<String, PushError> {
         Ok(format!("outbox:{}:{token}", platform.as_str()))
     }

@@ -12,7 +12,7 @@ use aws_sdk_sns::Client;
 use serde_json::json;
 
 use super::{
-    device::{Delivery, DeviceMessage, DevicePush},
+    device::{Delivery, DeviceMessage, DevicePlatforms, DevicePush},
     PushError,
 };
 use crate::domain::device::Platform;
@@ -60,12 +60,14 @@ pub fn payload(platform: Platform, message: &DeviceMessage) -> String {
     serde_json::Value::Object(structure).to_string()
 }
 
-#[async_trait]
-impl DevicePush for SnsDevicePush {
+impl DevicePlatforms for SnsDevicePush {
     fn supports(&self, platform: Platform) -> bool {
         self.applications.contains_key(&platform)
     }
+}
 
+#[async_trait]
+impl DevicePush for SnsDevicePush {
     async fn create_endpoint(&self, platform: Platform, token: &str) -> Result<String, PushError> {
         let application = self
             .applications
