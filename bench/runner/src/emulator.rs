@@ -158,6 +158,11 @@ pub(crate) struct Run {
     pub(crate) init_cpu: Duration,
     pub(crate) first_cpu: Duration,
     pub(crate) warm_cpu: Duration,
+    /// What reached the forwarder in each phase: the exchanges, and the connections opened
+    /// (init; the first invocation; each warm one).
+    pub(crate) init_trace: (Vec<Exchange>, usize),
+    pub(crate) first_trace: (Vec<Exchange>, usize),
+    pub(crate) warm_traces: Vec<(Vec<Exchange>, usize)>,
 }
 
 pub(crate) fn median(mut values: Vec<Duration>) -> Duration {
@@ -259,7 +264,24 @@ pub(crate) async fn run_limited(
         .zip(&timeline.cpu_responded)
         .map(|(delivered, responded)| responded.saturating_sub(*delivered))
         .collect();
+    // Each phase's share of the forwarder's trace (one process runs at a time).
+    let trace = counts.trace.lock().unwrap_or_else(|p| p.into_inner());
+    let init_trace = match timeline.first_next {
+        Some(init_ended) => trace.between(spawned_at, init_ended),
+        None => (Vec::new(), 0),
+    };
+    let mut invocations = timeline
+        .delivered
+        .iter()
+        .zip(&timeline.responded)
+        .map(|((delivered, _), (responded, _, _))| trace.between(*delivered, *responded));
+    let first_trace = invocations.next().unwrap_or_default();
+    let warm_traces = invocations.collect();
+    drop(trace);
     Ok(Run {
+        init_trace,
+        first_trace,
+        warm_traces,
         init_cpu: timeline.cpu_at_init,
         first_cpu: cpu.first().copied().unwrap_or_default(),
         warm_cpu: median(cpu.iter().skip(1).copied().collect()),

@@ -11,12 +11,92 @@ pub(crate) struct Requests {
 }
 
 /// What the forwarder in front of the local DynamoDB/SNS server has counted (Secrets Manager
-/// and KMS, which go through it too, apart).
+/// and KMS, which go through it too, apart), and its trace: every exchange and every
+/// connection opened, timed.
 #[derive(Default)]
 pub(crate) struct Counts {
     pub(crate) dynamodb: std::sync::atomic::AtomicU64,
     pub(crate) sns: std::sync::atomic::AtomicU64,
     pub(crate) other: std::sync::atomic::AtomicU64,
+    pub(crate) trace: Mutex<Trace>,
+}
+
+/// One request through the forwarder: its operation (`DynamoDB.GetItem`, `SNS.Publish`,
+/// `SecretsManager.BatchGetSecretValue`, `KMS.Sign`), when it arrived, when it was answered.
+#[derive(Debug, Clone)]
+pub(crate) struct Exchange {
+    pub(crate) operation: String,
+    pub(crate) arrived: Instant,
+    pub(crate) answered: Instant,
+}
+
+#[derive(Default)]
+pub(crate) struct Trace {
+    pub(crate) exchanges: Vec<Exchange>,
+    /// When each connection to the forwarder was opened (TCP accepted).
+    pub(crate) connections: Vec<Instant>,
+}
+
+impl Trace {
+    /// What happened between `from` and `to`.
+    pub(crate) fn between(&self, from: Instant, to: Instant) -> (Vec<Exchange>, usize) {
+        let exchanges = self
+            .exchanges
+            .iter()
+            .filter(|e| e.arrived >= from && e.arrived <= to)
+            .cloned()
+            .collect();
+        let connections = self
+            .connections
+            .iter()
+            .filter(|&&at| at >= from && at <= to)
+            .count();
+        (exchanges, connections)
+    }
+}
+
+/// The sequential network levels of some exchanges: groups of requests in flight together,
+/// one after the other (a request that arrives after every earlier one was answered starts
+/// a level; one that overlaps the level in flight joins it).
+pub(crate) fn levels(exchanges: &[Exchange]) -> Vec<Vec<Exchange>> {
+    let mut sorted = exchanges.to_vec();
+    sorted.sort_by_key(|e| e.arrived);
+    let mut levels: Vec<Vec<Exchange>> = Vec::new();
+    let mut level_end: Option<Instant> = None;
+    for exchange in sorted {
+        match level_end {
+            Some(end) if exchange.arrived < end => {
+                level_end = Some(end.max(exchange.answered));
+                if let Some(level) = levels.last_mut() {
+                    level.push(exchange);
+                }
+            }
+            _ => {
+                level_end = Some(exchange.answered);
+                levels.push(vec![exchange]);
+            }
+        }
+    }
+    levels
+}
+
+/// The operation a request names: the JSON protocols' `X-Amz-Target`, SNS's `Action=`.
+fn operation_of(target: &str, body: &[u8]) -> String {
+    if let Some((service, operation)) = target.split_once('.') {
+        let service = match service {
+            s if s.starts_with("DynamoDB") => "DynamoDB",
+            s if s.starts_with("secretsmanager") => "SecretsManager",
+            s if s.starts_with("TrentService") => "KMS",
+            other => other,
+        };
+        return format!("{service}.{operation}");
+    }
+    let body = String::from_utf8_lossy(body);
+    let action = body
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .unwrap_or("unknown");
+    format!("SNS.{action}")
 }
 
 impl Counts {
@@ -57,6 +137,12 @@ pub(crate) async fn start_counting_forwarder(
             .build_http();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            counts
+                .trace
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .connections
+                .push(Instant::now());
             let (client, upstream, counts) = (client.clone(), upstream.clone(), counts.clone());
             let tls = tls.clone();
             tokio::spawn(async move {
@@ -64,11 +150,13 @@ pub(crate) async fn start_counting_forwarder(
                     let (client, upstream, counts) =
                         (client.clone(), upstream.clone(), counts.clone());
                     async move {
+                        let arrived = Instant::now();
                         let target = request
                             .headers()
                             .get("x-amz-target")
                             .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default();
+                            .unwrap_or_default()
+                            .to_owned();
                         let counter = if target.starts_with("DynamoDB") {
                             &counts.dynamodb
                         } else if target.is_empty() {
@@ -83,6 +171,7 @@ pub(crate) async fn start_counting_forwarder(
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
+                        let operation = operation_of(target.as_str(), &body);
                         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
                         let mut forwarded = Request::builder()
                             .method(parts.method)
@@ -118,6 +207,16 @@ pub(crate) async fn start_counting_forwarder(
                                 failed
                             }
                         };
+                        counts
+                            .trace
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .exchanges
+                            .push(Exchange {
+                                operation,
+                                arrived,
+                                answered: Instant::now(),
+                            });
                         Ok::<_, Infallible>(response)
                     }
                 });

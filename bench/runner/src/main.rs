@@ -18,12 +18,13 @@
 //!
 //! `scripts/bench` builds the release binaries, starts the local server and runs this.
 
+mod cold_path;
 mod emulator;
 mod events;
 mod forwarder;
 mod handler_cpu;
 
-use self::{emulator::*, events::*, forwarder::*, handler_cpu::*};
+use self::{cold_path::*, emulator::*, events::*, forwarder::*, handler_cpu::*};
 use additional_factors::store::Seeding;
 use std::{
     collections::VecDeque,
@@ -165,6 +166,8 @@ async fn main() -> Result<(), BoxError> {
 
     let functions = [
         ("empty-function", "list-factors.200-empty"),
+        // F1: the empty function after one DynamoDB call over TLS at init.
+        ("dynamodb-floor", "list-factors.200-empty"),
         ("list-factors", "list-factors.200-empty"),
         ("enrol-sms-otp", "enrol-sms-otp.204"),
         ("verify-sms-otp", "verify-sms-otp.409-wrong-code"),
@@ -195,7 +198,9 @@ async fn main() -> Result<(), BoxError> {
     let functions: Vec<_> = functions
         .into_iter()
         .filter(|(f, _)| {
-            only.is_empty() || *f == "empty-function" || only.split(',').any(|o| o == *f)
+            only.is_empty()
+                || matches!(*f, "empty-function" | "dynamodb-floor")
+                || only.split(',').any(|o| o == *f)
         })
         .collect();
     // Round-robin: each round starts every binary once, the empty function first, so that
@@ -258,6 +263,7 @@ async fn main() -> Result<(), BoxError> {
             rss as f64 / 1024.0,
         );
     }
+    print_cold_path(&functions, &rounds, std::env::args().any(|a| a == "--json"));
     let shares: Vec<u32> = arg("--cpu-share", "")
         .split(',')
         .filter_map(|mb| mb.trim().parse().ok())
