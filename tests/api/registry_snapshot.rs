@@ -117,6 +117,20 @@ async fn a_table_older_than_the_snapshot_gets_one_at_its_first_change() {
     ];
     expected.sort();
     assert_eq!(entries(&store).await, expected);
+    // The legacy scan passes over the snapshot (it has a key item's shape, not its content),
+    // and a programme found later joins it.
+    let (_, later) = key("later");
+    store
+        .put_programme(&later.api_key_hash, &Programme::new("later", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.register_legacy_programmes(2).await.unwrap(),
+        ["later"]
+    );
+    expected.push((later.api_key_hash.clone(), "later".to_owned(), false));
+    expected.sort();
+    assert_eq!(entries(&store).await, expected);
 }
 
 #[tokio::test]

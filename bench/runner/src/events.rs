@@ -80,3 +80,43 @@ pub(crate) fn attack_event(usual: &str) -> Result<String, BoxError> {
     }
     Ok(serde_json::to_string(&event)?)
 }
+
+/// The live programme's api key (`bench-live`: SMS really sent, through SNS).
+pub(crate) const LIVE_API_KEY: &str = "bench-live-api-key";
+
+/// A function run on a live programme's request: `<binary> live`.
+pub(crate) fn binary_of(function: &str) -> &str {
+    function.strip_suffix(" live").unwrap_or(function)
+}
+
+/// `event` as a live programme's user sends it: the live api key, and a token for the live
+/// programme (signed with the events' HS256 key, issued now, one hour long).
+pub(crate) fn live_event(event: &str, env: &Value) -> Result<String, BoxError> {
+    use base64::Engine as _;
+    let mut event: Value = serde_json::from_str(event)?;
+    let headers = event
+        .get_mut("headers")
+        .and_then(Value::as_object_mut)
+        .ok_or("an event without headers")?;
+    headers.insert("api-key".into(), LIVE_API_KEY.into());
+    let token = headers
+        .get("authorization")
+        .and_then(Value::as_str)
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .ok_or("an event without a token")?;
+    let payload = token.split('.').nth(1).ok_or("a malformed token")?;
+    let mut claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    claims["programme_id"] = "bench-live".into();
+    claims["iat"] = now.into();
+    claims["exp"] = (now + 3_600).into();
+    let secret = env["JWT_HS256_SECRET"]
+        .as_str()
+        .ok_or("env.json has no JWT_HS256_SECRET")?;
+    let token = additional_factors::auth::mint_hs256(secret.as_bytes(), &claims)?;
+    headers.insert("authorization".into(), format!("Bearer {token}").into());
+    Ok(serde_json::to_string(&event)?)
+}

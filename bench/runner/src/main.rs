@@ -100,6 +100,17 @@ async fn main() -> Result<(), BoxError> {
         created_at: 0,
     };
     store.create_programme(&programme, &key).await?;
+    // A live programme: its SMS go out through SNS (the local server keeps them).
+    let mut live = bench_programme();
+    live.id = "bench-live".into();
+    live.sandbox = false;
+    live.allowed_country_codes = vec!["44".into()];
+    let live_key = additional_factors::store::dynamodb::operator::ApiKeyRecord {
+        key_id: "bench-live".into(),
+        api_key_hash: api_key_hash(LIVE_API_KEY),
+        created_at: 0,
+    };
+    store.create_programme(&live, &live_key).await?;
 
     // What Lambda's environment looks like, pointed at the local server. SSL_CERT_DIR is an
     // empty directory: this machine's 300-file certificate directory is not what Lambda has.
@@ -161,6 +172,9 @@ async fn main() -> Result<(), BoxError> {
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "128".into()),
         ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
         ("RUST_LOG".into(), "info".into()),
+        // The live programme's SMS, run after run: the deployment's budget out of the way.
+        ("SMS_BUDGET_PER_HOUR".into(), "100000000".into()),
+        ("SMS_BUDGET_PER_DAY".into(), "100000000".into()),
         ("SSL_CERT_DIR".into(), empty_certs.display().to_string()),
     ]);
 
@@ -181,6 +195,10 @@ async fn main() -> Result<(), BoxError> {
         ("get-step-up-challenge", "get-step-up-challenge.404"),
         ("simulate-step-up", "simulate-step-up.404"),
         ("payment-sms", "payment-sms.200"),
+        // Live programmes' requests where their path differs: an SMS goes out through SNS.
+        ("enrol-sms-otp live", "enrol-sms-otp.204"),
+        ("step-up-sms live", "step-up-sms.204"),
+        ("payment-sms live", "payment-sms.200"),
         ("verify-payment-sms", "verify-payment-sms.404"),
         ("payment-push", "payment-push.409"),
         ("get-payment-challenge", "get-payment-challenge.404"),
@@ -200,17 +218,25 @@ async fn main() -> Result<(), BoxError> {
         .filter(|(f, _)| {
             only.is_empty()
                 || matches!(*f, "empty-function" | "dynamodb-floor")
-                || only.split(',').any(|o| o == *f)
+                || only.split(',').any(|o| o == binary_of(f))
         })
         .collect();
     // Round-robin: each round starts every binary once, the empty function first, so that
     // the machine's noise falls on all of them alike; the ratio is the median over rounds of
     // each function's init over the empty function's init in the same round.
     let mut rounds: Vec<Vec<Run>> = functions.iter().map(|_| Vec::new()).collect();
+    let event_of = |function: &str, event_name: &str| -> Result<String, BoxError> {
+        let event = read_event(&events, event_name)?;
+        match function.ends_with(" live") {
+            true => live_event(&event, &env_json),
+            false => Ok(event),
+        }
+    };
     for _ in 0..runs {
         for ((function, event_name), results) in functions.iter().zip(rounds.iter_mut()) {
-            let event = read_event(&events, event_name)?;
-            results.push(run_once(&bin_dir.join(function), &event, &env, &counts).await?);
+            let event = event_of(function, event_name)?;
+            let binary = bin_dir.join(binary_of(function));
+            results.push(run_once(&binary, &event, &env, &counts).await?);
         }
     }
     println!("| function | stripped size | init (median of {runs}) | × empty (median of same-round ratios) | first request | warm (median) | DynamoDB / SNS requests, first | DynamoDB / SNS requests, warm | peak RSS | statuses |");
@@ -220,7 +246,7 @@ async fn main() -> Result<(), BoxError> {
         .map(|runs| runs.iter().map(|r| r.init.as_secs_f64()).collect())
         .unwrap_or_default();
     for ((function, _), results) in functions.iter().zip(&rounds) {
-        let binary = bin_dir.join(function);
+        let binary = bin_dir.join(binary_of(function));
         let mut ratios: Vec<f64> = results
             .iter()
             .zip(&floor)
@@ -269,7 +295,10 @@ async fn main() -> Result<(), BoxError> {
         .filter_map(|mb| mb.trim().parse().ok())
         .collect();
     if !shares.is_empty() {
-        cpu_share_table(&functions, &shares, runs, &bin_dir, &events, &env, &counts).await?;
+        cpu_share_table(
+            &functions, &shares, runs, &bin_dir, &event_of, &env, &counts,
+        )
+        .await?;
     }
     println!();
     println!("| handler CPU (memory store, one thread) | median µs |");
@@ -281,7 +310,7 @@ async fn main() -> Result<(), BoxError> {
     println!("| an attacker's 6 MB body | peak RSS, usual event | peak RSS, 6 MB body | × usual | statuses (usual, 6 MB) |");
     println!("|---|---|---|---|---|");
     for (function, event_name) in &functions {
-        let usual = read_event(&events, event_name)?;
+        let usual = event_of(function, event_name)?;
         let attack = attack_event(&usual)?;
         // The callback's warm state is a genuine callback's (signed now: it reads the table),
         // not the shipped event's (a stale nonce, refused before anything is built).
@@ -289,8 +318,9 @@ async fn main() -> Result<(), BoxError> {
             "authy-callback" => signed_now(&usual, &env_json)?,
             _ => usual,
         };
-        let normal = run_once(&bin_dir.join(function), &usual, &env, &counts).await?;
-        let hostile = run_once(&bin_dir.join(function), &attack, &env, &counts).await?;
+        let binary = bin_dir.join(binary_of(function));
+        let normal = run_once(&binary, &usual, &env, &counts).await?;
+        let hostile = run_once(&binary, &attack, &env, &counts).await?;
         let mut statuses = hostile.statuses.clone();
         statuses.dedup();
         let mut usual_statuses = normal.statuses.clone();
@@ -318,7 +348,7 @@ async fn cpu_share_table(
     shares: &[u32],
     runs: usize,
     bin_dir: &Path,
-    events: &Path,
+    event_of: &dyn Fn(&str, &str) -> Result<String, BoxError>,
     env: &[(String, String)],
     counts: &Arc<Counts>,
 ) -> Result<(), BoxError> {
@@ -344,11 +374,11 @@ async fn cpu_share_table(
         cgroups.push((mb, quota, cgroup));
     }
     for (function, event_name) in functions {
-        let event = read_event(events, event_name)?;
+        let event = event_of(function, event_name)?;
         let mut results: Vec<Vec<Run>> = cgroups.iter().map(|_| Vec::new()).collect();
         for _ in 0..runs {
             for ((_, _, cgroup), results) in cgroups.iter().zip(results.iter_mut()) {
-                let binary = bin_dir.join(function);
+                let binary = bin_dir.join(binary_of(function));
                 let limited = Some(cgroup.clone());
                 results.push(run_limited(&binary, &event, env, counts, limited).await?);
             }

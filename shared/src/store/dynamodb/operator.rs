@@ -427,8 +427,13 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(|e| unavailable(OP, e))?;
+            let snapshot = schema::snapshot_key().pk;
             for item in page.items() {
                 let pk = schema::get_s(item, "pk", OP)?;
+                // The functions' snapshot shares the key items' shape, not their content.
+                if pk == snapshot {
+                    continue;
+                }
                 let hash = pk.strip_prefix("PROGRAMME#").unwrap_or(&pk).to_owned();
                 found.push((hash, schema::programme_from_item(item)?));
             }
