@@ -239,7 +239,8 @@ async fn main() -> Result<(), BoxError> {
             results.push(run_once(&binary, &event, &env, &counts).await?);
         }
     }
-    println!("| function | stripped size | init (median of {runs}) | × empty (median of same-round ratios) | first request | warm (median) | DynamoDB / SNS requests, first | DynamoDB / SNS requests, warm | peak RSS | statuses |");
+    println!("Wall times below are against this machine's local emulator and server (not AWS's): see the cold path's modelled figures for AWS.");
+    println!("| function | stripped size | init, wall (median of {runs}) | × empty, wall (median of same-round ratios) | first request, wall | warm, wall (median) | DynamoDB / SNS requests, first | DynamoDB / SNS requests, warm | peak RSS | statuses |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let floor: Vec<f64> = rounds
         .first()
