@@ -145,7 +145,8 @@ impl SecretsManagerSource {
 
     /// Every named secret within `FETCH_BUDGET`: the current values in one
     /// `BatchGetSecretValue` (one network round trip however many the route uses), beside it
-    /// the HS256 key's `AWSPREVIOUS` and the JWKS. Each secret stands on its own: one that
+    /// the JWKS; the HS256 key's `AWSPREVIOUS` after it, only in the day after a rotation
+    /// (the only time it verifies anything). Each secret stands on its own: one that
     /// fails (the batch answers each secret's error apart) keeps its `last` value and is
     /// reported, so one failing secret never holds back another's rotation, and a JWKS outage
     /// never takes the HS256 key's callers down.
@@ -169,19 +170,13 @@ impl SecretsManagerSource {
                     .collect(),
             }
         };
-        let previous = bounded(async {
-            match &self.ids.token {
-                Some(id) => self.get_previous(id).await,
-                None => Ok(None),
-            }
-        });
         let jwks = bounded(async {
             match &self.ids.jwks_url {
                 Some(url) => fetch_jwks(url).await.map(Some),
                 None => Ok(None),
             }
         });
-        let (mut current, token_previous, jwks) = tokio::join!(current, previous, jwks);
+        let (mut current, jwks) = tokio::join!(current, jwks);
         let mut one = |id: &Option<String>| match id {
             Some(id) => current
                 .remove(id.as_str())
@@ -194,6 +189,16 @@ impl SecretsManagerSource {
             one(&self.ids.otp),
             one(&self.ids.authy),
         );
+        // The HS256 key a rotation replaced verifies tokens only for a day after it: fetched
+        // (a second round trip) only in that day, which the current version's date tells.
+        let rotated_at = match &token {
+            Ok(Some((_, created))) => *created,
+            _ => last.token_rotated_at,
+        };
+        let token_previous = match (&self.ids.token, previous_key_useful(rotated_at, unix_now())) {
+            (Some(id), true) => bounded(self.get_previous(id)).await,
+            _ => Ok(None),
+        };
         let mut failures = Vec::new();
         let token = kept(token, &mut failures);
         let token_previous = kept(token_previous, &mut failures);
@@ -343,6 +348,18 @@ impl SecretsManagerSource {
     }
 }
 
+/// Whether the HS256 key a rotation replaced can still verify a token: within
+/// `PREVIOUS_KEY_GRACE_SECS` of the rotation (the current version's creation).
+pub fn previous_key_useful(rotated_at: Option<i64>, now: i64) -> bool {
+    rotated_at.is_some_and(|at| now < at + crate::auth::PREVIOUS_KEY_GRACE_SECS)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// A secret the batch answered neither a value nor an error for.
 fn missing(id: &str) -> SecretsError {
     SecretsError::Fetch {
@@ -405,4 +422,19 @@ pub fn refresh_interval() -> Duration {
 /// measures both.
 pub fn fetch_at_init() -> bool {
     std::env::var("SECRETS_FETCH").map_or(true, |v| v != "first-request")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_previous_key_is_fetched_only_in_the_day_after_a_rotation() {
+        let day = crate::auth::PREVIOUS_KEY_GRACE_SECS;
+        assert!(previous_key_useful(Some(1_000), 1_000));
+        assert!(previous_key_useful(Some(1_000), 1_000 + day - 1));
+        assert!(!previous_key_useful(Some(1_000), 1_000 + day));
+        // No date: no bound for the previous key, so it is not used (as before).
+        assert!(!previous_key_useful(None, 1_000));
+    }
 }

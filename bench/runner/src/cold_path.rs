@@ -59,7 +59,10 @@ pub(crate) struct Phase {
 /// SNS's connection at init, is read only by the functions that send SMS.
 fn unused(function: &str, operation: &str) -> bool {
     operation == "SNS.GetSMSAttributes"
-        && !matches!(function, "enrol-sms-otp" | "step-up-sms" | "payment-sms")
+        && !matches!(
+            binary_of(function),
+            "enrol-sms-otp" | "step-up-sms" | "payment-sms"
+        )
 }
 
 pub(crate) fn phase(

@@ -155,6 +155,17 @@ async fn main() -> Result<(), BoxError> {
         env.push((id.into(), name));
     }
     env.push(("SECRETS_ENDPOINT".into(), forwarder.clone()));
+    // The events topic, as the template always names one: the functions that publish
+    // lifecycle events reach SNS (and open its connection at init) as deployed.
+    let topic = aws_sdk_sns::Client::new(&sdk_config(Some(&endpoint)).await)
+        .create_topic()
+        .name(format!("{table}-events"))
+        .send()
+        .await?
+        .topic_arn
+        .ok_or("SNS created no topic")?;
+    env.retain(|(k, _)| k != "EVENTS_TOPIC_ARN");
+    env.push(("EVENTS_TOPIC_ARN".into(), topic));
     if !tls_dir.is_empty() {
         let bundle = Path::new(&tls_dir).join("bundle.pem");
         env.push(("SSL_CERT_FILE".into(), bundle.display().to_string()));
