@@ -275,6 +275,44 @@ impl TokenVerifier {
     }
 
     /// Verifies an `Authorization` header value at `now`.
+    /// Whether the HS256 key a rotation replaced (at `rotated_at`, unix seconds) may be the one
+    /// that signed this token, so that it is worth fetching: an HS256 token whose signature no
+    /// key held now verifies, issued (`iat`, unverified) at or before the rotation, within the
+    /// day after it in which that key still verifies.
+    pub fn may_need_previous_key(
+        &self,
+        authorization: Option<&[u8]>,
+        rotated_at: i64,
+        now: i64,
+    ) -> bool {
+        use base64::Engine as _;
+        let Some(token) = authorization
+            .and_then(|h| h.strip_prefix(b"Bearer "))
+            .filter(|t| t.len() <= MAX_TOKEN_LEN)
+            .and_then(|t| std::str::from_utf8(t).ok())
+        else {
+            return false;
+        };
+        let hs256 = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256);
+        if !hs256
+            || now >= rotated_at + PREVIOUS_KEY_GRACE_SECS
+            || !matches!(self.verify(authorization, now), Err(TokenError::Signature))
+        {
+            return false;
+        }
+        let iat = token
+            .split('.')
+            .nth(1)
+            .and_then(|payload| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .ok()
+            })
+            .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok())
+            .and_then(|claims| claims.get("iat").and_then(serde_json::Value::as_i64));
+        iat.is_some_and(|iat| iat <= rotated_at)
+    }
+
     pub fn verify(&self, authorization: Option<&[u8]>, now: i64) -> Result<TokenUser, TokenError> {
         let header = authorization.ok_or(TokenError::Header)?;
         let token = header.strip_prefix(b"Bearer ").ok_or(TokenError::Header)?;
@@ -435,6 +473,28 @@ mod tests {
             claims["iat"] = json!(iat);
         }
         format!("Bearer {}", mint_hs256(key, &claims).unwrap())
+    }
+
+    #[test]
+    fn the_previous_key_is_wanted_only_for_a_token_it_may_have_signed() {
+        let rotated_at = NOW - 3_600;
+        let current = TokenVerifier::new(Some(CURRENT), None, "i", "a").unwrap();
+        let wants = |key: &[u8], iat: i64, now: i64| {
+            let token = token(key, Some(iat), iat + 3_600);
+            current.may_need_previous_key(Some(token.as_bytes()), rotated_at, now)
+        };
+        // Signed before the rotation by a key the function does not hold: fetch it.
+        assert!(wants(PREVIOUS, rotated_at - 60, NOW));
+        // The current key verifies it; issued after the rotation; past the day after it.
+        assert!(!wants(CURRENT, rotated_at - 60, NOW));
+        assert!(!wants(PREVIOUS, rotated_at + 60, NOW));
+        assert!(!wants(
+            PREVIOUS,
+            rotated_at - 60,
+            rotated_at + PREVIOUS_KEY_GRACE_SECS
+        ));
+        assert!(!current.may_need_previous_key(Some(b"Bearer junk"), rotated_at, NOW));
+        assert!(!current.may_need_previous_key(None, rotated_at, NOW));
     }
 
     fn verify(verifier: &TokenVerifier, token: &str, now: i64) -> Result<TokenUser, TokenError> {

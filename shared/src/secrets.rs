@@ -11,8 +11,8 @@
 //! and fetched again on the
 //! first request after `SECRETS_REFRESH_SECONDS` (300): a rotation takes effect within
 //! minutes, without a deploy. For the HS256 key, the version Secrets Manager labels
-//! `AWSPREVIOUS` is fetched too and still verifies tokens, so tokens signed before a rotation
-//! keep working until they expire.
+//! `AWSPREVIOUS` is fetched when a token signed with it arrives in the day after a rotation,
+//! and verifies tokens issued before the rotation for that day.
 //!
 //! A plain value (`JWT_HS256_SECRET`, ...) wins over an id: the local server, the tests and
 //! `sam local invoke` (events/env.json) give values; the template gives every function empty
@@ -145,8 +145,9 @@ impl SecretsManagerSource {
 
     /// Every named secret within `FETCH_BUDGET`: the current values in one
     /// `BatchGetSecretValue` (one network round trip however many the route uses), beside it
-    /// the JWKS; the HS256 key's `AWSPREVIOUS` after it, only in the day after a rotation
-    /// (the only time it verifies anything). Each secret stands on its own: one that
+    /// the JWKS. The HS256 key's `AWSPREVIOUS` is not among them: `fetch_previous` gets it
+    /// when a token needs it (in the day after a rotation, the only time it verifies
+    /// anything). Each secret stands on its own: one that
     /// fails (the batch answers each secret's error apart) keeps its `last` value and is
     /// reported, so one failing secret never holds back another's rotation, and a JWKS outage
     /// never takes the HS256 key's callers down.
@@ -189,32 +190,24 @@ impl SecretsManagerSource {
             one(&self.ids.otp),
             one(&self.ids.authy),
         );
-        // The HS256 key a rotation replaced verifies tokens only for a day after it: fetched
-        // (a second round trip) only in that day, which the current version's date tells.
-        let rotated_at = match &token {
-            Ok(Some((_, created))) => *created,
-            _ => last.token_rotated_at,
-        };
-        let token_previous = match (&self.ids.token, previous_key_useful(rotated_at, unix_now())) {
-            (Some(id), true) => bounded(self.get_previous(id)).await,
-            _ => Ok(None),
-        };
         let mut failures = Vec::new();
         let token = kept(token, &mut failures);
-        let token_previous = kept(token_previous, &mut failures);
         let otp = kept(otp, &mut failures);
         let authy = kept(authy, &mut failures);
         let jwks = kept(jwks, &mut failures);
         let jwks_fetched = jwks.is_some() && self.ids.jwks_url.is_some();
         let values = match token {
             Some(token) => {
-                // Without the current version's date, the previous key cannot be bounded.
+                // Without the current version's date, the previous key cannot be bounded. The
+                // previous key is fetched when a token needs it (`fetch_previous`); it stays
+                // while the rotation it belongs to does.
                 let rotated_at = token.as_ref().and_then(|(_, created)| *created);
                 SecretValues {
                     token: token.map(|(value, _)| value),
-                    token_previous: token_previous
-                        .unwrap_or_else(|| last.token_previous.clone())
-                        .filter(|_| rotated_at.is_some()),
+                    token_previous: last
+                        .token_previous
+                        .clone()
+                        .filter(|_| rotated_at.is_some() && rotated_at == last.token_rotated_at),
                     token_rotated_at: rotated_at,
                     ..last.clone()
                 }
@@ -303,6 +296,15 @@ impl SecretsManagerSource {
             .collect()
     }
 
+    /// The HS256 key before the last rotation (`AWSPREVIOUS`; none before the first), within
+    /// `FETCH_BUDGET`.
+    pub async fn fetch_previous(&self) -> Result<Option<String>, SecretsError> {
+        match &self.ids.token {
+            Some(id) => bounded(self.get_previous(id)).await,
+            None => Ok(None),
+        }
+    }
+
     async fn get(&self, id: &str, stage: Option<&str>) -> Result<String, SecretsError> {
         self.get_dated(id, stage).await.map(|(value, _)| value)
     }
@@ -346,18 +348,6 @@ impl SecretsManagerSource {
             Err(error) => Err(error),
         }
     }
-}
-
-/// Whether the HS256 key a rotation replaced can still verify a token: within
-/// `PREVIOUS_KEY_GRACE_SECS` of the rotation (the current version's creation).
-pub fn previous_key_useful(rotated_at: Option<i64>, now: i64) -> bool {
-    rotated_at.is_some_and(|at| now < at + crate::auth::PREVIOUS_KEY_GRACE_SECS)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A secret the batch answered neither a value nor an error for.
@@ -422,19 +412,4 @@ pub fn refresh_interval() -> Duration {
 /// measures both.
 pub fn fetch_at_init() -> bool {
     std::env::var("SECRETS_FETCH").map_or(true, |v| v != "first-request")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_previous_key_is_fetched_only_in_the_day_after_a_rotation() {
-        let day = crate::auth::PREVIOUS_KEY_GRACE_SECS;
-        assert!(previous_key_useful(Some(1_000), 1_000));
-        assert!(previous_key_useful(Some(1_000), 1_000 + day - 1));
-        assert!(!previous_key_useful(Some(1_000), 1_000 + day));
-        // No date: no bound for the previous key, so it is not used (as before).
-        assert!(!previous_key_useful(None, 1_000));
-    }
 }

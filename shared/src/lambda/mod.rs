@@ -152,6 +152,9 @@ async fn serve<F: Function>(
             if ready && served.refetch_for_unknown_kid(&app, &request) {
                 (app, ready) = served.app().await;
             }
+            if ready && served.fetch_previous_key(&app, &request).await {
+                (app, ready) = served.app().await;
+            }
             Ok::<_, std::convert::Infallible>(match (too_large, ready) {
                 (true, _) => reject_unrouted(&app, &ApiError::PayloadTooLarge),
                 (false, false) => reject_unrouted(

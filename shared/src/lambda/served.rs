@@ -16,6 +16,8 @@ pub(super) struct Served<F> {
     current: std::sync::Mutex<Current>,
     /// When a token naming an unknown `kid` last made the JWKS be fetched early.
     kid_refetched_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When a token the previous HS256 key may have signed last made it be fetched.
+    previous_fetched_at: std::sync::Mutex<Option<std::time::Instant>>,
     function: std::marker::PhantomData<fn() -> F>,
 }
 
@@ -57,6 +59,7 @@ impl<F: Function> Served<F> {
             refresh,
             current: std::sync::Mutex::new(placeholder),
             kid_refetched_at: std::sync::Mutex::new(None),
+            previous_fetched_at: std::sync::Mutex::new(None),
             function: std::marker::PhantomData,
         };
         if served.parts.secrets.is_none() {
@@ -208,6 +211,74 @@ impl<F: Function> Served<F> {
             .unwrap_or_else(|p| p.into_inner())
             .next_fetch = now;
         true
+    }
+
+    /// The HS256 key a rotation replaced, fetched when a token it may have signed arrives (in
+    /// the day after the rotation, the only time it verifies anything; at most once a minute:
+    /// tokens with bad signatures cannot make a function fetch on every request). Init never
+    /// fetches it. `true` when the state now holds it.
+    pub(super) async fn fetch_previous_key(&self, app: &App, request: &Request) -> bool {
+        let Some(source) = &self.parts.secrets else {
+            return false;
+        };
+        let values = {
+            let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if !current.ready || current.values.token_previous.is_some() {
+                return false;
+            }
+            current.values.clone()
+        };
+        let Some(rotated_at) = values.token_rotated_at else {
+            return false;
+        };
+        let now = crate::clock::Clock::now(&self.parts.clock);
+        let authorization = request.headers().get("authorization").map(|v| v.as_bytes());
+        if !app
+            .tokens
+            .may_need_previous_key(authorization, rotated_at, now)
+        {
+            return false;
+        }
+        {
+            let mut last = self
+                .previous_fetched_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| at.elapsed() < KID_REFETCH_INTERVAL) {
+                return false;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let previous = match source.fetch_previous().await {
+            Ok(Some(previous)) => previous,
+            Ok(None) => return false,
+            Err(error) => {
+                tracing::error!(error = %crate::logging::redacted_chain(&error), "the previous HS256 key was not fetched");
+                return false;
+            }
+        };
+        let values = SecretValues {
+            token_previous: Some(previous),
+            ..values
+        };
+        match self
+            .config
+            .with_secrets(&values)
+            .map_err(lambda_http::Error::from)
+            .and_then(|config| assemble::<F>(&config, &self.parts))
+        {
+            Ok(rebuilt) => {
+                tracing::info!("the previous HS256 key fetched for a token it may have signed");
+                let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+                current.app = Arc::new(rebuilt);
+                current.values = values;
+                true
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "the previous HS256 key was refused");
+                false
+            }
+        }
     }
 
     fn set(&self, current: Current) {
