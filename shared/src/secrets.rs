@@ -177,7 +177,16 @@ impl SecretsManagerSource {
                 None => Ok(None),
             }
         });
-        let (mut current, jwks) = tokio::join!(current, jwks);
+        // A previous HS256 key the function holds (fetched for a token that needed it) is
+        // fetched again with the others: removing its `AWSPREVIOUS` label (the emergency path)
+        // takes effect at the next refresh.
+        let previous = async {
+            match last.token_previous {
+                Some(_) => Some(self.fetch_previous().await),
+                None => None,
+            }
+        };
+        let (mut current, jwks, previous) = tokio::join!(current, jwks, previous);
         let mut one = |id: &Option<String>| match id {
             Some(id) => current
                 .remove(id.as_str())
@@ -192,6 +201,7 @@ impl SecretsManagerSource {
         );
         let mut failures = Vec::new();
         let token = kept(token, &mut failures);
+        let previous = previous.map(|fetched| kept(fetched, &mut failures));
         let otp = kept(otp, &mut failures);
         let authy = kept(authy, &mut failures);
         let jwks = kept(jwks, &mut failures);
@@ -204,10 +214,11 @@ impl SecretsManagerSource {
                 let rotated_at = token.as_ref().and_then(|(_, created)| *created);
                 SecretValues {
                     token: token.map(|(value, _)| value),
-                    token_previous: last
-                        .token_previous
-                        .clone()
-                        .filter(|_| rotated_at.is_some() && rotated_at == last.token_rotated_at),
+                    token_previous: match previous {
+                        Some(Some(fetched)) => fetched,
+                        _ => last.token_previous.clone(),
+                    }
+                    .filter(|_| rotated_at.is_some() && rotated_at == last.token_rotated_at),
                     token_rotated_at: rotated_at,
                     ..last.clone()
                 }

@@ -178,6 +178,7 @@ async fn a_function_fetches_its_secrets_at_run_time_and_follows_a_rotation() {
         // after the rotation do not (a leaked key stops working when it is rotated out), and
         // a key never stored never did.
         let signed_before = list_event(TOKEN_KEY);
+        let signed_before_again = list_event(TOKEN_KEY);
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         secrets
             .put_secret_value()
@@ -201,6 +202,36 @@ async fn a_function_fetches_its_secrets_at_run_time_and_follows_a_rotation() {
             let answer = next(&mut responses).await;
             assert_eq!(answer["statusCode"], status, "{what}: {answer}");
         }
+
+        // The emergency path: the previous version's AWSPREVIOUS label removed, the key it
+        // holds verifies nothing from the next refresh on.
+        let versions = secrets
+            .list_secret_version_ids()
+            .secret_id(&token_secret)
+            .send()
+            .await
+            .unwrap();
+        let previous = versions
+            .versions()
+            .iter()
+            .find(|v| v.version_stages().iter().any(|s| s == "AWSPREVIOUS"))
+            .and_then(|v| v.version_id())
+            .unwrap()
+            .to_owned();
+        secrets
+            .update_secret_version_stage()
+            .secret_id(&token_secret)
+            .version_stage("AWSPREVIOUS")
+            .remove_from_version_id(previous)
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        feed.send(list_event(ROTATED_TOKEN_KEY)).unwrap();
+        assert_eq!(next(&mut responses).await["statusCode"], 200, "the refresh");
+        feed.send(signed_before_again).unwrap();
+        let answer = next(&mut responses).await;
+        assert_eq!(answer["statusCode"], 401, "AWSPREVIOUS removed: {answer}");
     };
     tokio::select! {
         stopped = function => panic!("the function stopped: {stopped:?}"),
