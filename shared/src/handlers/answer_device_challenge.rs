@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 
 use super::{
-    device_input::DeviceAnswer,
+    device_signed_input::DeviceAnswer,
     reply::{ApiError, ErrorCode, Reply},
     settle_payment, settle_step_up, Caller, Handler, PaymentSettlement, PushAnswer,
 };

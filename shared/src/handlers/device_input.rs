@@ -5,14 +5,13 @@
 use serde_json::Value;
 
 use super::{
+    body_fields::{name_char, text, Strict},
     input::{channel_among, with_channel, Edge, Input},
-    payment_body::{name_char, text, Strict},
     reply::{ApiError, FieldError, FieldErrorKind},
 };
 use crate::domain::{
     channel::Channel,
-    device::{Decision, DeviceKey, DeviceSignature, Platform},
-    ids::{AttemptId, ChallengeId},
+    device::{DeviceKey, DeviceSignature, Platform},
 };
 
 /// What step one of a BIOMETRIC enrolment registers.
@@ -39,32 +38,6 @@ impl Input for PushEnrolment {
             Ok(_) => object(edge.body).map(|_| PushEnrolment::Authy),
             Err(field) => Err(ApiError::InvalidFields(vec![field])),
         }
-    }
-}
-
-/// A device's signature, on `{channel}` `BIOMETRIC`: `{"signature": "..."}`.
-pub struct SignedByDevice {
-    pub signature: DeviceSignature,
-    pub attempt: AttemptId,
-}
-
-impl Input for SignedByDevice {
-    fn parse(edge: &Edge<'_>) -> Result<Self, ApiError> {
-        let (_, signature) = with_channel(
-            channel_among(edge.channel, &[Channel::Biometric]),
-            object(edge.body).and_then(|body| {
-                let mut errors = Vec::new();
-                let signature = signature_field(&body, &mut errors);
-                match signature {
-                    Some(signature) if errors.is_empty() => Ok(signature),
-                    _ => Err(ApiError::InvalidFields(errors)),
-                }
-            }),
-        )?;
-        Ok(SignedByDevice {
-            signature,
-            attempt: edge.attempt.clone(),
-        })
     }
 }
 
@@ -236,59 +209,5 @@ impl Input for DevicePushToken {
             }),
         )?;
         Ok(update)
-    }
-}
-
-/// `POST /authentication_factors/push/BIOMETRIC/challenges/{id}`: the device's answer,
-/// `{"decision": "APPROVE" | "DECLINE", "signature"}`.
-pub struct DeviceAnswer {
-    pub id: ChallengeId,
-    pub decision: Decision,
-    pub signature: DeviceSignature,
-    pub attempt: AttemptId,
-}
-
-impl Input for DeviceAnswer {
-    fn parse(edge: &Edge<'_>) -> Result<Self, ApiError> {
-        let (_, (decision, signature)) = with_channel(
-            channel_among(edge.channel, &[Channel::Biometric]),
-            object(edge.body).and_then(|body| {
-                let mut errors = Vec::new();
-                let decision = match body.get("decision") {
-                    None | Some(Value::Null) => {
-                        errors.push(FieldError::new("decision", FieldErrorKind::Required, &[]));
-                        None
-                    }
-                    Some(value) => {
-                        let parsed = match value.as_str() {
-                            Some("APPROVE") => Some(Decision::Approve),
-                            Some("DECLINE") => Some(Decision::Decline),
-                            _ => None,
-                        };
-                        if parsed.is_none() {
-                            errors.push(FieldError::new(
-                                "decision",
-                                FieldErrorKind::In,
-                                &["APPROVE", "DECLINE"],
-                            ));
-                        }
-                        parsed
-                    }
-                };
-                let signature = signature_field(&body, &mut errors);
-                match (decision, signature) {
-                    (Some(decision), Some(signature)) if errors.is_empty() => {
-                        Ok((decision, signature))
-                    }
-                    _ => Err(ApiError::InvalidFields(errors)),
-                }
-            }),
-        )?;
-        Ok(DeviceAnswer {
-            id: ChallengeId::new(edge.id),
-            decision,
-            signature,
-            attempt: edge.attempt.clone(),
-        })
     }
 }

@@ -9,13 +9,16 @@
 mod announce;
 pub mod answer_device_challenge;
 pub mod authy_callback;
+mod body_fields;
 mod caller;
 pub mod claim;
 mod code_check;
 mod device_enrolment;
 pub mod device_input;
+pub mod device_signed_input;
 pub mod enrol_push;
 pub mod enrol_sms_otp;
+mod field_error;
 pub mod get_payment_challenge;
 pub mod get_step_up_challenge;
 pub mod input;

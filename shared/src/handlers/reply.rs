@@ -5,45 +5,8 @@ use serde_json::json;
 
 use crate::{domain::send_limits::RateLimited, store::StoredResponse};
 
-/// The `error` of a 400 field error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldErrorKind {
-    Required,
-    Size,
-    In,
-    Regex,
-    Range,
-}
-
-impl FieldErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FieldErrorKind::Required => "REQUIRED",
-            FieldErrorKind::Size => "SIZE",
-            FieldErrorKind::In => "IN",
-            FieldErrorKind::Regex => "REGEX",
-            FieldErrorKind::Range => "RANGE",
-        }
-    }
-}
-
-/// One entry of `syntaxErrors.invalidFields`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub field_name: &'static str,
-    pub error: FieldErrorKind,
-    pub params: Vec<String>,
-}
-
-impl FieldError {
-    pub fn new(field_name: &'static str, error: FieldErrorKind, params: &[&str]) -> Self {
-        Self {
-            field_name,
-            error,
-            params: params.iter().map(|p| (*p).to_owned()).collect(),
-        }
-    }
-}
+/// A 400's field errors (`syntaxErrors.invalidFields`), in a room of their own.
+pub use super::field_error::{FieldError, FieldErrorKind};
 
 /// The `errorCode` of a 409 (or, for the two step-up codes, a 403).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

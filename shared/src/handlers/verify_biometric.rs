@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 
 use super::{
-    device_input::SignedByDevice,
+    device_signed_input::SignedByDevice,
     reply::{ApiError, ErrorCode, Reply},
     Caller, Handler,
 };
