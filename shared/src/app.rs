@@ -102,15 +102,6 @@ impl ProgrammeCache {
         let (programme, fetched_at) = cache.get(hash)?;
         (now - fetched_at < PROGRAMME_CACHE_SECS && now >= *fetched_at).then(|| programme.clone())
     }
-
-    /// How many programmes it holds (fresh or not).
-    pub fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Builds an `App`: the store, then whatever else the entry point has.

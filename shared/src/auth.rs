@@ -257,11 +257,7 @@ impl TokenVerifier {
     /// JWKS): the identity service may have added a key since the JWKS was fetched, which one
     /// early refetch finds (`lambda`, at most once a minute). Reads only the token's header.
     pub fn names_unknown_kid(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(token) = authorization
-            .and_then(|h| h.strip_prefix(b"Bearer "))
-            .filter(|t| t.len() <= MAX_TOKEN_LEN)
-            .and_then(|t| std::str::from_utf8(t).ok())
-        else {
+        let Some(token) = bearer(authorization) else {
             return false;
         };
         let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
@@ -274,7 +270,6 @@ impl TokenVerifier {
                 .any(|k| k.kid.as_deref() == Some(kid.as_str()))
     }
 
-    /// Verifies an `Authorization` header value at `now`.
     /// Whether the HS256 key a rotation replaced (at `rotated_at`, unix seconds) may be the one
     /// that signed this token, so that it is worth fetching: an HS256 token whose signature no
     /// key held now verifies, issued (`iat`, unverified) at or before the rotation, within the
@@ -286,11 +281,7 @@ impl TokenVerifier {
         now: i64,
     ) -> bool {
         use base64::Engine as _;
-        let Some(token) = authorization
-            .and_then(|h| h.strip_prefix(b"Bearer "))
-            .filter(|t| t.len() <= MAX_TOKEN_LEN)
-            .and_then(|t| std::str::from_utf8(t).ok())
-        else {
+        let Some(token) = bearer(authorization) else {
             return false;
         };
         let hs256 = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256);
@@ -313,6 +304,7 @@ impl TokenVerifier {
         iat.is_some_and(|iat| iat <= rotated_at)
     }
 
+    /// Verifies an `Authorization` header value at `now`.
     pub fn verify(&self, authorization: Option<&[u8]>, now: i64) -> Result<TokenUser, TokenError> {
         let header = authorization.ok_or(TokenError::Header)?;
         let token = header.strip_prefix(b"Bearer ").ok_or(TokenError::Header)?;
@@ -441,6 +433,14 @@ impl TokenVerifier {
             mfa_at,
         })
     }
+}
+
+/// The token of a `Bearer` header, for the checks that read it before (or beside) `verify`.
+fn bearer(authorization: Option<&[u8]>) -> Option<&str> {
+    authorization
+        .and_then(|h| h.strip_prefix(b"Bearer "))
+        .filter(|t| t.len() <= MAX_TOKEN_LEN)
+        .and_then(|t| std::str::from_utf8(t).ok())
 }
 
 /// Signs an HS256 token: for the local server's demo token, the operator tool's development

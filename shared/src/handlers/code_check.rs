@@ -25,6 +25,12 @@ pub(super) fn code_is_right(
     let right = cx
         .hasher
         .code_matches(challenge_id.as_str(), code, code_hash);
+    count_comparison(cx, caller, right);
+    right
+}
+
+/// A code or a signature compared, in the metrics (`CodesCompared`, right or wrong).
+fn count_comparison(cx: &Context, caller: &Caller, right: bool) {
     cx.metrics.count(
         Metric::CodesCompared,
         &[
@@ -33,7 +39,6 @@ pub(super) fn code_is_right(
         ],
         caller.now,
     );
-    right
 }
 
 /// Checks a device's signature over `message` with its key, and counts the comparison in the
@@ -46,14 +51,7 @@ pub(super) fn signature_is_right(
     signature: &crate::domain::device::DeviceSignature,
 ) -> bool {
     let right = key.verifies(message, signature);
-    cx.metrics.count(
-        Metric::CodesCompared,
-        &[
-            ("programme", &caller.programme.id),
-            ("result", if right { "right" } else { "wrong" }),
-        ],
-        caller.now,
-    );
+    count_comparison(cx, caller, right);
     right
 }
 

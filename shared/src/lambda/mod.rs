@@ -281,7 +281,6 @@ struct Parts {
     /// The SNS client, where the route's success path reaches SNS: its connection is opened
     /// at init.
     sns: Option<crate::aws::Lazy<aws_sdk_sns::Client>>,
-    clock: crate::clock::SystemClock,
 }
 
 impl Parts {
@@ -379,7 +378,6 @@ impl Parts {
             secrets,
             programmes: Arc::default(),
             sns: sns_on_path,
-            clock: crate::clock::SystemClock,
         })
     }
 }

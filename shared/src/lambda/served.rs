@@ -103,7 +103,7 @@ impl<F: Function> Served<F> {
         let outcome = tokio::time::timeout(WARM_UP_BUDGET, self.parts.table.warm_up()).await;
         let programmes = match outcome {
             Ok(Ok(programmes)) => {
-                let now = crate::clock::Clock::now(&self.parts.clock);
+                let now = crate::clock::Clock::now(&crate::clock::SystemClock);
                 let read = programmes.len();
                 self.parts.programmes.fill(programmes, now);
                 Some(read)
@@ -194,17 +194,10 @@ impl<F: Function> Served<F> {
         if !has_jwks || !app.tokens.names_unknown_kid(authorization) {
             return false;
         }
-        let now = std::time::Instant::now();
-        {
-            let mut last = self
-                .kid_refetched_at
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|at| now.duration_since(at) < KID_REFETCH_INTERVAL) {
-                return false;
-            }
-            *last = Some(now);
+        if !once_a_minute(&self.kid_refetched_at) {
+            return false;
         }
+        let now = std::time::Instant::now();
         tracing::info!("a token names a key the JWKS does not hold: fetching it again now");
         self.current
             .lock()
@@ -231,7 +224,7 @@ impl<F: Function> Served<F> {
         let Some(rotated_at) = values.token_rotated_at else {
             return false;
         };
-        let now = crate::clock::Clock::now(&self.parts.clock);
+        let now = crate::clock::Clock::now(&crate::clock::SystemClock);
         let authorization = request.headers().get("authorization").map(|v| v.as_bytes());
         if !app
             .tokens
@@ -239,15 +232,8 @@ impl<F: Function> Served<F> {
         {
             return false;
         }
-        {
-            let mut last = self
-                .previous_fetched_at
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|at| at.elapsed() < KID_REFETCH_INTERVAL) {
-                return false;
-            }
-            *last = Some(std::time::Instant::now());
+        if !once_a_minute(&self.previous_fetched_at) {
+            return false;
         }
         let previous = match source.fetch_previous().await {
             Ok(Some(previous)) => previous,
@@ -261,12 +247,7 @@ impl<F: Function> Served<F> {
             token_previous: Some(previous),
             ..values
         };
-        match self
-            .config
-            .with_secrets(&values)
-            .map_err(lambda_http::Error::from)
-            .and_then(|config| assemble::<F>(&config, &self.parts))
-        {
+        match self.rebuilt(&values) {
             Ok(rebuilt) => {
                 tracing::info!("the previous HS256 key fetched for a token it may have signed");
                 let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
@@ -279,6 +260,12 @@ impl<F: Function> Served<F> {
                 false
             }
         }
+    }
+
+    /// The function's state on these secret values.
+    fn rebuilt(&self, values: &SecretValues) -> Result<App, lambda_http::Error> {
+        let config = self.config.with_secrets(values)?;
+        assemble::<F>(&config, &self.parts)
     }
 
     fn set(&self, current: Current) {
@@ -356,12 +343,7 @@ impl<F: Function> Served<F> {
             tracing::debug!(fetch_ms, "secrets unchanged");
             self.set(next(app, ready, values));
         } else {
-            match self
-                .config
-                .with_secrets(&fresh)
-                .map_err(lambda_http::Error::from)
-                .and_then(|config| assemble::<F>(&config, &self.parts))
-            {
+            match self.rebuilt(&fresh) {
                 Ok(rebuilt) => {
                     tracing::info!(fetch_ms, rotated = ready, "secrets fetched");
                     self.set(next(Arc::new(rebuilt), true, fresh));
@@ -389,6 +371,18 @@ impl<F: Function> Served<F> {
         let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
         (current.app.clone(), current.ready)
     }
+}
+
+/// True at most once per `KID_REFETCH_INTERVAL` for `last` (and marks it): what a request can
+/// make a function fetch early, tokens with made-up kids or bad signatures cannot make it
+/// fetch on every request.
+fn once_a_minute(last: &std::sync::Mutex<Option<std::time::Instant>>) -> bool {
+    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+    if last.is_some_and(|at| at.elapsed() < KID_REFETCH_INTERVAL) {
+        return false;
+    }
+    *last = Some(std::time::Instant::now());
+    true
 }
 
 /// The state before the secrets are known: it only answers 503s and 413s.

@@ -255,14 +255,10 @@ impl DynamoStore {
     ) -> Result<Result<(), Vec<usize>>, StoreError> {
         const ATTEMPTS: usize = 5;
         for _ in 0..ATTEMPTS {
-            let (expected, mut entries) =
-                match self.get(operation, &schema::snapshot_key(), true).await? {
-                    Some(item) => {
-                        let snapshot = schema::snapshot_from_item(&item)?;
-                        (Some(snapshot.version), snapshot.programmes)
-                    }
-                    None => (None, self.registry_entries().await?),
-                };
+            let (expected, mut entries) = match self.registry_snapshot().await? {
+                Some(snapshot) => (Some(snapshot.version), snapshot.programmes),
+                None => (None, self.registry_entries().await?),
+            };
             change(&mut entries);
             let mut all = writes.clone();
             all.push(schema::put_snapshot(&entries, expected));
