@@ -74,9 +74,17 @@ async fn main() -> Result<(), BoxError> {
         dir => Some(tls_acceptor(Path::new(dir))?),
     };
     let counts = Arc::new(Counts::default());
-    let forwarder = start_counting_forwarder(endpoint.clone(), counts.clone(), tls).await?;
+    // One forwarder per service, as each AWS service is its own host: a client that pools
+    // connections per host (the functions share one HTTPS client) keeps one pool per service.
+    let mut forwarders = Vec::new();
+    for _service in ["DynamoDB", "SNS", "KMS", "Secrets Manager"] {
+        forwarders
+            .push(start_counting_forwarder(endpoint.clone(), counts.clone(), tls.clone()).await?);
+    }
+    let [forwarder, sns_forwarder, kms_forwarder, secrets_forwarder] =
+        <[String; 4]>::try_from(forwarders).map_err(|_| "four forwarders")?;
     println!(
-        "endpoint: {forwarder} ({})",
+        "endpoints: DynamoDB {forwarder}, SNS {sns_forwarder}, KMS {kms_forwarder}, Secrets Manager {secrets_forwarder} ({})",
         if tls_dir.is_empty() {
             "plain HTTP"
         } else {
@@ -154,7 +162,7 @@ async fn main() -> Result<(), BoxError> {
         env.retain(|(k, _)| k != value);
         env.push((id.into(), name));
     }
-    env.push(("SECRETS_ENDPOINT".into(), forwarder.clone()));
+    env.push(("SECRETS_ENDPOINT".into(), secrets_forwarder));
     // The events topic, as the template always names one: the functions that publish
     // lifecycle events reach SNS (and open its connection at init) as deployed.
     let topic = aws_sdk_sns::Client::new(&sdk_config(Some(&endpoint)).await)
@@ -172,10 +180,10 @@ async fn main() -> Result<(), BoxError> {
     }
     env.extend([
         ("PROOF_KMS_KEY_ID".into(), proof_key),
-        ("KMS_ENDPOINT".into(), forwarder.clone()),
+        ("KMS_ENDPOINT".into(), kms_forwarder),
         ("TABLE_NAME".into(), table.clone()),
         ("DYNAMODB_ENDPOINT".into(), forwarder.clone()),
-        ("SNS_ENDPOINT".into(), forwarder.clone()),
+        ("SNS_ENDPOINT".into(), sns_forwarder),
         ("AWS_REGION".into(), "us-east-1".into()),
         ("AWS_ACCESS_KEY_ID".into(), "bench".into()),
         ("AWS_SECRET_ACCESS_KEY".into(), "bench".into()),
