@@ -158,15 +158,43 @@ pub(crate) fn print_cold_path(functions: &[(&str, &str)], rounds: &[Vec<Run>], j
         .iter()
         .find(|(f, _)| *f == "dynamodb-floor")
         .map(|(_, p)| p.init.cpu);
+    // Init CPU over F1's, paired by round as the wall ratio is: the median over rounds of
+    // each function's init CPU minus F1's in the same round, so that the machine's drift
+    // between one function's runs and F1's falls on both.
+    let f1_runs = functions
+        .iter()
+        .zip(rounds)
+        .find(|((f, _), _)| *f == "dynamodb-floor")
+        .map(|(_, runs)| runs);
+    let over_f1 = |runs: &[Run]| {
+        f1_runs.map(|f1_runs| {
+            let mut differences: Vec<f64> = runs
+                .iter()
+                .zip(f1_runs)
+                .map(|(run, f1)| (run.init_cpu.as_secs_f64() - f1.init_cpu.as_secs_f64()) * 1e3)
+                .collect();
+            differences.sort_by(f64::total_cmp);
+            differences[differences.len() / 2]
+        })
+    };
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!();
-    println!("| cold path (median run) | init: levels / connections / requests / CPU | first request: levels / connections / CPU | warm: levels / connections / CPU | unused requests | init CPU − F1 | first CPU − warm | modelled at 128 MB: init / first / warm | first ÷ warm (modelled) |");
+    println!("| cold path (median run) | init: levels / connections / requests / CPU | first request: levels / connections / CPU | warm: levels / connections / CPU | unused requests | init CPU − F1 (median of same-round differences) | first CPU − warm (median over processes) | modelled at 128 MB: init / first / warm | first ÷ warm (modelled) |");
     println!("|---|---|---|---|---|---|---|---|---|");
-    for (function, path) in &paths {
+    for ((function, path), runs) in paths.iter().zip(rounds) {
         let ColdPath { init, first, warm } = path;
-        let over_f1 = f1.map_or(String::from("-"), |f1| {
-            format!("{:+.2} ms", ms(init.cpu) - ms(f1))
-        });
+        let init_over_f1 = over_f1(runs);
+        let over_f1 = init_over_f1.map_or(String::from("-"), |d| format!("{d:+.2} ms"));
+        // The first request's CPU over a warm one's of the same process, the median over runs.
+        let mut first_over_warm: Vec<f64> = runs
+            .iter()
+            .map(|r| (r.first_cpu.as_secs_f64() - r.warm_cpu.as_secs_f64()) * 1e3)
+            .collect();
+        first_over_warm.sort_by(f64::total_cmp);
+        let first_over_warm = first_over_warm
+            .get(first_over_warm.len() / 2)
+            .copied()
+            .unwrap_or(0.0);
         let (modelled_init, modelled_first, modelled_warm) = (
             init.modelled_init_ms(),
             first.modelled_invocation_ms(),
@@ -185,7 +213,7 @@ pub(crate) fn print_cold_path(functions: &[(&str, &str)], rounds: &[Vec<Run>], j
             warm.connections,
             ms(warm.cpu),
             init.unused + first.unused,
-            ms(first.cpu) - ms(warm.cpu),
+            first_over_warm,
             modelled_first / modelled_warm.max(1e-9),
         );
         if json {
@@ -203,6 +231,8 @@ pub(crate) fn print_cold_path(functions: &[(&str, &str)], rounds: &[Vec<Run>], j
                     "first_cpu_ms": ms(first.cpu),
                     "warm_cpu_ms": ms(warm.cpu),
                     "f1_init_cpu_ms": f1.map(ms),
+                    "init_cpu_over_f1_ms": init_over_f1,
+                    "first_cpu_over_warm_ms": first_over_warm,
                     "modelled_init_ms": modelled_init,
                     "modelled_first_ms_128": modelled_first,
                     "modelled_warm_ms_128": modelled_warm,

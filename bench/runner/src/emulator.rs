@@ -221,7 +221,15 @@ pub(crate) async fn run_limited(
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(match std::env::var_os("BENCH_STDERR") {
+            // The functions' logs, appended to that file (to see why a run answered as it did).
+            Some(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?
+                .into(),
+            None => Stdio::null(),
+        })
         .kill_on_drop(true)
         .spawn()?;
     let pid = child.id().unwrap_or_default();
