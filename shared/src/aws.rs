@@ -10,11 +10,11 @@ use std::{
 };
 
 use aws_config::{retry::RetryConfig, timeout::TimeoutConfig, BehaviorVersion, Region, SdkConfig};
-use aws_smithy_runtime_api::client::{
-    connector_metadata::ConnectorMetadata,
-    http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector},
-    runtime_components::RuntimeComponents,
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
