@@ -59,8 +59,26 @@ fn sources(dir: &std::path::Path, top: Option<&str>, out: &mut Vec<(String, Stri
 /// The top-level modules a source names through `crate::`, comments left out.
 fn named_modules(source: &str) -> BTreeSet<String> {
     let mut named = BTreeSet::new();
+    // Inside a `use crate::{` group spanning lines (another crate's group names its modules,
+    // not ours: `use aws_smithy_runtime_api::client::{\n    http::...` is not `crate::http`).
+    let mut in_crate_group = false;
     for line in source.lines() {
         let code = line.split("//").next().unwrap_or_default();
+        if let Some((_, group)) = code.split_once("crate::{") {
+            match group.split_once('}') {
+                // `use crate::{a::X, b};` on one line: each item's first name.
+                Some((items, _)) => named.extend(
+                    items
+                        .split(',')
+                        .map(|item| item.trim().split("::").next().unwrap_or_default())
+                        .filter(|module| LAYERS.iter().any(|(name, _)| name == module))
+                        .map(str::to_owned),
+                ),
+                None => in_crate_group = true,
+            }
+        } else if code.trim_start().starts_with("};") {
+            in_crate_group = false;
+        }
         let mut rest = code;
         while let Some(at) = rest.find("crate::") {
             rest = &rest[at + "crate::".len()..];
@@ -75,7 +93,8 @@ fn named_modules(source: &str) -> BTreeSet<String> {
         // `use crate::{a::..., b::...}` across lines: the lines inside the braces.
         let trimmed = code.trim_start();
         if let Some((first, _)) = trimmed.split_once("::") {
-            if LAYERS.iter().any(|(name, _)| *name == first)
+            if in_crate_group
+                && LAYERS.iter().any(|(name, _)| *name == first)
                 && (line.starts_with("    ") && !line.starts_with("        "))
                 && !trimmed.starts_with("crate")
             {
@@ -171,12 +190,13 @@ fn function_binaries_only_call_the_entry_point() {
 }
 
 /// The checker itself: an upward name is found in a `use crate::` line, in a nested `use`
-/// group and in an inline path, and a comment is not read.
+/// group, in a one-line group and in an inline path; a comment is not read, nor another crate's group whose
+/// items share a name with one of our modules.
 #[test]
 fn the_checker_finds_names_in_every_form() {
-    let source = "use crate::{\n    http::Caller,\n    domain::x,\n};\nfn f() { crate::app::App::new() }\n// crate::lambda::run\n";
+    let source = "use crate::{\n    http::Caller,\n    domain::x,\n};\nuse other::client::{\n    lambda::Runtime,\n    config::Builder,\n};\nuse crate::{store::Table, clock};\nfn f() { crate::app::App::new() }\n// crate::lambda::run\n";
     assert_eq!(
         named_modules(source),
-        BTreeSet::from(["app".to_owned(), "domain".to_owned(), "http".to_owned()])
+        BTreeSet::from(["app", "clock", "domain", "http", "store"].map(str::to_owned))
     );
 }
