@@ -66,8 +66,7 @@ pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
 /// The one HTTPS client every SDK client of the process shares. Left to the SDK, each service
 /// client builds an HTTPS client of its own and, with it, a trust store (the root
 /// certificates parsed) twice: once when the SDK client is built (its "validation", a
-/// connector thrown away) and once for its first connection (measured: most of the CPU a
-/// function's init spends per extra service; BENCHMARKS.md). Shared, the store is built once,
+/// connector thrown away) and once for its first connection. Shared, the store is built once,
 /// for the first connection; the client keeps one pool per host, so each service still has
 /// its own connections. The same client as the SDK's default: rustls on aws-lc, the proxy
 /// settings from the environment.

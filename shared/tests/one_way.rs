@@ -190,8 +190,8 @@ fn function_binaries_only_call_the_entry_point() {
 }
 
 /// The checker itself: an upward name is found in a `use crate::` line, in a nested `use`
-/// group, in a one-line group and in an inline path; a comment is not read, nor another crate's group whose
-/// items share a name with one of our modules.
+/// group, in a one-line group and in an inline path; neither a comment nor another crate's
+/// group whose items share a name with one of our modules is read.
 #[test]
 fn the_checker_finds_names_in_every_form() {
     let source = "use crate::{\n    http::Caller,\n    domain::x,\n};\nuse other::client::{\n    lambda::Runtime,\n    config::Builder,\n};\nuse crate::{store::Table, clock};\nfn f() { crate::app::App::new() }\n// crate::lambda::run\n";

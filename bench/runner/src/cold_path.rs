@@ -105,6 +105,15 @@ impl Phase {
     }
 }
 
+/// The median of paired differences in seconds, in milliseconds (0 without any).
+fn median_ms(differences: impl Iterator<Item = f64>) -> f64 {
+    let mut differences: Vec<f64> = differences.collect();
+    differences.sort_by(f64::total_cmp);
+    differences
+        .get(differences.len() / 2)
+        .map_or(0.0, |s| s * 1e3)
+}
+
 /// A function's phases over its runs: the median run of each.
 pub(crate) struct ColdPath {
     pub(crate) init: Phase,
@@ -168,13 +177,11 @@ pub(crate) fn print_cold_path(functions: &[(&str, &str)], rounds: &[Vec<Run>], j
         .map(|(_, runs)| runs);
     let over_f1 = |runs: &[Run]| {
         f1_runs.map(|f1_runs| {
-            let mut differences: Vec<f64> = runs
-                .iter()
-                .zip(f1_runs)
-                .map(|(run, f1)| (run.init_cpu.as_secs_f64() - f1.init_cpu.as_secs_f64()) * 1e3)
-                .collect();
-            differences.sort_by(f64::total_cmp);
-            differences[differences.len() / 2]
+            median_ms(
+                runs.iter()
+                    .zip(f1_runs)
+                    .map(|(run, f1)| run.init_cpu.as_secs_f64() - f1.init_cpu.as_secs_f64()),
+            )
         })
     };
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -186,15 +193,10 @@ pub(crate) fn print_cold_path(functions: &[(&str, &str)], rounds: &[Vec<Run>], j
         let init_over_f1 = over_f1(runs);
         let over_f1 = init_over_f1.map_or(String::from("-"), |d| format!("{d:+.2} ms"));
         // The first request's CPU over a warm one's of the same process, the median over runs.
-        let mut first_over_warm: Vec<f64> = runs
-            .iter()
-            .map(|r| (r.first_cpu.as_secs_f64() - r.warm_cpu.as_secs_f64()) * 1e3)
-            .collect();
-        first_over_warm.sort_by(f64::total_cmp);
-        let first_over_warm = first_over_warm
-            .get(first_over_warm.len() / 2)
-            .copied()
-            .unwrap_or(0.0);
+        let first_over_warm = median_ms(
+            runs.iter()
+                .map(|r| r.first_cpu.as_secs_f64() - r.warm_cpu.as_secs_f64()),
+        );
         let (modelled_init, modelled_first, modelled_warm) = (
             init.modelled_init_ms(),
             first.modelled_invocation_ms(),
